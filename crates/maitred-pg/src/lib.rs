@@ -1,0 +1,1 @@
+//! maitred-pg
