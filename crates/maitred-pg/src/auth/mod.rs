@@ -1,0 +1,31 @@
+//! Authentication state machines: pure functions and values, no I/O.
+//!
+//! - [`secret`]: what maitred knows about a user's password (SCRAM keys, md5 hash).
+//! - [`scram`]: the server side of SCRAM-SHA-256 (RFC 5802, RFC 7677), as PostgreSQL speaks it:
+//!   <https://www.postgresql.org/docs/15/sasl-authentication.html>.
+//! - [`md5`]: the md5 password exchange.
+//!
+//! Key derivation (PBKDF2) happens once, when credentials are loaded, never per login.
+
+pub mod md5;
+pub mod scram;
+pub mod secret;
+
+use thiserror::Error;
+
+/// Why an authentication exchange failed. Messages never contain secrets.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("malformed SCRAM message: {0}")]
+    MalformedScram(&'static str),
+    #[error("SCRAM channel binding is not supported by maitred")]
+    ChannelBindingUnsupported,
+    #[error("SCRAM nonce mismatch")]
+    NonceMismatch,
+    #[error("password does not match")]
+    WrongPassword,
+    #[error("malformed stored secret: {0}")]
+    MalformedSecret(&'static str),
+    #[error("this user's stored secret cannot be used with {0}")]
+    MethodUnavailable(&'static str),
+}
