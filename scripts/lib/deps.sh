@@ -1,0 +1,126 @@
+# shellcheck shell=bash
+# ensure_deps [component...]: install what the scripts need, idempotently.
+#
+# Components (default: all of them):
+#   pg         PostgreSQL 15 server binaries (initdb, postgres, pg_ctl, pgbench)
+#   client     psql
+#   pgbouncer  the pgbouncer binary (its packaged service is never started)
+#   python     the repo's .venv with tests/python/requirements.txt installed
+#
+# Each check is a file/command lookup first, so a re-run on a ready machine
+# costs nothing. apt-get update runs at most once per script run, and only
+# when something is missing.
+
+_APT_UPDATED=""
+
+_as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo -n "$@"
+    else
+        die "need root (or sudo) to run: $*"
+    fi
+}
+
+# apt_install <pkg...>: quiet, non-interactive, never starts packaged services.
+apt_install() {
+    (($# > 0)) || return 0
+    log "installing with apt: $*"
+    local aptlog rc=0 made_policy=""
+    aptlog="$(mktemp)"
+    if [[ -z "$_APT_UPDATED" ]]; then
+        _as_root apt-get update -qq >"$aptlog" 2>&1 || {
+            cat "$aptlog" >&2
+            rm -f "$aptlog"
+            die "apt-get update failed"
+        }
+        _APT_UPDATED=1
+    fi
+    # Packaged services (postgresql's main cluster, pgbouncer's own instance)
+    # must not start: we run our own instances on free ports. A policy-rc.d
+    # that exits 101 makes invoke-rc.d skip them. Leave an existing one alone.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        _as_root sh -c 'printf "#!/bin/sh\n# temporary, from maitred scripts/lib/deps.sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
+        made_policy=1
+    fi
+    _as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "$@" >>"$aptlog" 2>&1 || rc=$?
+    if [[ -n "$made_policy" ]]; then
+        _as_root rm -f /usr/sbin/policy-rc.d
+    fi
+    if ((rc != 0)); then
+        cat "$aptlog" >&2
+        rm -f "$aptlog"
+        die "apt-get install $* failed"
+    fi
+    rm -f "$aptlog"
+}
+
+_python_for_venv() {
+    # Prefer the python3 on PATH (may be pyenv's); fall back to Debian's.
+    local py
+    for py in "$(command -v python3 2>/dev/null)" /usr/bin/python3; do
+        if [[ -n "$py" && -x "$py" ]] && "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+            echo "$py"
+            return 0
+        fi
+    done
+    return 1
+}
+
+VENV_DIR="${VENV_DIR:-$REPO_ROOT/.venv}"
+PY_REQUIREMENTS="$REPO_ROOT/tests/python/requirements.txt"
+
+ensure_venv() {
+    local stamp="$VENV_DIR/.maitred-requirements.sha256" want have py
+    want="$(sha256sum "$PY_REQUIREMENTS" | cut -d' ' -f1)"
+    have="$(cat "$stamp" 2>/dev/null || true)"
+    if [[ -x "$VENV_DIR/bin/python" && "$want" == "$have" ]] &&
+        "$VENV_DIR/bin/python" -c 'import psycopg, pytest' >/dev/null 2>&1; then
+        return 0
+    fi
+    if [[ ! -x "$VENV_DIR/bin/python" ]]; then
+        if ! py="$(_python_for_venv)"; then
+            apt_install python3-venv
+            py="$(_python_for_venv)" || die "python3 -m venv still unusable after installing python3-venv"
+        fi
+        log "creating $VENV_DIR with $py"
+        "$py" -m venv "$VENV_DIR" || die "could not create $VENV_DIR"
+    fi
+    log "installing Python test requirements into $VENV_DIR"
+    "$VENV_DIR/bin/python" -m pip install -q --disable-pip-version-check \
+        -r "$PY_REQUIREMENTS" || die "pip install -r $PY_REQUIREMENTS failed"
+    echo "$want" >"$stamp"
+}
+
+ensure_deps() {
+    local components=("$@") c missing=()
+    ((${#components[@]} > 0)) || components=(pg client pgbouncer python)
+    for c in "${components[@]}"; do
+        case "$c" in
+        pg)
+            [[ -x "$PG_BIN/postgres" && -x "$PG_BIN/initdb" && -x "$PG_BIN/pg_ctl" && -x "$PG_BIN/pgbench" ]] ||
+                missing+=(postgresql-15)
+            ;;
+        client)
+            command -v psql >/dev/null 2>&1 || missing+=(postgresql-client-15)
+            ;;
+        pgbouncer)
+            command -v pgbouncer >/dev/null 2>&1 || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
+            ;;
+        python) ;;
+        *) die "ensure_deps: unknown component '$c'" ;;
+        esac
+    done
+    apt_install "${missing[@]}"
+    # pgbench on PATH is Debian's wrapper; fall back to the real binary.
+    if ! command -v pgbench >/dev/null 2>&1; then
+        PATH="$PATH:$PG_BIN"
+    fi
+    ensure_service_user
+    for c in "${components[@]}"; do
+        [[ "$c" == python ]] && ensure_venv
+    done
+    return 0
+}
