@@ -2,7 +2,32 @@
 //!
 //! - [`codec`]: message framing and the messages maitred reads or writes itself (no I/O).
 //! - [`auth`]: SCRAM-SHA-256 (server side) and md5 state machines, user secrets (no I/O).
+//! - [`backend`]: a server connection: login as the pool's user, reset, liveness.
+//! - [`manager`]: the pool core's view of PostgreSQL (connect, check, reset).
+//! - [`pool`]: a configured pool (database name, users, mode) around the pool core.
+//! - [`frontend`]: a client from accept to the end of login, routing by database.
+//! - [`relay`]: the client's session after login: leasing, forwarding, releasing.
+//! - [`settings`]: startup settings that follow a client from lease to lease.
+//! - [`cancel`]: maitred's own cancel keys, mapped to the server connection in use.
+//! - [`errors_to_client`]: the ErrorResponses maitred composes itself, and their SQLSTATEs.
+//! - [`listener`]: the accept loop.
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod backend;
+pub mod cancel;
 pub mod codec;
+pub mod error;
+pub mod errors_to_client;
+pub mod frontend;
+pub mod listener;
+pub mod manager;
+pub mod pool;
+pub mod relay;
+pub mod settings;
+pub mod target;
+
+pub use cancel::CancelRegistry;
+pub use frontend::Router;
+pub use pool::{ClientAuth, PgPool, PgPoolConfig, PoolMode};
+pub use target::ServerTarget;

@@ -197,7 +197,12 @@ mod tests {
         };
         let fields: Vec<(u8, String)> = body
             .fields()
-            .map(|f| Ok((f.type_(), f.value().to_owned())))
+            .map(|f| {
+                Ok((
+                    f.type_(),
+                    String::from_utf8_lossy(f.value_bytes()).into_owned(),
+                ))
+            })
             .collect()
             .expect("fields");
         assert!(fields.contains(&(b'C', "28P01".to_owned())));

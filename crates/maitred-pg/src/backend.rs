@@ -1,0 +1,322 @@
+//! One connection from maitred to the PostgreSQL server: login, and the bookkeeping the relay
+//! keeps on it (transaction status, unanswered Syncs, server settings).
+//!
+//! Spec: <https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-START-UP>.
+
+use crate::codec::frame;
+use crate::error::{BackendError, ServerErrorFields};
+use crate::target::ServerTarget;
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use postgres_protocol::message::backend::{ErrorResponseBody, Message};
+use postgres_protocol::message::frontend;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest message accepted from the server (PostgreSQL's own limit is 1 GB).
+pub const MAX_SERVER_MESSAGE: usize = 1 << 30;
+/// How long a reset (drain, ROLLBACK, DISCARD ALL) may take before the connection is closed.
+const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A logged-in server connection and what the relay knows about its state.
+pub struct ServerConn {
+    pub stream: TcpStream,
+    pub rbuf: BytesMut,
+    /// The server's BackendKeyData, for forwarding cancel requests.
+    pub process_id: i32,
+    pub secret_key: i32,
+    /// Settings as the server reported them (ParameterStatus) or as maitred set them.
+    pub params: HashMap<String, String>,
+    /// Settings maitred changed for a client, to be RESET when a client without them comes.
+    pub maitred_set: Vec<String>,
+    /// Transaction status of the last ReadyForQuery: b'I', b'T' or b'E'.
+    pub tx_status: u8,
+    /// Query/Sync/FunctionCall messages sent whose ReadyForQuery has not come back yet.
+    pub pending_sync: u32,
+    /// Extended-protocol messages were sent after the last Sync.
+    pub extended_open: bool,
+    /// The next reset must also DISCARD ALL (session mode, or state a client left behind).
+    pub needs_discard: bool,
+    /// Bytes of a server message the relay forwarded only in part: the rest is still to be
+    /// read from the socket, so the stream is not at a message boundary.
+    pub unread_body: usize,
+}
+
+impl std::fmt::Debug for ServerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConn")
+            .field("process_id", &self.process_id)
+            .field("tx_status", &(self.tx_status as char))
+            .field("pending_sync", &self.pending_sync)
+            .finish()
+    }
+}
+
+impl ServerConn {
+    /// Opens a TCP connection and logs in as the target's user.
+    pub async fn connect(target: &ServerTarget) -> Result<ServerConn, BackendError> {
+        let addr = target.addr();
+        let stream = TcpStream::connect((target.host.as_str(), target.port))
+            .await
+            .map_err(|source| BackendError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        stream.set_nodelay(true)?;
+        let mut conn = ServerConn {
+            stream,
+            rbuf: BytesMut::with_capacity(8192),
+            process_id: 0,
+            secret_key: 0,
+            params: HashMap::new(),
+            maitred_set: Vec::new(),
+            tx_status: b'I',
+            pending_sync: 0,
+            extended_open: false,
+            needs_discard: false,
+            unread_body: 0,
+        };
+        conn.login(target).await?;
+        Ok(conn)
+    }
+
+    async fn login(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
+        let mut out = BytesMut::new();
+        let mut params: Vec<(&str, &str)> = vec![
+            ("user", target.user.as_str()),
+            ("database", target.database.as_str()),
+        ];
+        params.extend(
+            target
+                .startup_params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        frontend::startup_message(params.iter().copied(), &mut out)?;
+        self.stream.write_all(&out).await?;
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let msg = self.read_message().await?;
+            out.clear();
+            match msg {
+                Message::AuthenticationOk => {}
+                Message::AuthenticationCleartextPassword => {
+                    let pw = target.password.as_deref().ok_or(BackendError::NoPassword)?;
+                    frontend::password_message(pw.as_bytes(), &mut out)?;
+                }
+                Message::AuthenticationMd5Password(body) => {
+                    let pw = target.password.as_deref().ok_or(BackendError::NoPassword)?;
+                    let hash = postgres_protocol::authentication::md5_hash(
+                        target.user.as_bytes(),
+                        pw.as_bytes(),
+                        body.salt(),
+                    );
+                    frontend::password_message(hash.as_bytes(), &mut out)?;
+                }
+                Message::AuthenticationSasl(body) => {
+                    let pw = target.password.as_deref().ok_or(BackendError::NoPassword)?;
+                    let mut mechanisms = body.mechanisms();
+                    let mut offered = false;
+                    while let Some(m) = mechanisms.next()? {
+                        offered |= m == "SCRAM-SHA-256";
+                    }
+                    if !offered {
+                        return Err(BackendError::UnsupportedAuth(
+                            "SASL (without SCRAM-SHA-256)",
+                        ));
+                    }
+                    let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
+                    frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut out)?;
+                    scram = Some(s);
+                }
+                Message::AuthenticationSaslContinue(body) => {
+                    let mut s = scram.take().ok_or(BackendError::Unexpected("SCRAM"))?;
+                    let data = body.data().to_vec();
+                    // PBKDF2 is expensive: keep it off the reactor.
+                    let s = tokio::task::spawn_blocking(move || s.update(&data).map(|()| s))
+                        .await
+                        .map_err(|_| BackendError::Unexpected("SCRAM"))?
+                        .map_err(BackendError::Scram)?;
+                    frontend::sasl_response(s.message(), &mut out)?;
+                    scram = Some(s);
+                }
+                Message::AuthenticationSaslFinal(body) => {
+                    let s = scram.as_mut().ok_or(BackendError::Unexpected("SCRAM"))?;
+                    s.finish(body.data()).map_err(BackendError::Scram)?;
+                }
+                Message::AuthenticationKerberosV5
+                | Message::AuthenticationScmCredential
+                | Message::AuthenticationGss
+                | Message::AuthenticationGssContinue(_)
+                | Message::AuthenticationSspi => {
+                    return Err(BackendError::UnsupportedAuth("GSS/SSPI/Kerberos"))
+                }
+                Message::ParameterStatus(body) => {
+                    self.params
+                        .insert(body.name()?.to_owned(), body.value()?.to_owned());
+                }
+                Message::BackendKeyData(body) => {
+                    self.process_id = body.process_id();
+                    self.secret_key = body.secret_key();
+                }
+                Message::ReadyForQuery(body) => {
+                    self.tx_status = body.status();
+                    return Ok(());
+                }
+                Message::ErrorResponse(body) => {
+                    return Err(BackendError::Server(error_fields(&body)?))
+                }
+                Message::NoticeResponse(_) => {}
+                _ => return Err(BackendError::Unexpected("login")),
+            }
+            if !out.is_empty() {
+                self.stream.write_all(&out).await?;
+            }
+        }
+    }
+
+    /// Reads one whole message (login and reset paths only; the relay scans instead).
+    async fn read_message(&mut self) -> Result<Message, BackendError> {
+        loop {
+            if frame::peek_header(&self.rbuf, MAX_SERVER_MESSAGE)?.is_some() {
+                if let Some(msg) = Message::parse(&mut self.rbuf)? {
+                    return Ok(msg);
+                }
+            }
+            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(BackendError::Closed);
+            }
+        }
+    }
+
+    /// Cheap liveness check of an idle connection: the socket must have nothing to say.
+    /// EOF or unexpected bytes (e.g. a FATAL after an administrator's terminate) mean it is
+    /// not usable.
+    pub fn is_idle_and_open(&mut self) -> bool {
+        if !self.is_clean() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Whether the connection can go back to the pool as it is.
+    pub fn is_clean(&self) -> bool {
+        self.pending_sync == 0
+            && !self.extended_open
+            && self.tx_status == b'I'
+            && !self.needs_discard
+            && self.unread_body == 0
+            && self.rbuf.is_empty()
+    }
+
+    /// Brings the connection back to an idle state: finishes what a departed client left
+    /// running (cancelling it), rolls back an open transaction, and DISCARDs ALL if asked.
+    pub async fn reset(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
+        match tokio::time::timeout(RESET_TIMEOUT, self.reset_inner(target)).await {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::Timeout {
+                what: "reset",
+                secs: RESET_TIMEOUT.as_secs(),
+            }),
+        }
+    }
+
+    async fn reset_inner(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
+        if self.pending_sync > 0 {
+            // A query of a departed client may still be running: cancel it, then drain.
+            let _ = crate::cancel::send_cancel(target, self.process_id, self.secret_key).await;
+        }
+        self.skip_unread_body().await?;
+        let mut out = BytesMut::new();
+        if self.extended_open {
+            frontend::sync(&mut out);
+            self.pending_sync += 1;
+            self.extended_open = false;
+        }
+        if !out.is_empty() {
+            self.stream.write_all(&out).await?;
+        }
+        self.drain().await?;
+        if self.tx_status != b'I' {
+            self.simple_query("ROLLBACK").await?;
+        }
+        if self.needs_discard {
+            self.simple_query("DISCARD ALL").await?;
+            self.maitred_set.clear();
+            self.needs_discard = false;
+        }
+        if self.tx_status != b'I' {
+            return Err(BackendError::Unexpected("reset"));
+        }
+        Ok(())
+    }
+
+    /// Drops the rest of a message the relay had forwarded in part.
+    async fn skip_unread_body(&mut self) -> Result<(), BackendError> {
+        while self.unread_body > 0 {
+            if self.rbuf.is_empty() && self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(BackendError::Closed);
+            }
+            let n = self.unread_body.min(self.rbuf.len());
+            bytes::Buf::advance(&mut self.rbuf, n);
+            self.unread_body -= n;
+        }
+        Ok(())
+    }
+
+    /// Sends one simple query and waits for its ReadyForQuery; errors of the query itself
+    /// are ignored (the caller checks the transaction status).
+    pub async fn simple_query(&mut self, sql: &str) -> Result<(), BackendError> {
+        let mut out = BytesMut::new();
+        frontend::query(sql, &mut out)?;
+        self.stream.write_all(&out).await?;
+        self.pending_sync += 1;
+        self.drain().await
+    }
+
+    /// Reads and drops messages until every sent Sync/Query has its ReadyForQuery.
+    async fn drain(&mut self) -> Result<(), BackendError> {
+        while self.pending_sync > 0 {
+            match self.read_message().await? {
+                Message::ReadyForQuery(body) => {
+                    self.tx_status = body.status();
+                    self.pending_sync -= 1;
+                }
+                Message::ParameterStatus(body) => {
+                    self.params
+                        .insert(body.name()?.to_owned(), body.value()?.to_owned());
+                }
+                Message::CopyInResponse(_) => {
+                    let mut out = BytesMut::new();
+                    frontend::copy_fail("client went away", &mut out)?;
+                    self.stream.write_all(&out).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fields of a server ErrorResponse that maitred shows or logs.
+pub fn error_fields(body: &ErrorResponseBody) -> Result<ServerErrorFields, std::io::Error> {
+    let mut f = ServerErrorFields {
+        severity: String::new(),
+        code: String::new(),
+        message: String::new(),
+    };
+    let mut it = body.fields();
+    while let Some(field) = it.next()? {
+        match field.type_() {
+            b'S' => f.severity = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            b'C' => f.code = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            b'M' => f.message = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            _ => {}
+        }
+    }
+    Ok(f)
+}

@@ -1,0 +1,63 @@
+//! The pool's view of PostgreSQL: how to open, check and reset a server connection.
+
+use crate::backend::ServerConn;
+use crate::error::BackendError;
+use crate::target::ServerTarget;
+use std::sync::{Arc, Mutex};
+
+/// Opens server connections for one pool and remembers the settings a fresh server
+/// connection reports, which clients are shown at login.
+#[derive(Debug)]
+pub struct PgManager {
+    target: Arc<ServerTarget>,
+    server_params: Mutex<Option<Arc<Vec<(String, String)>>>>,
+}
+
+impl PgManager {
+    pub fn new(target: ServerTarget) -> PgManager {
+        PgManager {
+            target: Arc::new(target),
+            server_params: Mutex::new(None),
+        }
+    }
+
+    pub fn target(&self) -> &Arc<ServerTarget> {
+        &self.target
+    }
+
+    /// The ParameterStatus values of a freshly opened server connection, once one was opened.
+    pub fn server_params(&self) -> Option<Arc<Vec<(String, String)>>> {
+        self.server_params
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl maitred_pool::Manager for PgManager {
+    type Connection = ServerConn;
+    type Error = BackendError;
+
+    async fn connect(&self) -> Result<ServerConn, BackendError> {
+        let conn = ServerConn::connect(&self.target).await?;
+        let mut snapshot = self.server_params.lock().unwrap_or_else(|p| p.into_inner());
+        if snapshot.is_none() {
+            let mut params: Vec<(String, String)> = conn
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            params.sort();
+            *snapshot = Some(Arc::new(params));
+        }
+        Ok(conn)
+    }
+
+    fn is_alive(&self, conn: &mut ServerConn) -> bool {
+        conn.is_idle_and_open()
+    }
+
+    async fn reset(&self, conn: &mut ServerConn) -> Result<(), BackendError> {
+        conn.reset(&self.target).await
+    }
+}

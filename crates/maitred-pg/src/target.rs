@@ -1,0 +1,55 @@
+//! Where and as whom maitred connects to the PostgreSQL server of a pool.
+
+/// The upstream server of a pool and the identity maitred logs in with.
+#[derive(Clone)]
+pub struct ServerTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub database: String,
+    /// Extra startup parameters from the upstream URL (e.g. `options`).
+    pub startup_params: Vec<(String, String)>,
+}
+
+impl ServerTarget {
+    /// `host:port`, for connecting and for messages.
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTarget")
+            .field("addr", &self.addr())
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_password() {
+        let t = ServerTarget {
+            host: "db".into(),
+            port: 5432,
+            user: "app".into(),
+            password: Some("hunter2".into()),
+            database: "app".into(),
+            startup_params: vec![],
+        };
+        let s = format!("{t:?}");
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("db:5432"));
+    }
+}
