@@ -1,1 +1,58 @@
-//! maitred-pool
+//! Protocol-agnostic connection pool core of maitred.
+//!
+//! The pool knows nothing about wire protocols: a [`Manager`] opens, checks
+//! and resets connections; the pool decides when, bounds how many, and queues
+//! clients fairly when all are busy.
+//!
+//! # Where things live
+//!
+//! - `manager.rs`: the [`Manager`] trait a protocol crate implements.
+//! - `settings.rs`: [`PoolSettings`], bounds and timeouts.
+//! - `pool.rs`: [`Pool`], the cheap-to-clone public handle.
+//! - `checkout.rs`: the checkout path (lock-free fast path, wait queue, connect).
+//! - `shared.rs`: state shared by handles, leases and maintenance: slot
+//!   accounting, the lock-free idle queue, hand-off to waiters, close.
+//! - `waiters.rs`: the FIFO queue of parked checkouts (the pool's only lock).
+//! - `lease.rs`: [`Lease`], the guard that returns, resets or discards.
+//! - `reset.rs`: resetting dirty connections in a spawned task.
+//! - `maintenance.rs`: the per-pool background task (expiry, `min_idle`).
+//! - `stats.rs`: [`PoolState`], [`PoolStats`] and their atomic counters.
+//! - `error.rs`: [`CheckoutError`].
+//!
+//! # Concurrency
+//!
+//! Taking an idle connection and returning one use only atomics and a
+//! lock-free queue. Only a checkout that must wait takes a lock, to park in
+//! FIFO order; a returned connection or a freed slot is then handed straight
+//! to the oldest waiter. A count of all connections (open, opening, being
+//! reset) only grows by compare-and-swap below `max_size`, so the bound holds
+//! under any race.
+//!
+//! # Runtime
+//!
+//! [`Pool::new`] works anywhere. [`Pool::checkout`] needs a Tokio runtime with
+//! timers; [`Pool::start_maintenance`] must be called inside one. Dropping a
+//! dirty [`Lease`] spawns the reset on the current runtime; outside any
+//! runtime the connection is closed instead.
+
+mod checkout;
+mod error;
+mod lease;
+mod maintenance;
+mod manager;
+mod pool;
+mod reset;
+mod settings;
+mod shared;
+mod stats;
+mod waiters;
+
+#[cfg(test)]
+mod test_support;
+
+pub use error::CheckoutError;
+pub use lease::Lease;
+pub use manager::Manager;
+pub use pool::Pool;
+pub use settings::PoolSettings;
+pub use stats::{PoolState, PoolStats};

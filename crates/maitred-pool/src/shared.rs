@@ -1,0 +1,347 @@
+//! State shared by pool handles, leases and the maintenance task: the slot
+//! count, the lock-free idle queue, hand-off to waiters, and closing.
+//!
+//! # Invariants
+//!
+//! - `total` counts every connection that exists or may exist: idle, leased,
+//!   being opened, being reset, held by the maintenance task, or in flight to
+//!   a waiter as a [`Grant`]. It only grows by a CAS that refuses to pass
+//!   `max_size`, so the pool never has more than `max_size` connections. A
+//!   connection is always dropped *before* its slot is released.
+//! - Whoever adds to the idle queue or frees a slot then checks `waiting`,
+//!   and whoever joins the wait queue then tries to dispatch; both sides put a
+//!   SeqCst fence between their write and their read (Dekker), so a waiter
+//!   can never sleep while a connection sits idle or a slot is free.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use tokio::time::Instant;
+
+use crate::manager::Manager;
+use crate::settings::PoolSettings;
+use crate::stats::{bump, Counters, PoolState};
+use crate::waiters::{Grant, WaitQueue};
+
+/// A server connection with the times the pool needs.
+#[derive(Debug)]
+pub(crate) struct Pooled<C> {
+    pub(crate) conn: C,
+    pub(crate) created_at: Instant,
+    pub(crate) idle_since: Instant,
+}
+
+impl<C> Pooled<C> {
+    pub(crate) fn new(conn: C) -> Self {
+        let now = Instant::now();
+        Self {
+            conn,
+            created_at: now,
+            idle_since: now,
+        }
+    }
+}
+
+/// Verdict on an idle connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Health {
+    Usable,
+    Expired,
+    Broken,
+}
+
+/// Why opening a connection failed.
+#[derive(Debug)]
+pub(crate) enum OpenError<E> {
+    Failed(E),
+    TimedOut(Duration),
+}
+
+/// Everything behind a [`Pool`](crate::Pool) handle.
+pub(crate) struct Shared<M: Manager> {
+    pub(crate) manager: M,
+    pub(crate) settings: PoolSettings,
+    pub(crate) counters: Counters,
+    pub(crate) waiters: WaitQueue<M::Connection>,
+    pub(crate) maintenance_started: AtomicBool,
+    idle: ArrayQueue<Pooled<M::Connection>>,
+    total: AtomicUsize,
+    closed: AtomicBool,
+}
+
+impl<M: Manager> Shared<M> {
+    pub(crate) fn new(manager: M, settings: PoolSettings) -> Self {
+        Self {
+            manager,
+            // ArrayQueue refuses capacity 0; with max_size 0 it stays empty.
+            idle: ArrayQueue::new(settings.max_size.max(1)),
+            settings,
+            counters: Counters::default(),
+            waiters: WaitQueue::new(),
+            maintenance_started: AtomicBool::new(false),
+            total: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+
+    pub(crate) fn idle_len(&self) -> usize {
+        self.idle.len()
+    }
+
+    pub(crate) fn state(&self) -> PoolState {
+        let size = self.total.load(SeqCst);
+        let idle = self.idle.len();
+        PoolState {
+            size,
+            idle,
+            busy: size.saturating_sub(idle),
+            waiting: self.waiters.waiting(),
+            max_size: self.settings.max_size,
+        }
+    }
+
+    /// Reserves one slot of `total` if that stays within `max_size`.
+    pub(crate) fn try_reserve(&self) -> bool {
+        let max = self.settings.max_size;
+        let mut current = self.total.load(SeqCst);
+        loop {
+            if current >= max {
+                return false;
+            }
+            match self
+                .total
+                .compare_exchange_weak(current, current + 1, SeqCst, SeqCst)
+            {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Frees one slot (its connection must already be dropped) and offers it
+    /// to the queue.
+    pub(crate) fn release_slot(&self) {
+        self.total.fetch_sub(1, SeqCst);
+        fence(SeqCst);
+        if self.waiters.waiting() > 0 {
+            self.dispatch();
+        }
+    }
+
+    /// Judges an idle connection: lifetime, idle time, then `is_alive`.
+    pub(crate) fn health(&self, pooled: &mut Pooled<M::Connection>, now: Instant) -> Health {
+        let settings = &self.settings;
+        let too_old = settings
+            .max_lifetime
+            .is_some_and(|max| now.saturating_duration_since(pooled.created_at) >= max);
+        let idle_too_long = settings
+            .idle_timeout
+            .is_some_and(|max| now.saturating_duration_since(pooled.idle_since) >= max);
+        if too_old || idle_too_long {
+            Health::Expired
+        } else if self.manager.is_alive(&mut pooled.conn) {
+            Health::Usable
+        } else {
+            Health::Broken
+        }
+    }
+
+    /// Counts and drops an unusable connection. Its slot stays with the caller.
+    pub(crate) fn drop_unhealthy(&self, pooled: Pooled<M::Connection>, health: Health) {
+        match health {
+            Health::Expired => bump(&self.counters.closed_expired),
+            Health::Broken => bump(&self.counters.closed_broken),
+            Health::Usable => {}
+        }
+        tracing::debug!(pool = %self.name(), ?health, "closing idle server connection");
+        drop(pooled);
+    }
+
+    /// Closes a connection and frees its slot.
+    pub(crate) fn close_conn(&self, pooled: Pooled<M::Connection>) {
+        drop(pooled);
+        self.release_slot();
+    }
+
+    /// Pops idle connections until a usable one turns up; unusable ones are
+    /// closed and their slots freed.
+    pub(crate) fn take_idle(&self) -> Option<Pooled<M::Connection>> {
+        let now = Instant::now();
+        while let Some(mut pooled) = self.idle.pop() {
+            let slot = SlotGuard::new(self);
+            match self.health(&mut pooled, now) {
+                Health::Usable => {
+                    slot.keep();
+                    return Some(pooled);
+                }
+                health => self.drop_unhealthy(pooled, health),
+            }
+        }
+        None
+    }
+
+    /// Pops an idle connection without judging it (maintenance). The caller
+    /// owns its slot.
+    pub(crate) fn pop_idle(&self) -> Option<Pooled<M::Connection>> {
+        self.idle.pop()
+    }
+
+    /// A lease came back clean: keep it unless the pool is closed or the
+    /// connection outlived `max_lifetime`.
+    pub(crate) fn checkin(&self, mut pooled: Pooled<M::Connection>) {
+        if self.is_closed() {
+            self.close_conn(pooled);
+            return;
+        }
+        let now = Instant::now();
+        if let Some(max) = self.settings.max_lifetime {
+            if now.saturating_duration_since(pooled.created_at) >= max {
+                self.drop_unhealthy(pooled, Health::Expired);
+                self.release_slot();
+                return;
+            }
+        }
+        pooled.idle_since = now;
+        self.push_idle(pooled);
+    }
+
+    /// Puts a connection (whose slot is counted) in the idle queue and hands
+    /// it on if checkouts are waiting. No lock unless someone waits.
+    pub(crate) fn push_idle(&self, pooled: Pooled<M::Connection>) {
+        if let Err(pooled) = self.idle.push(pooled) {
+            // Cannot happen: every queued connection holds one of at most
+            // max_size slots, and we hold one that is not queued.
+            tracing::error!(pool = %self.name(), "idle queue full; closing connection");
+            self.close_conn(pooled);
+            return;
+        }
+        // Pairs with the fence after `register` (waiters) and after setting
+        // `closed` (close): one side always sees the other's write.
+        fence(SeqCst);
+        if self.is_closed() {
+            self.drain_idle();
+        } else if self.waiters.waiting() > 0 {
+            self.dispatch();
+        }
+    }
+
+    /// Gives back a grant that its waiter did not use.
+    pub(crate) fn give_back(&self, grant: Grant<M::Connection>) {
+        match grant {
+            Grant::Conn(pooled) => self.push_idle(pooled),
+            Grant::Slot => self.release_slot(),
+        }
+    }
+
+    /// Hands idle connections, or free slots as "you may connect" grants, to
+    /// the oldest waiters.
+    pub(crate) fn dispatch(&self) {
+        self.waiters.dispatch(
+            || {
+                if self.is_closed() {
+                    None
+                } else if let Some(pooled) = self.idle.pop() {
+                    Some(Grant::Conn(pooled))
+                } else if self.try_reserve() {
+                    Some(Grant::Slot)
+                } else {
+                    None
+                }
+            },
+            // Only reached when no waiter is left; anyone registering later
+            // dispatches after us and sees this.
+            |grant| match grant {
+                Grant::Conn(pooled) => {
+                    if let Err(pooled) = self.idle.push(pooled) {
+                        drop(pooled);
+                        self.total.fetch_sub(1, SeqCst);
+                    }
+                }
+                Grant::Slot => {
+                    self.total.fetch_sub(1, SeqCst);
+                }
+            },
+        );
+    }
+
+    /// Opens a connection, bounded by `connect_timeout`, and counts the outcome.
+    pub(crate) async fn open(&self) -> Result<Pooled<M::Connection>, OpenError<M::Error>> {
+        let timeout = self.settings.connect_timeout;
+        match tokio::time::timeout(timeout, self.manager.connect()).await {
+            Ok(Ok(conn)) => {
+                bump(&self.counters.connects);
+                tracing::debug!(pool = %self.name(), "opened server connection");
+                Ok(Pooled::new(conn))
+            }
+            Ok(Err(error)) => {
+                bump(&self.counters.connect_failures);
+                tracing::warn!(pool = %self.name(), %error, "could not open server connection");
+                Err(OpenError::Failed(error))
+            }
+            Err(_) => {
+                bump(&self.counters.connect_failures);
+                tracing::warn!(pool = %self.name(), ?timeout, "opening server connection timed out");
+                Err(OpenError::TimedOut(timeout))
+            }
+        }
+    }
+
+    /// Stops handing out connections: waiters are woken with `Closed`, idle
+    /// connections are closed, and connections coming back later are closed.
+    pub(crate) fn close(&self) {
+        if self.closed.swap(true, SeqCst) {
+            return;
+        }
+        tracing::debug!(pool = %self.name(), "closing pool");
+        self.waiters.close();
+        fence(SeqCst);
+        self.drain_idle();
+    }
+
+    fn drain_idle(&self) {
+        while let Some(pooled) = self.idle.pop() {
+            drop(pooled);
+            self.total.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+/// One reserved unit of `total`, freed on drop unless [`SlotGuard::keep`]
+/// hands it to a connection that lives on (a lease, the idle queue). Makes
+/// cancelled connects and panicking managers unable to leak slots.
+pub(crate) struct SlotGuard<'a, M: Manager> {
+    shared: &'a Shared<M>,
+    armed: bool,
+}
+
+impl<'a, M: Manager> SlotGuard<'a, M> {
+    /// Takes charge of a slot the caller already owns.
+    pub(crate) fn new(shared: &'a Shared<M>) -> Self {
+        Self {
+            shared,
+            armed: true,
+        }
+    }
+
+    /// The slot now belongs to a live connection; do not free it.
+    pub(crate) fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl<M: Manager> Drop for SlotGuard<'_, M> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.release_slot();
+        }
+    }
+}
