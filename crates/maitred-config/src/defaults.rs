@@ -1,0 +1,59 @@
+//! Default values of every optional key, as constants (for the CLI's help
+//! and the daemon) and as the functions serde's `default = "..."` needs.
+
+use std::time::Duration;
+
+use crate::model::{ClientAuth, LogFormat, PoolMode};
+
+/// `runtime.workers`: 0 lets the daemon choose.
+pub const WORKERS: usize = 0;
+/// `log.format`.
+pub const LOG_FORMAT: LogFormat = LogFormat::Human;
+/// `log.level`.
+pub const LOG_LEVEL: &str = "info";
+/// `pools.mode`.
+pub const POOL_MODE: PoolMode = PoolMode::Transaction;
+/// `pools.size`.
+pub const POOL_SIZE: usize = 10;
+/// `pools.min_idle`.
+pub const MIN_IDLE: usize = 0;
+/// `pools.queue_timeout`.
+pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// `pools.max_waiting`.
+pub const MAX_WAITING: usize = 10_000;
+/// `pools.idle_timeout`.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// `pools.max_lifetime`.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(60 * 60);
+/// `pools.server_connect_timeout`.
+pub const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `pools.client_auth`.
+pub const CLIENT_AUTH: ClientAuth = ClientAuth::ScramSha256;
+
+pub(crate) fn log_level() -> String {
+    LOG_LEVEL.to_owned()
+}
+
+pub(crate) fn pool_size() -> usize {
+    POOL_SIZE
+}
+
+pub(crate) fn max_waiting() -> usize {
+    MAX_WAITING
+}
+
+pub(crate) fn queue_timeout() -> Duration {
+    QUEUE_TIMEOUT
+}
+
+pub(crate) fn idle_timeout() -> Duration {
+    IDLE_TIMEOUT
+}
+
+pub(crate) fn max_lifetime() -> Duration {
+    MAX_LIFETIME
+}
+
+pub(crate) fn server_connect_timeout() -> Duration {
+    SERVER_CONNECT_TIMEOUT
+}

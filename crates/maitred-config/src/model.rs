@@ -1,0 +1,270 @@
+//! The configuration model: plain serde structs, one per TOML table.
+//!
+//! Every struct rejects unknown keys. Optional keys take their defaults
+//! from [`crate::defaults`]. Durations are human strings (`"5s"`, `"10m"`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::secret::Secret;
+use crate::upstream::UpstreamUrl;
+
+/// A whole maitred configuration: the daemon-wide settings and its pools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The admin/operations endpoint; absent means none is started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
+    /// Async runtime settings.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// Logging settings.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The pools, each with its own listen address and upstream.
+    #[serde(default)]
+    pub pools: Vec<PoolConfig>,
+}
+
+/// `[admin]`: the admin/operations endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address the admin endpoint listens on, e.g. `127.0.0.1:9930`.
+    pub listen: SocketAddr,
+}
+
+/// `[runtime]`: async runtime settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Tokio worker threads; 0 lets the daemon choose.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            workers: defaults::WORKERS,
+        }
+    }
+}
+
+/// `[log]`: logging settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format of log lines.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` EnvFilter directive such as `info` or
+    /// `maitred=debug,info`; `RUST_LOG`, when set, wins.
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: defaults::LOG_FORMAT,
+            level: defaults::log_level(),
+        }
+    }
+}
+
+/// Output format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in the file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[pools]]`: one pool of server connections and the address its
+/// clients connect to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Unique name, used in logs and metrics.
+    pub name: String,
+    /// Address clients connect to. Pools may share one address if their
+    /// client-facing database names differ.
+    pub listen: SocketAddr,
+    /// Server URL: `postgres://user:password@host:port/database`.
+    pub upstream: UpstreamUrl,
+    /// The database name clients ask for; defaults to the upstream's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// When a server connection goes back to the pool.
+    #[serde(default)]
+    pub mode: PoolMode,
+    /// Maximum number of server connections.
+    #[serde(default = "defaults::pool_size")]
+    pub size: usize,
+    /// Server connections kept open even when idle.
+    #[serde(default)]
+    pub min_idle: usize,
+    /// How long a client waits for a server connection before it gets an
+    /// error.
+    #[serde(default = "defaults::queue_timeout", with = "humantime_serde")]
+    pub queue_timeout: Duration,
+    /// Clients allowed to wait at once; more are refused at once.
+    #[serde(default = "defaults::max_waiting")]
+    pub max_waiting: usize,
+    /// An idle server connection above `min_idle` is closed after this.
+    #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A server connection is closed (when not in use) after this age.
+    #[serde(default = "defaults::max_lifetime", with = "humantime_serde")]
+    pub max_lifetime: Duration,
+    /// Time allowed to connect and log in to the server.
+    #[serde(default = "defaults::server_connect_timeout", with = "humantime_serde")]
+    pub server_connect_timeout: Duration,
+    /// How clients prove who they are.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// The users clients may log in as.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+impl PoolConfig {
+    /// A pool with every optional key at its default and no users.
+    pub fn new(name: impl Into<String>, listen: SocketAddr, upstream: UpstreamUrl) -> Self {
+        PoolConfig {
+            name: name.into(),
+            listen,
+            upstream,
+            database: None,
+            mode: defaults::POOL_MODE,
+            size: defaults::POOL_SIZE,
+            min_idle: defaults::MIN_IDLE,
+            queue_timeout: defaults::QUEUE_TIMEOUT,
+            max_waiting: defaults::MAX_WAITING,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            max_lifetime: defaults::MAX_LIFETIME,
+            server_connect_timeout: defaults::SERVER_CONNECT_TIMEOUT,
+            client_auth: defaults::CLIENT_AUTH,
+            users: Vec::new(),
+        }
+    }
+
+    /// The database name clients ask for in their startup message:
+    /// `database` if set, else the upstream URL's database.
+    pub fn client_database(&self) -> &str {
+        self.database.as_deref().unwrap_or(&self.upstream.database)
+    }
+}
+
+/// When a server connection is handed back to the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// At the end of each transaction.
+    #[default]
+    Transaction,
+    /// When the client disconnects.
+    Session,
+}
+
+impl PoolMode {
+    /// The name used in the file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolMode::Transaction => "transaction",
+            PoolMode::Session => "session",
+        }
+    }
+}
+
+impl fmt::Display for PoolMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PoolMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "transaction" => Ok(PoolMode::Transaction),
+            "session" => Ok(PoolMode::Session),
+            other => Err(format!(
+                "unknown pool mode `{other}` (expected transaction or session)"
+            )),
+        }
+    }
+}
+
+/// How clients authenticate to maitred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ClientAuth {
+    /// SCRAM-SHA-256; passwords must be plaintext or SCRAM secrets.
+    #[default]
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// MD5; passwords must be plaintext or `md5` hashes.
+    #[serde(rename = "md5")]
+    Md5,
+    /// No password asked; any listed user (or any user when none are
+    /// listed) gets in.
+    #[serde(rename = "trust")]
+    Trust,
+}
+
+impl ClientAuth {
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::ScramSha256 => "scram-sha-256",
+            ClientAuth::Md5 => "md5",
+            ClientAuth::Trust => "trust",
+        }
+    }
+}
+
+impl fmt::Display for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[pools.users]]`: a user clients may log in as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The user name clients send.
+    pub name: String,
+    /// Plaintext password, `md5<32 hex>` hash or
+    /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` secret;
+    /// may be left out only with `client_auth = "trust"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+}

@@ -1,0 +1,84 @@
+//! [`OneLine`]: the configuration of
+//! `maitred --listen ADDR --upstream URL [...]` — a single pool whose
+//! clients log in with the user and password of the upstream URL, so the
+//! only change to an application's URL is host:port.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::defaults;
+use crate::model::{
+    AdminConfig, Config, LogConfig, LogFormat, PoolConfig, PoolMode, RuntimeConfig, UserConfig,
+};
+use crate::upstream::UpstreamUrl;
+
+/// The settings of the one-line form. Build with [`OneLine::new`], change
+/// the public fields, then call [`OneLine::into_config`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneLine {
+    /// Address clients connect to.
+    pub listen: SocketAddr,
+    /// The server; its user/password become the pool's only login and its
+    /// database the client-facing database name.
+    pub upstream: UpstreamUrl,
+    /// Pool mode.
+    pub mode: PoolMode,
+    /// Maximum server connections.
+    pub size: usize,
+    /// How long a client waits for a server connection.
+    pub queue_timeout: Duration,
+    /// Clients allowed to wait at once.
+    pub max_waiting: usize,
+    /// Admin endpoint address, if any.
+    pub admin: Option<SocketAddr>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Tokio worker threads; 0 lets the daemon choose.
+    pub workers: usize,
+}
+
+impl OneLine {
+    /// The one-line form with every optional setting at its default.
+    pub fn new(listen: SocketAddr, upstream: UpstreamUrl) -> Self {
+        OneLine {
+            listen,
+            upstream,
+            mode: defaults::POOL_MODE,
+            size: defaults::POOL_SIZE,
+            queue_timeout: defaults::QUEUE_TIMEOUT,
+            max_waiting: defaults::MAX_WAITING,
+            admin: None,
+            log_format: defaults::LOG_FORMAT,
+            workers: defaults::WORKERS,
+        }
+    }
+
+    /// The configuration: one pool, named after the upstream database,
+    /// whose only user is the upstream URL's user and password. Not yet
+    /// validated (an upstream URL without a password fails validation,
+    /// as clients would have nothing to log in with).
+    pub fn into_config(self) -> Config {
+        let user = UserConfig {
+            name: self.upstream.user.clone(),
+            password: self.upstream.password.clone(),
+        };
+        let name = self.upstream.database.clone();
+        let mut pool = PoolConfig::new(name, self.listen, self.upstream);
+        pool.mode = self.mode;
+        pool.size = self.size;
+        pool.queue_timeout = self.queue_timeout;
+        pool.max_waiting = self.max_waiting;
+        pool.users = vec![user];
+        Config {
+            admin: self.admin.map(|listen| AdminConfig { listen }),
+            runtime: RuntimeConfig {
+                workers: self.workers,
+            },
+            log: LogConfig {
+                format: self.log_format,
+                ..LogConfig::default()
+            },
+            pools: vec![pool],
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! [`Config::validate`]: every problem of a parsed configuration, as one
+//! human-readable message each. Messages name pools, users and keys, never
+//! passwords.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::model::{ClientAuth, Config, PoolConfig};
+use crate::secret::PasswordKind;
+
+impl Config {
+    /// Checks the configuration, returning every problem found.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+
+        if self.log.level.trim().is_empty() {
+            problems.push("log.level must not be empty (e.g. \"info\")".to_owned());
+        }
+        if self.pools.is_empty() {
+            problems.push("no pools are configured: add at least one [[pools]] table".to_owned());
+        }
+
+        let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (index, pool) in self.pools.iter().enumerate() {
+            validate_pool(index, pool, &mut problems);
+            if !pool.name.is_empty() {
+                by_name.entry(pool.name.as_str()).or_default().push(index);
+            }
+        }
+        for (name, indexes) in by_name {
+            if indexes.len() > 1 {
+                let places: Vec<String> = indexes.iter().map(|i| format!("pools[{i}]")).collect();
+                problems.push(format!(
+                    "pool name \"{name}\" is used more than once ({})",
+                    places.join(", ")
+                ));
+            }
+        }
+
+        self.validate_addresses(&mut problems);
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn validate_addresses(&self, problems: &mut Vec<String>) {
+        // Same address and same client-facing database: clients could not
+        // be routed.
+        let mut routes: HashMap<(SocketAddr, &str), Vec<usize>> = HashMap::new();
+        for (index, pool) in self.pools.iter().enumerate() {
+            routes
+                .entry((pool.listen, pool.client_database()))
+                .or_default()
+                .push(index);
+        }
+        let mut clashes: Vec<_> = routes
+            .into_iter()
+            .filter(|(_, indexes)| indexes.len() > 1)
+            .collect();
+        clashes.sort_by_key(|(_, indexes)| indexes[0]);
+        for ((listen, database), indexes) in clashes {
+            problems.push(format!(
+                "pools {} all listen on {listen} for database \"{database}\": give them different listen addresses or `database` names",
+                self.pool_list(&indexes)
+            ));
+        }
+
+        // Different addresses that cannot both be bound (one is the
+        // wildcard address on the same port).
+        let mut addresses: Vec<(SocketAddr, String)> = Vec::new();
+        for (index, pool) in self.pools.iter().enumerate() {
+            if !addresses.iter().any(|(address, _)| *address == pool.listen) {
+                addresses.push((pool.listen, format!("pool {}", self.pool_label(index))));
+            }
+        }
+        for (i, (a, a_owner)) in addresses.iter().enumerate() {
+            for (b, b_owner) in &addresses[i + 1..] {
+                if overlap(*a, *b) {
+                    problems.push(format!(
+                        "{a_owner} listens on {a} and {b_owner} on {b}: these overlap and cannot both be bound; use one address to share a port"
+                    ));
+                }
+            }
+        }
+        if let Some(admin) = &self.admin {
+            for (address, owner) in &addresses {
+                if *address == admin.listen || overlap(*address, admin.listen) {
+                    problems.push(format!(
+                        "admin.listen {} clashes with {owner} listening on {address}",
+                        admin.listen
+                    ));
+                }
+            }
+        }
+    }
+
+    fn pool_label(&self, index: usize) -> String {
+        match self.pools.get(index) {
+            Some(pool) if !pool.name.is_empty() => format!("\"{}\"", pool.name),
+            _ => format!("pools[{index}]"),
+        }
+    }
+
+    fn pool_list(&self, indexes: &[usize]) -> String {
+        let labels: Vec<String> = indexes.iter().map(|i| self.pool_label(*i)).collect();
+        labels.join(", ")
+    }
+}
+
+/// Two different addresses on one port where one is a wildcard address.
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a != b && a.port() == b.port() && (a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
+    let label = if pool.name.is_empty() {
+        problems.push(format!("pools[{index}]: name must not be empty"));
+        format!("pools[{index}]")
+    } else {
+        format!("pool \"{}\"", pool.name)
+    };
+    let mut problem = |message: String| problems.push(format!("{label}: {message}"));
+
+    if pool.database.as_deref() == Some("") {
+        problem("database must not be empty (leave it out to use the upstream's)".to_owned());
+    }
+    if pool.size == 0 {
+        problem("size must be at least 1".to_owned());
+    }
+    if pool.min_idle > pool.size {
+        problem(format!(
+            "min_idle ({}) must not exceed size ({})",
+            pool.min_idle, pool.size
+        ));
+    }
+    if pool.max_waiting == 0 {
+        problem("max_waiting must be at least 1".to_owned());
+    }
+    let durations: [(&str, Duration); 4] = [
+        ("queue_timeout", pool.queue_timeout),
+        ("idle_timeout", pool.idle_timeout),
+        ("max_lifetime", pool.max_lifetime),
+        ("server_connect_timeout", pool.server_connect_timeout),
+    ];
+    for (key, value) in durations {
+        if value.is_zero() {
+            problem(format!("{key} must be greater than zero"));
+        }
+    }
+
+    let auth = pool.client_auth;
+    if auth != ClientAuth::Trust && pool.users.is_empty() {
+        problem(format!(
+            "client_auth = \"{auth}\" needs at least one [[pools.users]] entry with a password"
+        ));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (user_index, user) in pool.users.iter().enumerate() {
+        if user.name.is_empty() {
+            problem(format!("users[{user_index}]: name must not be empty"));
+            continue;
+        }
+        let count = seen.entry(user.name.as_str()).or_default();
+        *count += 1;
+        if *count == 2 {
+            problem(format!("user \"{}\" is listed more than once", user.name));
+        }
+        let user_label = format!("user \"{}\"", user.name);
+        let password = match &user.password {
+            Some(password) if !password.is_empty() => password,
+            _ => {
+                if auth != ClientAuth::Trust {
+                    problem(format!(
+                        "{user_label} has no password, which client_auth = \"{auth}\" needs"
+                    ));
+                }
+                continue;
+            }
+        };
+        match (password.password_kind(), auth) {
+            (PasswordKind::MalformedScramSecret, _) => problem(format!(
+                "{user_label}: password starts with SCRAM-SHA-256$ but is not a valid SCRAM secret (SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>)"
+            )),
+            (PasswordKind::Md5Hash, ClientAuth::ScramSha256) => problem(format!(
+                "{user_label}: password is an md5 hash, which cannot be used with client_auth = \"scram-sha-256\"; give the plaintext password or a SCRAM secret, or use client_auth = \"md5\""
+            )),
+            (PasswordKind::ScramSecret, ClientAuth::Md5) => problem(format!(
+                "{user_label}: password is a SCRAM secret, which cannot be used with client_auth = \"md5\"; give the plaintext password or an md5 hash, or use client_auth = \"scram-sha-256\""
+            )),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The user-facing reference (`config/maitred.toml`), the minimal example
+//! (`config/one-pool.toml`) and `docs/configuration.md` must not drift from
+//! the model: both examples load and validate, the reference sets every key
+//! (at its default where it has one), and the docs name every key.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use maitred_config::{
+    parse_str_with_env, AdminConfig, ClientAuth, Config, LogConfig, LogFormat, PoolConfig,
+    PoolMode, RuntimeConfig, Secret, UpstreamUrl, UserConfig,
+};
+
+const REFERENCE: &str = include_str!("../../../config/maitred.toml");
+const ONE_POOL: &str = include_str!("../../../config/one-pool.toml");
+const DOCS: &str = include_str!("../../../docs/configuration.md");
+
+const ENV: [(&str, &str); 1] = [("APP_DB_PASSWORD", "reference-password")];
+
+/// A configuration with every key present. It is a struct literal on
+/// purpose: a new field fails to compile here until it is added, and then
+/// the tests below ask for it in the reference file and the docs.
+fn fully_populated() -> Config {
+    let upstream = UpstreamUrl::parse("postgres://app:pw@db:5432/app?sslmode=disable").unwrap();
+    Config {
+        admin: Some(AdminConfig {
+            listen: "127.0.0.1:9930".parse().unwrap(),
+        }),
+        runtime: RuntimeConfig { workers: 2 },
+        log: LogConfig {
+            format: LogFormat::Json,
+            level: "debug".to_owned(),
+        },
+        pools: vec![PoolConfig {
+            name: "app".to_owned(),
+            listen: "127.0.0.1:6432".parse().unwrap(),
+            upstream,
+            database: Some("app".to_owned()),
+            mode: PoolMode::Session,
+            size: 3,
+            min_idle: 1,
+            queue_timeout: Duration::from_secs(1),
+            max_waiting: 7,
+            idle_timeout: Duration::from_secs(2),
+            max_lifetime: Duration::from_secs(3),
+            server_connect_timeout: Duration::from_secs(4),
+            client_auth: ClientAuth::Md5,
+            users: vec![UserConfig {
+                name: "app".to_owned(),
+                password: Some(Secret::new("pw")),
+            }],
+        }],
+    }
+}
+
+/// Every dotted key path of a TOML value; arrays of tables add no index
+/// (`pools.users.name`).
+fn key_paths(value: &toml::Value) -> BTreeSet<String> {
+    fn walk(prefix: &str, value: &toml::Value, out: &mut BTreeSet<String>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, child) in table {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    out.insert(path.clone());
+                    walk(&path, child, out);
+                }
+            }
+            toml::Value::Array(items) => {
+                for item in items {
+                    walk(prefix, item, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk("", value, &mut out);
+    out
+}
+
+fn model_key_paths() -> BTreeSet<String> {
+    let config = fully_populated();
+    config.validate().unwrap();
+    key_paths(&toml::Value::try_from(&config).unwrap())
+}
+
+#[test]
+fn the_model_has_the_expected_shape() {
+    // Guards the helpers above: a broken walk would make the other tests
+    // pass vacuously.
+    let paths = model_key_paths();
+    for path in [
+        "admin.listen",
+        "log.level",
+        "pools.queue_timeout",
+        "pools.users.password",
+    ] {
+        assert!(paths.contains(path), "{path} missing from {paths:?}");
+    }
+    assert_eq!(paths.len(), 24, "{paths:#?}");
+}
+
+#[test]
+fn reference_file_loads_and_validates() {
+    let config = parse_str_with_env(REFERENCE, ENV).unwrap();
+    config.validate().unwrap();
+    let pool = &config.pools[0];
+    assert_eq!(
+        pool.users[0].password.as_ref().map(Secret::expose),
+        Some("reference-password")
+    );
+    assert_eq!(
+        pool.upstream.password.as_ref().map(Secret::expose),
+        Some("reference-password")
+    );
+}
+
+#[test]
+fn reference_file_sets_every_key() {
+    let expanded = REFERENCE.replace("${APP_DB_PASSWORD}", "x");
+    let reference: toml::Value = toml::from_str(&expanded).unwrap();
+    let reference_paths = key_paths(&reference);
+    let missing: Vec<_> = model_key_paths()
+        .into_iter()
+        .filter(|path| !reference_paths.contains(path))
+        .collect();
+    assert!(missing.is_empty(), "config/maitred.toml lacks {missing:?}");
+}
+
+#[test]
+fn reference_file_shows_the_defaults() {
+    let config = parse_str_with_env(REFERENCE, ENV).unwrap();
+    let pool = &config.pools[0];
+    let defaults = PoolConfig::new(pool.name.clone(), pool.listen, pool.upstream.clone());
+    let mut expected = defaults.clone();
+    expected.database = pool.database.clone();
+    expected.users = pool.users.clone();
+    assert_eq!(*pool, expected);
+    assert_eq!(config.runtime, RuntimeConfig::default());
+    assert_eq!(config.log, LogConfig::default());
+}
+
+#[test]
+fn one_pool_example_loads_and_validates() {
+    let config = parse_str_with_env(ONE_POOL, ENV).unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.pools.len(), 1);
+}
+
+#[test]
+fn docs_name_every_key() {
+    let missing: Vec<_> = model_key_paths()
+        .into_iter()
+        .filter(|path| !DOCS.contains(&format!("`{path}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md lacks {missing:?}"
+    );
+}
+
+#[test]
+fn docs_name_every_cli_environment_variable() {
+    for name in [
+        "MAITRED_LISTEN",
+        "MAITRED_UPSTREAM",
+        "MAITRED_POOL_SIZE",
+        "MAITRED_POOL_MODE",
+        "MAITRED_QUEUE_TIMEOUT",
+        "MAITRED_MAX_WAITING",
+        "MAITRED_ADMIN",
+        "MAITRED_CONFIG",
+        "MAITRED_LOG_FORMAT",
+        "MAITRED_WORKERS",
+    ] {
+        assert!(DOCS.contains(name), "docs/configuration.md lacks {name}");
+    }
+}

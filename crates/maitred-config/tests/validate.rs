@@ -1,0 +1,196 @@
+//! `Config::validate`: every problem is reported, one message each.
+
+#![allow(clippy::unwrap_used)]
+
+use maitred_config::{parse_str_with_env, Config};
+
+const NO_ENV: [(&str, &str); 0] = [];
+
+fn problems(text: &str) -> Vec<String> {
+    let config: Config = parse_str_with_env(text, NO_ENV).unwrap();
+    config.validate().unwrap_err()
+}
+
+fn has(problems: &[String], words: &[&str]) -> bool {
+    problems
+        .iter()
+        .any(|p| words.iter().all(|word| p.contains(word)))
+}
+
+fn pool(name: &str, listen: &str, extra: &str) -> String {
+    format!(
+        "[[pools]]\nname = \"{name}\"\nlisten = \"{listen}\"\nupstream = \"postgres://app:pw@db/app\"\n{extra}\n  [[pools.users]]\n  name = \"app\"\n  password = \"pw\"\n"
+    )
+}
+
+#[test]
+fn a_good_config_is_valid() {
+    let text = pool("a", "127.0.0.1:6432", "");
+    let config = parse_str_with_env(&text, NO_ENV).unwrap();
+    assert_eq!(config.validate(), Ok(()));
+}
+
+#[test]
+fn no_pools() {
+    let found = problems("[log]\nlevel = \"info\"\n");
+    assert_eq!(found.len(), 1);
+    assert!(has(&found, &["no pools"]));
+}
+
+#[test]
+fn every_numeric_and_duration_problem_at_once() {
+    let text = pool(
+        "a",
+        "127.0.0.1:6432",
+        "size = 0\nmin_idle = 3\nmax_waiting = 0\nqueue_timeout = \"0s\"\nidle_timeout = \"0s\"\nmax_lifetime = \"0s\"\nserver_connect_timeout = \"0ms\"",
+    );
+    let found = problems(&format!("[log]\nlevel = \" \"\n{text}"));
+    assert!(
+        has(&found, &["\"a\"", "size must be at least 1"]),
+        "{found:#?}"
+    );
+    assert!(has(&found, &["min_idle (3)", "size (0)"]), "{found:#?}");
+    assert!(has(&found, &["max_waiting"]), "{found:#?}");
+    for key in [
+        "queue_timeout",
+        "idle_timeout",
+        "max_lifetime",
+        "server_connect_timeout",
+    ] {
+        assert!(
+            has(&found, &[key, "greater than zero"]),
+            "{key}: {found:#?}"
+        );
+    }
+    assert!(has(&found, &["log.level"]), "{found:#?}");
+    assert_eq!(found.len(), 8, "{found:#?}");
+}
+
+#[test]
+fn duplicate_pool_names() {
+    let text = format!(
+        "{}{}",
+        pool("a", "127.0.0.1:6432", ""),
+        pool("a", "127.0.0.1:6433", "")
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(has(
+        &found,
+        &["\"a\"", "more than once", "pools[0]", "pools[1]"]
+    ));
+}
+
+#[test]
+fn shared_listen_address_needs_different_databases() {
+    let same = format!(
+        "{}{}",
+        pool("a", "127.0.0.1:6432", ""),
+        pool("b", "127.0.0.1:6432", "")
+    );
+    let found = problems(&same);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(has(
+        &found,
+        &["\"a\"", "\"b\"", "127.0.0.1:6432", "\"app\""]
+    ));
+
+    let routed = format!(
+        "{}{}",
+        pool("a", "127.0.0.1:6432", ""),
+        pool("b", "127.0.0.1:6432", "database = \"other\"")
+    );
+    let config = parse_str_with_env(&routed, NO_ENV).unwrap();
+    assert_eq!(config.validate(), Ok(()));
+}
+
+#[test]
+fn overlapping_wildcard_addresses_and_admin() {
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:6432\"\n{}{}",
+        pool("a", "0.0.0.0:6432", ""),
+        pool("b", "127.0.0.1:6432", "database = \"other\"")
+    );
+    let found = problems(&text);
+    assert!(
+        has(&found, &["0.0.0.0:6432", "127.0.0.1:6432", "overlap"]),
+        "{found:#?}"
+    );
+    assert!(has(&found, &["admin.listen", "\"b\""]), "{found:#?}");
+    assert!(has(&found, &["admin.listen", "\"a\""]), "{found:#?}");
+}
+
+#[test]
+fn client_auth_needs_users_with_passwords() {
+    let no_users = "[[pools]]\nname = \"a\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"postgres://app@db/app\"\nclient_auth = \"md5\"\n";
+    assert!(has(&problems(no_users), &["\"md5\"", "[[pools.users]]"]));
+
+    let no_password = format!("{no_users}  [[pools.users]]\n  name = \"bob\"\n");
+    let found = problems(&no_password);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(has(&found, &["\"bob\"", "no password"]));
+
+    let trusted = no_password.replace("\"md5\"", "\"trust\"");
+    let config = parse_str_with_env(&trusted, NO_ENV).unwrap();
+    assert_eq!(config.validate(), Ok(()));
+    let trusted_anyone = no_users.replace("\"md5\"", "\"trust\"");
+    let config = parse_str_with_env(&trusted_anyone, NO_ENV).unwrap();
+    assert_eq!(config.validate(), Ok(()));
+}
+
+#[test]
+fn duplicate_and_empty_user_names() {
+    let text = "[[pools]]\nname = \"a\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"postgres://app@db/app\"\n  [[pools.users]]\n  name = \"bob\"\n  password = \"x\"\n  [[pools.users]]\n  name = \"bob\"\n  password = \"y\"\n  [[pools.users]]\n  name = \"\"\n  password = \"z\"\n";
+    let found = problems(text);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(has(&found, &["\"bob\"", "more than once"]));
+    assert!(has(&found, &["users[2]", "name must not be empty"]));
+}
+
+#[test]
+fn password_forms_must_suit_client_auth() {
+    let md5_hash = "md5d41d8cd98f00b204e9800998ecf8427e";
+    let scram = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy";
+    let with = |auth: &str, password: &str| {
+        format!("[[pools]]\nname = \"a\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"postgres://app@db/app\"\nclient_auth = \"{auth}\"\n  [[pools.users]]\n  name = \"bob\"\n  password = \"{password}\"\n")
+    };
+    let valid = |text: &str| parse_str_with_env(text, NO_ENV).unwrap().validate();
+
+    let found = problems(&with("scram-sha-256", md5_hash));
+    assert!(
+        has(&found, &["\"bob\"", "md5 hash", "scram-sha-256"]),
+        "{found:#?}"
+    );
+    assert!(
+        !found.iter().any(|p| p.contains(md5_hash)),
+        "never print the hash"
+    );
+
+    let found = problems(&with("md5", scram));
+    assert!(
+        has(&found, &["\"bob\"", "SCRAM secret", "\"md5\""]),
+        "{found:#?}"
+    );
+
+    let found = problems(&with("scram-sha-256", "SCRAM-SHA-256$4096:truncated"));
+    assert!(has(&found, &["not a valid SCRAM secret"]), "{found:#?}");
+
+    assert_eq!(valid(&with("scram-sha-256", scram)), Ok(()));
+    assert_eq!(valid(&with("md5", md5_hash)), Ok(()));
+    assert_eq!(valid(&with("md5", "plain")), Ok(()));
+    assert_eq!(valid(&with("scram-sha-256", "plain")), Ok(()));
+}
+
+#[test]
+fn empty_names() {
+    let text = "[[pools]]\nname = \"\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"postgres://app@db/app\"\ndatabase = \"\"\nclient_auth = \"trust\"\n";
+    let found = problems(text);
+    assert!(
+        has(&found, &["pools[0]", "name must not be empty"]),
+        "{found:#?}"
+    );
+    assert!(
+        has(&found, &["pools[0]", "database must not be empty"]),
+        "{found:#?}"
+    );
+}
