@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The whole check suite, as CI runs it (.ci/run execs this).
+#
+#   scripts/test.sh            # all stages
+#   scripts/test.sh test pytest   # only some stages (fmt clippy build test pytest)
+#
+# Starts a throwaway PostgreSQL 15 (max_connections 20) on a free port and
+# exports, for the tests:
+#   MAITRED_TEST_PG_URL            postgres://app:app_secret@127.0.0.1:PORT/app
+#   MAITRED_TEST_PG_SUPERUSER_URL  postgres://postgres:postgres_secret@127.0.0.1:PORT/app
+#   MAITRED_BIN                    target/debug/maitred (for the Python tests)
+#   MAITRED_TEST_PIDDIR            where spawned maitred processes record their pid
+# Everything is torn down on every exit path. Ends with "N passed, M failed"
+# over the stages and exits non-zero if any stage failed.
+set -uo pipefail
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT" || exit 1
+
+ALL_STAGES=(fmt clippy build test pytest)
+if (($# > 0)); then
+    STAGES=("$@")
+else
+    STAGES=("${ALL_STAGES[@]}")
+fi
+for s in "${STAGES[@]}"; do
+    [[ " ${ALL_STAGES[*]} " == *" $s "* ]] || die "unknown stage '$s' (stages: ${ALL_STAGES[*]})"
+done
+wants() { [[ " ${STAGES[*]} " == *" $1 "* ]]; }
+needs_pg() { wants test || wants pytest; }
+
+PASSED=()
+FAILED=()
+SKIPPED=()
+WORK=""
+PG_DIR=""
+SUITE_START=$SECONDS
+
+summary() {
+    echo
+    echo "stages passed: ${PASSED[*]:-none}"
+    ((${#FAILED[@]} > 0)) && echo "stages FAILED: ${FAILED[*]}"
+    ((${#SKIPPED[@]} > 0)) && echo "stages skipped: ${SKIPPED[*]}"
+    echo "total time: $((SECONDS - SUITE_START))s"
+    if ((${#SKIPPED[@]} > 0)); then
+        echo "${#PASSED[@]} passed, ${#FAILED[@]} failed, ${#SKIPPED[@]} skipped"
+    else
+        echo "${#PASSED[@]} passed, ${#FAILED[@]} failed"
+    fi
+}
+
+# Kill the maitred processes the tests started and left behind (the testkit
+# and conftest.py record each pid in MAITRED_TEST_PIDDIR); only by pid, and
+# only if that pid is still a maitred.
+kill_recorded_maitreds() {
+    local f pid exe
+    [[ -n "$WORK" && -d "$WORK/pids" ]] || return 0
+    for f in "$WORK/pids"/*; do
+        [[ -e "$f" ]] || continue
+        pid="$(basename "$f")"
+        [[ "$pid" =~ ^[0-9]+$ ]] || continue
+        exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+        if [[ "$(basename "${exe% (deleted)}")" == maitred ]]; then
+            warn "killing leftover maitred (pid $pid)"
+            kill_pid "$pid" 3
+        fi
+    done
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    kill_recorded_maitreds
+    if [[ -n "$PG_DIR" ]]; then
+        stop_pg "$PG_DIR"
+    fi
+    if [[ -n "$WORK" ]]; then
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'warn "interrupted"; exit 130' INT
+trap 'warn "terminated"; exit 143' TERM
+
+# run_stage <name> <cmd...>
+run_stage() {
+    local name=$1 start=$SECONDS rc=0
+    shift
+    echo
+    log "stage $name: $*"
+    "$@" || rc=$?
+    if ((rc == 0)); then
+        PASSED+=("$name")
+        log "stage $name passed ($((SECONDS - start))s)"
+    else
+        FAILED+=("$name")
+        log "stage $name FAILED with exit code $rc ($((SECONDS - start))s)"
+    fi
+    return "$rc"
+}
+
+skip_stage() {
+    SKIPPED+=("$1")
+    log "stage $1 skipped: $2"
+}
+
+# --- setup -------------------------------------------------------------------
+deps=(client)
+needs_pg && deps+=(pg)
+wants pytest && deps+=(python)
+log "checking dependencies: ${deps[*]}"
+ensure_deps "${deps[@]}" || die "ensure_deps failed"
+
+if needs_pg; then
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/maitred-test.XXXXXX")"
+    chmod 755 "$WORK"
+    mkdir -p "$WORK/pids"
+    PG_DIR="$WORK/pg"
+    PG_PORT="$(free_port)"
+    log "starting PostgreSQL 15 on 127.0.0.1:$PG_PORT (max_connections 20) in $PG_DIR"
+    start_pg "$PG_DIR" "$PG_PORT" 20
+    export MAITRED_TEST_PG_URL MAITRED_TEST_PG_SUPERUSER_URL MAITRED_TEST_PIDDIR MAITRED_BIN
+    MAITRED_TEST_PG_URL="$(pg_app_url "$PG_PORT")"
+    MAITRED_TEST_PG_SUPERUSER_URL="$(pg_super_url "$PG_PORT")"
+    MAITRED_TEST_PIDDIR="$WORK/pids"
+    MAITRED_BIN="${MAITRED_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/maitred}"
+    log "MAITRED_TEST_PG_URL=$MAITRED_TEST_PG_URL"
+fi
+
+# --- stages ------------------------------------------------------------------
+build_ok=1
+wants fmt && run_stage fmt cargo fmt --all --check
+wants clippy && run_stage clippy cargo clippy --workspace --all-targets -- -D warnings
+if wants build; then
+    run_stage build cargo build --workspace --all-targets || build_ok=0
+fi
+
+if wants test; then
+    if ((build_ok)); then
+        # The e2e tests share one PostgreSQL capped at 20 connections; they
+        # serialize themselves (maitred_testkit::serial), so the default
+        # thread count is safe.
+        run_stage test cargo test --workspace --no-fail-fast
+    else
+        skip_stage test "the build failed"
+    fi
+fi
+
+if wants pytest; then
+    if ((build_ok)); then
+        run_stage pytest "$VENV_DIR/bin/python" -m pytest tests/python -q -rs --timeout 180
+    else
+        skip_stage pytest "the build failed"
+    fi
+fi
+
+if ((${#FAILED[@]} > 0)) && [[ -n "$PG_DIR" && -f "$PG_DIR/postgres.log" ]]; then
+    echo
+    log "last lines of the PostgreSQL log ($PG_DIR/postgres.log):"
+    tail -n 30 "$PG_DIR/postgres.log" >&2
+fi
+
+summary
+((${#FAILED[@]} == 0 && ${#SKIPPED[@]} == 0))
