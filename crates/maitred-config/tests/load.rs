@@ -297,3 +297,46 @@ fn missing_file_is_a_read_error_naming_it() {
     assert!(matches!(error, ConfigError::Read { .. }));
     assert!(error.to_string().contains("/nonexistent/maitred.toml"));
 }
+
+#[test]
+fn process_environment_is_used_by_load_str() {
+    // The only test in this binary that touches the process environment;
+    // the others pass their variables explicitly.
+    std::env::set_var("MAITRED_LOG__LEVEL", "warn");
+    std::env::set_var("MAITRED_TEST_LOAD_PASSWORD", "from-process-env");
+    let text = MINIMAL.replace(
+        "password = \"pw\"",
+        "password = \"${MAITRED_TEST_LOAD_PASSWORD}\"",
+    );
+    let loaded = maitred_config::load_str(&text);
+    std::env::remove_var("MAITRED_LOG__LEVEL");
+    std::env::remove_var("MAITRED_TEST_LOAD_PASSWORD");
+    let config = loaded.unwrap();
+    assert_eq!(config.log.level, "warn");
+    assert_eq!(
+        config.pools[0].users[0]
+            .password
+            .as_ref()
+            .map(|p| p.expose()),
+        Some("from-process-env")
+    );
+}
+
+#[test]
+fn one_line_config_logs_in_as_the_upstream_user() {
+    let upstream = maitred_config::UpstreamUrl::parse("postgres://app:pw@db/appdb").unwrap();
+    let mut one = maitred_config::OneLine::new(addr("127.0.0.1:6432"), upstream);
+    one.size = 4;
+    let config = one.into_config();
+    config.validate().unwrap();
+    let pool = &config.pools[0];
+    assert_eq!(pool.name, "appdb");
+    assert_eq!(pool.client_database(), "appdb");
+    assert_eq!(pool.size, 4);
+    assert_eq!(pool.users.len(), 1);
+    assert_eq!(pool.users[0].name, "app");
+    assert_eq!(
+        pool.users[0].password.as_ref().map(|p| p.expose()),
+        Some("pw")
+    );
+}
