@@ -205,7 +205,8 @@ async fn authenticate(
     let mut o = BytesMut::new();
     match pool.client_auth {
         ClientAuth::Trust => {
-            if creds.is_none() {
+            // With no user list, any user name may log in; with one, only those users.
+            if creds.is_none() && pool.has_users() {
                 return Err(AuthError::WrongPassword.into());
             }
             Ok(())

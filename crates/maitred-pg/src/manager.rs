@@ -5,12 +5,15 @@ use crate::error::BackendError;
 use crate::target::ServerTarget;
 use std::sync::{Arc, Mutex};
 
+/// Server settings as (name, value) pairs, sorted by name.
+pub type ServerParams = Arc<Vec<(String, String)>>;
+
 /// Opens server connections for one pool and remembers the settings a fresh server
 /// connection reports, which clients are shown at login.
 #[derive(Debug)]
 pub struct PgManager {
     target: Arc<ServerTarget>,
-    server_params: Mutex<Option<Arc<Vec<(String, String)>>>>,
+    server_params: Mutex<Option<ServerParams>>,
 }
 
 impl PgManager {
@@ -26,7 +29,7 @@ impl PgManager {
     }
 
     /// The ParameterStatus values of a freshly opened server connection, once one was opened.
-    pub fn server_params(&self) -> Option<Arc<Vec<(String, String)>>> {
+    pub fn server_params(&self) -> Option<ServerParams> {
         self.server_params
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -103,6 +103,10 @@ impl PgPool {
         })
     }
 
+    pub fn has_users(&self) -> bool {
+        !self.users.is_empty()
+    }
+
     pub fn credentials(&self, user: &str) -> Option<&Credentials> {
         self.users.get(user)
     }
