@@ -11,24 +11,29 @@ use url::{Host, Url};
 use crate::error::ConfigError;
 use crate::secret::{Secret, REDACTED};
 
-/// The wire protocol of an upstream server. Only PostgreSQL today; MySQL
-/// and MongoDB pools will add variants here.
+/// The wire protocol of an upstream server (and of the pool's clients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// PostgreSQL's frontend/backend protocol, version 3.
     Postgres,
+    /// The MySQL client/server protocol (MySQL and MariaDB).
+    Mysql,
+    /// The MongoDB wire protocol (OP_MSG).
+    Mongodb,
 }
 
 impl Protocol {
     /// Every supported protocol.
-    pub const ALL: &'static [Protocol] = &[Protocol::Postgres];
+    pub const ALL: &'static [Protocol] = &[Protocol::Postgres, Protocol::Mysql, Protocol::Mongodb];
 
     /// The URL schemes that select this protocol; the first one is the
     /// canonical one used when printing URLs.
     pub fn schemes(self) -> &'static [&'static str] {
         match self {
             Protocol::Postgres => &["postgres", "postgresql"],
+            Protocol::Mysql => &["mysql", "mariadb"],
+            Protocol::Mongodb => &["mongodb"],
         }
     }
 
@@ -36,6 +41,8 @@ impl Protocol {
     pub fn default_port(self) -> u16 {
         match self {
             Protocol::Postgres => 5432,
+            Protocol::Mysql => 3306,
+            Protocol::Mongodb => 27017,
         }
     }
 
@@ -131,7 +138,8 @@ impl UpstreamUrl {
         }
 
         let user = decode(url.username(), "user")?;
-        if user.is_empty() {
+        // MongoDB servers may run without authentication; the others always log in.
+        if user.is_empty() && protocol != Protocol::Mongodb {
             return Err(bad(
                 "no user (expected user[:password]@ before the host)".to_owned()
             ));
@@ -150,8 +158,14 @@ impl UpstreamUrl {
                 "the path must be a single database name (percent-encode a `/` in it)".to_owned(),
             ));
         }
+        // An empty database means: PostgreSQL, the user's name; MySQL, none selected;
+        // MongoDB, "admin" (where users live by default).
         let database = match decode(path, "database")? {
-            name if name.is_empty() => user.clone(),
+            name if name.is_empty() => match protocol {
+                Protocol::Postgres => user.clone(),
+                Protocol::Mysql => String::new(),
+                Protocol::Mongodb => "admin".to_owned(),
+            },
             name => name,
         };
 
@@ -380,10 +394,29 @@ mod tests {
 
     #[test]
     fn unknown_scheme_names_it_and_the_supported_ones() {
-        let message = error("mysql://app:hunter2@db/app");
-        assert!(message.contains("`mysql`"), "{message}");
+        let message = error("redis://app:hunter2@db/app");
+        assert!(message.contains("`redis`"), "{message}");
         assert!(message.contains("postgres, postgresql"), "{message}");
         assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn mysql_and_mongodb_defaults() {
+        let my = parse("mysql://app:pw@db");
+        assert_eq!(
+            (my.protocol, my.port, my.database.as_str()),
+            (Protocol::Mysql, 3306, "")
+        );
+        let mongo = parse("mongodb://db/?authSource=admin");
+        assert_eq!(mongo.protocol, Protocol::Mongodb);
+        assert_eq!(
+            (mongo.port, mongo.user.as_str(), mongo.database.as_str()),
+            (27017, "", "admin")
+        );
+        assert!(
+            UpstreamUrl::parse("mysql://db/app").is_err(),
+            "mysql needs a user"
+        );
     }
 
     #[test]

@@ -135,9 +135,9 @@ fn bad_values_are_errors() {
     assert!(message.contains("address"), "{message}");
     let message = parse_error(&format!("{MINIMAL}\n[log]\nformat = \"xml\"\n"));
     assert!(message.contains("xml"), "{message}");
-    let message = parse_error(&MINIMAL.replace("postgres://", "mysql://"));
+    let message = parse_error(&MINIMAL.replace("postgres://", "redis://"));
     assert!(
-        message.contains("mysql") && message.contains("postgres"),
+        message.contains("redis") && message.contains("postgres"),
         "{message}"
     );
 }

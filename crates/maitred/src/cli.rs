@@ -686,11 +686,11 @@ upstream = "postgres://svc:pw@db/svc"
             "--listen",
             "127.0.0.1:6432",
             "--upstream",
-            "mysql://app:hunter2@db/app",
+            "redis://app:hunter2@db/app",
         ])
         .unwrap();
         let message = load(&bad_scheme).unwrap_err().to_string();
-        assert!(message.contains("mysql"), "{message}");
+        assert!(message.contains("redis"), "{message}");
         assert!(!message.contains("hunter2"), "{message}");
 
         let zero = parse(&[

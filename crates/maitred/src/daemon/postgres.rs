@@ -1,31 +1,13 @@
-//! Builds the pools and listeners a configuration describes, and runs them until a signal.
+//! PostgreSQL pools: maps the configuration to maitred-pg's pools and starts listeners.
 
-use maitred_config::model::{ClientAuth, Config, PoolConfig, PoolMode};
+use super::DaemonError;
+use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
 use maitred_pg::{CancelRegistry, PgPool, PgPoolConfig, Router, ServerTarget};
 use maitred_pool::PoolSettings;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use thiserror::Error;
 use tokio::net::TcpListener;
-
-#[derive(Debug, Error)]
-pub enum DaemonError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("pool \"{pool}\": {source}")]
-    Credentials {
-        pool: String,
-        #[source]
-        source: maitred_pg::auth::AuthError,
-    },
-    #[error("cannot install signal handlers: {0}")]
-    Signals(std::io::Error),
-}
 
 /// Maps a configured pool to the PostgreSQL crate's pool description.
 fn pg_pool_config(p: &PoolConfig) -> PgPoolConfig {
@@ -69,14 +51,15 @@ fn pg_pool_config(p: &PoolConfig) -> PgPoolConfig {
     }
 }
 
-/// Starts every pool and listener, then waits for SIGINT or SIGTERM.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+/// Starts the PostgreSQL pools and their listeners (pools sharing an address share a
+/// listener and are told apart by the client's database name).
+pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
     let cancels = Arc::new(CancelRegistry::default());
     let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<PgPool>>> = BTreeMap::new();
-    for p in &config.pools {
+    for p in pools {
         let pool = PgPool::new(pg_pool_config(p)).map_err(|source| DaemonError::Credentials {
             pool: p.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
         pool.pool.start_maintenance();
         tracing::info!(
@@ -93,7 +76,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             .await
             .map_err(|source| DaemonError::Bind { addr, source })?;
         let databases: Vec<&str> = pools.iter().map(|p| p.database.as_str()).collect();
-        tracing::info!(%addr, ?databases, "listening");
+        tracing::info!(%addr, ?databases, protocol = "postgres", "listening");
         let router = Arc::new(Router {
             pools,
             cancels: cancels.clone(),
@@ -103,19 +86,6 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 tracing::error!(%addr, error = %e, "listener stopped");
             }
         });
-    }
-    wait_for_shutdown_signal().await?;
-    tracing::info!("shutting down");
-    Ok(())
-}
-
-async fn wait_for_shutdown_signal() -> Result<(), DaemonError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
     Ok(())
 }
