@@ -21,6 +21,8 @@ pub const MIN_IDLE: usize = 0;
 pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `pools.max_waiting`.
 pub const MAX_WAITING: usize = 10_000;
+/// `pools.prepared_statements`.
+pub const PREPARED_STATEMENTS: usize = 100;
 /// `pools.idle_timeout`.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// `pools.max_lifetime`.
@@ -36,6 +38,10 @@ pub(crate) fn log_level() -> String {
 
 pub(crate) fn pool_size() -> usize {
     POOL_SIZE
+}
+
+pub(crate) fn prepared_statements() -> usize {
+    PREPARED_STATEMENTS
 }
 
 pub(crate) fn max_waiting() -> usize {

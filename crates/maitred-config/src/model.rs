@@ -137,6 +137,10 @@ pub struct PoolConfig {
     /// Clients allowed to wait at once; more are refused at once.
     #[serde(default = "defaults::max_waiting")]
     pub max_waiting: usize,
+    /// Named prepared statements kept prepared on each server connection (PostgreSQL,
+    /// transaction mode); the least recently used is closed beyond it. At least 1.
+    #[serde(default = "defaults::prepared_statements")]
+    pub prepared_statements: usize,
     /// An idle server connection above `min_idle` is closed after this.
     #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -167,6 +171,7 @@ impl PoolConfig {
             min_idle: defaults::MIN_IDLE,
             queue_timeout: defaults::QUEUE_TIMEOUT,
             max_waiting: defaults::MAX_WAITING,
+            prepared_statements: defaults::PREPARED_STATEMENTS,
             idle_timeout: defaults::IDLE_TIMEOUT,
             max_lifetime: defaults::MAX_LIFETIME,
             server_connect_timeout: defaults::SERVER_CONNECT_TIMEOUT,

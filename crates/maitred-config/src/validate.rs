@@ -140,6 +140,9 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
     if pool.max_waiting == 0 {
         problem("max_waiting must be at least 1".to_owned());
     }
+    if pool.prepared_statements == 0 {
+        problem("prepared_statements must be at least 1".to_owned());
+    }
     let durations: [(&str, Duration); 4] = [
         ("queue_timeout", pool.queue_timeout),
         ("idle_timeout", pool.idle_timeout),

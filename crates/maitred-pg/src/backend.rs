@@ -5,6 +5,7 @@
 
 use crate::codec::frame;
 use crate::error::{BackendError, ServerErrorFields};
+use crate::statements::PreparedOnServer;
 use crate::target::ServerTarget;
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -43,6 +44,8 @@ pub struct ServerConn {
     /// Bytes of a server message the relay forwarded only in part: the rest is still to be
     /// read from the socket, so the stream is not at a message boundary.
     pub unread_body: usize,
+    /// maitred's named statements prepared on this connection.
+    pub prepared: PreparedOnServer,
 }
 
 impl std::fmt::Debug for ServerConn {
@@ -56,8 +59,12 @@ impl std::fmt::Debug for ServerConn {
 }
 
 impl ServerConn {
-    /// Opens a TCP connection and logs in as the target's user.
-    pub async fn connect(target: &ServerTarget) -> Result<ServerConn, BackendError> {
+    /// Opens a TCP connection and logs in as the target's user. `prepared_capacity` bounds
+    /// the named statements kept prepared on it.
+    pub async fn connect(
+        target: &ServerTarget,
+        prepared_capacity: usize,
+    ) -> Result<ServerConn, BackendError> {
         let addr = target.addr();
         let stream = TcpStream::connect((target.host.as_str(), target.port))
             .await
@@ -78,6 +85,7 @@ impl ServerConn {
             extended_open: false,
             needs_discard: false,
             unread_body: 0,
+            prepared: PreparedOnServer::new(prepared_capacity),
         };
         conn.login(target).await?;
         Ok(conn)
@@ -247,6 +255,7 @@ impl ServerConn {
         if self.needs_discard {
             self.simple_query("DISCARD ALL").await?;
             self.maitred_set.clear();
+            self.prepared.clear();
             self.needs_discard = false;
         }
         if self.tx_status != b'I' {

@@ -7,6 +7,8 @@
 //! - [`pool`]: a configured pool (database name, users, mode) around the pool core.
 //! - [`frontend`]: a client from accept to the end of login, routing by database.
 //! - [`relay`]: the client's session after login: leasing, forwarding, releasing.
+//! - [`replies`]: the replies a server connection owes, to slip in maitred's own answers.
+//! - [`statements`]: named prepared statements shared across server connections.
 //! - [`settings`]: startup settings that follow a client from lease to lease.
 //! - [`cancel`]: maitred's own cancel keys, mapped to the server connection in use.
 //! - [`errors_to_client`]: the ErrorResponses maitred composes itself, and their SQLSTATEs.
@@ -24,7 +26,9 @@ pub mod listener;
 pub mod manager;
 pub mod pool;
 pub mod relay;
+pub mod replies;
 pub mod settings;
+pub mod statements;
 pub mod target;
 
 pub use cancel::CancelRegistry;

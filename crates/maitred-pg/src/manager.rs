@@ -13,13 +13,15 @@ pub type ServerParams = Arc<Vec<(String, String)>>;
 #[derive(Debug)]
 pub struct PgManager {
     target: Arc<ServerTarget>,
+    prepared_capacity: usize,
     server_params: Mutex<Option<ServerParams>>,
 }
 
 impl PgManager {
-    pub fn new(target: ServerTarget) -> PgManager {
+    pub fn new(target: ServerTarget, prepared_capacity: usize) -> PgManager {
         PgManager {
             target: Arc::new(target),
+            prepared_capacity,
             server_params: Mutex::new(None),
         }
     }
@@ -42,7 +44,7 @@ impl maitred_pool::Manager for PgManager {
     type Error = BackendError;
 
     async fn connect(&self) -> Result<ServerConn, BackendError> {
-        let conn = ServerConn::connect(&self.target).await?;
+        let conn = ServerConn::connect(&self.target, self.prepared_capacity).await?;
         let mut snapshot = self.server_params.lock().unwrap_or_else(|p| p.into_inner());
         if snapshot.is_none() {
             let mut params: Vec<(String, String)> = conn

@@ -4,10 +4,11 @@
 use crate::auth::secret::Credentials;
 use crate::auth::AuthError;
 use crate::manager::PgManager;
+use crate::statements::StatementRegistry;
 use crate::target::ServerTarget;
 use maitred_pool::{Pool, PoolSettings};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 /// When a server connection goes back to the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,21 +27,6 @@ pub enum ClientAuth {
     Trust,
 }
 
-/// Why a client in transaction mode was pinned to one server connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinReason {
-    /// A protocol-level named prepared statement (until the statement cache lands).
-    NamedStatement,
-}
-
-impl PinReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PinReason::NamedStatement => "named_prepared_statement",
-        }
-    }
-}
-
 /// Everything needed to build a [`PgPool`].
 #[derive(Debug, Clone)]
 pub struct PgPoolConfig {
@@ -53,6 +39,8 @@ pub struct PgPoolConfig {
     pub users: Vec<(String, String)>,
     pub target: ServerTarget,
     pub settings: PoolSettings,
+    /// Named statements kept prepared per server connection (least recently used closed).
+    pub prepared_statements_per_connection: usize,
 }
 
 /// Counters specific to PostgreSQL sessions (the pool core keeps its own).
@@ -60,17 +48,11 @@ pub struct PgPoolConfig {
 pub struct PgCounters {
     pub clients_accepted: AtomicU64,
     pub login_failures: AtomicU64,
-    pub pins_named_statement: AtomicU64,
     pub transactions: AtomicU64,
-}
-
-impl PgCounters {
-    pub fn count_pin(&self, reason: PinReason) {
-        match reason {
-            PinReason::NamedStatement => &self.pins_named_statement,
-        }
-        .fetch_add(1, Ordering::Relaxed);
-    }
+    /// Parse messages answered without asking the server (statement already prepared).
+    pub statement_cache_hits: AtomicU64,
+    /// Statements prepared on a server connection (client Parse or maitred's own).
+    pub statement_prepares: AtomicU64,
 }
 
 /// One configured PostgreSQL pool.
@@ -83,6 +65,7 @@ pub struct PgPool {
     users: HashMap<String, Credentials>,
     pub pool: Pool<PgManager>,
     pub counters: PgCounters,
+    pub statements: StatementRegistry,
 }
 
 impl PgPool {
@@ -93,7 +76,11 @@ impl PgPool {
             users.insert(user.clone(), Credentials::from_configured(user, password)?);
         }
         Ok(PgPool {
-            pool: Pool::new(PgManager::new(cfg.target), cfg.settings),
+            pool: Pool::new(
+                PgManager::new(cfg.target, cfg.prepared_statements_per_connection),
+                cfg.settings,
+            ),
+            statements: StatementRegistry::default(),
             name: cfg.name,
             database: cfg.database,
             mode: cfg.mode,

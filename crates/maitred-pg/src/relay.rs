@@ -1,23 +1,28 @@
 //! The relay between one logged-in client and the server connections it leases.
 //!
-//! Scan, do not parse: client messages are framed by their headers and forwarded whole;
-//! server messages are forwarded in bulk, and only ReadyForQuery ('Z'), ParameterStatus ('S')
-//! and ErrorResponse ('E') are looked at. A lease ends (transaction mode) when every Query and
-//! Sync sent has its ReadyForQuery back, no extended-protocol batch is open and the
-//! transaction status is idle.
+//! Scan, do not parse: client messages are framed by their headers and forwarded whole
+//! (extended-query messages that name a prepared statement are renamed, see
+//! [`crate::statements`]); server messages are forwarded in bulk, and only their tags, plus
+//! the bodies of ReadyForQuery, ParameterStatus, CommandComplete and ErrorResponse, are
+//! looked at. In transaction mode a lease ends when the server owes no reply
+//! ([`crate::replies`]), no extended-protocol batch is open and the transaction status is
+//! idle.
 //!
 //! Spec: <https://www.postgresql.org/docs/15/protocol-flow.html>.
 
 use crate::backend::{ServerConn, MAX_SERVER_MESSAGE};
 use crate::cancel::CancelHandle;
-use crate::codec::client_msgs::{self, tag};
+use crate::codec::client_msgs::tag;
+use crate::codec::extended::{self, Target};
 use crate::codec::frame;
 use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::{checkout_error, sqlstate};
 use crate::manager::PgManager;
-use crate::pool::{PgPool, PinReason, PoolMode};
+use crate::pool::{PgPool, PoolMode};
+use crate::replies::{Replies, Request, Verdict};
 use crate::settings::sync_settings;
+use crate::statements::{ClientStatements, Statement};
 use bytes::{Buf, BytesMut};
 use maitred_pool::{CheckoutError, Lease};
 use std::sync::atomic::Ordering;
@@ -55,14 +60,17 @@ pub struct Relay {
     settings: Vec<(String, String)>,
     cancel: Arc<CancelHandle>,
     lease: Option<Lease<PgManager>>,
+    /// What the leased server connection still owes, in order.
+    replies: Replies,
+    /// The client's named prepared statements (transaction mode).
+    statements: ClientStatements,
     /// maitred answered an extended-protocol message with an error itself: drop client
     /// messages until Sync, as the server would.
     skip_until_sync: bool,
-    pinned: Option<PinReason>,
-    /// ReadyForQuery messages of maitred's own queries (settings) still to swallow.
-    swallow_ready: u32,
-    /// Whether the message being forwarded in part belongs to maitred's own query.
+    /// Whether the server message being forwarded in part is to be swallowed.
     partial_swallow: bool,
+    /// Statement ids whose Parse did not happen on the server (scratch space).
+    unprepared: Vec<u64>,
 }
 
 impl Relay {
@@ -82,10 +90,11 @@ impl Relay {
             settings,
             cancel,
             lease: None,
+            replies: Replies::default(),
+            statements: ClientStatements::default(),
             skip_until_sync: false,
-            pinned: None,
-            swallow_ready: 0,
             partial_swallow: false,
+            unprepared: Vec::new(),
         }
     }
 
@@ -136,28 +145,28 @@ impl Relay {
                     .reserve((len - self.crbuf.len()).min(RESERVE_STEP));
                 break;
             }
+            let msg = self.crbuf.split_to(len);
             if t == tag::TERMINATE {
-                self.crbuf.advance(len);
                 self.flush_server().await?;
                 return Ok(Flow::ClientDone);
             }
             if self.skip_until_sync {
-                self.crbuf.advance(len);
-                if t == tag::SYNC {
-                    self.skip_until_sync = false;
-                    out::ready_for_query(&mut self.cwbuf, b'I');
+                if t != tag::SYNC {
+                    continue;
                 }
-                continue;
-            }
-            if self.lease.is_none() {
-                if let Err(e) = self.acquire().await {
-                    self.refuse_message(t, len, &e);
+                self.skip_until_sync = false;
+                if self.lease.is_none() {
+                    out::ready_for_query(&mut self.cwbuf, b'I');
                     continue;
                 }
             }
-            self.track_client_message(t, len)?;
-            self.swbuf.extend_from_slice(&self.crbuf[..len]);
-            self.crbuf.advance(len);
+            if self.lease.is_none() {
+                if let Err(e) = self.acquire().await {
+                    self.refuse_message(t, &e);
+                    continue;
+                }
+            }
+            self.forward_client_message(t, &msg)?;
         }
         self.flush_server().await?;
         self.flush_client().await?;
@@ -165,10 +174,9 @@ impl Relay {
     }
 
     /// Answers a client message maitred could not get a server connection for.
-    fn refuse_message(&mut self, t: u8, len: usize, e: &CheckoutError<BackendError>) {
+    fn refuse_message(&mut self, t: u8, e: &CheckoutError<BackendError>) {
         tracing::info!(pool = %self.pool.name, error = %e, "checkout failed");
         checkout_error(&mut self.cwbuf, e, Severity::Error);
-        self.crbuf.advance(len);
         match t {
             tag::QUERY | tag::SYNC | tag::FUNCTION_CALL => {
                 out::ready_for_query(&mut self.cwbuf, b'I')
@@ -177,47 +185,182 @@ impl Relay {
         }
     }
 
-    /// Updates what the lease's server connection owes the client for this message.
-    fn track_client_message(&mut self, t: u8, len: usize) -> Result<(), SessionError> {
+    /// Sends one client message to the leased server connection (renaming statements in
+    /// transaction mode) and records the reply it is owed.
+    fn forward_client_message(&mut self, t: u8, msg: &[u8]) -> Result<(), SessionError> {
+        let rename = self.pool.mode == PoolMode::Transaction;
         let Some(server) = self.lease.as_deref_mut() else {
             return Ok(());
         };
         match t {
-            tag::QUERY | tag::FUNCTION_CALL => server.pending_sync += 1,
-            tag::SYNC => {
+            tag::QUERY | tag::FUNCTION_CALL | tag::SYNC => {
                 server.pending_sync += 1;
-                server.extended_open = false;
-            }
-            tag::PARSE => {
-                server.extended_open = true;
-                let named = !client_msgs::parse_statement_name(&self.crbuf[..len])?.is_empty();
-                if named && self.pool.mode == PoolMode::Transaction && self.pinned.is_none() {
-                    // Statement names are per server connection: until the shared statement
-                    // cache exists, a client that names statements keeps its connection.
-                    self.pinned = Some(PinReason::NamedStatement);
-                    self.pool.counters.count_pin(PinReason::NamedStatement);
-                    tracing::debug!(pool = %self.pool.name, reason = PinReason::NamedStatement.as_str(), "client pinned to its server connection");
+                if t == tag::SYNC {
+                    server.extended_open = false;
                 }
+                self.replies.client(Request::UntilReady);
             }
-            tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE | tag::FLUSH => {
+            tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE | tag::FLUSH => {
                 server.extended_open = true;
             }
             _ => {}
         }
+        match t {
+            tag::PARSE if rename => return self.forward_parse(msg),
+            tag::BIND if rename => return self.forward_bind(msg),
+            tag::DESCRIBE | tag::CLOSE if rename => return self.forward_describe_or_close(t, msg),
+            tag::PARSE => self.replies.client(Request::Parse(None)),
+            tag::BIND => self.replies.client(Request::Bind),
+            tag::DESCRIBE => self.replies.client(Request::Describe),
+            tag::CLOSE => self.replies.client(Request::Close),
+            tag::EXECUTE => self.replies.client(Request::Execute),
+            _ => {}
+        }
+        self.swbuf.extend_from_slice(msg);
         Ok(())
+    }
+
+    fn forward_parse(&mut self, msg: &[u8]) -> Result<(), SessionError> {
+        let parts = extended::split_parse(msg)?;
+        if parts.name.is_empty() {
+            self.replies.client(Request::Parse(None));
+            self.swbuf.extend_from_slice(msg);
+            return Ok(());
+        }
+        let stmt = self.pool.statements.intern(parts.definition);
+        if !self.statements.insert(parts.name, stmt.clone()) {
+            let m = format!("prepared statement \"{}\" already exists", parts.name);
+            self.refuse_statement("42P05", &m);
+            return Ok(());
+        }
+        let Some(server) = self.lease.as_deref_mut() else {
+            return Ok(());
+        };
+        if server.prepared.touch(stmt.id) {
+            self.pool
+                .counters
+                .statement_cache_hits
+                .fetch_add(1, Ordering::Relaxed);
+            let mut pc = BytesMut::new();
+            out::parse_complete(&mut pc);
+            self.replies.composed(pc.freeze(), &mut self.cwbuf);
+        } else {
+            self.prepare_on_server(&stmt, false);
+        }
+        Ok(())
+    }
+
+    /// Sends a Parse of `stmt` under its maitred name (closing an evicted statement first if
+    /// the connection's bound is reached). `injected`: the client did not ask for it.
+    fn prepare_on_server(&mut self, stmt: &Statement, injected: bool) {
+        let Some(server) = self.lease.as_deref_mut() else {
+            return;
+        };
+        if let Some(evicted) = server.prepared.insert(stmt) {
+            extended::write_statement_target(&mut self.swbuf, tag::CLOSE, &evicted);
+            self.replies.injected(Request::Close);
+        }
+        extended::write_parse(&mut self.swbuf, &stmt.server_name, &stmt.definition);
+        self.pool
+            .counters
+            .statement_prepares
+            .fetch_add(1, Ordering::Relaxed);
+        if injected {
+            self.replies.injected(Request::Parse(Some(stmt.id)));
+        } else {
+            self.replies.client(Request::Parse(Some(stmt.id)));
+        }
+    }
+
+    /// The client's statement by name, prepared on the leased server connection.
+    fn statement_on_server(&mut self, name: &str) -> Option<Arc<Statement>> {
+        let Some(stmt) = self.statements.get(name).cloned() else {
+            let m = format!("prepared statement \"{name}\" does not exist");
+            self.refuse_statement("26000", &m);
+            return None;
+        };
+        let present = self
+            .lease
+            .as_deref_mut()
+            .is_some_and(|s| s.prepared.touch(stmt.id));
+        if !present {
+            self.prepare_on_server(&stmt, true);
+        }
+        Some(stmt)
+    }
+
+    fn forward_bind(&mut self, msg: &[u8]) -> Result<(), SessionError> {
+        let name = extended::bind_statement(msg)?;
+        if name.is_empty() {
+            self.swbuf.extend_from_slice(msg);
+        } else {
+            let Some(stmt) = self.statement_on_server(name) else {
+                return Ok(());
+            };
+            extended::write_bind_renamed(&mut self.swbuf, msg, &stmt.server_name)?;
+        }
+        self.replies.client(Request::Bind);
+        Ok(())
+    }
+
+    fn forward_describe_or_close(&mut self, t: u8, msg: &[u8]) -> Result<(), SessionError> {
+        let request = if t == tag::DESCRIBE {
+            Request::Describe
+        } else {
+            Request::Close
+        };
+        match extended::describe_or_close_target(msg)? {
+            Target::Statement(name) if !name.is_empty() && t == tag::CLOSE => {
+                // The statement stays prepared on the server for other clients.
+                self.statements.remove(name);
+                let mut cc = BytesMut::new();
+                out::close_complete(&mut cc);
+                self.replies.composed(cc.freeze(), &mut self.cwbuf);
+            }
+            Target::Statement(name) if !name.is_empty() => {
+                let Some(stmt) = self.statement_on_server(name) else {
+                    return Ok(());
+                };
+                extended::write_statement_target(&mut self.swbuf, t, &stmt.server_name);
+                self.replies.client(request);
+            }
+            _ => {
+                self.swbuf.extend_from_slice(msg);
+                self.replies.client(request);
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers an extended-protocol message with an error as the server would, and skips
+    /// the client's messages up to its Sync.
+    fn refuse_statement(&mut self, code: &str, message: &str) {
+        let mut e = BytesMut::new();
+        out::error_response(
+            &mut e,
+            &ErrorFields {
+                severity: Severity::Error,
+                code,
+                message,
+                detail: None,
+                hint: None,
+            },
+        );
+        self.replies.composed(e.freeze(), &mut self.cwbuf);
+        self.skip_until_sync = true;
     }
 
     async fn acquire(&mut self) -> Result<(), CheckoutError<BackendError>> {
         let mut lease = self.pool.pool.checkout().await?;
         self.cancel.set_server(lease.process_id, lease.secret_key);
         if sync_settings(&mut lease, &self.settings, &mut self.swbuf) {
-            self.swallow_ready += 1;
+            self.replies.injected(Request::UntilReady);
         }
         self.lease = Some(lease);
         Ok(())
     }
 
-    /// Forwards server bytes to the client, watching ReadyForQuery to know when the
+    /// Forwards server bytes to the client, watching the replies owed to know when the
     /// transaction is over.
     async fn handle_server_bytes(&mut self) -> Result<Flow, SessionError> {
         let Some(server) = self.lease.as_deref_mut() else {
@@ -241,43 +384,47 @@ impl Relay {
             else {
                 break;
             };
-            let swallow = self.swallow_ready > 0;
-            match t {
-                b'Z' | b'S' | b'E' => {
-                    if server.rbuf.len() < len {
-                        break;
-                    }
-                    let msg = &server.rbuf[..len];
-                    match t {
-                        b'Z' => {
-                            server.tx_status = msg.get(frame::HEADER_LEN).copied().unwrap_or(b'I');
-                            server.pending_sync = server.pending_sync.saturating_sub(1);
-                            if swallow {
-                                self.swallow_ready -= 1;
-                            }
-                        }
-                        b'S' => record_parameter(&mut server.params, msg),
-                        _ if swallow => {
-                            tracing::warn!(pool = %self.pool.name, "a client's startup setting was refused by the server");
-                            server.needs_discard = true;
-                        }
-                        _ => {}
-                    }
-                    if !swallow {
-                        self.cwbuf.extend_from_slice(msg);
-                    }
-                    server.rbuf.advance(len);
-                }
-                _ => {
-                    let n = len.min(server.rbuf.len());
-                    if !swallow {
-                        self.cwbuf.extend_from_slice(&server.rbuf[..n]);
-                    }
-                    server.rbuf.advance(n);
-                    server.unread_body = len - n;
-                    self.partial_swallow = swallow;
-                }
+            let whole_needed = matches!(t, b'Z' | b'S' | b'E' | b'C');
+            if whole_needed && server.rbuf.len() < len {
+                break;
             }
+            let verdict = self.replies.on_server_message(t, &mut self.unprepared);
+            for id in self.unprepared.drain(..) {
+                server.prepared.remove(id);
+            }
+            let forward = verdict == Verdict::Forward;
+            if whole_needed {
+                let msg = &server.rbuf[..len];
+                match t {
+                    b'Z' => {
+                        server.tx_status = msg.get(frame::HEADER_LEN).copied().unwrap_or(b'I');
+                        server.pending_sync = server.pending_sync.saturating_sub(1);
+                    }
+                    b'S' => record_parameter(&mut server.params, msg),
+                    b'C' if forward && forgets_statements(msg) => {
+                        server.prepared.clear();
+                        self.statements.clear();
+                    }
+                    b'E' if !forward => {
+                        tracing::warn!(pool = %self.pool.name, "a client's startup setting was refused by the server");
+                        server.needs_discard = true;
+                    }
+                    _ => {}
+                }
+                if forward {
+                    self.cwbuf.extend_from_slice(msg);
+                }
+                server.rbuf.advance(len);
+            } else {
+                let n = len.min(server.rbuf.len());
+                if forward {
+                    self.cwbuf.extend_from_slice(&server.rbuf[..n]);
+                }
+                server.rbuf.advance(n);
+                server.unread_body = len - n;
+                self.partial_swallow = !forward;
+            }
+            self.replies.release_composed(&mut self.cwbuf);
         }
         self.flush_client().await?;
         self.release_if_done();
@@ -286,10 +433,7 @@ impl Relay {
 
     /// In transaction mode, gives the server connection back once the transaction is over.
     fn release_if_done(&mut self) {
-        if self.pool.mode != PoolMode::Transaction
-            || self.pinned.is_some()
-            || self.swallow_ready > 0
-        {
+        if self.pool.mode != PoolMode::Transaction || !self.replies.is_empty() {
             return;
         }
         let done = self.lease.as_deref().is_some_and(|s| {
@@ -320,10 +464,14 @@ impl Relay {
             return Ok(Flow::Continue);
         };
         self.cancel.clear_server();
-        let idle = lease.pending_sync == 0 && !lease.extended_open && lease.tx_status == b'I';
+        let idle = self.replies.is_empty()
+            && lease.pending_sync == 0
+            && !lease.extended_open
+            && lease.tx_status == b'I';
+        self.replies.clear();
         lease.discard();
         tracing::warn!(pool = %self.pool.name, error = %e, "server connection lost");
-        if idle && self.pinned.is_none() && self.pool.mode == PoolMode::Transaction {
+        if idle && self.pool.mode == PoolMode::Transaction {
             return Ok(Flow::Continue);
         }
         let message = format!(
@@ -353,10 +501,10 @@ impl Relay {
         let Some(mut lease) = self.lease.take() else {
             return;
         };
-        if self.pool.mode == PoolMode::Session || self.pinned.is_some() {
+        if self.pool.mode == PoolMode::Session {
             lease.needs_discard = true;
         }
-        if !lease.is_clean() || self.swallow_ready > 0 {
+        if !lease.is_clean() || !self.replies.is_empty() {
             lease.mark_dirty();
         }
     }
@@ -396,4 +544,10 @@ fn record_parameter(params: &mut std::collections::HashMap<String, String>, msg:
             params.insert(k.to_owned(), v.to_owned());
         }
     }
+}
+
+/// Whether a CommandComplete says every prepared statement of the session is gone.
+fn forgets_statements(msg: &[u8]) -> bool {
+    let tag = frame::body(msg);
+    tag.starts_with(b"DEALLOCATE ALL\0") || tag.starts_with(b"DISCARD ALL\0")
 }

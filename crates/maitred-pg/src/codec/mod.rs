@@ -9,6 +9,7 @@
 //! - [`server_msgs`]: messages maitred writes to clients as if it were the server.
 
 pub mod client_msgs;
+pub mod extended;
 pub mod frame;
 pub mod server_msgs;
 pub mod startup;

@@ -76,6 +76,14 @@ pub fn backend_key_data(out: &mut BytesMut, process_id: u32, secret_key: u32) {
     });
 }
 
+pub fn parse_complete(out: &mut BytesMut) {
+    message(out, b'1', |_| {});
+}
+
+pub fn close_complete(out: &mut BytesMut) {
+    message(out, b'3', |_| {});
+}
+
 pub fn ready_for_query(out: &mut BytesMut, status: u8) {
     message(out, b'Z', |b| b.put_u8(status));
 }

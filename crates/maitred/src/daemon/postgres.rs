@@ -48,6 +48,7 @@ fn pg_pool_config(p: &PoolConfig) -> PgPoolConfig {
             startup_params: up.params.clone(),
         },
         settings,
+        prepared_statements_per_connection: p.prepared_statements,
     }
 }
 

@@ -1,0 +1,231 @@
+//! The replies a server connection owes, in order, so maitred can slip its own replies in at
+//! the right places (for messages it answered itself) and hide the replies to messages it
+//! added (a Parse of a statement the server lacked, a Close of an evicted statement).
+//!
+//! PostgreSQL answers messages strictly in order, and after an error in the extended query
+//! protocol it skips everything up to the next Sync
+//! (<https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY>).
+
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+
+/// The message that ends the reply to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// A Parse; `Some(id)` for a statement of the pool's registry.
+    Parse(Option<u64>),
+    Bind,
+    Describe,
+    Execute,
+    Close,
+    /// Sync, Query or FunctionCall: the reply ends with ReadyForQuery.
+    UntilReady,
+}
+
+impl Request {
+    fn ends_with(self, tag: u8) -> bool {
+        match self {
+            Request::Parse(_) => tag == b'1',
+            Request::Bind => tag == b'2',
+            Request::Close => tag == b'3',
+            Request::Describe => tag == b'T' || tag == b'n',
+            Request::Execute => matches!(tag, b'C' | b'I' | b's'),
+            Request::UntilReady => tag == b'Z',
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Owed {
+    /// The reply to a client's message: forwarded.
+    Client(Request),
+    /// The reply to a message maitred added: swallowed (errors excepted).
+    Injected(Request),
+    /// A reply maitred composed itself, sent when its turn comes.
+    Composed(Bytes),
+}
+
+/// What to do with one server message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Forward,
+    Swallow,
+}
+
+/// The queue of owed replies of one leased server connection.
+#[derive(Debug, Default)]
+pub struct Replies {
+    owed: VecDeque<Owed>,
+}
+
+impl Replies {
+    pub fn is_empty(&self) -> bool {
+        self.owed.is_empty()
+    }
+
+    pub fn client(&mut self, r: Request) {
+        self.owed.push_back(Owed::Client(r));
+    }
+
+    pub fn injected(&mut self, r: Request) {
+        self.owed.push_back(Owed::Injected(r));
+    }
+
+    /// Queues a reply maitred composed; `out` gets it at once if nothing is owed before it.
+    pub fn composed(&mut self, msg: Bytes, out: &mut BytesMut) {
+        if self.owed.is_empty() {
+            out.extend_from_slice(&msg);
+        } else {
+            self.owed.push_back(Owed::Composed(msg));
+        }
+    }
+
+    /// Classifies one server message by its tag. Statement ids whose Parse did not happen
+    /// (failed or skipped after an error) are pushed to `unprepared`.
+    pub fn on_server_message(&mut self, tag: u8, unprepared: &mut Vec<u64>) -> Verdict {
+        match tag {
+            // Asynchronous messages can come at any time.
+            b'N' | b'S' | b'A' => Verdict::Forward,
+            b'E' => {
+                match self.owed.front() {
+                    None | Some(Owed::Client(Request::UntilReady)) => {}
+                    Some(Owed::Injected(Request::UntilReady)) => return Verdict::Swallow,
+                    Some(_) => self.skip_to_sync(unprepared),
+                }
+                // An error is the client's business even when maitred's Parse caused it.
+                Verdict::Forward
+            }
+            _ => match self.owed.front() {
+                Some(Owed::Client(r)) => {
+                    if r.ends_with(tag) {
+                        self.owed.pop_front();
+                    }
+                    Verdict::Forward
+                }
+                Some(Owed::Injected(r)) => {
+                    if r.ends_with(tag) {
+                        self.owed.pop_front();
+                    }
+                    Verdict::Swallow
+                }
+                Some(Owed::Composed(_)) | None => Verdict::Forward,
+            },
+        }
+    }
+
+    /// After an error the server skips to the next Sync: so do the owed replies.
+    fn skip_to_sync(&mut self, unprepared: &mut Vec<u64>) {
+        while let Some(front) = self.owed.front() {
+            match front {
+                Owed::Client(Request::UntilReady) | Owed::Injected(Request::UntilReady) => break,
+                Owed::Client(Request::Parse(Some(id)))
+                | Owed::Injected(Request::Parse(Some(id))) => {
+                    unprepared.push(*id);
+                }
+                _ => {}
+            }
+            self.owed.pop_front();
+        }
+    }
+
+    /// Moves composed replies that are now at the head of the queue to `out`.
+    pub fn release_composed(&mut self, out: &mut BytesMut) {
+        while let Some(Owed::Composed(_)) = self.owed.front() {
+            if let Some(Owed::Composed(msg)) = self.owed.pop_front() {
+                out.extend_from_slice(&msg);
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.owed.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(r: &mut Replies, tags: &[u8], out: &mut BytesMut) -> (Vec<Verdict>, Vec<u64>) {
+        let mut unprepared = Vec::new();
+        let mut verdicts = Vec::new();
+        for t in tags {
+            verdicts.push(r.on_server_message(*t, &mut unprepared));
+            if verdicts.last() == Some(&Verdict::Forward) {
+                out.extend_from_slice(&[*t]);
+            }
+            r.release_composed(out);
+        }
+        (verdicts, unprepared)
+    }
+
+    #[test]
+    fn composed_parse_complete_slots_in_order() {
+        // Client: Parse(s1, already prepared) Bind Execute Sync.
+        let mut r = Replies::default();
+        let mut out = BytesMut::new();
+        r.composed(Bytes::from_static(b"1"), &mut out);
+        assert_eq!(&out[..], b"1", "nothing owed before it: sent at once");
+        r.client(Request::Bind);
+        r.client(Request::Execute);
+        r.client(Request::UntilReady);
+        feed(&mut r, b"2DCZ", &mut out);
+        assert_eq!(&out[..], b"12DCZ");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn injected_parse_is_swallowed() {
+        // Client: Bind(s1 missing on server) → maitred adds Parse before it.
+        let mut r = Replies::default();
+        let mut out = BytesMut::new();
+        r.injected(Request::Parse(Some(7)));
+        r.client(Request::Bind);
+        r.client(Request::Execute);
+        r.client(Request::UntilReady);
+        let (v, _) = feed(&mut r, b"12CZ", &mut out);
+        assert_eq!(v[0], Verdict::Swallow);
+        assert_eq!(&out[..], b"2CZ");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn error_skips_to_sync_and_reports_unprepared() {
+        let mut r = Replies::default();
+        let mut out = BytesMut::new();
+        r.injected(Request::Parse(Some(3)));
+        r.client(Request::Bind);
+        r.composed(Bytes::from_static(b"3"), &mut out);
+        r.client(Request::Parse(Some(4)));
+        r.client(Request::UntilReady);
+        let (_, unprepared) = feed(&mut r, b"EZ", &mut out);
+        assert_eq!(
+            &out[..],
+            b"EZ",
+            "composed CloseComplete dropped after the error"
+        );
+        assert_eq!(unprepared, vec![3, 4]);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn error_inside_simple_query_waits_for_ready() {
+        let mut r = Replies::default();
+        let mut out = BytesMut::new();
+        r.client(Request::UntilReady);
+        feed(&mut r, b"TDEZ", &mut out);
+        assert_eq!(&out[..], b"TDEZ");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn describe_statement_ends_on_row_description_or_no_data() {
+        let mut r = Replies::default();
+        let mut out = BytesMut::new();
+        r.client(Request::Describe);
+        r.client(Request::Describe);
+        r.client(Request::UntilReady);
+        feed(&mut r, b"tTtnZ", &mut out);
+        assert!(r.is_empty());
+    }
+}

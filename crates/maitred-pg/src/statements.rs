@@ -1,0 +1,203 @@
+//! Named prepared statements in transaction mode.
+//!
+//! Statement names are per server connection, but a client in transaction mode moves between
+//! server connections. So:
+//! - the pool's [`StatementRegistry`] gives every distinct definition (query text + parameter
+//!   types) one maitred name, `mtd_<n>`, shared by all clients;
+//! - each client keeps its own names → definitions ([`ClientStatements`]);
+//! - each server connection remembers which maitred names it has prepared
+//!   ([`PreparedOnServer`], bounded, least recently used evicted and closed);
+//! - the relay prepares a statement on the server a client lands on when it is missing, and
+//!   answers the client's Parse and Close itself when the server needs no work.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One statement definition known to the pool.
+#[derive(Debug)]
+pub struct Statement {
+    pub id: u64,
+    /// The name used on server connections.
+    pub server_name: String,
+    /// Query text and parameter types, exactly as in the Parse message after the name.
+    pub definition: Bytes,
+}
+
+/// The pool's map from statement definitions to maitred names.
+#[derive(Debug, Default)]
+pub struct StatementRegistry {
+    next_id: AtomicU64,
+    by_definition: Mutex<HashMap<Bytes, Arc<Statement>>>,
+}
+
+impl StatementRegistry {
+    /// The statement for a definition, registering it on first sight. Takes a lock: runs on
+    /// a client's Parse, not on every execution.
+    pub fn intern(&self, definition: &[u8]) -> Arc<Statement> {
+        let mut map = self.by_definition.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = map.get(definition) {
+            return s.clone();
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let definition = Bytes::copy_from_slice(definition);
+        let stmt = Arc::new(Statement {
+            id,
+            server_name: format!("mtd_{id}"),
+            definition: definition.clone(),
+        });
+        map.insert(definition, stmt.clone());
+        stmt
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_definition
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A client's own statement names.
+#[derive(Debug, Default)]
+pub struct ClientStatements {
+    by_name: HashMap<String, Arc<Statement>>,
+}
+
+impl ClientStatements {
+    pub fn get(&self, name: &str) -> Option<&Arc<Statement>> {
+        self.by_name.get(name)
+    }
+
+    /// Records a name; false if the client already uses it (PostgreSQL's 42P05).
+    pub fn insert(&mut self, name: &str, stmt: Arc<Statement>) -> bool {
+        if self.by_name.contains_key(name) {
+            return false;
+        }
+        self.by_name.insert(name.to_owned(), stmt);
+        true
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.by_name.remove(name);
+    }
+
+    pub fn clear(&mut self) {
+        self.by_name.clear();
+    }
+}
+
+/// The statements prepared on one server connection, with a bound.
+#[derive(Debug)]
+pub struct PreparedOnServer {
+    capacity: usize,
+    tick: u64,
+    /// statement id → (server name, last use)
+    entries: HashMap<u64, (String, u64)>,
+}
+
+impl PreparedOnServer {
+    pub fn new(capacity: usize) -> PreparedOnServer {
+        PreparedOnServer {
+            capacity: capacity.max(1),
+            tick: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Whether the statement is prepared there; counts as a use.
+    pub fn touch(&mut self, id: u64) -> bool {
+        self.tick += 1;
+        let tick = self.tick;
+        match self.entries.get_mut(&id) {
+            Some(e) => {
+                e.1 = tick;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a statement as prepared; returns the server name of one evicted to stay
+    /// within the bound (the caller closes it on the server).
+    pub fn insert(&mut self, stmt: &Statement) -> Option<String> {
+        self.tick += 1;
+        let mut evicted = None;
+        if !self.entries.contains_key(&stmt.id) && self.entries.len() >= self.capacity {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(id, _)| *id);
+            if let Some(id) = oldest {
+                evicted = self.entries.remove(&id).map(|(name, _)| name);
+            }
+        }
+        self.entries
+            .insert(stmt.id, (stmt.server_name.clone(), self.tick));
+        evicted
+    }
+
+    pub fn remove(&mut self, id: u64) {
+        self.entries.remove(&id);
+    }
+
+    /// After DISCARD ALL or DEALLOCATE ALL nothing is prepared any more.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_definition_same_name_across_clients() {
+        let reg = StatementRegistry::default();
+        let a = reg.intern(b"select 1\0\0\0");
+        let b = reg.intern(b"select 1\0\0\0");
+        let c = reg.intern(b"select 2\0\0\0");
+        assert_eq!(a.server_name, b.server_name);
+        assert_ne!(a.server_name, c.server_name);
+        assert_eq!(reg.len(), 2);
+    }
+
+    #[test]
+    fn client_names_are_unique_per_client() {
+        let reg = StatementRegistry::default();
+        let mut c = ClientStatements::default();
+        assert!(c.insert("s0", reg.intern(b"q1")));
+        assert!(!c.insert("s0", reg.intern(b"q2")));
+        c.remove("s0");
+        assert!(c.get("s0").is_none());
+    }
+
+    #[test]
+    fn server_bound_evicts_least_recently_used() {
+        let reg = StatementRegistry::default();
+        let s: Vec<_> = (0..3)
+            .map(|i| reg.intern(format!("q{i}").as_bytes()))
+            .collect();
+        let mut p = PreparedOnServer::new(2);
+        assert_eq!(p.insert(&s[0]), None);
+        assert_eq!(p.insert(&s[1]), None);
+        assert!(p.touch(s[0].id));
+        assert_eq!(p.insert(&s[2]), Some(s[1].server_name.clone()));
+        assert!(p.touch(s[0].id) && p.touch(s[2].id) && !p.touch(s[1].id));
+        assert_eq!(p.len(), 2);
+    }
+}
