@@ -43,6 +43,7 @@ fn fully_populated() -> Config {
             min_idle: 1,
             queue_timeout: Duration::from_secs(1),
             max_waiting: 7,
+            prepared_statements: 50,
             idle_timeout: Duration::from_secs(2),
             max_lifetime: Duration::from_secs(3),
             server_connect_timeout: Duration::from_secs(4),
