@@ -104,7 +104,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 24, "{paths:#?}");
+    assert_eq!(paths.len(), 25, "{paths:#?}");
 }
 
 #[test]
