@@ -1,6 +1,7 @@
 //! Builds the pools and listeners a configuration describes, one module per protocol, and
 //! runs them until a signal.
 
+mod mongo;
 mod postgres;
 
 use maitred_config::model::{Config, PoolConfig};
@@ -38,7 +39,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             .collect()
     };
     for p in &config.pools {
-        if p.upstream.protocol != Protocol::Postgres {
+        if !matches!(p.upstream.protocol, Protocol::Postgres | Protocol::Mongodb) {
             return Err(DaemonError::UnsupportedProtocol {
                 pool: p.name.clone(),
                 protocol: p.upstream.protocol,
@@ -46,6 +47,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
     }
     postgres::start(&of(Protocol::Postgres)).await?;
+    mongo::start(&of(Protocol::Mongodb)).await?;
     wait_for_shutdown_signal().await?;
     tracing::info!("shutting down");
     Ok(())

@@ -1,0 +1,29 @@
+//! MongoDB front end and back end of maitred.
+//!
+//! - [`codec`]: message header, OP_MSG, OP_QUERY / OP_REPLY (no I/O).
+//! - [`auth`]: SCRAM-SHA-1 / SCRAM-SHA-256, server and client side (no I/O).
+//! - [`backend`]: a server connection: hello, login, reading whole messages.
+//! - [`manager`]: the pool core's view of MongoDB (connect, check), and the server's hello facts.
+//! - [`pool`]: a configured pool (users, counters) around the pool core.
+//! - [`hello`]: hello / isMaster answered locally.
+//! - [`session`]: one client: local commands (hello, SASL), then [`relay`] for the rest.
+//! - [`relay`]: leasing, forwarding, pinning (transactions), cursor tracking and cleanup.
+//! - [`errors_to_client`]: the error replies maitred composes itself, and their codes.
+//! - [`listener`]: the accept loop.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod backend;
+pub mod codec;
+pub mod error;
+pub mod errors_to_client;
+pub mod hello;
+pub mod listener;
+pub mod manager;
+pub mod pool;
+pub mod relay;
+pub mod session;
+pub mod target;
+
+pub use pool::{MongoPool, MongoPoolConfig};
+pub use target::ServerTarget;

@@ -1,0 +1,52 @@
+//! The pool's view of MongoDB: how to open and check a server connection; and what the
+//! first server connection said about the server (advertised to clients in hello).
+
+use crate::backend::{ServerConn, ServerInfo};
+use crate::error::BackendError;
+use crate::target::ServerTarget;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug)]
+pub struct MongoManager {
+    target: Arc<ServerTarget>,
+    info: Mutex<Option<ServerInfo>>,
+}
+
+impl MongoManager {
+    pub fn new(target: ServerTarget) -> MongoManager {
+        MongoManager {
+            target: Arc::new(target),
+            info: Mutex::new(None),
+        }
+    }
+
+    pub fn target(&self) -> &Arc<ServerTarget> {
+        &self.target
+    }
+
+    /// The server's hello facts, once a connection was opened.
+    pub fn server_info(&self) -> Option<ServerInfo> {
+        self.info.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl maitred_pool::Manager for MongoManager {
+    type Connection = ServerConn;
+    type Error = BackendError;
+
+    async fn connect(&self) -> Result<ServerConn, BackendError> {
+        let conn = ServerConn::connect(&self.target).await?;
+        *self.info.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.info.clone());
+        Ok(conn)
+    }
+
+    fn is_alive(&self, conn: &mut ServerConn) -> bool {
+        conn.is_idle_and_open()
+    }
+
+    /// The relay cleans up itself (abortTransaction, killCursors) before it releases a
+    /// connection; one returned dirty is in an unknown state and is closed.
+    async fn reset(&self, _conn: &mut ServerConn) -> Result<(), BackendError> {
+        Err(BackendError::Dirty)
+    }
+}

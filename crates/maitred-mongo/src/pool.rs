@@ -1,0 +1,122 @@
+//! A MongoDB pool as the front end sees it: the users clients log in as, counters, and the
+//! protocol-agnostic pool of server connections.
+
+use crate::auth::scram::{Mechanism, ScramKeys};
+use crate::manager::MongoManager;
+use crate::target::ServerTarget;
+use maitred_pool::{Pool, PoolSettings};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a client was pinned to one server connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinReason {
+    /// A multi-document transaction (lsid + txnNumber), from startTransaction to commit/abort.
+    Transaction,
+}
+
+impl PinReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinReason::Transaction => "transaction",
+        }
+    }
+}
+
+/// Everything needed to build a [`MongoPool`].
+#[derive(Debug, Clone)]
+pub struct MongoPoolConfig {
+    pub name: String,
+    /// (user, plaintext password) pairs clients may log in as; empty = no client auth.
+    pub users: Vec<(String, String)>,
+    pub target: ServerTarget,
+    pub settings: PoolSettings,
+    /// Largest message accepted from a client (before the server's own limit is known).
+    pub max_message_size: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct MongoCounters {
+    pub clients_accepted: AtomicU64,
+    pub login_failures: AtomicU64,
+    pub requests: AtomicU64,
+    pub pins_transaction: AtomicU64,
+    pub overload_replies: AtomicU64,
+}
+
+impl MongoCounters {
+    pub fn count_pin(&self, reason: PinReason) {
+        match reason {
+            PinReason::Transaction => &self.pins_transaction,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A user's verifiers for both mechanisms.
+#[derive(Debug, Clone)]
+pub struct UserKeys {
+    pub sha1: ScramKeys,
+    pub sha256: ScramKeys,
+}
+
+impl UserKeys {
+    pub fn for_mechanism(&self, m: Mechanism) -> &ScramKeys {
+        match m {
+            Mechanism::Sha1 => &self.sha1,
+            Mechanism::Sha256 => &self.sha256,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct MongoPool {
+    pub name: String,
+    users: HashMap<String, UserKeys>,
+    pub pool: Pool<MongoManager>,
+    pub counters: MongoCounters,
+    pub max_message_size: usize,
+}
+
+impl MongoPool {
+    /// Builds the pool; derives SCRAM verifiers of the users once, here.
+    pub fn new(cfg: MongoPoolConfig) -> MongoPool {
+        let users = cfg
+            .users
+            .iter()
+            .map(|(u, pw)| {
+                let keys = UserKeys {
+                    sha1: ScramKeys::derive(
+                        Mechanism::Sha1,
+                        u,
+                        pw,
+                        Mechanism::Sha1.default_iterations(),
+                    ),
+                    sha256: ScramKeys::derive(
+                        Mechanism::Sha256,
+                        u,
+                        pw,
+                        Mechanism::Sha256.default_iterations(),
+                    ),
+                };
+                (u.clone(), keys)
+            })
+            .collect();
+        MongoPool {
+            pool: Pool::new(MongoManager::new(cfg.target), cfg.settings),
+            name: cfg.name,
+            users,
+            counters: MongoCounters::default(),
+            max_message_size: cfg.max_message_size,
+        }
+    }
+
+    /// Whether clients must authenticate.
+    pub fn requires_auth(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    pub fn user(&self, name: &str) -> Option<&UserKeys> {
+        self.users.get(name)
+    }
+}

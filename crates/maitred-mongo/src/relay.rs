@@ -1,0 +1,324 @@
+//! Forwarding a client's commands over leased server connections.
+//!
+//! Each request that expects a reply leases a server connection, is forwarded unchanged
+//! (its requestID too: the server's reply carries `responseTo` = the client's requestID, so
+//! the reply goes back byte for byte), and the lease ends with the reply. A `moreToCome`
+//! request (w:0) releases at once. `exhaustAllowed` is stripped, so the server answers each
+//! getMore once. A multi-document transaction (lsid + txnNumber, from `startTransaction`
+//! to commit/abort) pins the client to one server connection. Cursor ids from replies are
+//! recorded so that a client that leaves has its cursors killed; MongoDB servers keep
+//! cursors per server, not per connection, so a getMore may run on any connection.
+//!
+//! Spec: <https://github.com/mongodb/specifications/blob/master/source/transactions/transactions.md>.
+
+use crate::backend::{is_ok, next_request_id, ServerConn};
+use crate::codec::{op_msg, Header};
+use crate::error::{BackendError, SessionError};
+use crate::errors_to_client::checkout_error;
+use crate::pool::PinReason;
+use crate::session::{ReplyKind, Session};
+use bson::{RawDocument, RawDocumentBuf};
+use bytes::BytesMut;
+use std::sync::atomic::Ordering;
+use tokio::io::AsyncWriteExt;
+
+/// What decides routing, read from the command before it is forwarded.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Route {
+    pub command: String,
+    pub lsid: Option<Vec<u8>>,
+    pub txn_number: Option<i64>,
+    pub start_transaction: bool,
+    pub more_to_come: bool,
+    pub exhaust_allowed: bool,
+    /// The database the command runs in (`$db`).
+    pub db: String,
+    /// killCursors: the ids killed.
+    pub killed: Vec<i64>,
+    /// getMore: the cursor id.
+    pub get_more: Option<i64>,
+}
+
+impl Route {
+    pub fn of(command: &str, body: &RawDocument, flags: u32) -> Route {
+        let mut r = Route {
+            command: command.to_owned(),
+            more_to_come: flags & op_msg::MORE_TO_COME != 0,
+            exhaust_allowed: flags & op_msg::EXHAUST_ALLOWED != 0,
+            db: body.get_str("$db").unwrap_or("admin").to_owned(),
+            ..Route::default()
+        };
+        if let Ok(lsid) = body.get_document("lsid") {
+            r.lsid = Some(lsid.as_bytes().to_vec());
+        }
+        r.txn_number = body.get_i64("txnNumber").ok();
+        r.start_transaction = body.get_bool("startTransaction").unwrap_or(false);
+        match command {
+            "getMore" => r.get_more = body.get_i64("getMore").ok(),
+            "killCursors" => {
+                if let Ok(ids) = body.get_array("cursors") {
+                    r.killed = ids
+                        .into_iter()
+                        .filter_map(|v| v.ok().and_then(|v| v.as_i64()))
+                        .collect();
+                }
+            }
+            _ => {}
+        }
+        r
+    }
+
+    fn ends_transaction(&self) -> bool {
+        self.command == "commitTransaction" || self.command == "abortTransaction"
+    }
+}
+
+/// Cursor facts of a reply: (cursor id, namespace), if the reply has a cursor.
+pub fn reply_cursor(body: &RawDocument) -> Option<(i64, String)> {
+    let c = body.get_document("cursor").ok()?;
+    let id = c.get_i64("id").ok()?;
+    let ns = c.get_str("ns").unwrap_or_default().to_owned();
+    Some((id, ns))
+}
+
+impl Session {
+    pub(crate) async fn forward(
+        &mut self,
+        h: Header,
+        mut msg: BytesMut,
+        route: Route,
+    ) -> Result<(), SessionError> {
+        self.pool.counters.requests.fetch_add(1, Ordering::Relaxed);
+        if route.exhaust_allowed {
+            op_msg::clear_flags(&mut msg, op_msg::EXHAUST_ALLOWED);
+        }
+        // A transaction that went on elsewhere (another client connection of the same
+        // driver) has ended when this session's next txnNumber shows up.
+        if let (Some((lsid, txn)), Some(rl)) = (&self.txn, &route.lsid) {
+            if lsid == rl && route.txn_number != Some(*txn) {
+                self.txn = None;
+            }
+        }
+        if self.lease.is_none() {
+            match self.pool.pool.checkout().await {
+                Ok(lease) => self.lease = Some(lease),
+                Err(e) => {
+                    self.pool
+                        .counters
+                        .overload_replies
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(pool = %self.pool.name, error = %e, "checkout failed");
+                    if !route.more_to_come {
+                        self.reply(ReplyKind::Msg, h.request_id, &checkout_error(&e))
+                            .await?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        if route.start_transaction {
+            if let (Some(lsid), Some(txn)) = (&route.lsid, route.txn_number) {
+                self.txn = Some((lsid.clone(), txn));
+                self.pool.counters.count_pin(PinReason::Transaction);
+            }
+        }
+        let max = self.server_max();
+        let result = {
+            let Some(server) = self.lease.as_deref_mut() else {
+                return Ok(());
+            };
+            exchange(server, &msg, route.more_to_come, max).await
+        };
+        let reply = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // The server connection is in an unknown state: close it; the client sees
+                // a network error, which drivers retry.
+                if let Some(lease) = self.lease.take() {
+                    lease.discard();
+                }
+                self.txn = None;
+                return Err(e.into());
+            }
+        };
+        if let Some(reply) = reply {
+            if let Ok(parsed) = op_msg::parse(&reply) {
+                self.track(&route, parsed.body);
+            }
+            self.client
+                .write_all(&reply)
+                .await
+                .map_err(SessionError::ClientIo)?;
+        }
+        if route.ends_transaction() {
+            if let (Some((lsid, _)), Some(rl)) = (&self.txn, &route.lsid) {
+                if lsid == rl {
+                    self.txn = None;
+                }
+            }
+        }
+        if self.txn.is_none() {
+            self.lease = None;
+        }
+        Ok(())
+    }
+
+    fn server_max(&self) -> usize {
+        let info = self.lease.as_deref().map(|s| s.info.max_message_size_bytes);
+        (info.unwrap_or(0).max(0) as usize).max(crate::codec::DEFAULT_MAX_MESSAGE) * 2
+    }
+
+    /// Records the cursors a reply opened or closed.
+    fn track(&mut self, route: &Route, body: &RawDocument) {
+        for id in &route.killed {
+            self.cursors.remove(id);
+        }
+        if let Some(id) = route.get_more {
+            if !is_ok(body) {
+                self.cursors.remove(&id);
+            }
+        }
+        if let Some((id, ns)) = reply_cursor(body) {
+            if id != 0 {
+                if self.cursors.len() < 10_000 {
+                    self.cursors.insert(id, ns);
+                }
+            } else if let Some(gm) = route.get_more {
+                self.cursors.remove(&gm);
+            }
+        }
+    }
+
+    /// After the client left: abort its open transaction and kill its cursors, so the
+    /// server connection is clean before anyone else gets it.
+    pub(crate) async fn cleanup(&mut self) {
+        if self.txn.is_none() && self.cursors.is_empty() {
+            self.lease = None;
+            return;
+        }
+        if self.lease.is_none() {
+            match self.pool.pool.checkout().await {
+                Ok(l) => self.lease = Some(l),
+                Err(_) => return,
+            }
+        }
+        let Some(mut lease) = self.lease.take() else {
+            return;
+        };
+        let mut ok = true;
+        if let Some((lsid, txn)) = self.txn.take() {
+            let mut d = RawDocumentBuf::new();
+            d.append("abortTransaction", 1);
+            if let Ok(l) = RawDocumentBuf::from_bytes(lsid) {
+                d.append("lsid", l);
+            }
+            d.append("txnNumber", txn);
+            d.append("autocommit", false);
+            d.append("$db", "admin");
+            ok &= run_ignoring_errors(&mut lease, &d).await;
+        }
+        let mut by_ns: std::collections::HashMap<String, Vec<i64>> = Default::default();
+        for (id, ns) in self.cursors.drain() {
+            by_ns.entry(ns).or_default().push(id);
+        }
+        for (ns, ids) in by_ns {
+            let Some((db, coll)) = ns.split_once('.') else {
+                continue;
+            };
+            let mut arr = bson::RawArrayBuf::new();
+            for id in ids {
+                arr.push(id);
+            }
+            let mut d = RawDocumentBuf::new();
+            d.append("killCursors", coll);
+            d.append("cursors", arr);
+            d.append("$db", db);
+            ok &= run_ignoring_errors(&mut lease, &d).await;
+        }
+        if !ok {
+            lease.discard();
+        }
+    }
+}
+
+/// Runs a cleanup command; a server-side error is fine (the transaction may already be
+/// over), an I/O error means the connection must go.
+async fn run_ignoring_errors(server: &mut ServerConn, body: &RawDocument) -> bool {
+    let mut out = BytesMut::new();
+    op_msg::encode(&mut out, next_request_id(), 0, 0, body.as_bytes());
+    let fut = async {
+        server.stream.write_all(&out).await?;
+        server
+            .read_message(crate::codec::DEFAULT_MAX_MESSAGE)
+            .await
+            .map(|_| ())
+    };
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), fut).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Sends a request and, unless it is `moreToCome`, reads its reply (and any further
+/// replies the server streams with `moreToCome`, which it should not, exhaust being
+/// stripped: those are appended).
+async fn exchange(
+    server: &mut ServerConn,
+    msg: &[u8],
+    more_to_come: bool,
+    max: usize,
+) -> Result<Option<BytesMut>, BackendError> {
+    server.stream.write_all(msg).await?;
+    if more_to_come {
+        return Ok(None);
+    }
+    let mut reply = server.read_message(max).await?;
+    loop {
+        let streaming = reply.len() >= crate::codec::HEADER_LEN + 4
+            && crate::codec::header::u32_at(&reply, crate::codec::HEADER_LEN)
+                & op_msg::MORE_TO_COME
+                != 0
+            && crate::codec::header::i32_at(&reply, 12) == 2013;
+        if !streaming {
+            return Ok(Some(reply));
+        }
+        let next = server.read_message(max).await?;
+        reply.extend_from_slice(&next);
+        if crate::codec::header::u32_at(&next, crate::codec::HEADER_LEN) & op_msg::MORE_TO_COME == 0
+        {
+            return Ok(Some(reply));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::rawdoc;
+
+    #[test]
+    fn route_reads_transaction_and_cursor_fields() {
+        let lsid = rawdoc! { "id": 7 };
+        let body = rawdoc! {
+            "insert": "c", "lsid": lsid.clone(), "txnNumber": 3_i64,
+            "startTransaction": true, "autocommit": false, "$db": "app",
+        };
+        let r = Route::of("insert", &body, op_msg::EXHAUST_ALLOWED);
+        assert_eq!(r.lsid.as_deref(), Some(lsid.as_bytes()));
+        assert_eq!(r.txn_number, Some(3));
+        assert!(r.start_transaction && r.exhaust_allowed && !r.more_to_come);
+        assert_eq!(r.db, "app");
+        let k = rawdoc! { "killCursors": "c", "cursors": [5_i64, 6_i64], "$db": "app" };
+        assert_eq!(Route::of("killCursors", &k, 0).killed, vec![5, 6]);
+        let g = rawdoc! { "getMore": 9_i64, "collection": "c", "$db": "app" };
+        assert_eq!(Route::of("getMore", &g, 0).get_more, Some(9));
+        assert!(Route::of("commitTransaction", &rawdoc! {}, 0).ends_transaction());
+    }
+
+    #[test]
+    fn reads_cursor_of_reply() {
+        let r = rawdoc! { "cursor": { "id": 12_i64, "ns": "app.c", "firstBatch": [] }, "ok": 1.0 };
+        assert_eq!(reply_cursor(&r), Some((12, "app.c".to_owned())));
+        assert_eq!(reply_cursor(&rawdoc! { "ok": 1.0 }), None);
+    }
+}

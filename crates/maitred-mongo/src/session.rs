@@ -1,0 +1,354 @@
+//! One client connection: reads whole messages, answers hello and SASL itself, enforces
+//! authentication, and hands every other command to [`crate::relay`].
+//!
+//! Spec: <https://github.com/mongodb/specifications/blob/master/source/auth/auth.md>.
+
+use crate::auth::scram::{client_first_user, Mechanism, ScramKeys, ScramServer};
+use crate::backend::{next_request_id, ServerInfo};
+use crate::codec::header::decode_frame;
+use crate::codec::legacy::{encode_reply, parse_query};
+use crate::codec::{op_msg, Header, OpCode, DEFAULT_MAX_MESSAGE};
+use crate::error::SessionError;
+use crate::errors_to_client::{auth_failed, checkout_error, code, error_doc, unauthorized};
+use crate::hello;
+use crate::manager::MongoManager;
+use crate::pool::MongoPool;
+use bson::{rawdoc, RawDocument, RawDocumentBuf};
+use bytes::BytesMut;
+use maitred_pool::Lease;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+static NEXT_CONNECTION_ID: AtomicI64 = AtomicI64::new(1);
+
+/// Commands MongoDB allows before authentication (answered locally or harmless).
+const ALLOWED_BEFORE_AUTH: &[&str] = &["ping", "buildInfo", "buildinfo", "getnonce", "endSessions"];
+
+/// A SASL conversation in progress.
+struct Conversation {
+    server: ScramServer,
+    known_user: bool,
+}
+
+/// How a reply goes back: OP_MSG, or OP_REPLY for a legacy OP_QUERY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplyKind {
+    Msg,
+    Legacy,
+}
+
+pub struct Session {
+    pub(crate) client: TcpStream,
+    pub(crate) crbuf: BytesMut,
+    pub(crate) pool: Arc<MongoPool>,
+    connection_id: i64,
+    authenticated: bool,
+    conversation: Option<Conversation>,
+    pub(crate) lease: Option<Lease<MongoManager>>,
+    /// (lsid bytes, txnNumber) of the transaction this client is pinned for.
+    pub(crate) txn: Option<(Vec<u8>, i64)>,
+    /// Open cursors this client created: id -> namespace ("db.collection").
+    pub(crate) cursors: HashMap<i64, String>,
+}
+
+impl Session {
+    pub fn new(client: TcpStream, pool: Arc<MongoPool>) -> Session {
+        pool.counters
+            .clients_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        Session {
+            client,
+            crbuf: BytesMut::with_capacity(1024),
+            authenticated: !pool.requires_auth(),
+            pool,
+            connection_id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+            conversation: None,
+            lease: None,
+            txn: None,
+            cursors: HashMap::new(),
+        }
+    }
+
+    /// Serves the client to the end, then cleans up what it left on the server.
+    pub async fn run(mut self) {
+        if let Err(e) = self.serve().await {
+            tracing::debug!(pool = %self.pool.name, error = %e, "client session ended with an error");
+        }
+        self.cleanup().await;
+    }
+
+    fn max_message(&self) -> usize {
+        self.pool
+            .pool
+            .manager()
+            .server_info()
+            .map(|i| i.max_message_size_bytes.max(0) as usize)
+            .filter(|m| *m > 0)
+            .unwrap_or(self.pool.max_message_size)
+            .min(self.pool.max_message_size.max(DEFAULT_MAX_MESSAGE))
+    }
+
+    async fn serve(&mut self) -> Result<(), SessionError> {
+        loop {
+            let max = self.max_message();
+            let (h, msg) = loop {
+                if let Some(frame) = decode_frame(&mut self.crbuf, max)? {
+                    break frame;
+                }
+                let n = self
+                    .client
+                    .read_buf(&mut self.crbuf)
+                    .await
+                    .map_err(SessionError::ClientIo)?;
+                if n == 0 {
+                    return Ok(());
+                }
+            };
+            match h.op_code {
+                OpCode::Msg => self.on_msg(h, msg).await?,
+                OpCode::Query => self.on_query(h, &msg).await?,
+                other => {
+                    return Err(crate::codec::CodecError::UnsupportedOpCode(other.as_i32()).into())
+                }
+            }
+            if self.crbuf.is_empty() && self.crbuf.capacity() > 64 * 1024 {
+                self.crbuf = BytesMut::with_capacity(1024);
+            }
+        }
+    }
+
+    async fn on_msg(&mut self, h: Header, msg: BytesMut) -> Result<(), SessionError> {
+        let parsed = op_msg::parse(&msg)?;
+        let name = parsed
+            .command_name()
+            .ok_or(crate::codec::CodecError::Malformed("OP_MSG: empty command"))?;
+        let silent = parsed.more_to_come();
+        let local = if let Some(legacy) = hello::hello_kind(name) {
+            Some(self.hello(parsed.body, legacy).await)
+        } else if name == "saslStart" {
+            Some(self.sasl_start(parsed.body))
+        } else if name == "saslContinue" {
+            Some(self.sasl_continue(parsed.body))
+        } else if !self.authenticated {
+            if name == "endSessions" {
+                Some(hello::ok())
+            } else if ALLOWED_BEFORE_AUTH.contains(&name) {
+                None
+            } else {
+                Some(unauthorized(name))
+            }
+        } else {
+            None
+        };
+        match local {
+            Some(doc) => {
+                if !silent {
+                    self.reply(ReplyKind::Msg, h.request_id, &doc).await?;
+                }
+                Ok(())
+            }
+            None => {
+                let route = crate::relay::Route::of(name, parsed.body, parsed.flags);
+                drop(parsed);
+                self.forward(h, msg, route).await
+            }
+        }
+    }
+
+    async fn on_query(&mut self, h: Header, msg: &[u8]) -> Result<(), SessionError> {
+        let q = parse_query(msg)?;
+        let mut body = q.query;
+        if let Ok(inner) = body.get_document("$query") {
+            body = inner;
+        }
+        let name = body
+            .iter()
+            .next()
+            .and_then(|e| e.ok())
+            .map(|(k, _)| k)
+            .unwrap_or_default();
+        let doc = if !q.is_command() {
+            error_doc(
+                code::UNSUPPORTED_OP_QUERY,
+                "UnsupportedOpQueryCommand",
+                "maitred: legacy OP_QUERY reads are not supported; use OP_MSG",
+                &[],
+            )
+        } else if let Some(legacy) = hello::hello_kind(name) {
+            self.hello(body, legacy).await
+        } else if name == "saslStart" {
+            self.sasl_start(body)
+        } else if name == "saslContinue" {
+            self.sasl_continue(body)
+        } else {
+            error_doc(
+                code::UNSUPPORTED_OP_QUERY,
+                "UnsupportedOpQueryCommand",
+                &format!(
+                    "maitred: command {name} over legacy OP_QUERY is not supported; use OP_MSG"
+                ),
+                &[],
+            )
+        };
+        self.reply(ReplyKind::Legacy, h.request_id, &doc).await
+    }
+
+    /// Writes a reply maitred composed.
+    pub(crate) async fn reply(
+        &mut self,
+        kind: ReplyKind,
+        response_to: i32,
+        doc: &RawDocument,
+    ) -> Result<(), SessionError> {
+        let mut out = BytesMut::with_capacity(doc.as_bytes().len() + 40);
+        match kind {
+            ReplyKind::Msg => {
+                op_msg::encode(&mut out, next_request_id(), response_to, 0, doc.as_bytes())
+            }
+            ReplyKind::Legacy => {
+                encode_reply(&mut out, next_request_id(), response_to, doc.as_bytes())
+            }
+        }
+        self.client
+            .write_all(&out)
+            .await
+            .map_err(SessionError::ClientIo)
+    }
+
+    /// The server's hello facts; opens a server connection to learn them the first time.
+    async fn server_info(&self) -> Result<ServerInfo, RawDocumentBuf> {
+        if let Some(info) = self.pool.pool.manager().server_info() {
+            return Ok(info);
+        }
+        match self.pool.pool.checkout().await {
+            Ok(_lease) => self.pool.pool.manager().server_info().ok_or_else(hello::ok),
+            Err(e) => Err(checkout_error(&e)),
+        }
+    }
+
+    async fn hello(&mut self, body: &RawDocument, legacy: bool) -> RawDocumentBuf {
+        let info = match self.server_info().await {
+            Ok(info) => info,
+            Err(err) => return err,
+        };
+        let mut d = hello::hello_reply(body, legacy, &info, self.connection_id);
+        if let Ok(mechs) = body.get_str("saslSupportedMechs") {
+            let user = mechs.split_once('.').map(|(_, u)| u).unwrap_or(mechs);
+            if self.pool.user(user).is_some() {
+                d.append("saslSupportedMechs", hello::mechanisms());
+            }
+        }
+        if let Ok(spec) = body.get_document("speculativeAuthenticate") {
+            let first = self.sasl_start(spec);
+            if crate::backend::is_ok(&first) {
+                let mut s = RawDocumentBuf::new();
+                for (k, v) in first.iter().filter_map(|e| e.ok()) {
+                    if k != "ok" {
+                        s.append(k, v.to_raw_bson());
+                    }
+                }
+                d.append("speculativeAuthenticate", s);
+            }
+        }
+        hello::finish(d)
+    }
+
+    fn sasl_start(&mut self, body: &RawDocument) -> RawDocumentBuf {
+        if !self.pool.requires_auth() {
+            return error_doc(
+                code::AUTHENTICATION_FAILED,
+                "AuthenticationFailed",
+                "maitred: this pool takes no client authentication; connect without credentials",
+                &[],
+            );
+        }
+        let mech = body.get_str("mechanism").unwrap_or_default();
+        let Some(mechanism) = Mechanism::from_name(mech) else {
+            return error_doc(
+                334,
+                "MechanismUnavailable",
+                &format!("Received authentication for mechanism {mech} which is unknown or not enabled; maitred supports SCRAM-SHA-256 and SCRAM-SHA-1"),
+                &[],
+            );
+        };
+        let Some(payload) = sasl_payload(body) else {
+            return auth_failed();
+        };
+        let user = match client_first_user(&payload) {
+            Ok(u) => u,
+            Err(_) => return auth_failed(),
+        };
+        let known = self
+            .pool
+            .user(&user)
+            .map(|k| k.for_mechanism(mechanism).clone());
+        let keys = known
+            .clone()
+            .unwrap_or_else(|| ScramKeys::unknown_user(mechanism));
+        match ScramServer::start(keys, &payload) {
+            Ok((server, first)) => {
+                self.conversation = Some(Conversation {
+                    server,
+                    known_user: known.is_some(),
+                });
+                rawdoc! {
+                    "conversationId": 1,
+                    "done": false,
+                    "payload": binary(first.into_bytes()),
+                    "ok": 1.0,
+                }
+            }
+            Err(_) => self.failed_login(),
+        }
+    }
+
+    fn sasl_continue(&mut self, body: &RawDocument) -> RawDocumentBuf {
+        let Some(conv) = self.conversation.take() else {
+            if self.authenticated && self.pool.requires_auth() {
+                // An empty last step after a finished exchange.
+                return rawdoc! { "conversationId": 1, "done": true, "payload": binary(Vec::new()), "ok": 1.0 };
+            }
+            return self.failed_login();
+        };
+        let payload = sasl_payload(body).unwrap_or_default();
+        match conv.server.finish(&payload) {
+            Ok(fin) if conv.known_user => {
+                self.authenticated = true;
+                rawdoc! {
+                    "conversationId": 1,
+                    "done": true,
+                    "payload": binary(fin.into_bytes()),
+                    "ok": 1.0,
+                }
+            }
+            _ => self.failed_login(),
+        }
+    }
+
+    fn failed_login(&mut self) -> RawDocumentBuf {
+        self.pool
+            .counters
+            .login_failures
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(pool = %self.pool.name, "client authentication failed");
+        auth_failed()
+    }
+}
+
+fn sasl_payload(body: &RawDocument) -> Option<Vec<u8>> {
+    match body.get("payload") {
+        Ok(Some(bson::RawBsonRef::Binary(b))) => Some(b.bytes.to_vec()),
+        Ok(Some(bson::RawBsonRef::String(s))) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+pub(crate) fn binary(bytes: Vec<u8>) -> bson::RawBson {
+    bson::RawBson::Binary(bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes,
+    })
+}

@@ -1,0 +1,103 @@
+//! MongoDB pools: maps the configuration to maitred-mongo's pools and starts listeners.
+
+use super::DaemonError;
+use maitred_config::model::{ClientAuth, PoolConfig};
+use maitred_mongo::auth::scram::Mechanism;
+use maitred_mongo::codec::DEFAULT_MAX_MESSAGE;
+use maitred_mongo::{MongoPool, MongoPoolConfig, ServerTarget};
+use maitred_pool::PoolSettings;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+fn param<'a>(p: &'a PoolConfig, key: &str) -> Option<&'a str> {
+    p.upstream
+        .params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Maps a configured pool to the MongoDB crate's pool description.
+fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
+    let up = &p.upstream;
+    let mut settings = PoolSettings::new(p.name.clone(), p.size);
+    settings.min_idle = p.min_idle;
+    settings.queue_timeout = p.queue_timeout;
+    settings.max_waiting = p.max_waiting;
+    settings.idle_timeout = Some(p.idle_timeout);
+    settings.max_lifetime = Some(p.max_lifetime);
+    settings.connect_timeout = p.server_connect_timeout;
+    let mechanism = match param(p, "authMechanism") {
+        None => Mechanism::Sha256,
+        Some(m) => Mechanism::from_name(m).ok_or_else(|| DaemonError::Credentials {
+            pool: p.name.clone(),
+            source: format!("authMechanism {m} is not supported (SCRAM-SHA-256 or SCRAM-SHA-1)")
+                .into(),
+        })?,
+    };
+    // Clients authenticate with the listed users' passwords; with client_auth = "trust" or
+    // no user with a password (an upstream URL without credentials), they need none.
+    let users = if p.client_auth == ClientAuth::Trust {
+        Vec::new()
+    } else {
+        p.users
+            .iter()
+            .filter(|u| !u.name.is_empty())
+            .filter_map(|u| {
+                u.password
+                    .as_ref()
+                    .map(|pw| (u.name.clone(), pw.expose().to_owned()))
+            })
+            .collect()
+    };
+    Ok(MongoPoolConfig {
+        name: p.name.clone(),
+        users,
+        target: ServerTarget {
+            host: up.host.clone(),
+            port: up.port,
+            user: up.user.clone(),
+            password: up.password.as_ref().map(|s| s.expose().to_owned()),
+            auth_source: param(p, "authSource")
+                .map(str::to_owned)
+                .unwrap_or_else(|| up.database.clone()),
+            mechanism,
+        },
+        settings,
+        max_message_size: DEFAULT_MAX_MESSAGE,
+    })
+}
+
+/// Starts the MongoDB pools, one listener each (MongoDB clients do not name a pool).
+pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
+    for p in pools {
+        let cfg = mongo_pool_config(p)?;
+        let pool = tokio::task::spawn_blocking(move || MongoPool::new(cfg))
+            .await
+            .map_err(|e| DaemonError::Credentials {
+                pool: p.name.clone(),
+                source: Box::new(e),
+            })?;
+        pool.pool.start_maintenance();
+        let addr = p.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Bind { addr, source })?;
+        tracing::info!(
+            pool = %p.name,
+            upstream = %p.upstream.redacted(),
+            size = p.size,
+            client_auth = pool.requires_auth(),
+            %addr,
+            protocol = "mongodb",
+            "listening"
+        );
+        let pool = Arc::new(pool);
+        tokio::spawn(async move {
+            if let Err(e) = maitred_mongo::listener::serve(listener, pool).await {
+                tracing::error!(%addr, error = %e, "listener stopped");
+            }
+        });
+    }
+    Ok(())
+}
