@@ -48,6 +48,8 @@ mod stats;
 mod waiters;
 
 #[cfg(test)]
+mod stress_tests;
+#[cfg(test)]
 mod test_support;
 
 pub use error::CheckoutError;
