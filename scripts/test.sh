@@ -8,6 +8,8 @@
 # exports, for the tests:
 #   MAITRED_TEST_PG_URL            postgres://app:app_secret@127.0.0.1:PORT/app
 #   MAITRED_TEST_PG_SUPERUSER_URL  postgres://postgres:postgres_secret@127.0.0.1:PORT/app
+#   MAITRED_TEST_MONGO_URL         mongodb://app:app_secret@127.0.0.1:PORT/app?authSource=admin
+#                                  (SecantusDB, max_connections 20)
 #   MAITRED_BIN                    target/debug/maitred (for the Python tests)
 #   MAITRED_TEST_PIDDIR            where spawned maitred processes record their pid
 # Everything is torn down on every exit path. Ends with "N passed, M failed"
@@ -16,6 +18,8 @@ set -uo pipefail
 
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=scripts/lib/secantus.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/secantus.sh"
 cd "$REPO_ROOT" || exit 1
 
 ALL_STAGES=(fmt clippy build test pytest)
@@ -35,6 +39,7 @@ FAILED=()
 SKIPPED=()
 WORK=""
 PG_DIR=""
+MONGO_DIR=""
 SUITE_START=$SECONDS
 
 summary() {
@@ -75,6 +80,9 @@ cleanup() {
     if [[ -n "$PG_DIR" ]]; then
         stop_pg "$PG_DIR"
     fi
+    if [[ -n "$MONGO_DIR" ]]; then
+        stop_secantus "$MONGO_DIR"
+    fi
     if [[ -n "$WORK" ]]; then
         rm -rf "$WORK"
     fi
@@ -109,7 +117,7 @@ skip_stage() {
 # --- setup -------------------------------------------------------------------
 deps=(client)
 needs_pg && deps+=(pg)
-wants pytest && deps+=(python)
+needs_pg && deps+=(python)
 log "checking dependencies: ${deps[*]}"
 ensure_deps "${deps[@]}" || die "ensure_deps failed"
 
@@ -127,6 +135,13 @@ if needs_pg; then
     MAITRED_TEST_PIDDIR="$WORK/pids"
     MAITRED_BIN="${MAITRED_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/maitred}"
     log "MAITRED_TEST_PG_URL=$MAITRED_TEST_PG_URL"
+    MONGO_DIR="$WORK/mongo"
+    MONGO_PORT="$(free_port)"
+    log "starting SecantusDB on 127.0.0.1:$MONGO_PORT (max_connections 20) in $MONGO_DIR"
+    start_secantus "$MONGO_DIR" "$MONGO_PORT" 20
+    export MAITRED_TEST_MONGO_URL
+    MAITRED_TEST_MONGO_URL="$(mongo_app_url "$MONGO_PORT")"
+    log "MAITRED_TEST_MONGO_URL=$MAITRED_TEST_MONGO_URL"
 fi
 
 # --- stages ------------------------------------------------------------------

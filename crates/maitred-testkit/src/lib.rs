@@ -11,6 +11,8 @@
 //!   maitred, change password or database).
 //! * [`serial`]: a process-wide lock for tests that share one capped server.
 
+pub mod mongo;
+
 use std::fmt;
 use std::fs;
 use std::io::Read;

@@ -1,0 +1,241 @@
+"""pymongo through maitred in front of a throwaway SecantusDB (MongoDB wire protocol).
+
+Environment (set by scripts/test.sh):
+  MAITRED_TEST_MONGO_URL  mongodb://app:app_secret@127.0.0.1:PORT/app?authSource=admin
+                          (server capped at 20 connections); without it the tests skip,
+                          except under CI=true where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+pymongo = pytest.importorskip("pymongo")
+from pymongo.errors import OperationFailure, PyMongoError  # noqa: E402
+
+from conftest import Maitred, is_ci  # noqa: E402
+
+SERVER_CAP = 20
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> str:
+    url = os.environ.get("MAITRED_TEST_MONGO_URL", "").strip()
+    if not url:
+        if is_ci():
+            pytest.fail("MAITRED_TEST_MONGO_URL is not set but CI=true: run scripts/test.sh")
+        pytest.skip("skipping: no SecantusDB (run scripts/test.sh)")
+    return url
+
+
+@pytest.fixture
+def start_maitred(mongo_url):
+    started: list[Maitred] = []
+
+    def _start(*args: str, upstream: str | None = None) -> Maitred:
+        m = Maitred(upstream or mongo_url, *args)
+        started.append(m)
+        return m
+
+    yield _start
+    for m in started:
+        m.stop()
+
+
+def client(url: str, **kw) -> "pymongo.MongoClient":
+    kw.setdefault("serverSelectionTimeoutMS", 10_000)
+    return pymongo.MongoClient(url, **kw)
+
+
+def server_connections(url: str) -> int:
+    """connections.current as the server reports it (asked through `url`)."""
+    with client(url) as c:
+        return int(c.admin.command("serverStatus")["connections"]["current"])
+
+
+def test_crud_aggregation_and_large_cursor(start_maitred):
+    m = start_maitred("--pool-size", "3")
+    with client(m.url) as c:
+        db = c.get_database("app")
+        coll = db["crud"]
+        coll.drop()
+        assert coll.insert_one({"_id": 1, "name": "a"}).acknowledged
+        coll.insert_many([{"_id": i, "name": f"n{i}", "g": i % 3} for i in range(2, 1002)])
+        assert coll.count_documents({}) == 1001
+        assert coll.find_one({"_id": 1})["name"] == "a"
+        assert coll.update_one({"_id": 1}, {"$set": {"name": "b"}}).modified_count == 1
+        assert coll.find_one({"_id": 1})["name"] == "b"
+        assert coll.delete_one({"_id": 1}).deleted_count == 1
+        # Larger than one batch: several getMores.
+        seen = [d["_id"] for d in coll.find({}, batch_size=100).sort("_id", 1)]
+        assert seen == list(range(2, 1002))
+        groups = {
+            d["_id"]: d["n"]
+            for d in coll.aggregate([{"$group": {"_id": "$g", "n": {"$sum": 1}}}], batchSize=1)
+        }
+        assert sum(groups.values()) == 1000 and set(groups) == {0, 1, 2}
+
+
+def test_transactions_commit_and_abort(start_maitred):
+    m = start_maitred("--pool-size", "2")
+    with client(m.url) as c:
+        coll = c.app["txn"]
+        coll.drop()
+        coll.insert_one({"_id": "seed"})
+        with c.start_session() as s:
+            with s.start_transaction():
+                coll.insert_one({"_id": "c1"}, session=s)
+                coll.insert_one({"_id": "c2"}, session=s)
+        with c.start_session() as s:
+            s.start_transaction()
+            coll.insert_one({"_id": "a1"}, session=s)
+            s.abort_transaction()
+        ids = sorted(d["_id"] for d in coll.find())
+        assert ids == ["c1", "c2", "seed"]
+
+
+def test_bulk_and_unacknowledged_writes(start_maitred):
+    m = start_maitred("--pool-size", "2")
+    with client(m.url) as c:
+        coll = c.app["bulk"]
+        coll.drop()
+        r = coll.bulk_write(
+            [pymongo.InsertOne({"_id": i}) for i in range(100)]
+            + [pymongo.UpdateOne({"_id": 5}, {"$set": {"x": 1}}), pymongo.DeleteOne({"_id": 6})]
+        )
+        assert (r.inserted_count, r.modified_count, r.deleted_count) == (100, 1, 1)
+        w0 = coll.with_options(write_concern=pymongo.WriteConcern(w=0))
+        for i in range(1000, 1050):
+            assert not w0.insert_one({"_id": i}).acknowledged
+        deadline = time.monotonic() + 5
+        while coll.count_documents({"_id": {"$gte": 1000}}) < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert coll.count_documents({"_id": {"$gte": 1000}}) == 50
+
+
+def test_auth_required_and_wrong_password_refused(start_maitred, mongo_url):
+    m = start_maitred()
+    parts = urllib.parse.urlsplit(m.url)
+    host = parts.netloc.rsplit("@", 1)[1]
+    with client(f"mongodb://{host}/") as anon:
+        # hello is answered before authentication...
+        assert anon.admin.command("hello")["isWritablePrimary"] is True
+        # ...anything else is refused.
+        with pytest.raises(OperationFailure) as e:
+            anon.app.t.find_one()
+        assert e.value.code == 13
+    bad = m.url.replace("app_secret", "wrong")
+    with client(bad) as c, pytest.raises(OperationFailure) as e:
+        c.app.t.find_one()
+    assert e.value.code == 18
+    for mech in ("SCRAM-SHA-1", "SCRAM-SHA-256"):
+        with client(m.url, authMechanism=mech) as c:
+            assert c.admin.command("ping")["ok"] == 1.0
+
+
+def test_hello_is_local_and_hides_server_hosts(start_maitred, mongo_url):
+    m = start_maitred("--pool-size", "1")
+    with client(m.url) as c:
+        h = c.admin.command("hello")
+        assert "hosts" not in h and "setName" not in h and "me" not in h
+        assert h["msg"] == "isdbgrid"
+        assert h["logicalSessionTimeoutMinutes"] > 0
+        assert h["maxWireVersion"] >= 6
+        assert c.address == ("127.0.0.1", m.port)
+
+
+def test_overload_reply_is_retryable_error(start_maitred):
+    # One server connection, held by an open transaction: other clients wait
+    # queue_timeout and get a labelled overload error.
+    m = start_maitred("--pool-size", "1", "--queue-timeout", "200ms")
+    with client(m.url) as holder, client(m.url, retryReads=False, retryWrites=False) as other:
+        coll = holder.app["overload"]
+        coll.insert_one({"x": 1})
+        s = holder.start_session()
+        s.start_transaction()
+        coll.insert_one({"x": 2}, session=s)
+        try:
+            with pytest.raises(OperationFailure) as e:
+                other.app["overload"].find_one({})
+            assert e.value.code == 462
+            assert e.value.has_error_label("SystemOverloadedError")
+            assert e.value.has_error_label("RetryableError")
+            assert "queue_timeout" in str(e.value)
+        finally:
+            s.abort_transaction()
+            s.end_session()
+        assert other.app["overload"].count_documents({}) >= 1
+
+
+def test_client_leaving_mid_transaction_is_cleaned_up(start_maitred):
+    m = start_maitred("--pool-size", "1")
+    c = client(m.url)
+    coll = c.app["leave"]
+    coll.drop()
+    s = c.start_session()
+    s.start_transaction()
+    coll.insert_one({"_id": "uncommitted"}, session=s)
+    c.close()  # leaves with the transaction open
+    with client(m.url) as c2:
+        # The only server connection serves the next client, the transaction aborted.
+        assert c2.app["leave"].count_documents({}) == 0
+        c2.app["leave"].insert_one({"_id": "after"})
+        assert c2.app["leave"].count_documents({}) == 1
+
+
+def test_storm_100_clients_pool_10_server_cap_20(start_maitred):
+    pool_size = 10
+    m = start_maitred("--pool-size", str(pool_size), "--queue-timeout", "10s")
+    with client(m.url) as setup:
+        setup.app["storm"].drop()
+        setup.app["storm"].insert_one({"_id": "warm"})
+    errors: list[str] = []
+    acked: list[list[tuple[int, int]]] = [[] for _ in range(100)]
+    stop = threading.Event()
+    peak = [0]
+
+    def worker(n: int) -> None:
+        try:
+            with client(m.url) as c:
+                coll = c.app["storm"]
+                k = 0
+                while not stop.is_set():
+                    coll.insert_one({"t": n, "k": k})
+                    acked[n].append((n, k))
+                    assert coll.find_one({"t": n, "k": k}) is not None
+                    k += 1
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"client {n}: {type(e).__name__}: {e}")
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                peak[0] = max(peak[0], server_connections(m.url))
+            except PyMongoError as e:
+                errors.append(f"watcher: {e}")
+            time.sleep(0.2)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(100)]
+    watcher = threading.Thread(target=watch)
+    for t in threads:
+        t.start()
+    watcher.start()
+    time.sleep(5)
+    stop.set()
+    for t in threads + [watcher]:
+        t.join(timeout=60)
+    assert not errors, errors[:5]
+    total = sum(len(a) for a in acked)
+    assert total > 100
+    with client(m.url) as c:
+        found = {(d["t"], d["k"]) for d in c.app["storm"].find({"t": {"$exists": True}}, {"_id": 0})}
+    missing = [w for a in acked for w in a if w not in found]
+    assert not missing, missing[:5]
+    # maitred opens no monitoring connections of its own: only the pool.
+    assert 0 < peak[0] <= pool_size, peak[0]
+    print(f"storm: {total} acknowledged inserts+reads in 5s, peak server connections {peak[0]}")
