@@ -145,8 +145,9 @@ mod tests {
             }
         );
         assert!(format!("{pool:?}").contains("test"));
-        fn lease_is_send(_: Option<Lease<FakeManager>>) {}
-        lease_is_send(None);
+        fn is_send<T: Send>() {}
+        is_send::<Lease<FakeManager>>();
+        is_send::<CheckoutError<crate::test_support::FakeError>>();
     }
 
     #[tokio::test(start_paused = true)]
