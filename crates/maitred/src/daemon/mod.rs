@@ -2,6 +2,7 @@
 //! runs them until a signal.
 
 mod mongo;
+mod mysql;
 mod postgres;
 
 use maitred_config::model::{Config, PoolConfig};
@@ -39,7 +40,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             .collect()
     };
     for p in &config.pools {
-        if !matches!(p.upstream.protocol, Protocol::Postgres | Protocol::Mongodb) {
+        if !matches!(
+            p.upstream.protocol,
+            Protocol::Postgres | Protocol::Mongodb | Protocol::Mysql
+        ) {
             return Err(DaemonError::UnsupportedProtocol {
                 pool: p.name.clone(),
                 protocol: p.upstream.protocol,
@@ -48,6 +52,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     postgres::start(&of(Protocol::Postgres)).await?;
     mongo::start(&of(Protocol::Mongodb)).await?;
+    mysql::start(&of(Protocol::Mysql)).await?;
     wait_for_shutdown_signal().await?;
     tracing::info!("shutting down");
     Ok(())

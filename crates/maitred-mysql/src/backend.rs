@@ -1,0 +1,390 @@
+//! One connection from maitred to the MySQL/MariaDB server: login, maitred's own commands
+//! (reset, select database, prepare), and the bookkeeping the relay keeps on it.
+//!
+//! Spec: <https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html>.
+
+use crate::auth;
+use crate::codec::packets::{self, ErrInfo, OkInfo, AUTH_MORE_DATA, EOF, ERR, OK};
+use crate::codec::response::{Expect, ResponseScanner, Step};
+use crate::codec::stmt::{self, PrepareOk};
+use crate::codec::{cap, command, frame, status};
+use crate::error::BackendError;
+use crate::stmt_cache::ServerStatements;
+use crate::target::ServerTarget;
+use bytes::{Buf, BytesMut};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest packet accepted from the server (its own limit is 1 GB; larger payloads are
+/// split into 16 MB packets anyway).
+pub const MAX_SERVER_PACKET: usize = frame::MAX_PAYLOAD;
+/// How long a reset may take before the connection is closed.
+const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+/// utf8mb4_general_ci: the collation maitred asks for on server connections.
+pub const DEFAULT_COLLATION: u8 = 45;
+
+/// What a fresh server connection reported at login (shown to clients in maitred's own
+/// handshake).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub version: String,
+    pub capabilities: u32,
+    pub collation: u8,
+}
+
+/// A logged-in server connection and what the relay knows about its state.
+pub struct ServerConn {
+    pub stream: TcpStream,
+    pub rbuf: BytesMut,
+    /// The server's own connection (thread) id.
+    pub connection_id: u32,
+    pub info: ServerInfo,
+    /// The capability flags in use on this connection.
+    pub capabilities: u32,
+    /// Status flags of the last OK/EOF.
+    pub status: u16,
+    /// The database maitred believes is selected.
+    pub database: Option<String>,
+    /// The response being relayed, if any.
+    pub scanner: ResponseScanner,
+    /// Bytes of a packet the relay forwarded in part, still to come from the socket.
+    pub unread_body: usize,
+    /// Statements prepared on this connection.
+    pub statements: ServerStatements,
+    /// Session state was changed beyond what maitred tracks: reset before reuse.
+    pub needs_reset: bool,
+}
+
+impl std::fmt::Debug for ServerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConn")
+            .field("connection_id", &self.connection_id)
+            .field("status", &self.status)
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+impl ServerConn {
+    /// Opens a TCP connection and logs in as the target's user.
+    pub async fn connect(
+        target: &ServerTarget,
+        max_statements: usize,
+    ) -> Result<ServerConn, BackendError> {
+        let addr = target.addr();
+        let stream = TcpStream::connect((target.host.as_str(), target.port))
+            .await
+            .map_err(|source| BackendError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        stream.set_nodelay(true)?;
+        let mut conn = ServerConn {
+            stream,
+            rbuf: BytesMut::with_capacity(8192),
+            connection_id: 0,
+            info: ServerInfo {
+                version: String::new(),
+                capabilities: 0,
+                collation: DEFAULT_COLLATION,
+            },
+            capabilities: 0,
+            status: status::AUTOCOMMIT,
+            database: target.database.clone(),
+            scanner: ResponseScanner::default(),
+            unread_body: 0,
+            statements: ServerStatements::new(max_statements),
+            needs_reset: false,
+        };
+        conn.login(target).await?;
+        Ok(conn)
+    }
+
+    async fn login(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
+        let (seq, payload) = self.read_packet().await?;
+        if payload.first() == Some(&ERR) {
+            return Err(BackendError::Server(packets::parse_err(&payload)?));
+        }
+        let greeting = packets::parse_greeting(&payload)?;
+        self.connection_id = greeting.connection_id;
+        self.info = ServerInfo {
+            version: greeting.server_version.clone(),
+            capabilities: greeting.capabilities,
+            collation: greeting.collation,
+        };
+        if greeting.capabilities & cap::PROTOCOL_41 == 0 {
+            return Err(BackendError::UnsupportedAuth("pre-4.1".into()));
+        }
+        let mut caps = cap::SERVER_LEG & greeting.capabilities;
+        if target.database.is_some() {
+            caps |= cap::CONNECT_WITH_DB;
+        }
+        self.capabilities = caps;
+        let password = target.password.as_deref().unwrap_or("").as_bytes();
+        let mut plugin = greeting.auth_plugin.clone();
+        if plugin != auth::NATIVE && plugin != auth::CACHING_SHA2 {
+            // Answer as mysql_native_password; the server switches us if it must.
+            plugin = auth::NATIVE.to_vec();
+        }
+        let mut nonce = greeting.nonce.clone();
+        let answer = auth::expected_answer(&plugin, &nonce, password).unwrap_or_default();
+        let hello = packets::client_hello(
+            caps,
+            DEFAULT_COLLATION,
+            &target.user,
+            &answer,
+            target.database.as_deref(),
+            &plugin,
+        );
+        let mut out = BytesMut::new();
+        frame::write_packet(&mut out, seq.wrapping_add(1), &hello);
+        self.stream.write_all(&out).await?;
+        loop {
+            let (s, payload) = self.read_packet().await?;
+            let seq = s.wrapping_add(1);
+            out.clear();
+            match payload.first() {
+                Some(&OK) => {
+                    self.status = packets::parse_ok(&payload)?.status;
+                    return Ok(());
+                }
+                Some(&ERR) => return Err(BackendError::Server(packets::parse_err(&payload)?)),
+                Some(&EOF) => {
+                    let (p, data) = packets::parse_auth_switch(&payload)?;
+                    if p != auth::NATIVE && p != auth::CACHING_SHA2 {
+                        return Err(BackendError::UnsupportedAuth(
+                            String::from_utf8_lossy(&p).into_owned(),
+                        ));
+                    }
+                    plugin = p;
+                    nonce = data;
+                    let answer =
+                        auth::expected_answer(&plugin, &nonce, password).unwrap_or_default();
+                    frame::write_packet(&mut out, seq, &answer);
+                }
+                Some(&AUTH_MORE_DATA) if plugin == auth::CACHING_SHA2 => match payload.get(1..) {
+                    Some([auth::FAST_AUTH_OK]) => continue,
+                    Some([auth::FULL_AUTH]) => {
+                        if target.password.is_none() {
+                            return Err(BackendError::NoPassword);
+                        }
+                        frame::write_packet(&mut out, seq, &[auth::REQUEST_PUBLIC_KEY]);
+                    }
+                    Some(pem) => {
+                        let enc = auth::rsa_encrypted_password(password, &nonce, pem)
+                            .ok_or(BackendError::Rsa)?;
+                        frame::write_packet(&mut out, seq, &enc);
+                    }
+                    None => return Err(BackendError::Protocol(crate::codec::CodecError::Empty)),
+                },
+                _ => {
+                    return Err(BackendError::Protocol(
+                        crate::codec::CodecError::Unexpected("server login"),
+                    ))
+                }
+            }
+            self.stream.write_all(&out).await?;
+        }
+    }
+
+    /// Reads one whole packet (login and maitred's own commands; the relay scans instead).
+    async fn read_packet(&mut self) -> Result<(u8, Vec<u8>), BackendError> {
+        loop {
+            if let Some((len, seq)) = frame::peek_packet(&self.rbuf, MAX_SERVER_PACKET)? {
+                self.rbuf.advance(frame::HEADER_LEN);
+                let payload = self.rbuf.split_to(len).to_vec();
+                return Ok((seq, payload));
+            }
+            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(BackendError::Closed);
+            }
+        }
+    }
+
+    /// Whether the relay may hand the connection to another client as it is.
+    pub fn is_clean(&self) -> bool {
+        !self.scanner.is_busy()
+            && self.unread_body == 0
+            && self.rbuf.is_empty()
+            && self.status & status::IN_TRANS == 0
+            && !self.needs_reset
+    }
+
+    /// Cheap liveness check of an idle connection: the socket must have nothing to say.
+    pub fn is_idle_and_open(&mut self) -> bool {
+        if !self.is_clean() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Sends one command maitred composed and reads its single-packet answer (OK, EOF or
+    /// ERR). Server-side errors come back as `Ok(Err(..))`.
+    pub async fn simple_command(
+        &mut self,
+        payload: &[u8],
+    ) -> Result<Result<OkInfo, ErrInfo>, BackendError> {
+        let mut out = BytesMut::new();
+        frame::write_packet(&mut out, 0, payload);
+        self.stream.write_all(&out).await?;
+        let (_, reply) = self.read_packet().await?;
+        match reply.first() {
+            Some(&OK) => {
+                let ok = packets::parse_ok(&reply)?;
+                self.status = ok.status;
+                Ok(Ok(ok))
+            }
+            Some(&EOF) if packets::is_eof(&reply) => {
+                self.status = packets::eof_status(&reply)?;
+                Ok(Ok(OkInfo {
+                    affected_rows: 0,
+                    last_insert_id: 0,
+                    status: self.status,
+                    warnings: 0,
+                }))
+            }
+            Some(&ERR) => Ok(Err(packets::parse_err(&reply)?)),
+            _ => Err(BackendError::Protocol(
+                crate::codec::CodecError::Unexpected("maitred's own command"),
+            )),
+        }
+    }
+
+    /// Selects `db` (COM_INIT_DB).
+    pub async fn init_db(&mut self, db: &str) -> Result<Result<(), ErrInfo>, BackendError> {
+        let mut p = vec![command::INIT_DB];
+        p.extend_from_slice(db.as_bytes());
+        let r = self.simple_command(&p).await?;
+        if r.is_ok() {
+            self.database = Some(db.to_owned());
+        }
+        Ok(r.map(|_| ()))
+    }
+
+    /// Runs a statement maitred composed whose answer is one OK or ERR (e.g. SET).
+    pub async fn query(&mut self, sql: &str) -> Result<Result<OkInfo, ErrInfo>, BackendError> {
+        let mut p = vec![command::QUERY];
+        p.extend_from_slice(sql.as_bytes());
+        self.simple_command(&p).await
+    }
+
+    /// Prepares `sql` on this connection (COM_STMT_PREPARE), records it in the statement
+    /// cache and closes what the cache evicts. Returns the server's statement id.
+    pub async fn prepare(
+        &mut self,
+        sql: &Arc<[u8]>,
+    ) -> Result<Result<PrepareOk, ErrInfo>, BackendError> {
+        let mut out = BytesMut::new();
+        let mut p = Vec::with_capacity(sql.len() + 1);
+        p.push(command::STMT_PREPARE);
+        p.extend_from_slice(sql);
+        frame::write_packet(&mut out, 0, &p);
+        self.stream.write_all(&out).await?;
+        let mut scanner = ResponseScanner::default();
+        scanner.start(Expect::Prepare);
+        let mut first: Option<Result<PrepareOk, ErrInfo>> = None;
+        loop {
+            let (_, reply) = self.read_packet().await?;
+            if first.is_none() {
+                first = Some(match reply.first() {
+                    Some(&ERR) => Err(packets::parse_err(&reply)?),
+                    _ => Ok(stmt::parse_prepare_ok(&reply)?),
+                });
+            }
+            if let Step::Done(_) = scanner.on_packet(&reply, reply.len())? {
+                break;
+            }
+        }
+        let result = first.ok_or(BackendError::Closed)?;
+        if let Ok(ok) = &result {
+            self.remember_statement(sql.clone(), ok.statement_id)
+                .await?;
+        }
+        Ok(result)
+    }
+
+    /// Records a statement prepared on this connection; closes the ones the cache drops.
+    pub async fn remember_statement(
+        &mut self,
+        sql: Arc<[u8]>,
+        id: u32,
+    ) -> Result<(), BackendError> {
+        let close = self.statements.insert(sql, id);
+        if close.is_empty() {
+            return Ok(());
+        }
+        let mut out = BytesMut::new();
+        for id in close {
+            let mut p = vec![command::STMT_CLOSE];
+            p.extend_from_slice(&id.to_le_bytes());
+            frame::write_packet(&mut out, 0, &p);
+        }
+        self.stream.write_all(&out).await?;
+        Ok(())
+    }
+
+    /// Brings the connection back to a clean state for the next client: finishes a
+    /// response a departed client left unread, then COM_RESET_CONNECTION (rolls back,
+    /// drops temporary tables, user variables, locks and prepared statements, resets
+    /// session variables) and COM_INIT_DB of the pool's database.
+    pub async fn reset(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
+        match tokio::time::timeout(RESET_TIMEOUT, self.reset_inner(target)).await {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::Timeout {
+                what: "reset",
+                secs: RESET_TIMEOUT.as_secs(),
+            }),
+        }
+    }
+
+    async fn reset_inner(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
+        self.drain_response().await?;
+        match self.simple_command(&[command::RESET_CONNECTION]).await? {
+            Ok(_) => {}
+            Err(e) => return Err(BackendError::Server(e)),
+        }
+        self.statements.clear();
+        self.database = None;
+        if let Some(db) = &target.database {
+            if let Err(e) = self.init_db(db).await? {
+                return Err(BackendError::Server(e));
+            }
+        }
+        self.needs_reset = false;
+        if self.status & status::IN_TRANS != 0 {
+            return Err(BackendError::Protocol(
+                crate::codec::CodecError::Unexpected("reset (transaction still open)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads and drops the rest of a response the relay was forwarding.
+    async fn drain_response(&mut self) -> Result<(), BackendError> {
+        while self.unread_body > 0 {
+            if self.rbuf.is_empty() && self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(BackendError::Closed);
+            }
+            let n = self.unread_body.min(self.rbuf.len());
+            self.rbuf.advance(n);
+            self.unread_body -= n;
+        }
+        while self.scanner.is_busy() {
+            let (_, p) = self.read_packet().await?;
+            match self.scanner.on_packet(&p, p.len())? {
+                Step::Done(Some(s)) => self.status = s,
+                Step::LocalInfile => {
+                    let mut out = BytesMut::new();
+                    frame::write_packet(&mut out, 2, &[]);
+                    self.stream.write_all(&out).await?;
+                }
+                _ => {}
+            }
+        }
+        self.rbuf.clear();
+        Ok(())
+    }
+}

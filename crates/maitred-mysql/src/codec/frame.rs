@@ -1,0 +1,95 @@
+//! Packet framing: every packet is a 3-byte little-endian payload length, a 1-byte
+//! sequence id and the payload. A payload of exactly 0xFFFFFF bytes continues in the next
+//! packet.
+//!
+//! Spec: <https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_basic_packets.html>.
+
+use super::CodecError;
+use bytes::{BufMut, BytesMut};
+
+/// Bytes of a packet header.
+pub const HEADER_LEN: usize = 4;
+/// Largest payload of one packet; a payload this long continues in the next packet.
+pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
+
+/// The payload length and sequence id of the packet at the start of `buf`, if its header
+/// has arrived. The length is checked against `max` before anything is allocated for it.
+pub fn peek_header(buf: &[u8], max: usize) -> Result<Option<(usize, u8)>, CodecError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let len = usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16;
+    if len > max {
+        return Err(CodecError::TooLarge { len, max });
+    }
+    Ok(Some((len, buf[3])))
+}
+
+/// The payload length and sequence id of the packet at the start of `buf` when the whole
+/// packet has arrived.
+pub fn peek_packet(buf: &[u8], max: usize) -> Result<Option<(usize, u8)>, CodecError> {
+    match peek_header(buf, max)? {
+        Some((len, seq)) if buf.len() >= HEADER_LEN + len => Ok(Some((len, seq))),
+        _ => Ok(None),
+    }
+}
+
+/// Appends `payload` as one or more packets starting at sequence id `seq`; returns the
+/// sequence id that follows.
+pub fn write_packet(out: &mut BytesMut, mut seq: u8, payload: &[u8]) -> u8 {
+    let mut rest = payload;
+    loop {
+        let n = rest.len().min(MAX_PAYLOAD);
+        out.reserve(HEADER_LEN + n);
+        out.put_u8(n as u8);
+        out.put_u8((n >> 8) as u8);
+        out.put_u8((n >> 16) as u8);
+        out.put_u8(seq);
+        out.put_slice(&rest[..n]);
+        seq = seq.wrapping_add(1);
+        rest = &rest[n..];
+        if n < MAX_PAYLOAD {
+            return seq;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_whole_packet() {
+        let mut out = BytesMut::new();
+        let next = write_packet(&mut out, 3, b"\x0eabc");
+        assert_eq!(next, 4);
+        assert_eq!(&out[..], b"\x04\x00\x00\x03\x0eabc");
+        assert_eq!(peek_header(&out, 100), Ok(Some((4, 3))));
+        assert_eq!(peek_packet(&out[..6], 100), Ok(None));
+        assert_eq!(peek_packet(&out, 100), Ok(Some((4, 3))));
+        assert_eq!(peek_header(&out[..3], 100), Ok(None));
+    }
+
+    #[test]
+    fn oversized_is_refused_before_it_arrives() {
+        let buf = [0xff, 0xff, 0x10, 0];
+        assert_eq!(
+            peek_header(&buf, 1 << 20),
+            Err(CodecError::TooLarge {
+                len: 0x10ffff,
+                max: 1 << 20
+            })
+        );
+    }
+
+    #[test]
+    fn long_payload_is_split() {
+        let payload = vec![7u8; MAX_PAYLOAD + 10];
+        let mut out = BytesMut::new();
+        let next = write_packet(&mut out, 0, &payload);
+        assert_eq!(next, 2);
+        assert_eq!(peek_header(&out, usize::MAX), Ok(Some((MAX_PAYLOAD, 0))));
+        let second = &out[HEADER_LEN + MAX_PAYLOAD..];
+        assert_eq!(peek_packet(second, usize::MAX), Ok(Some((10, 1))));
+    }
+}

@@ -1,0 +1,46 @@
+//! Errors of the MySQL crate, classified so callers know whom to blame.
+
+use crate::auth::AuthError;
+use crate::codec::packets::ErrInfo;
+use crate::codec::CodecError;
+use thiserror::Error;
+
+/// Why a server connection could not be opened or used.
+#[derive(Debug, Error)]
+pub enum BackendError {
+    #[error("could not connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server connection I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("server closed the connection")]
+    Closed,
+    #[error("server refused: {0}")]
+    Server(ErrInfo),
+    #[error("server protocol violation: {0}")]
+    Protocol(#[from] CodecError),
+    #[error("server asks for the {0} authentication plugin, which maitred does not support")]
+    UnsupportedAuth(String),
+    #[error("server asks for a password but the upstream URL has none")]
+    NoPassword,
+    #[error("could not encrypt the password with the server's RSA public key")]
+    Rsa,
+    #[error("server did not finish {what} within {secs}s")]
+    Timeout { what: &'static str, secs: u64 },
+}
+
+/// Why a client session ended abnormally.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("client I/O error: {0}")]
+    ClientIo(std::io::Error),
+    #[error("client protocol violation: {0}")]
+    ClientProtocol(#[from] CodecError),
+    #[error("client authentication failed: {0}")]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}

@@ -1,0 +1,307 @@
+//! A client connection from accept to the end of login: maitred's own Handshake v10 (its
+//! own connection id and 20-byte scramble), the client's handshake response, password
+//! check (mysql_native_password, caching_sha2_password fast path, or an auth switch to
+//! mysql_native_password for any other plugin), routing to a pool. Then [`crate::relay`]
+//! takes over.
+//!
+//! Spec: <https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html>.
+
+use crate::auth::{self, AuthError};
+use crate::backend::{ServerInfo, DEFAULT_COLLATION};
+use crate::codec::packets::{self, OkInfo};
+use crate::codec::{cap, frame, status, CodecError};
+use crate::error::SessionError;
+use crate::errors_to_client::{checkout_error, code};
+use crate::pool::MyPool;
+use crate::relay::{ClientSession, Relay};
+use bytes::{Buf, BytesMut};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a client may take from connect to the end of authentication.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest packet accepted during login.
+const MAX_LOGIN_PACKET: usize = 64 * 1024;
+/// Shown as the server version until a server connection reported the real one.
+const FALLBACK_VERSION: &str = "5.5.5-10.11.0-maitred";
+
+/// maitred's own connection ids, shown to clients (never the server's).
+static NEXT_CONNECTION_ID: AtomicU32 = AtomicU32::new(1);
+
+fn next_connection_id() -> u32 {
+    loop {
+        let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// The pools served on one listen address, found by the client's database name.
+#[derive(Debug)]
+pub struct Router {
+    pub pools: Vec<Arc<MyPool>>,
+}
+
+impl Router {
+    /// The pool whose database the client asked for; with one pool, that pool (the
+    /// client's database then becomes its current database).
+    pub fn find(&self, database: Option<&str>) -> Option<&Arc<MyPool>> {
+        if let Some(db) = database {
+            if let Some(p) = self
+                .pools
+                .iter()
+                .find(|p| p.database.as_deref() == Some(db))
+            {
+                return Some(p);
+            }
+        }
+        if self.pools.len() == 1 {
+            return self.pools.first();
+        }
+        self.pools.iter().find(|p| p.database.is_none())
+    }
+}
+
+/// Serves one client connection to the end.
+pub async fn serve_client(mut stream: TcpStream, peer: SocketAddr, router: Arc<Router>) {
+    let _ = stream.set_nodelay(true);
+    let connection_id = next_connection_id();
+    let mut buf = BytesMut::with_capacity(1024);
+    let login = tokio::time::timeout(
+        LOGIN_TIMEOUT,
+        login(&mut stream, &mut buf, &router, connection_id, peer),
+    )
+    .await;
+    let session = match login {
+        Ok(Ok(Some(s))) => s,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "client login failed");
+            return;
+        }
+        Err(_) => {
+            let mut o = BytesMut::new();
+            packets::write_err(&mut o, 2, 1043, "08S01", "maitred: login timed out");
+            let _ = stream.write_all(&o).await;
+            return;
+        }
+    };
+    let pool_name = session.pool.name.clone();
+    let relay = Relay::new(stream, buf, session);
+    if let Err(e) = relay.run().await {
+        tracing::debug!(pool = %pool_name, error = %e, "client session ended with an error");
+    }
+}
+
+/// Learns what the server looks like (version, capabilities), opening a connection the
+/// first time.
+async fn server_info(pool: &MyPool) -> Result<Arc<ServerInfo>, BytesMut> {
+    if let Some(info) = pool.pool.manager().server_info() {
+        return Ok(info);
+    }
+    match pool.pool.checkout().await {
+        Ok(lease) => Ok(Arc::new(lease.info.clone())),
+        Err(e) => {
+            let mut o = BytesMut::new();
+            checkout_error(&mut o, 0, &e);
+            Err(o)
+        }
+    }
+}
+
+async fn login(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    router: &Router,
+    connection_id: u32,
+    peer: SocketAddr,
+) -> Result<Option<ClientSession>, SessionError> {
+    let Some(first_pool) = router.pools.first() else {
+        return Ok(None);
+    };
+    let info = match server_info(first_pool).await {
+        Ok(i) => i,
+        Err(o) => {
+            let _ = stream.write_all(&o).await;
+            return Ok(None);
+        }
+    };
+    let caps = cap::SUPPORTED & info.capabilities;
+    let scramble = auth::new_scramble();
+    let collation = if info.collation == 0 {
+        DEFAULT_COLLATION
+    } else {
+        info.collation
+    };
+    let version = if info.version.is_empty() {
+        FALLBACK_VERSION
+    } else {
+        info.version.as_str()
+    };
+    let greeting = packets::greeting(
+        version,
+        connection_id,
+        &scramble,
+        caps,
+        collation,
+        auth::NATIVE,
+    );
+    let mut o = BytesMut::new();
+    frame::write_packet(&mut o, 0, &greeting);
+    write(stream, &o).await?;
+
+    let (seq, payload) = read_packet(stream, buf, 1).await?;
+    let hello = match packets::parse_client_hello(&payload) {
+        Ok(h) => h,
+        Err(e) => {
+            let mut o = BytesMut::new();
+            packets::write_err(
+                &mut o,
+                seq.wrapping_add(1),
+                1043,
+                "08S01",
+                &format!("maitred: bad handshake: {e}"),
+            );
+            let _ = stream.write_all(&o).await;
+            return Err(e.into());
+        }
+    };
+    let Some(pool) = router.find(hello.database.as_deref()).cloned() else {
+        let msg = format!(
+            "Unknown database '{}'",
+            hello.database.as_deref().unwrap_or("")
+        );
+        return reject(stream, seq.wrapping_add(1), code::BAD_DB, "42000", &msg).await;
+    };
+    pool.counters
+        .clients_accepted
+        .fetch_add(1, Ordering::Relaxed);
+    let mut next = seq.wrapping_add(1);
+    let client_plugin = hello
+        .auth_plugin
+        .clone()
+        .unwrap_or_else(|| auth::NATIVE.to_vec());
+    let password = pool.password(&hello.user);
+    let check = |plugin: &[u8], answer: &[u8]| -> Result<(), AuthError> {
+        if !pool.check_passwords {
+            return if pool.has_users() && password.is_none() {
+                Err(AuthError::WrongPassword)
+            } else {
+                Ok(())
+            };
+        }
+        // Unknown users go through the same check with a password nobody has.
+        let (pw, known) = match password {
+            Some(p) => (p.as_bytes(), true),
+            None => (&b"\x01maitred-unknown-user"[..], false),
+        };
+        let r = auth::verify(plugin, &scramble, pw, answer);
+        if r.is_ok() && !known {
+            return Err(AuthError::WrongPassword);
+        }
+        r
+    };
+    let result = if client_plugin == auth::NATIVE {
+        check(auth::NATIVE, &hello.auth_response)
+    } else if client_plugin == auth::CACHING_SHA2 {
+        let r = check(auth::CACHING_SHA2, &hello.auth_response);
+        if r.is_ok() {
+            // Fast path: "more data" 0x03, then OK.
+            let mut o = BytesMut::new();
+            next =
+                frame::write_packet(&mut o, next, &[packets::AUTH_MORE_DATA, auth::FAST_AUTH_OK]);
+            write(stream, &o).await?;
+        }
+        r
+    } else {
+        // Any other plugin: switch the client to mysql_native_password.
+        let mut o = BytesMut::new();
+        frame::write_packet(&mut o, next, &packets::auth_switch(auth::NATIVE, &scramble));
+        write(stream, &o).await?;
+        let (s, answer) = read_packet(stream, buf, next.wrapping_add(1)).await?;
+        next = s.wrapping_add(1);
+        check(auth::NATIVE, &answer)
+    };
+    if let Err(e) = result {
+        pool.counters.login_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(pool = %pool.name, user = %hello.user, error = %e, "client authentication failed");
+        let using = if hello.auth_response.is_empty() {
+            "NO"
+        } else {
+            "YES"
+        };
+        let msg = format!(
+            "Access denied for user '{}'@'{}' (using password: {using})",
+            hello.user,
+            peer.ip()
+        );
+        return reject(stream, next, code::ACCESS_DENIED, "28000", &msg).await;
+    }
+    let database = hello.database.clone().or_else(|| pool.database.clone());
+    let mut o = BytesMut::new();
+    packets::write_ok(
+        &mut o,
+        next,
+        &OkInfo {
+            affected_rows: 0,
+            last_insert_id: 0,
+            status: status::AUTOCOMMIT,
+            warnings: 0,
+        },
+    );
+    write(stream, &o).await?;
+    Ok(Some(ClientSession {
+        pool,
+        connection_id,
+        capabilities: hello.capabilities & caps,
+        database,
+    }))
+}
+
+/// Reads one login packet, which must carry sequence id `expected`.
+async fn read_packet(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    expected: u8,
+) -> Result<(u8, Vec<u8>), SessionError> {
+    loop {
+        if let Some((len, seq)) = frame::peek_packet(buf, MAX_LOGIN_PACKET)? {
+            if seq != expected {
+                return Err(CodecError::OutOfSequence { expected, got: seq }.into());
+            }
+            buf.advance(frame::HEADER_LEN);
+            return Ok((seq, buf.split_to(len).to_vec()));
+        }
+        if stream.read_buf(buf).await.map_err(SessionError::ClientIo)? == 0 {
+            return Err(SessionError::ClientIo(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        }
+    }
+}
+
+async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), SessionError> {
+    stream
+        .write_all(bytes)
+        .await
+        .map_err(SessionError::ClientIo)
+}
+
+/// Sends an ERR packet and ends the login.
+async fn reject(
+    stream: &mut TcpStream,
+    seq: u8,
+    code: u16,
+    state: &str,
+    message: &str,
+) -> Result<Option<ClientSession>, SessionError> {
+    let mut o = BytesMut::new();
+    packets::write_err(&mut o, seq, code, state, message);
+    let _ = stream.write_all(&o).await;
+    Ok(None)
+}

@@ -1,0 +1,33 @@
+//! MySQL/MariaDB front end and back end of maitred.
+//!
+//! - [`codec`]: packet framing, the packets maitred reads or writes itself, a scanner
+//!   that follows command responses, statement-id rewriting (no I/O).
+//! - [`auth`]: mysql_native_password and caching_sha2_password scrambles (no I/O).
+//! - [`backend`]: a server connection: login, maitred's own commands, reset.
+//! - [`manager`]: the pool core's view of MySQL (connect, check, reset).
+//! - [`pool`]: a configured pool (users, mode, pins) around the pool core.
+//! - [`frontend`]: a client from accept to the end of login, routing by database.
+//! - [`relay`]: the client's session after login: leasing, forwarding, releasing.
+//! - [`session_sql`]: what a query does to session state (USE, SET, pins).
+//! - [`stmt_cache`]: prepared statements across server connections.
+//! - [`errors_to_client`]: the ERR packets maitred composes itself, and their codes.
+//! - [`listener`]: the accept loop.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod backend;
+pub mod codec;
+pub mod error;
+pub mod errors_to_client;
+pub mod frontend;
+pub mod listener;
+pub mod manager;
+pub mod pool;
+pub mod relay;
+pub mod session_sql;
+pub mod stmt_cache;
+pub mod target;
+
+pub use frontend::Router;
+pub use pool::{MyPool, MyPoolConfig, PinReason, PoolMode};
+pub use target::ServerTarget;

@@ -1,0 +1,731 @@
+//! The relay between one logged-in client and the server connections it leases.
+//!
+//! Commands are handled one at a time: a client command is framed, looked at (command
+//! byte; statement ids; the text of COM_QUERY for session state) and forwarded; the
+//! server's response is forwarded in bulk while [`ResponseScanner`] follows its packets to
+//! find its end and final status flags. A lease ends (transaction mode) when the response
+//! is complete, SERVER_STATUS_IN_TRANS is clear, no cursor or long data is open and the
+//! client is not pinned.
+//!
+//! Spec: <https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html>.
+
+use crate::backend::{ServerConn, MAX_SERVER_PACKET};
+use crate::codec::packets::{self, ErrInfo, OkInfo};
+use crate::codec::response::{Expect, Step};
+use crate::codec::{command, frame, status, stmt, CodecError};
+use crate::error::{BackendError, SessionError};
+use crate::errors_to_client::{checkout_error, code};
+use crate::manager::MyManager;
+use crate::pool::{MyPool, PinReason, PoolMode};
+use crate::session_sql::{classify, QueryEffect};
+use crate::stmt_cache::{ClientStatements, ClientStmt};
+use bytes::{Buf, BytesMut};
+use maitred_pool::Lease;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Server packets longer than this are forwarded as they arrive instead of whole.
+const WHOLE_PACKET_LIMIT: usize = 64 * 1024;
+
+/// A client after login.
+#[derive(Debug)]
+pub struct ClientSession {
+    pub pool: Arc<MyPool>,
+    /// maitred's id for this client.
+    pub connection_id: u32,
+    pub capabilities: u32,
+    /// The client's current database.
+    pub database: Option<String>,
+}
+
+/// What maitred does when the response of the command in flight ends.
+#[derive(Debug)]
+enum Inflight {
+    Forward,
+    /// COM_INIT_DB or `USE`: the client's database once the server says OK.
+    Database(String),
+    /// COM_STMT_PREPARE: the first packet's statement id is replaced by maitred's.
+    Prepare(Arc<[u8]>),
+    /// COM_RESET_CONNECTION: the server dropped its statements.
+    ResetConnection,
+    /// COM_STMT_FETCH: the cursor may be exhausted.
+    Fetch,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    ClientDone,
+}
+
+/// One client's session after login.
+pub struct Relay {
+    client: TcpStream,
+    crbuf: BytesMut,
+    cwbuf: BytesMut,
+    swbuf: BytesMut,
+    s: ClientSession,
+    lease: Option<Lease<MyManager>>,
+    /// autocommit as the client last saw it.
+    autocommit: bool,
+    pinned: Option<PinReason>,
+    stmts: ClientStatements,
+    inflight: Inflight,
+    /// A cursor or long data is open on the leased connection: keep it.
+    hold: bool,
+    /// A COM_STMT_PREPARE_OK to remember on the server connection once forwarded.
+    prepared: Option<(Arc<[u8]>, u32)>,
+}
+
+impl Relay {
+    pub fn new(client: TcpStream, crbuf: BytesMut, s: ClientSession) -> Relay {
+        Relay {
+            client,
+            crbuf,
+            cwbuf: BytesMut::new(),
+            swbuf: BytesMut::new(),
+            s,
+            lease: None,
+            autocommit: true,
+            pinned: None,
+            stmts: ClientStatements::default(),
+            inflight: Inflight::Forward,
+            hold: false,
+            prepared: None,
+        }
+    }
+
+    /// Runs the session until the client leaves; the lease it holds, if any, is released,
+    /// reset or closed on the way out.
+    pub async fn run(mut self) -> Result<(), SessionError> {
+        let result = self.run_loop().await;
+        if let Err(SessionError::ClientProtocol(e)) = &result {
+            self.s
+                .pool
+                .counters
+                .protocol_errors
+                .fetch_add(1, Ordering::Relaxed);
+            let (c, state) = match e {
+                CodecError::TooLarge { .. } => (code::PACKET_TOO_LARGE, "08S01"),
+                CodecError::OutOfSequence { .. } => (code::PACKETS_OUT_OF_ORDER, "08S01"),
+                _ => (code::UNKNOWN_COM, "08S01"),
+            };
+            self.cwbuf.clear();
+            packets::write_err(
+                &mut self.cwbuf,
+                1,
+                c,
+                state,
+                &format!("maitred: {e}; closing the connection"),
+            );
+            let _ = self.flush_client().await;
+        }
+        self.finish();
+        result
+    }
+
+    fn busy(&self) -> bool {
+        self.lease
+            .as_deref()
+            .is_some_and(|c| c.scanner.is_busy() || c.unread_body > 0)
+    }
+
+    async fn run_loop(&mut self) -> Result<(), SessionError> {
+        loop {
+            if !self.busy() && self.handle_client_commands().await? == Flow::ClientDone {
+                return Ok(());
+            }
+            if self.busy() {
+                let Some(server) = self.lease.as_deref_mut() else {
+                    continue;
+                };
+                let r = server.stream.read_buf(&mut server.rbuf).await;
+                match r {
+                    Ok(0) => self.server_lost(BackendError::Closed).await?,
+                    Ok(_) => self.handle_server_bytes().await?,
+                    Err(e) => self.server_lost(BackendError::Io(e)).await?,
+                }
+            } else {
+                let n = self
+                    .client
+                    .read_buf(&mut self.crbuf)
+                    .await
+                    .map_err(SessionError::ClientIo)?;
+                if n == 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Takes the next whole command packet out of the client buffer (seq 0, then
+    /// continuation packets for payloads of 16 MB and more).
+    fn next_command(&mut self) -> Result<Option<BytesMut>, SessionError> {
+        let max = self.s.pool.max_client_packet;
+        let mut at = 0;
+        let mut total = 0;
+        let mut expected_seq = 0u8;
+        loop {
+            let Some((len, seq)) = frame::peek_header(&self.crbuf[at..], max)? else {
+                return Ok(None);
+            };
+            if seq != expected_seq {
+                return Err(CodecError::OutOfSequence {
+                    expected: expected_seq,
+                    got: seq,
+                }
+                .into());
+            }
+            total += len;
+            if total > max {
+                return Err(CodecError::TooLarge { len: total, max }.into());
+            }
+            if self.crbuf.len() < at + frame::HEADER_LEN + len {
+                self.crbuf
+                    .reserve((at + frame::HEADER_LEN + len - self.crbuf.len()).min(1 << 20));
+                return Ok(None);
+            }
+            at += frame::HEADER_LEN + len;
+            if len < frame::MAX_PAYLOAD {
+                break;
+            }
+            expected_seq = expected_seq.wrapping_add(1);
+        }
+        let raw = self.crbuf.split_to(at);
+        if at == total + frame::HEADER_LEN {
+            let mut p = raw;
+            p.advance(frame::HEADER_LEN);
+            return Ok(Some(p));
+        }
+        // Join a multi-packet payload.
+        let mut p = BytesMut::with_capacity(total);
+        let mut rest = &raw[..];
+        while !rest.is_empty() {
+            let len = usize::from(rest[0]) | usize::from(rest[1]) << 8 | usize::from(rest[2]) << 16;
+            p.extend_from_slice(&rest[frame::HEADER_LEN..frame::HEADER_LEN + len]);
+            rest = &rest[frame::HEADER_LEN + len..];
+        }
+        Ok(Some(p))
+    }
+
+    async fn handle_client_commands(&mut self) -> Result<Flow, SessionError> {
+        while !self.busy() {
+            let Some(payload) = self.next_command()? else {
+                break;
+            };
+            if self.handle_command(payload).await? == Flow::ClientDone {
+                self.flush_server().await?;
+                return Ok(Flow::ClientDone);
+            }
+            self.flush_server().await?;
+        }
+        self.flush_client().await?;
+        self.release_if_done();
+        Ok(Flow::Continue)
+    }
+
+    fn ok_locally(&mut self) {
+        let status = self.lease.as_deref().map_or(
+            if self.autocommit {
+                status::AUTOCOMMIT
+            } else {
+                0
+            },
+            |c| c.status & !status::MORE_RESULTS_EXISTS,
+        );
+        packets::write_ok(
+            &mut self.cwbuf,
+            1,
+            &OkInfo {
+                affected_rows: 0,
+                last_insert_id: 0,
+                status,
+                warnings: 0,
+            },
+        );
+    }
+
+    fn err_locally(&mut self, c: u16, state: &str, message: &str) {
+        packets::write_err(&mut self.cwbuf, 1, c, state, message);
+    }
+
+    fn pin(&mut self, reason: PinReason) {
+        if self.s.pool.mode == PoolMode::Transaction && self.pinned.is_none() {
+            self.pinned = Some(reason);
+            self.s.pool.counters.count_pin(reason);
+            tracing::debug!(pool = %self.s.pool.name, reason = reason.as_str(), "client pinned to its server connection");
+        }
+    }
+
+    async fn handle_command(&mut self, payload: BytesMut) -> Result<Flow, SessionError> {
+        let Some(&cmd) = payload.first() else {
+            return Err(CodecError::Empty.into());
+        };
+        match cmd {
+            command::QUIT => return Ok(Flow::ClientDone),
+            command::PING => self.ok_locally(),
+            command::CHANGE_USER => self.err_locally(
+                code::NOT_SUPPORTED,
+                "42000",
+                "maitred: COM_CHANGE_USER is not supported; reconnect as the other user",
+            ),
+            command::STMT_CLOSE => {
+                let id = stmt::statement_id(&payload)?;
+                self.stmts.remove(id);
+            }
+            command::RESET_CONNECTION => {
+                self.stmts.clear();
+                self.pinned = None;
+                self.autocommit = true;
+                if self.lease.is_some() {
+                    self.forward(&payload, Expect::Status, Inflight::ResetConnection);
+                } else {
+                    self.ok_locally();
+                }
+            }
+            command::INIT_DB => {
+                let db = String::from_utf8_lossy(&payload[1..]).into_owned();
+                if self.acquire().await? {
+                    self.forward(&payload, Expect::Status, Inflight::Database(db));
+                }
+            }
+            command::QUERY => {
+                let inflight = match classify(&payload[1..]) {
+                    QueryEffect::None => Inflight::Forward,
+                    QueryEffect::Use(db) => Inflight::Database(db),
+                    QueryEffect::Pin(r) => {
+                        self.pin(r);
+                        Inflight::Forward
+                    }
+                };
+                if self.acquire().await? {
+                    self.forward(&payload, Expect::Results, inflight);
+                }
+            }
+            command::SET_OPTION => {
+                self.pin(PinReason::SetOption);
+                if self.acquire().await? {
+                    self.forward(&payload, Expect::Status, Inflight::Forward);
+                }
+            }
+            command::FIELD_LIST | command::STATISTICS => {
+                if self.acquire().await? {
+                    let expect = Expect::of(cmd).unwrap_or(Expect::AnyOne);
+                    self.forward(&payload, expect, Inflight::Forward);
+                }
+            }
+            command::STMT_PREPARE => {
+                if self.acquire().await? {
+                    let sql: Arc<[u8]> = Arc::from(&payload[1..]);
+                    self.forward(&payload, Expect::Prepare, Inflight::Prepare(sql));
+                }
+            }
+            command::STMT_EXECUTE
+            | command::STMT_SEND_LONG_DATA
+            | command::STMT_RESET
+            | command::STMT_FETCH => self.statement_command(cmd, payload).await?,
+            _ => self.err_locally(
+                code::UNKNOWN_COM,
+                "08S01",
+                &format!("maitred: unknown or unsupported command 0x{cmd:02x}"),
+            ),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// COM_STMT_EXECUTE / SEND_LONG_DATA / RESET / FETCH: maitred's statement id becomes
+    /// the server connection's, preparing the statement there first if needed.
+    async fn statement_command(
+        &mut self,
+        cmd: u8,
+        mut payload: BytesMut,
+    ) -> Result<(), SessionError> {
+        let id = stmt::statement_id(&payload)?;
+        let Some(st) = self.stmts.get(id).cloned() else {
+            if cmd != command::STMT_SEND_LONG_DATA {
+                self.err_locally(
+                    code::UNKNOWN_STMT_HANDLER,
+                    "HY000",
+                    &format!(
+                        "Unknown prepared statement handler ({id}) given to mysqld_stmt_{}",
+                        cmd_name(cmd)
+                    ),
+                );
+            }
+            return Ok(());
+        };
+        let on_server = self
+            .lease
+            .as_deref_mut()
+            .and_then(|c| c.statements.lookup(&st.sql));
+        match cmd {
+            command::STMT_RESET if on_server.is_none() || !self.hold => {
+                // Nothing of this statement is held on a server connection.
+                self.hold = false;
+                self.ok_locally();
+                return Ok(());
+            }
+            command::STMT_FETCH if on_server.is_none() => {
+                self.err_locally(1421, "HY000", "The statement has no open cursor");
+                return Ok(());
+            }
+            _ => {}
+        }
+        if cmd == command::STMT_EXECUTE {
+            let params = usize::from(st.params);
+            if let Some(types) = stmt::execute_param_types(&payload, params)? {
+                if st.types.as_deref() != Some(types) {
+                    let types = types.to_vec();
+                    if let Some(s) = self.stmts.get_mut(id) {
+                        s.types = Some(types);
+                    }
+                }
+            } else if let Some(types) = &st.types {
+                if let Some(p) = stmt::execute_with_types(&payload, params, types)? {
+                    payload = BytesMut::from(&p[..]);
+                }
+            }
+        }
+        if !self.acquire().await? {
+            return Ok(());
+        }
+        let server_id = match self.server_statement(&st.sql).await {
+            Ok(Ok(sid)) => sid,
+            Ok(Err(e)) => {
+                if cmd != command::STMT_SEND_LONG_DATA {
+                    self.err_locally(e.code, &e.sqlstate, &e.message);
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                self.server_lost(e).await?;
+                return Ok(());
+            }
+        };
+        stmt::set_statement_id(&mut payload, server_id)?;
+        match cmd {
+            command::STMT_SEND_LONG_DATA => {
+                self.hold = true;
+                frame::write_packet(&mut self.swbuf, 0, &payload);
+            }
+            command::STMT_FETCH => self.forward(&payload, Expect::Fetch, Inflight::Fetch),
+            command::STMT_RESET => {
+                self.hold = false;
+                self.forward(&payload, Expect::Status, Inflight::Forward);
+            }
+            _ => {
+                self.hold = false;
+                self.forward(&payload, Expect::Results, Inflight::Forward);
+            }
+        }
+        Ok(())
+    }
+
+    /// The leased connection's id for a statement, preparing it there if needed.
+    async fn server_statement(
+        &mut self,
+        sql: &Arc<[u8]>,
+    ) -> Result<Result<u32, ErrInfo>, BackendError> {
+        let Some(conn) = self.lease.as_deref_mut() else {
+            return Err(BackendError::Closed);
+        };
+        if let Some(id) = conn.statements.lookup(sql) {
+            return Ok(Ok(id));
+        }
+        Ok(conn.prepare(sql).await?.map(|ok| ok.statement_id))
+    }
+
+    /// Queues a command for the server and starts following its response.
+    fn forward(&mut self, payload: &[u8], expect: Expect, inflight: Inflight) {
+        let Some(conn) = self.lease.as_deref_mut() else {
+            return;
+        };
+        frame::write_packet(&mut self.swbuf, 0, payload);
+        conn.scanner.start(expect);
+        self.inflight = inflight;
+    }
+
+    /// Leases a server connection if none is held and brings its session to the client's
+    /// (database, autocommit). `false`: the client was sent an error instead.
+    async fn acquire(&mut self) -> Result<bool, SessionError> {
+        if self.lease.is_none() {
+            match self.s.pool.pool.checkout().await {
+                Ok(lease) => self.lease = Some(lease),
+                Err(e) => {
+                    tracing::info!(pool = %self.s.pool.name, error = %e, "checkout failed");
+                    checkout_error(&mut self.cwbuf, 1, &e);
+                    return Ok(false);
+                }
+            }
+        }
+        match self.sync_session().await {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(e)) => {
+                self.err_locally(e.code, &e.sqlstate, &e.message);
+                Ok(false)
+            }
+            Err(e) => {
+                self.server_lost(e).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn sync_session(&mut self) -> Result<Result<(), ErrInfo>, BackendError> {
+        let Some(conn) = self.lease.as_deref_mut() else {
+            return Ok(Ok(()));
+        };
+        if conn.database != self.s.database {
+            if let Some(db) = &self.s.database {
+                if let Err(e) = conn.init_db(db).await? {
+                    return Ok(Err(e));
+                }
+            }
+        }
+        let server_autocommit = conn.status & status::AUTOCOMMIT != 0;
+        if server_autocommit != self.autocommit {
+            let sql = if self.autocommit {
+                "SET autocommit=1"
+            } else {
+                "SET autocommit=0"
+            };
+            if let Err(e) = conn.query(sql).await? {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Forwards server bytes to the client, following the response to its end.
+    async fn handle_server_bytes(&mut self) -> Result<(), SessionError> {
+        let Some(server) = self.lease.as_deref_mut() else {
+            return Ok(());
+        };
+        let mut ended: Option<Option<u16>> = None;
+        loop {
+            if server.unread_body > 0 {
+                let n = server.unread_body.min(server.rbuf.len());
+                if n == 0 {
+                    break;
+                }
+                self.cwbuf.extend_from_slice(&server.rbuf[..n]);
+                server.rbuf.advance(n);
+                server.unread_body -= n;
+                continue;
+            }
+            if !server.scanner.is_busy() {
+                break;
+            }
+            let Some((len, seq)) = frame::peek_header(&server.rbuf, MAX_SERVER_PACKET)
+                .map_err(BackendError::Protocol)?
+            else {
+                break;
+            };
+            let avail = server.rbuf.len() - frame::HEADER_LEN;
+            if avail < len && len <= WHOLE_PACKET_LIMIT {
+                break;
+            }
+            let head = len.min(avail);
+            let step = server
+                .scanner
+                .on_packet(
+                    &server.rbuf[frame::HEADER_LEN..frame::HEADER_LEN + head],
+                    len,
+                )
+                .map_err(BackendError::Protocol)?;
+            if step == Step::LocalInfile {
+                // LOCAL INFILE is never negotiated; refuse with an empty file.
+                server.rbuf.advance(frame::HEADER_LEN + len);
+                let mut o = BytesMut::new();
+                frame::write_packet(&mut o, seq.wrapping_add(1), &[]);
+                server
+                    .stream
+                    .write_all(&o)
+                    .await
+                    .map_err(BackendError::Io)?;
+                continue;
+            }
+            let start = self.cwbuf.len();
+            self.cwbuf
+                .extend_from_slice(&server.rbuf[..frame::HEADER_LEN + head]);
+            server.rbuf.advance(frame::HEADER_LEN + head);
+            server.unread_body = len - head;
+            if let Inflight::Prepare(sql) = &self.inflight {
+                let body = &self.cwbuf[start + frame::HEADER_LEN..];
+                if body.first() == Some(&packets::OK) {
+                    let ok = stmt::parse_prepare_ok(body).map_err(BackendError::Protocol)?;
+                    let client_id = self.stmts.add(ClientStmt {
+                        sql: sql.clone(),
+                        params: ok.params,
+                        columns: ok.columns,
+                        types: None,
+                    });
+                    stmt::set_statement_id(&mut self.cwbuf[start + frame::HEADER_LEN..], client_id)
+                        .map_err(BackendError::Protocol)?;
+                    self.prepared = Some((sql.clone(), ok.statement_id));
+                }
+                self.inflight = Inflight::Forward;
+            }
+            if let Step::Done(s) = step {
+                if let Some(s) = s {
+                    server.status = s;
+                }
+                ended = Some(s);
+                break;
+            }
+        }
+        if let Some((sql, id)) = self.prepared.take() {
+            if let Some(conn) = self.lease.as_deref_mut() {
+                if let Err(e) = conn.remember_statement(sql, id).await {
+                    return self.server_lost(e).await.map(|_| ());
+                }
+            }
+        }
+        if let Some(s) = ended {
+            self.response_ended(s);
+        }
+        if !self.busy() || self.cwbuf.len() >= 64 * 1024 {
+            self.flush_client().await?;
+        }
+        if !self.busy() {
+            self.release_if_done();
+        }
+        Ok(())
+    }
+
+    fn response_ended(&mut self, s: Option<u16>) {
+        if let Some(s) = s {
+            self.autocommit = s & status::AUTOCOMMIT != 0;
+            if s & status::CURSOR_EXISTS != 0 {
+                self.hold = true;
+            }
+        }
+        let inflight = std::mem::replace(&mut self.inflight, Inflight::Forward);
+        let Some(conn) = self.lease.as_deref_mut() else {
+            return;
+        };
+        match inflight {
+            Inflight::Database(db) if s.is_some() => {
+                conn.database = Some(db.clone());
+                self.s.database = Some(db);
+            }
+            Inflight::ResetConnection => conn.statements.clear(),
+            Inflight::Fetch if s.is_none_or(|s| s & status::LAST_ROW_SENT != 0) => {
+                self.hold = false;
+            }
+            _ => {}
+        }
+    }
+
+    /// In transaction mode, gives the server connection back once the transaction is over.
+    fn release_if_done(&mut self) {
+        if self.s.pool.mode != PoolMode::Transaction || self.pinned.is_some() || self.hold {
+            return;
+        }
+        let done = self.lease.as_deref().is_some_and(|c: &ServerConn| {
+            !c.scanner.is_busy()
+                && c.unread_body == 0
+                && c.rbuf.is_empty()
+                && c.status & status::IN_TRANS == 0
+        });
+        if done {
+            if let Some(mut lease) = self.lease.take() {
+                if lease.needs_reset {
+                    lease.mark_dirty();
+                }
+                self.s
+                    .pool
+                    .counters
+                    .transactions
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The server connection failed. If the client had nothing in flight it goes on with
+    /// a new server connection next time; otherwise it is told and disconnected.
+    async fn server_lost(&mut self, e: BackendError) -> Result<(), SessionError> {
+        let Some(lease) = self.lease.take() else {
+            return Ok(());
+        };
+        let quiet = !lease.scanner.is_busy() && lease.status & status::IN_TRANS == 0;
+        lease.discard();
+        tracing::warn!(pool = %self.s.pool.name, error = %e, "server connection lost");
+        if quiet && self.pinned.is_none() && !self.hold && self.s.pool.mode == PoolMode::Transaction
+        {
+            self.err_locally(
+                code::LOST_CONNECTION,
+                "HY000",
+                &format!(
+                    "maitred: the server connection of pool \"{}\" was lost: {e}; retry",
+                    self.s.pool.name
+                ),
+            );
+            return Ok(());
+        }
+        packets::write_err(
+            &mut self.cwbuf,
+            1,
+            code::LOST_CONNECTION,
+            "HY000",
+            &format!(
+                "Lost connection to server during query (maitred: the server connection of pool \"{}\" failed: {e}; the transaction in progress, if any, was not committed)",
+                self.s.pool.name
+            ),
+        );
+        let _ = self.flush_client().await;
+        Err(e.into())
+    }
+
+    /// The client is gone: whatever it left on its server connection is cleaned up before
+    /// anyone else gets that connection.
+    fn finish(&mut self) {
+        let Some(mut lease) = self.lease.take() else {
+            return;
+        };
+        if self.s.pool.mode == PoolMode::Session
+            || self.pinned.is_some()
+            || self.hold
+            || !lease.is_clean()
+        {
+            lease.needs_reset = true;
+            lease.mark_dirty();
+        }
+    }
+
+    async fn flush_server(&mut self) -> Result<(), SessionError> {
+        if self.swbuf.is_empty() {
+            return Ok(());
+        }
+        let Some(server) = self.lease.as_deref_mut() else {
+            self.swbuf.clear();
+            return Ok(());
+        };
+        let r = server.stream.write_all(&self.swbuf).await;
+        self.swbuf.clear();
+        if let Err(e) = r {
+            self.server_lost(BackendError::Io(e)).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_client(&mut self) -> Result<(), SessionError> {
+        if self.cwbuf.is_empty() {
+            return Ok(());
+        }
+        let r = self.client.write_all(&self.cwbuf).await;
+        self.cwbuf.clear();
+        r.map_err(SessionError::ClientIo)
+    }
+}
+
+fn cmd_name(cmd: u8) -> &'static str {
+    match cmd {
+        command::STMT_EXECUTE => "execute",
+        command::STMT_RESET => "reset",
+        command::STMT_FETCH => "fetch",
+        _ => "send_long_data",
+    }
+}

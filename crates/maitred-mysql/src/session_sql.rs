@@ -1,0 +1,219 @@
+//! What a COM_QUERY does to session state, read from its text without a full parser.
+//!
+//! maitred carries the current database (`USE`) and autocommit (from status flags) to
+//! whichever server connection a client lands on. State it cannot carry pins the client
+//! to its server connection for the rest of the session (counted by reason); the
+//! connection is reset (COM_RESET_CONNECTION) before anyone else gets it.
+
+use crate::pool::PinReason;
+
+/// The effect of one query text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryEffect {
+    /// Nothing maitred needs to follow.
+    None,
+    /// `USE db`: the client's database once the server says OK.
+    Use(String),
+    /// State that cannot move between server connections.
+    Pin(PinReason),
+}
+
+/// Classifies a COM_QUERY's SQL text.
+pub fn classify(sql: &[u8]) -> QueryEffect {
+    let body = skip_space_and_comments(sql);
+    let (word, rest) = first_word(body);
+    if word.eq_ignore_ascii_case(b"USE") {
+        return QueryEffect::Use(database_name(rest));
+    }
+    if let Some(reason) = scan_anywhere(sql) {
+        return QueryEffect::Pin(reason);
+    }
+    if word.eq_ignore_ascii_case(b"SET") {
+        if is_autocommit_only(rest) {
+            return QueryEffect::None;
+        }
+        return QueryEffect::Pin(PinReason::SessionVariable);
+    }
+    if word.eq_ignore_ascii_case(b"LOCK") {
+        return QueryEffect::Pin(PinReason::LockTables);
+    }
+    if word.eq_ignore_ascii_case(b"PREPARE") {
+        return QueryEffect::Pin(PinReason::SqlPrepare);
+    }
+    if word.eq_ignore_ascii_case(b"CREATE") {
+        let (second, _) = first_word(skip_space_and_comments(rest));
+        if second.eq_ignore_ascii_case(b"TEMPORARY") {
+            return QueryEffect::Pin(PinReason::TemporaryTable);
+        }
+    }
+    QueryEffect::None
+}
+
+fn skip_space_and_comments(mut s: &[u8]) -> &[u8] {
+    loop {
+        let trimmed = s.trim_ascii_start();
+        if let Some(rest) = trimmed.strip_prefix(b"/*") {
+            // Executable comments (/*! ... */) are code: stop there.
+            if rest.first() == Some(&b'!') {
+                return trimmed;
+            }
+            s = match rest.windows(2).position(|w| w == b"*/") {
+                Some(i) => &rest[i + 2..],
+                None => &[],
+            };
+        } else if trimmed.starts_with(b"-- ") || trimmed.starts_with(b"#") {
+            s = match trimmed.iter().position(|b| *b == b'\n') {
+                Some(i) => &trimmed[i + 1..],
+                None => &[],
+            };
+        } else {
+            return trimmed;
+        }
+    }
+}
+
+fn first_word(s: &[u8]) -> (&[u8], &[u8]) {
+    let end = s
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+        .unwrap_or(s.len());
+    (&s[..end], &s[end..])
+}
+
+fn database_name(rest: &[u8]) -> String {
+    let s = String::from_utf8_lossy(rest);
+    let s = s.trim().trim_end_matches(';').trim();
+    if let Some(inner) = s.strip_prefix('`').and_then(|x| x.strip_suffix('`')) {
+        return inner.replace("``", "`");
+    }
+    s.to_owned()
+}
+
+/// `SET autocommit = 0|1|ON|OFF` (also `@@autocommit`, `@@session.autocommit`,
+/// `SESSION autocommit`) and nothing else.
+fn is_autocommit_only(rest: &[u8]) -> bool {
+    let s = String::from_utf8_lossy(rest).to_ascii_lowercase();
+    let s = s.trim().trim_end_matches(';').trim();
+    let s = s
+        .strip_prefix("session ")
+        .or_else(|| s.strip_prefix("@@session."))
+        .or_else(|| s.strip_prefix("@@"))
+        .unwrap_or(s)
+        .trim_start();
+    let Some(value) = s.strip_prefix("autocommit") else {
+        return false;
+    };
+    let value = value.trim_start();
+    let Some(value) = value.strip_prefix('=').or_else(|| value.strip_prefix(":=")) else {
+        return false;
+    };
+    matches!(
+        value.trim(),
+        "0" | "1" | "on" | "off" | "true" | "false" | "'on'" | "'off'"
+    )
+}
+
+/// Looks outside string literals and quoted names for user variables and functions whose
+/// answer belongs to one server connection.
+fn scan_anywhere(sql: &[u8]) -> Option<PinReason> {
+    let mut i = 0;
+    let mut found: Option<PinReason> = None;
+    while i < sql.len() {
+        let b = sql[i];
+        match b {
+            b'\'' | b'"' | b'`' => {
+                i += 1;
+                while i < sql.len() && sql[i] != b {
+                    if sql[i] == b'\\' && b != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'@' => {
+                if sql.get(i + 1) == Some(&b'@') {
+                    i += 2;
+                    continue;
+                }
+                let next = sql.get(i + 1).copied().unwrap_or(b' ');
+                if next.is_ascii_alphanumeric() || matches!(next, b'_' | b'\'' | b'"' | b'`' | b'$')
+                {
+                    return Some(PinReason::UserVariable);
+                }
+            }
+            b'g' | b'G' | b's' | b'S' | b'f' | b'F' | b'l' | b'L' => {
+                let rest = &sql[i..];
+                let starts =
+                    |w: &[u8]| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w);
+                let boundary =
+                    i == 0 || !(sql[i - 1].is_ascii_alphanumeric() || sql[i - 1] == b'_');
+                if boundary {
+                    if starts(b"GET_LOCK") {
+                        found = found.or(Some(PinReason::GetLock));
+                    } else if starts(b"SQL_CALC_FOUND_ROWS")
+                        || starts(b"FOUND_ROWS(")
+                        || starts(b"LAST_INSERT_ID(")
+                    {
+                        found = found.or(Some(PinReason::ConnectionFunction));
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_queries_do_not_pin() {
+        for q in [
+            "SELECT c FROM sbtest1 WHERE id=5",
+            "select 'a@b.com', \"x@y\"",
+            "BEGIN",
+            "COMMIT",
+            "SELECT @@version_comment LIMIT 1",
+            "SET autocommit=0",
+            "SET AUTOCOMMIT = 1",
+            "set @@session.autocommit = ON",
+            "INSERT INTO t VALUES ('GET_LOCK')",
+        ] {
+            assert_eq!(classify(q.as_bytes()), QueryEffect::None, "{q}");
+        }
+    }
+
+    #[test]
+    fn use_is_followed() {
+        assert_eq!(classify(b"USE app"), QueryEffect::Use("app".into()));
+        assert_eq!(
+            classify(b"  use `my``db`;"),
+            QueryEffect::Use("my`db".into())
+        );
+        assert_eq!(classify(b"/* hi */ USE x"), QueryEffect::Use("x".into()));
+    }
+
+    #[test]
+    fn state_that_cannot_move_pins() {
+        let cases: [(&str, PinReason); 9] = [
+            ("SET NAMES latin1", PinReason::SessionVariable),
+            ("SET sql_mode=''", PinReason::SessionVariable),
+            ("SET @x = 1", PinReason::UserVariable),
+            ("SELECT @x", PinReason::UserVariable),
+            (
+                "CREATE TEMPORARY TABLE t (a int)",
+                PinReason::TemporaryTable,
+            ),
+            ("LOCK TABLES t WRITE", PinReason::LockTables),
+            ("SELECT GET_LOCK('a', 1)", PinReason::GetLock),
+            ("PREPARE s FROM 'SELECT 1'", PinReason::SqlPrepare),
+            ("SELECT LAST_INSERT_ID()", PinReason::ConnectionFunction),
+        ];
+        for (q, r) in cases {
+            assert_eq!(classify(q.as_bytes()), QueryEffect::Pin(r), "{q}");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! MySQL/MariaDB pools: maps the configuration to maitred-mysql's pools and starts
+//! listeners.
+
+use super::DaemonError;
+use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
+use maitred_mysql::{MyPool, MyPoolConfig, Router, ServerTarget};
+use maitred_pool::PoolSettings;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Largest client packet accepted (the server's own max_allowed_packet still applies).
+const MAX_CLIENT_PACKET: usize = 64 << 20;
+
+/// Maps a configured pool to the MySQL crate's pool description.
+fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
+    let up = &p.upstream;
+    let mut settings = PoolSettings::new(p.name.clone(), p.size);
+    settings.min_idle = p.min_idle;
+    settings.queue_timeout = p.queue_timeout;
+    settings.max_waiting = p.max_waiting;
+    settings.idle_timeout = Some(p.idle_timeout);
+    settings.max_lifetime = Some(p.max_lifetime);
+    settings.connect_timeout = p.server_connect_timeout;
+    let database = Some(p.client_database().to_owned()).filter(|d| !d.is_empty());
+    MyPoolConfig {
+        name: p.name.clone(),
+        database,
+        mode: match p.mode {
+            PoolMode::Transaction => maitred_mysql::PoolMode::Transaction,
+            PoolMode::Session => maitred_mysql::PoolMode::Session,
+        },
+        check_passwords: p.client_auth != ClientAuth::Trust,
+        users: p
+            .users
+            .iter()
+            .map(|u| {
+                let pw = u.password.as_ref().map(|s| s.expose().to_owned());
+                (u.name.clone(), pw.unwrap_or_default())
+            })
+            .collect(),
+        target: ServerTarget {
+            host: up.host.clone(),
+            port: up.port,
+            user: up.user.clone(),
+            password: up.password.as_ref().map(|s| s.expose().to_owned()),
+            database: Some(up.database.clone()).filter(|d| !d.is_empty()),
+        },
+        settings,
+        max_statements_per_connection: maitred_mysql::stmt_cache::DEFAULT_MAX_PER_CONNECTION,
+        max_client_packet: MAX_CLIENT_PACKET,
+    }
+}
+
+/// Starts the MySQL pools and their listeners (pools sharing an address share a listener
+/// and are told apart by the client's database name).
+pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
+    let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<MyPool>>> = BTreeMap::new();
+    for p in pools {
+        let pool = MyPool::new(my_pool_config(p));
+        pool.pool.start_maintenance();
+        tracing::info!(
+            pool = %p.name,
+            upstream = %p.upstream.redacted(),
+            mode = %p.mode,
+            size = p.size,
+            "pool ready"
+        );
+        by_addr.entry(p.listen).or_default().push(Arc::new(pool));
+    }
+    for (addr, pools) in by_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Bind { addr, source })?;
+        let databases: Vec<&str> = pools.iter().filter_map(|p| p.database.as_deref()).collect();
+        tracing::info!(%addr, ?databases, protocol = "mysql", "listening");
+        let router = Arc::new(Router { pools });
+        tokio::spawn(async move {
+            if let Err(e) = maitred_mysql::listener::serve(listener, router).await {
+                tracing::error!(%addr, error = %e, "listener stopped");
+            }
+        });
+    }
+    Ok(())
+}
