@@ -32,6 +32,9 @@ use tokio::net::TcpStream;
 
 /// Largest message accepted from a client (PostgreSQL's own limit is 1 GB).
 pub const MAX_CLIENT_MESSAGE: usize = 256 << 20;
+/// Read size for client and server sockets, and the spare room below which it is restored.
+const READ_SIZE: usize = 8192;
+const MIN_READ: usize = 1024;
 /// At most this much is reserved ahead for a message still arriving.
 const RESERVE_STEP: usize = 1 << 20;
 
@@ -111,9 +114,17 @@ impl Relay {
             return Ok(());
         }
         loop {
+            // Reading into a buffer whose front was consumed shrinks its spare room; reserve
+            // reclaims the front of an emptied buffer, so reads stay large without reallocating.
+            if self.crbuf.capacity() - self.crbuf.len() < MIN_READ {
+                self.crbuf.reserve(READ_SIZE);
+            }
             let event = match self.lease.as_mut() {
                 Some(lease) => {
                     let server: &mut ServerConn = lease;
+                    if server.rbuf.capacity() - server.rbuf.len() < MIN_READ {
+                        server.rbuf.reserve(READ_SIZE);
+                    }
                     tokio::select! {
                         biased;
                         r = server.stream.read_buf(&mut server.rbuf) => Event::Server(r),
@@ -160,6 +171,9 @@ impl Relay {
                     continue;
                 }
             }
+            if self.lease.is_none() && self.answer_without_server(t, &msg)? {
+                continue;
+            }
             if self.lease.is_none() {
                 if let Err(e) = self.acquire().await {
                     self.refuse_message(t, &e);
@@ -171,6 +185,43 @@ impl Relay {
         self.flush_server().await?;
         self.flush_client().await?;
         Ok(Flow::Continue)
+    }
+
+    /// Answers, without leasing a server connection, what needs none while the client is
+    /// idle: a named Parse (recorded, prepared lazily where the statement first runs), a
+    /// Close of a statement, and the Sync that ends such a batch. This saves a round trip,
+    /// and keeps a client that prepares synchronously (pgbench -M prepared) from waiting
+    /// for a connection held by another client of the same thread.
+    fn answer_without_server(&mut self, t: u8, msg: &[u8]) -> Result<bool, SessionError> {
+        if self.pool.mode != PoolMode::Transaction {
+            return Ok(false);
+        }
+        match t {
+            tag::SYNC => out::ready_for_query(&mut self.cwbuf, b'I'),
+            tag::FLUSH => {}
+            tag::PARSE => {
+                let parts = extended::split_parse(msg)?;
+                if parts.name.is_empty() {
+                    return Ok(false);
+                }
+                let stmt = self.pool.statements.intern(parts.definition);
+                if self.statements.insert(parts.name, stmt) {
+                    out::parse_complete(&mut self.cwbuf);
+                } else {
+                    let m = format!("prepared statement \"{}\" already exists", parts.name);
+                    self.refuse_statement("42P05", &m);
+                }
+            }
+            tag::CLOSE => match extended::describe_or_close_target(msg)? {
+                Target::Statement(name) if !name.is_empty() => {
+                    self.statements.remove(name);
+                    out::close_complete(&mut self.cwbuf);
+                }
+                _ => return Ok(false),
+            },
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// Answers a client message maitred could not get a server connection for.
@@ -351,7 +402,9 @@ impl Relay {
     }
 
     async fn acquire(&mut self) -> Result<(), CheckoutError<BackendError>> {
+        tracing::trace!(client = self.cancel.process_id, state = ?self.pool.pool.state(), "checkout");
         let mut lease = self.pool.pool.checkout().await?;
+        tracing::trace!(client = self.cancel.process_id, "leased");
         self.cancel.set_server(lease.process_id, lease.secret_key);
         if sync_settings(&mut lease, &self.settings, &mut self.swbuf) {
             self.replies.injected(Request::UntilReady);
@@ -434,6 +487,7 @@ impl Relay {
     /// In transaction mode, gives the server connection back once the transaction is over.
     fn release_if_done(&mut self) {
         if self.pool.mode != PoolMode::Transaction || !self.replies.is_empty() {
+            tracing::trace!(replies = ?self.replies, "lease kept: replies owed");
             return;
         }
         let done = self.lease.as_deref().is_some_and(|s| {
@@ -443,6 +497,7 @@ impl Relay {
                 && s.unread_body == 0
                 && s.rbuf.is_empty()
         });
+        tracing::trace!(client = self.cancel.process_id, done, server = ?self.lease.as_deref(), "end of server batch");
         if done {
             if let Some(mut lease) = self.lease.take() {
                 if lease.needs_discard {
