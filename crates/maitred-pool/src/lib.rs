@@ -12,6 +12,7 @@
 //! - `checkout.rs`: the checkout path (lock-free fast path, wait queue, connect).
 //! - `shared.rs`: state shared by handles, leases and maintenance: slot
 //!   accounting, the lock-free idle queue, hand-off to waiters, close.
+//! - `idle.rs`: idle connections, most recently returned first (lock-free).
 //! - `waiters.rs`: the FIFO queue of parked checkouts (the pool's only lock).
 //! - `lease.rs`: [`Lease`], the guard that returns, resets or discards.
 //! - `reset.rs`: resetting dirty connections in a spawned task.
@@ -37,6 +38,7 @@
 
 mod checkout;
 mod error;
+mod idle;
 mod lease;
 mod maintenance;
 mod manager;

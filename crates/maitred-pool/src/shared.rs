@@ -16,7 +16,7 @@
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
-use crossbeam_queue::ArrayQueue;
+use crate::idle::IdleQueue;
 use tokio::time::Instant;
 
 use crate::manager::Manager;
@@ -65,7 +65,7 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) counters: Counters,
     pub(crate) waiters: WaitQueue<M::Connection>,
     pub(crate) maintenance_started: AtomicBool,
-    idle: ArrayQueue<Pooled<M::Connection>>,
+    idle: IdleQueue<Pooled<M::Connection>>,
     total: AtomicUsize,
     closed: AtomicBool,
 }
@@ -74,8 +74,8 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, settings: PoolSettings) -> Self {
         Self {
             manager,
-            // ArrayQueue refuses capacity 0; with max_size 0 it stays empty.
-            idle: ArrayQueue::new(settings.max_size.max(1)),
+            // With max_size 0 nothing is ever pushed.
+            idle: IdleQueue::new(settings.max_size),
             settings,
             counters: Counters::default(),
             waiters: WaitQueue::new(),
