@@ -92,13 +92,21 @@ trap cleanup EXIT
 trap 'warn "interrupted"; exit 130' INT
 trap 'warn "terminated"; exit 143' TERM
 
+# Hang guards per stage, in seconds (a normal run needs far less: see the
+# per-stage times printed below). timeout(1) signals the whole process group,
+# so a hung test binary under cargo dies too.
+declare -A STAGE_LIMIT=([fmt]=120 [clippy]=900 [build]=900 [test]=900 [pytest]=300)
+
 # run_stage <name> <cmd...>
 run_stage() {
     local name=$1 start=$SECONDS rc=0
     shift
     echo
     log "stage $name: $*"
-    "$@" || rc=$?
+    timeout --kill-after=20 "${STAGE_LIMIT[$name]}" "$@" || rc=$?
+    if ((rc == 124 || rc == 137)); then
+        warn "stage $name hit its ${STAGE_LIMIT[$name]}s limit"
+    fi
     if ((rc == 0)); then
         PASSED+=("$name")
         log "stage $name passed ($((SECONDS - start))s)"
@@ -134,6 +142,9 @@ if needs_pg; then
     MAITRED_TEST_PG_SUPERUSER_URL="$(pg_super_url "$PG_PORT")"
     MAITRED_TEST_PIDDIR="$WORK/pids"
     MAITRED_BIN="${MAITRED_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/maitred}"
+    # Temp files of the tests (maitred logs kept after a failure) go here and
+    # are removed with everything else.
+    mkdir -p "$WORK/tmp"
     log "MAITRED_TEST_PG_URL=$MAITRED_TEST_PG_URL"
     MONGO_DIR="$WORK/mongo"
     MONGO_PORT="$(free_port)"
@@ -157,7 +168,7 @@ if wants test; then
         # The e2e tests share one PostgreSQL capped at 20 connections; they
         # serialize themselves (maitred_testkit::serial), so the default
         # thread count is safe.
-        run_stage test cargo test --workspace --no-fail-fast
+        TMPDIR="$WORK/tmp" run_stage test cargo test --workspace --no-fail-fast
     else
         skip_stage test "the build failed"
     fi
@@ -165,7 +176,7 @@ fi
 
 if wants pytest; then
     if ((build_ok)); then
-        run_stage pytest "$VENV_DIR/bin/python" -m pytest tests/python -q -rs --timeout 180
+        TMPDIR="$WORK/tmp" run_stage pytest "$VENV_DIR/bin/python" -m pytest tests/python -q -rs --timeout 180
     else
         skip_stage pytest "the build failed"
     fi
