@@ -108,12 +108,6 @@ if [[ -n "$BIN" ]]; then
     fi
 fi
 
-# --- PgBouncer -----------------------------------------------------------------
-B_PORT="$(free_port)"
-log "starting PgBouncer on 127.0.0.1:$B_PORT (pool size $DEMO_POOL_SIZE, transaction mode)"
-start_pgbouncer "$WORK/pgbouncer" "$B_PORT" "$PG_DIR" "$PG_PORT" "$DEMO_POOL_SIZE" transaction
-BOUNCER_URL="postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$B_PORT/$PG_APP_DB"
-
 # --- runs ----------------------------------------------------------------------
 ROWS=()
 
@@ -153,6 +147,18 @@ if [[ -n "$MAITRED_URL" ]]; then
 else
     ROWS+=("maitred|$DEMO_CLIENTS|-|-|-|-|-|-|-")
 fi
+# Each pooler keeps its server connections open when idle, and the server allows only
+# PG_MAX_CONNECTIONS: stop maitred before PgBouncer runs, so each gets its full pool.
+if [[ -n "$MAITRED_PID" ]]; then
+    kill_pid "$MAITRED_PID" 5
+    MAITRED_PID=""
+fi
+
+# --- PgBouncer -----------------------------------------------------------------
+B_PORT="$(free_port)"
+log "starting PgBouncer on 127.0.0.1:$B_PORT (pool size $DEMO_POOL_SIZE, transaction mode)"
+start_pgbouncer "$WORK/pgbouncer" "$B_PORT" "$PG_DIR" "$PG_PORT" "$DEMO_POOL_SIZE" transaction
+BOUNCER_URL="postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$B_PORT/$PG_APP_DB"
 bench "pgbouncer" "$BOUNCER_URL"
 
 # --- table ---------------------------------------------------------------------
