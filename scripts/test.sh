@@ -10,6 +10,8 @@
 #   MAITRED_TEST_PG_SUPERUSER_URL  postgres://postgres:postgres_secret@127.0.0.1:PORT/app
 #   MAITRED_TEST_MONGO_URL         mongodb://app:app_secret@127.0.0.1:PORT/app?authSource=admin
 #                                  (SecantusDB, max_connections 20)
+#   MAITRED_TEST_MYSQL_URL         mysql://app:app_secret@127.0.0.1:PORT/app
+#                                  (MariaDB, max_connections 20)
 #   MAITRED_BIN                    target/debug/maitred (for the Python tests)
 #   MAITRED_TEST_PIDDIR            where spawned maitred processes record their pid
 # Everything is torn down on every exit path. Ends with "N passed, M failed"
@@ -20,6 +22,8 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=scripts/lib/secantus.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/secantus.sh"
+# shellcheck source=scripts/lib/mariadb.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/mariadb.sh"
 cd "$REPO_ROOT" || exit 1
 
 ALL_STAGES=(fmt clippy build test pytest)
@@ -40,6 +44,7 @@ SKIPPED=()
 WORK=""
 PG_DIR=""
 MONGO_DIR=""
+MY_DIR=""
 SUITE_START=$SECONDS
 
 summary() {
@@ -82,6 +87,9 @@ cleanup() {
     fi
     if [[ -n "$MONGO_DIR" ]]; then
         stop_secantus "$MONGO_DIR"
+    fi
+    if [[ -n "$MY_DIR" ]]; then
+        stop_mariadb "$MY_DIR"
     fi
     if [[ -n "$WORK" ]]; then
         rm -rf "$WORK"
@@ -126,6 +134,7 @@ skip_stage() {
 deps=(client)
 needs_pg && deps+=(pg)
 needs_pg && deps+=(python)
+needs_pg && deps+=(mariadb)
 log "checking dependencies: ${deps[*]}"
 ensure_deps "${deps[@]}" || die "ensure_deps failed"
 
@@ -153,6 +162,13 @@ if needs_pg; then
     export MAITRED_TEST_MONGO_URL
     MAITRED_TEST_MONGO_URL="$(mongo_app_url "$MONGO_PORT")"
     log "MAITRED_TEST_MONGO_URL=$MAITRED_TEST_MONGO_URL"
+    MY_DIR="$WORK/mariadb"
+    MY_PORT="$(free_port)"
+    log "starting MariaDB on 127.0.0.1:$MY_PORT (max_connections 20) in $MY_DIR"
+    start_mariadb "$MY_DIR" "$MY_PORT" 20
+    export MAITRED_TEST_MYSQL_URL
+    MAITRED_TEST_MYSQL_URL="$(mariadb_app_url "$MY_PORT")"
+    log "MAITRED_TEST_MYSQL_URL=$MAITRED_TEST_MYSQL_URL"
 fi
 
 # --- stages ------------------------------------------------------------------
@@ -186,6 +202,12 @@ if ((${#FAILED[@]} > 0)) && [[ -n "$PG_DIR" && -f "$PG_DIR/postgres.log" ]]; the
     echo
     log "last lines of the PostgreSQL log ($PG_DIR/postgres.log):"
     tail -n 30 "$PG_DIR/postgres.log" >&2
+fi
+
+if ((${#FAILED[@]} > 0)) && [[ -n "$MY_DIR" && -f "$MY_DIR/mariadb.log" ]]; then
+    echo
+    log "last lines of the MariaDB log ($MY_DIR/mariadb.log):"
+    tail -n 30 "$MY_DIR/mariadb.log" >&2
 fi
 
 summary

@@ -109,6 +109,12 @@ ensure_deps() {
         pgbouncer)
             command -v pgbouncer >/dev/null 2>&1 || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
             ;;
+        mariadb)
+            command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd ]] ||
+                missing+=(mariadb-server)
+            command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
+            command -v sysbench >/dev/null 2>&1 || missing+=(sysbench)
+            ;;
         python) ;;
         *) die "ensure_deps: unknown component '$c'" ;;
         esac

@@ -84,6 +84,7 @@ GRANT ALL PRIVILEGES ON sbtest.* TO '$MY_APP_USER'@'%';
 GRANT ALL PRIVILEGES ON $MY_APP_DB.* TO '$MY_APP_USER'@'localhost';
 GRANT ALL PRIVILEGES ON sbtest.* TO '$MY_APP_USER'@'localhost';
 GRANT PROCESS, CONNECTION ADMIN ON *.* TO '$MY_APP_USER'@'%';
+GRANT PROCESS, CONNECTION ADMIN ON *.* TO '$MY_APP_USER'@'localhost';
 FLUSH PRIVILEGES;
 SQL
     wait_for_port "$port" 10 || die "MariaDB in $dir is not listening on 127.0.0.1:$port"

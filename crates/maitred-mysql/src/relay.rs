@@ -263,6 +263,12 @@ impl Relay {
         let Some(&cmd) = payload.first() else {
             return Err(CodecError::Empty.into());
         };
+        tracing::trace!(
+            client = self.s.connection_id,
+            cmd,
+            len = payload.len(),
+            "command"
+        );
         match cmd {
             command::QUIT => return Ok(Flow::ClientDone),
             command::PING => self.ok_locally(),
@@ -452,7 +458,14 @@ impl Relay {
     async fn acquire(&mut self) -> Result<bool, SessionError> {
         if self.lease.is_none() {
             match self.s.pool.pool.checkout().await {
-                Ok(lease) => self.lease = Some(lease),
+                Ok(lease) => {
+                    tracing::trace!(
+                        client = self.s.connection_id,
+                        server = lease.connection_id,
+                        "server connection leased"
+                    );
+                    self.lease = Some(lease);
+                }
                 Err(e) => {
                     tracing::info!(pool = %self.s.pool.name, error = %e, "checkout failed");
                     checkout_error(&mut self.cwbuf, 1, &e);
@@ -596,6 +609,7 @@ impl Relay {
     }
 
     fn response_ended(&mut self, s: Option<u16>) {
+        tracing::trace!(client = self.s.connection_id, status = ?s, "response ended");
         if let Some(s) = s {
             self.autocommit = s & status::AUTOCOMMIT != 0;
             if s & status::CURSOR_EXISTS != 0 {
@@ -632,6 +646,11 @@ impl Relay {
         });
         if done {
             if let Some(mut lease) = self.lease.take() {
+                tracing::trace!(
+                    client = self.s.connection_id,
+                    status = lease.status,
+                    "server connection released"
+                );
                 if lease.needs_reset {
                     lease.mark_dirty();
                 }

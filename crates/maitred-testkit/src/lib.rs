@@ -12,6 +12,7 @@
 //! * [`serial`]: a process-wide lock for tests that share one capped server.
 
 pub mod mongo;
+pub mod mysql;
 
 use std::fmt;
 use std::fs;

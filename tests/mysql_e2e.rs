@@ -1,0 +1,678 @@
+//! End-to-end tests: the built `maitred` binary between real MySQL clients (the `mariadb`
+//! command-line client, sysbench, mysql_async, raw packets) and the real MariaDB named by
+//! `MAITRED_TEST_MYSQL_URL` (started by `scripts/test.sh`, capped at
+//! `max_connections = 20`).
+//!
+//! Each test starts its own maitred on a free port with the one-line flags and takes
+//! `maitred_testkit::serial()` so that the tests together never exceed the server's cap.
+//! Without `MAITRED_TEST_MYSQL_URL` every test prints a skip notice and passes, except
+//! under `CI=true`, where it fails.
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use maitred_testkit::mysql::{require_mysql, MysqlUrl};
+use maitred_testkit::{self as kit, Maitred};
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+// ---------------------------------------------------------------------------
+// helpers
+
+/// Start maitred in front of `url` with the one-line flags plus `extra`.
+fn start_maitred(url: &str, extra: &[&str]) -> Maitred {
+    let mut args = vec!["--upstream", url];
+    args.extend_from_slice(extra);
+    Maitred::spawn(&args)
+}
+
+fn assert_alive(m: &mut Maitred) {
+    if let Some(status) = m.try_exit_status() {
+        panic!("maitred exited during the test with {status}");
+    }
+}
+
+async fn within<F: Future>(secs: u64, what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {secs}s: {what}"))
+}
+
+async fn connect(url: &str) -> Result<Conn, mysql_async::Error> {
+    // prefer_socket(false): mysql_async would otherwise look up @@socket and reconnect
+    // over the server's unix socket, around maitred.
+    let opts =
+        OptsBuilder::from_opts(Opts::from_url(url).expect("valid mysql URL")).prefer_socket(false);
+    within(20, "connect", Conn::new(opts)).await
+}
+
+async fn must_connect(url: &str) -> Conn {
+    connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url} failed: {e}"))
+}
+
+async fn scalar_i64(conn: &mut Conn, sql: &str) -> Option<i64> {
+    within(20, sql, conn.query_first::<Option<i64>, _>(sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .flatten()
+}
+
+async fn scalar_string(conn: &mut Conn, sql: &str) -> Option<String> {
+    within(20, sql, conn.query_first::<Option<String>, _>(sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .flatten()
+}
+
+fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+fn unique_table(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "maitred_{tag}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The `mariadb` client through maitred.
+fn mariadb_cli(
+    addr: std::net::SocketAddr,
+    u: &MysqlUrl,
+    password: &str,
+    sql: &str,
+) -> std::process::Output {
+    kit::output_with_timeout(
+        Command::new("mariadb").args([
+            "--no-defaults",
+            "--protocol=TCP",
+            "-h",
+            &addr.ip().to_string(),
+            "-P",
+            &addr.port().to_string(),
+            "-u",
+            &u.user,
+            &format!("-p{password}"),
+            "--batch",
+            "--skip-column-names",
+            &u.database,
+            "-e",
+            sql,
+        ]),
+        Duration::from_secs(30),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// the mariadb command-line client
+
+#[test]
+fn mariadb_cli_through_maitred() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial_blocking();
+    let u = MysqlUrl::parse(&url);
+    let mut m = start_maitred(&url, &["--pool-size", "2"]);
+    let t = unique_table("cli");
+    let sql = format!(
+        "CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(20)); \
+         INSERT INTO {t} VALUES (1, 'one'), (2, 'two'); \
+         SELECT v FROM {t} ORDER BY id; SELECT DATABASE(); DROP TABLE {t};"
+    );
+    let out = mariadb_cli(m.addr(), &u, &u.password, &sql);
+    assert!(
+        out.status.success(),
+        "mariadb failed: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), format!("one\ntwo\n{}\n", u.database));
+
+    let out = mariadb_cli(m.addr(), &u, "wrong-password", "SELECT 1");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("ERROR 1045 (28000)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_alive(&mut m);
+}
+
+// ---------------------------------------------------------------------------
+// mysql_async
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_1045_and_unknown_user_too() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    let m = start_maitred(&url, &["--pool-size", "2"]);
+    let mut bad = u.clone();
+    bad.password = "nope".into();
+    let e = connect(&bad.with_addr(m.addr()))
+        .await
+        .expect_err("wrong password");
+    assert_eq!(server_code(&e), Some(1045), "{e}");
+    let mut stranger = u.clone();
+    stranger.user = "stranger".into();
+    let e = connect(&stranger.with_addr(m.addr()))
+        .await
+        .expect_err("unknown user");
+    assert_eq!(server_code(&e), Some(1045), "{e}");
+    let mut ok = must_connect(&u.with_addr(m.addr())).await;
+    assert_eq!(scalar_i64(&mut ok, "SELECT 1").await, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_prepared_multi_results_and_transactions() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    let m = start_maitred(&url, &["--pool-size", "2"]);
+    let url_m = u.with_addr(m.addr());
+    let t = unique_table("basic");
+    let mut c = must_connect(&url_m).await;
+    c.query_drop(format!(
+        "CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(50))"
+    ))
+    .await
+    .expect("create");
+
+    // Prepared statements with parameters, many executions, from several clients that
+    // share two server connections.
+    let mut tasks = Vec::new();
+    for task in 0..6i64 {
+        let url_m = url_m.clone();
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = must_connect(&url_m).await;
+            let ins = c
+                .prep(format!("INSERT INTO {t} (id, v) VALUES (?, ?)"))
+                .await
+                .expect("prepare insert");
+            let sel = c
+                .prep(format!("SELECT v FROM {t} WHERE id = ?"))
+                .await
+                .expect("prepare select");
+            for i in 0..20i64 {
+                let id = task * 100 + i;
+                c.exec_drop(&ins, (id, format!("v{id}")))
+                    .await
+                    .expect("execute insert");
+                let v: Option<String> = c.exec_first(&sel, (id,)).await.expect("execute select");
+                assert_eq!(v, Some(format!("v{id}")));
+            }
+            c.close(ins).await.expect("close");
+            c.disconnect().await.expect("disconnect");
+        }));
+    }
+    for task in tasks {
+        within(60, "prepared statements task", task)
+            .await
+            .expect("task");
+    }
+    assert_eq!(
+        scalar_i64(&mut c, &format!("SELECT COUNT(*) FROM {t}")).await,
+        Some(120)
+    );
+
+    // Multi-statement query with several result sets.
+    let mut r = c
+        .query_iter(format!("SELECT 1; SELECT COUNT(*) FROM {t}; SELECT 'x'"))
+        .await
+        .expect("multi");
+    let a: Vec<i64> = r.collect().await.expect("first result");
+    let b: Vec<i64> = r.collect().await.expect("second result");
+    let x: Vec<String> = r.collect().await.expect("third result");
+    drop(r);
+    assert_eq!((a, b, x), (vec![1], vec![120], vec!["x".to_owned()]));
+
+    // A rolled back transaction leaves nothing; a committed one stays.
+    c.query_drop("BEGIN").await.expect("begin");
+    c.query_drop(format!("INSERT INTO {t} VALUES (9001, 'rolled back')"))
+        .await
+        .expect("insert");
+    c.query_drop("ROLLBACK").await.expect("rollback");
+    c.query_drop("START TRANSACTION").await.expect("begin");
+    c.query_drop(format!("INSERT INTO {t} VALUES (9002, 'kept')"))
+        .await
+        .expect("insert");
+    c.query_drop("COMMIT").await.expect("commit");
+    assert_eq!(
+        scalar_i64(&mut c, &format!("SELECT COUNT(*) FROM {t} WHERE id > 9000")).await,
+        Some(1)
+    );
+
+    // COM_PING is answered; COM_INIT_DB follows the client.
+    c.ping().await.expect("ping");
+    c.query_drop(format!("DROP TABLE {t}")).await.expect("drop");
+    c.disconnect().await.expect("disconnect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_clients_share_two_server_connections() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    const COUNT_APP: &str = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app' AND ID <> CONNECTION_ID()";
+    let mut direct = must_connect(&url).await;
+    let before = scalar_i64(&mut direct, COUNT_APP).await.unwrap_or(0);
+    let m = start_maitred(&url, &["--pool-size", "2", "--queue-timeout", "20s"]);
+    let url_m = u.with_addr(m.addr());
+    let mut tasks = Vec::new();
+    for i in 0..60i64 {
+        let url_m = url_m.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = must_connect(&url_m).await;
+            for j in 0..10i64 {
+                let v = scalar_i64(&mut c, &format!("SELECT {i} * 100 + {j}")).await;
+                assert_eq!(v, Some(i * 100 + j));
+            }
+            c.disconnect().await.expect("disconnect");
+        }));
+    }
+    for task in tasks {
+        within(90, "client task", task).await.expect("task");
+    }
+    // maitred opened no more than two server connections.
+    let after = scalar_i64(&mut direct, COUNT_APP).await.unwrap_or(0);
+    assert!(
+        after - before <= 2,
+        "server connections: {before} before, {after} after"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_timeout_gives_1040_and_connection_stays_usable() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    let m = start_maitred(&url, &["--pool-size", "1", "--queue-timeout", "300ms"]);
+    let url_m = u.with_addr(m.addr());
+    let mut holder = must_connect(&url_m).await;
+    let mut waiter = must_connect(&url_m).await;
+    holder.query_drop("BEGIN").await.expect("begin");
+    assert_eq!(scalar_i64(&mut holder, "SELECT 1").await, Some(1));
+    let started = Instant::now();
+    let e = waiter
+        .query_drop("SELECT 2")
+        .await
+        .expect_err("the only server connection is in a transaction");
+    let waited = started.elapsed();
+    match &e {
+        mysql_async::Error::Server(s) => {
+            assert_eq!((s.code, s.state.as_str()), (1040, "08004"), "{e}");
+            assert!(s.message.contains("queue_timeout"), "{}", s.message);
+        }
+        other => panic!("expected ERR 1040, got {other}"),
+    }
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    holder.query_drop("COMMIT").await.expect("commit");
+    assert_eq!(scalar_i64(&mut waiter, "SELECT 2").await, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_client_mid_transaction_is_rolled_back() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    let m = start_maitred(&url, &["--pool-size", "1"]);
+    let url_m = u.with_addr(m.addr());
+    let t = unique_table("abandon");
+    let mut direct = must_connect(&url).await;
+    direct
+        .query_drop(format!(
+            "CREATE TABLE {t} (id INT PRIMARY KEY) ENGINE=InnoDB"
+        ))
+        .await
+        .expect("create");
+
+    // A raw client: log in, BEGIN, INSERT, then vanish without COM_QUIT.
+    {
+        let mut s = raw_login(m.addr(), &u);
+        raw_query_ok(&mut s, "BEGIN");
+        raw_query_ok(&mut s, &format!("INSERT INTO {t} VALUES (1)"));
+        drop(s);
+    }
+    // The next client gets the same (only) server connection, with no transaction.
+    let mut next = must_connect(&url_m).await;
+    assert_eq!(
+        scalar_i64(&mut next, "SELECT @@in_transaction").await,
+        Some(0)
+    );
+    assert_eq!(
+        scalar_i64(&mut next, &format!("SELECT COUNT(*) FROM {t}")).await,
+        Some(0)
+    );
+    let open = scalar_i64(
+        &mut direct,
+        "SELECT COUNT(*) FROM information_schema.INNODB_TRX",
+    )
+    .await;
+    assert_eq!(open, Some(0), "an abandoned transaction is still open");
+    direct
+        .query_drop(format!("DROP TABLE {t}"))
+        .await
+        .expect("drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_state_never_reaches_the_next_client() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    // One server connection shared by every client.
+    let m = start_maitred(&url, &["--pool-size", "1", "--queue-timeout", "10s"]);
+    let url_m = u.with_addr(m.addr());
+
+    // Followed state: the database and autocommit move with their client.
+    let mut a = must_connect(&url_m).await;
+    let mut b = must_connect(&url_m).await;
+    a.query_drop("USE sbtest").await.expect("use");
+    a.query_drop("SET autocommit = 0")
+        .await
+        .expect("autocommit off");
+    a.query_drop("COMMIT").await.expect("commit");
+    assert_eq!(
+        scalar_string(&mut b, "SELECT DATABASE()").await,
+        Some(u.database.clone())
+    );
+    assert_eq!(scalar_i64(&mut b, "SELECT @@autocommit").await, Some(1));
+    assert_eq!(
+        scalar_string(&mut a, "SELECT DATABASE()").await,
+        Some("sbtest".into())
+    );
+    assert_eq!(scalar_i64(&mut a, "SELECT @@autocommit").await, Some(0));
+    a.query_drop("COMMIT").await.expect("commit");
+    a.query_drop("SET autocommit = 1")
+        .await
+        .expect("autocommit on");
+    b.disconnect().await.expect("disconnect");
+
+    // Pinned state: it stays with its client, and is reset before anyone else gets the
+    // server connection.
+    a.query_drop("SET @secret = 42")
+        .await
+        .expect("user variable");
+    a.query_drop("SET SESSION sql_mode = 'ANSI_QUOTES'")
+        .await
+        .expect("sql_mode");
+    a.query_drop("CREATE TEMPORARY TABLE maitred_tmp (x INT)")
+        .await
+        .expect("temp table");
+    assert_eq!(
+        scalar_i64(&mut a, "SELECT GET_LOCK('maitred_leak', 0)").await,
+        Some(1)
+    );
+    a.query_drop("BEGIN").await.expect("begin");
+    assert_eq!(scalar_i64(&mut a, "SELECT @secret").await, Some(42));
+    drop(a); // abandoned: no COMMIT, no COM_QUIT wait
+
+    let mut c = must_connect(&url_m).await;
+    assert_eq!(scalar_i64(&mut c, "SELECT @secret").await, None);
+    let mode = scalar_string(&mut c, "SELECT @@SESSION.sql_mode")
+        .await
+        .unwrap_or_default();
+    assert!(!mode.contains("ANSI_QUOTES"), "sql_mode leaked: {mode}");
+    assert_eq!(
+        scalar_i64(&mut c, "SELECT IS_FREE_LOCK('maitred_leak')").await,
+        Some(1)
+    );
+    assert_eq!(scalar_i64(&mut c, "SELECT @@in_transaction").await, Some(0));
+    let e = c
+        .query_drop("SELECT * FROM maitred_tmp")
+        .await
+        .expect_err("temporary table leaked");
+    assert_eq!(server_code(&e), Some(1146), "{e}");
+    assert_eq!(
+        scalar_string(&mut c, "SELECT DATABASE()").await,
+        Some(u.database.clone())
+    );
+}
+
+// ---------------------------------------------------------------------------
+// protocol errors (raw packets)
+
+fn raw_login(addr: std::net::SocketAddr, u: &MysqlUrl) -> std::net::TcpStream {
+    use maitred_mysql::codec::packets;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let (_, greeting) = read_raw(&mut s);
+    let g = packets::parse_greeting(&greeting).expect("greeting");
+    let answer = maitred_mysql::auth::expected_answer(
+        maitred_mysql::auth::NATIVE,
+        &g.nonce,
+        u.password.as_bytes(),
+    )
+    .expect("native answer");
+    let caps = maitred_mysql::codec::cap::SERVER_LEG;
+    let hello = packets::client_hello(
+        caps,
+        45,
+        &u.user,
+        &answer,
+        None,
+        maitred_mysql::auth::NATIVE,
+    );
+    write_raw(&mut s, 1, &hello);
+    let (_, ok) = read_raw(&mut s);
+    assert_eq!(
+        ok.as_slice().first().copied(),
+        Some(0),
+        "login refused: {:?}",
+        packets::parse_err(&ok)
+    );
+    s
+}
+
+fn write_raw(s: &mut std::net::TcpStream, seq: u8, payload: &[u8]) {
+    let out = bytes_with_header(seq, payload);
+    s.write_all(&out).expect("write");
+}
+
+fn bytes_with_header(seq: u8, payload: &[u8]) -> Vec<u8> {
+    let n = payload.len();
+    let mut out = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads one packet; `(seq, payload)`, or an empty payload with seq 255 at EOF.
+fn read_raw(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 4];
+    if s.read_exact(&mut h).is_err() {
+        return (255, Vec::new());
+    }
+    let n = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+    let mut p = vec![0u8; n];
+    s.read_exact(&mut p).expect("payload");
+    (h[3], p)
+}
+
+/// Sends a COM_QUERY whose answer is OK and reads it.
+fn raw_query_ok(s: &mut std::net::TcpStream, sql: &str) {
+    let mut p = vec![0x03];
+    p.extend_from_slice(sql.as_bytes());
+    write_raw(s, 0, &p);
+    let (_, reply) = read_raw(s);
+    assert_eq!(
+        reply.as_slice().first().copied(),
+        Some(0),
+        "{sql}: {:?}",
+        maitred_mysql::codec::packets::parse_err(&reply)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_packets_close_only_their_client() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    let mut m = start_maitred(&url, &["--pool-size", "2"]);
+    let mut bystander = must_connect(&u.with_addr(m.addr())).await;
+    bystander.query_drop("BEGIN").await.expect("begin");
+
+    // Out of sequence: a command must start at sequence id 0.
+    let addr = m.addr();
+    let u2 = u.clone();
+    let (code, closed) = tokio::task::spawn_blocking(move || {
+        let mut s = raw_login(addr, &u2);
+        write_raw(&mut s, 7, b"\x03SELECT 1");
+        let (_, err) = read_raw(&mut s);
+        let code = maitred_mysql::codec::packets::parse_err(&err)
+            .map(|e| e.code)
+            .ok();
+        let (seq, _) = read_raw(&mut s);
+        (code, seq == 255)
+    })
+    .await
+    .expect("raw client");
+    assert_eq!(code, Some(1156));
+    assert!(
+        closed,
+        "client not disconnected after an out-of-sequence packet"
+    );
+
+    // Empty command packet.
+    let u3 = u.clone();
+    let (code, closed) = tokio::task::spawn_blocking(move || {
+        let mut s = raw_login(addr, &u3);
+        write_raw(&mut s, 0, b"");
+        let (_, err) = read_raw(&mut s);
+        let code = maitred_mysql::codec::packets::parse_err(&err)
+            .map(|e| e.code)
+            .ok();
+        let (seq, _) = read_raw(&mut s);
+        (code, seq == 255)
+    })
+    .await
+    .expect("raw client");
+    assert_eq!(code, Some(1047));
+    assert!(closed);
+
+    // The other client's transaction is untouched.
+    assert_eq!(
+        scalar_i64(&mut bystander, "SELECT @@in_transaction").await,
+        Some(1)
+    );
+    bystander.query_drop("COMMIT").await.expect("commit");
+    assert_alive(&mut m);
+}
+
+// ---------------------------------------------------------------------------
+// sysbench
+
+fn sysbench(args: &[&str], u: &MysqlUrl, host: &str, port: u16) -> String {
+    let mut full: Vec<String> = vec![
+        "--db-driver=mysql".into(),
+        format!("--mysql-host={host}"),
+        format!("--mysql-port={port}"),
+        format!("--mysql-user={}", u.user),
+        format!("--mysql-password={}", u.password),
+        "--mysql-db=sbtest".into(),
+        "--tables=1".into(),
+        "--table-size=10000".into(),
+    ];
+    full.extend(args.iter().map(|s| (*s).to_owned()));
+    let out = kit::output_with_timeout(
+        Command::new("sysbench").args(&full),
+        Duration::from_secs(120),
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "sysbench {full:?} exited with {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    format!("{stdout}{stderr}")
+}
+
+fn sysbench_prepare(u: &MysqlUrl) {
+    let _ = kit::output_with_timeout(
+        Command::new("sysbench").args([
+            "--db-driver=mysql",
+            &format!("--mysql-host={}", u.host),
+            &format!("--mysql-port={}", u.port),
+            &format!("--mysql-user={}", u.user),
+            &format!("--mysql-password={}", u.password),
+            "--mysql-db=sbtest",
+            "--tables=1",
+            "oltp_common",
+            "cleanup",
+        ]),
+        Duration::from_secs(60),
+    );
+    sysbench(&["oltp_common", "prepare"], u, &u.host, u.port);
+}
+
+fn assert_zero_errors(out: &str) {
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("ignored errors:"))
+        .unwrap_or_else(|| panic!("no 'ignored errors' line:\n{out}"));
+    assert!(
+        line.split_whitespace().nth(2) == Some("0"),
+        "sysbench saw errors: {line}\n{out}"
+    );
+    assert!(!out.contains("FATAL"), "{out}");
+    let tx = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("transactions:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(tx > 0, "no transactions:\n{out}");
+}
+
+#[test]
+fn sysbench_200_threads_over_pool_10() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial_blocking();
+    let u = MysqlUrl::parse(&url);
+    sysbench_prepare(&u);
+    let mut sb = u.clone();
+    sb.database = "sbtest".into();
+    let mut m = start_maitred(&sb.url(), &["--pool-size", "10", "--queue-timeout", "30s"]);
+    let host = m.addr().ip().to_string();
+    let port = m.addr().port();
+    for mode in ["--db-ps-mode=disable", "--db-ps-mode=auto"] {
+        let out = sysbench(
+            &[
+                "--threads=200",
+                "--time=5",
+                mode,
+                "oltp_point_select",
+                "run",
+            ],
+            &u,
+            &host,
+            port,
+        );
+        assert_zero_errors(&out);
+        assert_alive(&mut m);
+    }
+    let out = sysbench(
+        &["--threads=100", "--time=5", "oltp_read_write", "run"],
+        &u,
+        &host,
+        port,
+    );
+    assert_zero_errors(&out);
+    assert_alive(&mut m);
+}
