@@ -61,6 +61,8 @@ pub struct ServerConn {
     pub stream: TcpStream,
     pub rbuf: BytesMut,
     pub info: ServerInfo,
+    /// The compressor agreed with the server in hello (from the URL's `compressors`).
+    pub compressor: Option<crate::codec::compressed::Compressor>,
 }
 
 impl std::fmt::Debug for ServerConn {
@@ -83,17 +85,31 @@ impl ServerConn {
             stream,
             rbuf: BytesMut::with_capacity(4096),
             info: ServerInfo::from_hello(&rawdoc! {}),
+            compressor: None,
         };
-        let hello = rawdoc! {
+        let mut hello = rawdoc! {
             "hello": 1,
             "client": {
                 "driver": { "name": "maitred", "version": env!("CARGO_PKG_VERSION") },
                 "os": { "type": std::env::consts::OS },
             },
-            "$db": "admin",
         };
+        if !target.compressors.is_empty() {
+            let mut a = bson::RawArrayBuf::new();
+            for c in &target.compressors {
+                a.push(c.name());
+            }
+            hello.append("compression", a);
+        }
+        hello.append("$db", "admin");
         let reply = conn.command("hello", &hello).await?;
         conn.info = ServerInfo::from_hello(&reply);
+        conn.compressor = reply.get_array("compression").ok().and_then(|a| {
+            a.into_iter()
+                .filter_map(|v| v.ok().and_then(|v| v.as_str()))
+                .find_map(crate::codec::compressed::Compressor::from_name)
+                .filter(|c| target.compressors.contains(c))
+        });
         if !target.user.is_empty() {
             conn.login(target).await?;
         }
@@ -168,6 +184,15 @@ impl ServerConn {
                 return Err(BackendError::Closed);
             }
         }
+    }
+
+    /// Reads one whole reply, decompressed if the server sent OP_COMPRESSED.
+    pub async fn read_reply(&mut self, max: usize) -> Result<BytesMut, BackendError> {
+        let msg = self.read_message(max).await?;
+        if crate::codec::header::i32_at(&msg, 12) == OpCode::Compressed.as_i32() {
+            return Ok(crate::codec::compressed::decompress(&msg, max)?);
+        }
+        Ok(msg)
     }
 
     /// An idle connection is usable if nothing is buffered and the socket has nothing to

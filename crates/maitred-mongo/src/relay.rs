@@ -12,6 +12,7 @@
 //! Spec: <https://github.com/mongodb/specifications/blob/master/source/transactions/transactions.md>.
 
 use crate::backend::{is_ok, next_request_id, ServerConn};
+use crate::codec::compressed;
 use crate::codec::{op_msg, Header};
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::checkout_error;
@@ -145,10 +146,7 @@ impl Session {
             if let Ok(parsed) = op_msg::parse(&reply) {
                 self.track(&route, parsed.body);
             }
-            self.client
-                .write_all(&reply)
-                .await
-                .map_err(SessionError::ClientIo)?;
+            self.write_client(&reply).await?;
         }
         if route.ends_transaction() {
             if let (Some((lsid, _)), Some(rl)) = (&self.txn, &route.lsid) {
@@ -268,11 +266,18 @@ async fn exchange(
     more_to_come: bool,
     max: usize,
 ) -> Result<Option<BytesMut>, BackendError> {
-    server.stream.write_all(msg).await?;
+    match server.compressor {
+        Some(c) => {
+            let mut out = BytesMut::with_capacity(msg.len() / 2 + 32);
+            compressed::compress(msg, c, &mut out)?;
+            server.stream.write_all(&out).await?;
+        }
+        None => server.stream.write_all(msg).await?,
+    }
     if more_to_come {
         return Ok(None);
     }
-    let mut reply = server.read_message(max).await?;
+    let mut reply = server.read_reply(max).await?;
     loop {
         let streaming = reply.len() >= crate::codec::HEADER_LEN + 4
             && crate::codec::header::u32_at(&reply, crate::codec::HEADER_LEN)
@@ -282,7 +287,7 @@ async fn exchange(
         if !streaming {
             return Ok(Some(reply));
         }
-        let next = server.read_message(max).await?;
+        let next = server.read_reply(max).await?;
         reply.extend_from_slice(&next);
         if crate::codec::header::u32_at(&next, crate::codec::HEADER_LEN) & op_msg::MORE_TO_COME == 0
         {

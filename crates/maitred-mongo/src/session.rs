@@ -5,6 +5,7 @@
 
 use crate::auth::scram::{client_first_user, Mechanism, ScramKeys, ScramServer};
 use crate::backend::{next_request_id, ServerInfo};
+use crate::codec::compressed::{self, Compressor};
 use crate::codec::header::decode_frame;
 use crate::codec::legacy::{encode_reply, parse_query};
 use crate::codec::{op_msg, Header, OpCode, DEFAULT_MAX_MESSAGE};
@@ -52,6 +53,10 @@ pub struct Session {
     pub(crate) txn: Option<(Vec<u8>, i64)>,
     /// Open cursors this client created: id -> namespace ("db.collection").
     pub(crate) cursors: HashMap<i64, String>,
+    /// Compressors agreed with this client in hello (its order).
+    compressors: Vec<Compressor>,
+    /// The request being served came compressed with this: its reply goes back compressed.
+    pub(crate) reply_compressor: Option<Compressor>,
 }
 
 impl Session {
@@ -69,6 +74,8 @@ impl Session {
             lease: None,
             txn: None,
             cursors: HashMap::new(),
+            compressors: Vec::new(),
+            reply_compressor: None,
         }
     }
 
@@ -107,6 +114,21 @@ impl Session {
                     return Ok(());
                 }
             };
+            self.reply_compressor = None;
+            let (h, msg) = if h.op_code == OpCode::Compressed {
+                let inner = compressed::decompress(&msg, max)?;
+                let c = Compressor::from_id(msg[crate::codec::HEADER_LEN + 8])
+                    .filter(|c| self.compressors.contains(c))
+                    .ok_or(crate::codec::CodecError::Malformed(
+                        "OP_COMPRESSED with a compressor not negotiated in hello",
+                    ))?;
+                self.reply_compressor = Some(c);
+                let h = Header::peek(&inner, max)?
+                    .ok_or(crate::codec::CodecError::Malformed("OP_COMPRESSED"))?;
+                (h, inner)
+            } else {
+                (h, msg)
+            };
             match h.op_code {
                 OpCode::Msg => self.on_msg(h, msg).await?,
                 OpCode::Query => self.on_query(h, &msg).await?,
@@ -132,6 +154,17 @@ impl Session {
             Some(self.sasl_start(parsed.body))
         } else if name == "saslContinue" {
             Some(self.sasl_continue(parsed.body))
+        } else if name == "logout" {
+            // Never forwarded: it would log the shared server connection out.
+            self.authenticated = !self.pool.requires_auth();
+            Some(hello::ok())
+        } else if name == "authenticate" {
+            Some(error_doc(
+                334,
+                "MechanismUnavailable",
+                "maitred: authenticate (MONGODB-CR, X.509) is not supported; use SCRAM-SHA-256 or SCRAM-SHA-1",
+                &[],
+            ))
         } else if !self.authenticated {
             if name == "endSessions" {
                 Some(hello::ok())
@@ -212,8 +245,22 @@ impl Session {
                 encode_reply(&mut out, next_request_id(), response_to, doc.as_bytes())
             }
         }
+        self.write_client(&out).await
+    }
+
+    /// Writes a whole message to the client, compressed if the request came compressed.
+    pub(crate) async fn write_client(&mut self, msg: &[u8]) -> Result<(), SessionError> {
+        if let Some(c) = self.reply_compressor {
+            let mut out = BytesMut::with_capacity(msg.len() / 2 + 32);
+            compressed::compress(msg, c, &mut out)?;
+            return self
+                .client
+                .write_all(&out)
+                .await
+                .map_err(SessionError::ClientIo);
+        }
         self.client
-            .write_all(&out)
+            .write_all(msg)
             .await
             .map_err(SessionError::ClientIo)
     }
@@ -239,6 +286,20 @@ impl Session {
             let user = mechs.split_once('.').map(|(_, u)| u).unwrap_or(mechs);
             if self.pool.user(user).is_some() {
                 d.append("saslSupportedMechs", hello::mechanisms());
+            }
+        }
+        if let Ok(list) = body.get_array("compression") {
+            self.compressors = list
+                .into_iter()
+                .filter_map(|v| v.ok().and_then(|v| v.as_str()))
+                .filter_map(Compressor::from_name)
+                .collect();
+            if !self.compressors.is_empty() {
+                let mut a = bson::RawArrayBuf::new();
+                for c in &self.compressors {
+                    a.push(c.name());
+                }
+                d.append("compression", a);
             }
         }
         if let Ok(spec) = body.get_document("speculativeAuthenticate") {

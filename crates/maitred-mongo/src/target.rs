@@ -12,6 +12,8 @@ pub struct ServerTarget {
     pub auth_source: String,
     /// `authMechanism` from the URL (SCRAM-SHA-256 by default).
     pub mechanism: crate::auth::scram::Mechanism,
+    /// `compressors` from the URL: offered to the server in hello (none: no compression).
+    pub compressors: Vec<crate::codec::compressed::Compressor>,
 }
 
 impl ServerTarget {
@@ -48,6 +50,7 @@ mod tests {
             password: Some("hunter2".into()),
             auth_source: "admin".into(),
             mechanism: crate::auth::scram::Mechanism::Sha256,
+            compressors: vec![],
         };
         let s = format!("{t:?}");
         assert!(!s.contains("hunter2"), "{s}");

@@ -3,10 +3,12 @@
 //! - [`header`]: the 16-byte message header and framing with a size bound.
 //! - [`op_msg`]: OP_MSG (sections, flags, CRC-32C checksum).
 //! - [`legacy`]: OP_QUERY (legacy handshake) and OP_REPLY (its answer).
+//! - [`compressed`]: OP_COMPRESSED (snappy, zlib, zstd).
 //!
 //! Spec: <https://www.mongodb.com/docs/manual/reference/mongodb-wire-protocol/> and
 //! <https://github.com/mongodb/specifications/blob/master/source/message/OP_MSG.md>.
 
+pub mod compressed;
 pub mod header;
 pub mod legacy;
 pub mod op_msg;

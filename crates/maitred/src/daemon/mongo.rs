@@ -3,6 +3,7 @@
 use super::DaemonError;
 use maitred_config::model::{ClientAuth, PoolConfig};
 use maitred_mongo::auth::scram::Mechanism;
+use maitred_mongo::codec::compressed::Compressor;
 use maitred_mongo::codec::DEFAULT_MAX_MESSAGE;
 use maitred_mongo::{MongoPool, MongoPoolConfig, ServerTarget};
 use maitred_pool::PoolSettings;
@@ -35,6 +36,20 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
                 .into(),
         })?,
     };
+    // `compressors=zstd,snappy,zlib` in the URL: offered to the server (clients negotiate
+    // their own compression with maitred in hello).
+    let mut compressors = Vec::new();
+    for name in param(p, "compressors").unwrap_or_default().split(',') {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        let c = Compressor::from_name(name).ok_or_else(|| DaemonError::Credentials {
+            pool: p.name.clone(),
+            source: format!("compressor {name} is not supported (zstd, snappy or zlib)").into(),
+        })?;
+        compressors.push(c);
+    }
     // Clients authenticate with the listed users' passwords; with client_auth = "trust" or
     // no user with a password (an upstream URL without credentials), they need none.
     let users = if p.client_auth == ClientAuth::Trust {
@@ -62,6 +77,7 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
                 .map(str::to_owned)
                 .unwrap_or_else(|| up.database.clone()),
             mechanism,
+            compressors,
         },
         settings,
         max_message_size: DEFAULT_MAX_MESSAGE,
