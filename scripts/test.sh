@@ -134,6 +134,7 @@ skip_stage() {
 deps=(client)
 needs_pg && deps+=(pg)
 needs_pg && deps+=(python)
+wants pytest && deps+=(node)
 needs_pg && deps+=(mariadb)
 log "checking dependencies: ${deps[*]}"
 ensure_deps "${deps[@]}" || die "ensure_deps failed"

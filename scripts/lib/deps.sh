@@ -6,6 +6,7 @@
 #   client     psql
 #   pgbouncer  the pgbouncer binary (its packaged service is never started)
 #   python     the repo's .venv with tests/python/requirements.txt installed
+#   node       the Node.js mongodb driver in .venv/node (only if npm exists)
 #
 # Each check is a file/command lookup first, so a re-run on a ready machine
 # costs nothing. apt-get update runs at most once per script run, and only
@@ -94,6 +95,22 @@ ensure_venv() {
     echo "$want" >"$stamp"
 }
 
+NODE_DRIVER_DIR="$VENV_DIR/node"
+NODE_MONGODB_VERSION="6.22.0"
+
+# ensure_node_driver: the Node.js mongodb driver for tests/python/test_mongo_node.py.
+# Without npm the test skips; nothing is installed system-wide.
+ensure_node_driver() {
+    command -v npm >/dev/null 2>&1 || return 0
+    [[ -f "$NODE_DRIVER_DIR/node_modules/mongodb/package.json" ]] &&
+        grep -q "\"version\": \"$NODE_MONGODB_VERSION\"" "$NODE_DRIVER_DIR/node_modules/mongodb/package.json" &&
+        return 0
+    log "installing the Node.js mongodb driver $NODE_MONGODB_VERSION into $NODE_DRIVER_DIR"
+    mkdir -p "$NODE_DRIVER_DIR"
+    npm install --silent --no-audit --no-fund --prefix "$NODE_DRIVER_DIR" \
+        "mongodb@$NODE_MONGODB_VERSION" >/dev/null || warn "npm install mongodb failed; the Node.js test will skip"
+}
+
 ensure_deps() {
     local components=("$@") c missing=()
     ((${#components[@]} > 0)) || components=(pg client pgbouncer python)
@@ -115,7 +132,7 @@ ensure_deps() {
             command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
             command -v sysbench >/dev/null 2>&1 || missing+=(sysbench)
             ;;
-        python) ;;
+        python | node) ;;
         *) die "ensure_deps: unknown component '$c'" ;;
         esac
     done
@@ -127,6 +144,7 @@ ensure_deps() {
     ensure_service_user
     for c in "${components[@]}"; do
         [[ "$c" == python ]] && ensure_venv
+        [[ "$c" == node ]] && ensure_node_driver
     done
     return 0
 }
