@@ -444,6 +444,66 @@ async fn session_state_never_reaches_the_next_client() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_id_and_kill_use_maitreds_ids() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    let m = start_maitred(&url, &["--pool-size", "3"]);
+    let url_m = u.with_addr(m.addr());
+    let mut a = must_connect(&url_m).await;
+    let mut b = must_connect(&url_m).await;
+    let a_id = scalar_i64(&mut a, "SELECT CONNECTION_ID()")
+        .await
+        .expect("id");
+    assert_eq!(
+        i64::from(a.id()),
+        a_id,
+        "CONNECTION_ID() is the id of maitred's handshake"
+    );
+    let b_id = scalar_i64(&mut b, "SELECT CONNECTION_ID()")
+        .await
+        .expect("id");
+    assert_ne!(a_id, b_id);
+
+    // KILL QUERY from another client reaches the server thread running A's query.
+    let sleeper = tokio::spawn(async move {
+        let started = Instant::now();
+        let r = a.query_drop("SELECT SLEEP(20)").await;
+        (a, r, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.query_drop(format!("KILL QUERY {a_id}"))
+        .await
+        .expect("kill query");
+    let (mut a, _r, took) = within(15, "killed query", sleeper).await.expect("task");
+    assert!(
+        took < Duration::from_secs(10),
+        "KILL QUERY did not interrupt: {took:?}"
+    );
+    assert_eq!(
+        scalar_i64(&mut a, "SELECT 5").await,
+        Some(5),
+        "A's connection survives KILL QUERY"
+    );
+
+    // Unknown ids are refused; KILL CONNECTION ends A's session.
+    let e = b
+        .query_drop("KILL 4000000000")
+        .await
+        .expect_err("unknown id");
+    assert_eq!(server_code(&e), Some(1094), "{e}");
+    b.query_drop(format!("KILL {a_id}"))
+        .await
+        .expect("kill connection");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        a.query_drop("SELECT 1").await.is_err(),
+        "A still works after KILL"
+    );
+    assert_eq!(scalar_i64(&mut b, "SELECT 6").await, Some(6));
+}
+
 // ---------------------------------------------------------------------------
 // protocol errors (raw packets)
 

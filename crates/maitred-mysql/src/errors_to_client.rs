@@ -11,6 +11,8 @@
 //! - 1153 `ER_NET_PACKET_TOO_LARGE`, 08S01 and 1156 `ER_NET_PACKETS_OUT_OF_ORDER`, 08S01,
 //!   1047 `ER_UNKNOWN_COM_ERROR`, 08S01: malformed, oversized or out-of-sequence packets
 //!   (the client is then disconnected).
+//! - 1094 `ER_NO_SUCH_THREAD`, HY000: KILL of a connection id maitred does not know.
+//! - 1927 `ER_CONNECTION_KILLED`, 70100: this client was killed with KILL CONNECTION.
 //! - 2013 (HY000) "Lost connection to server during query": the server connection failed
 //!   in the middle of a command.
 
@@ -31,6 +33,8 @@ pub mod code {
     pub const UNKNOWN_STMT_HANDLER: u16 = 1243;
     pub const NOT_SUPPORTED: u16 = 1235;
     pub const LOST_CONNECTION: u16 = 2013;
+    pub const NO_SUCH_THREAD: u16 = 1094;
+    pub const CONNECTION_KILLED: u16 = 1927;
 }
 
 /// Writes the ERR packet for a failed checkout (sequence id `seq`).

@@ -8,6 +8,7 @@
 
 use crate::auth::{self, AuthError};
 use crate::backend::{ServerInfo, DEFAULT_COLLATION};
+use crate::clients::ClientRegistry;
 use crate::codec::packets::{self, OkInfo};
 use crate::codec::{cap, frame, status, CodecError};
 use crate::error::SessionError;
@@ -45,6 +46,8 @@ fn next_connection_id() -> u32 {
 #[derive(Debug)]
 pub struct Router {
     pub pools: Vec<Arc<MyPool>>,
+    /// Every client of the process (shared by all routers), for KILL.
+    pub clients: Arc<ClientRegistry>,
 }
 
 impl Router {
@@ -96,6 +99,7 @@ pub async fn serve_client(mut stream: TcpStream, peer: SocketAddr, router: Arc<R
     if let Err(e) = relay.run().await {
         tracing::debug!(pool = %pool_name, error = %e, "client session ended with an error");
     }
+    router.clients.unregister(connection_id);
 }
 
 /// Learns what the server looks like (version, capabilities), opening a connection the
@@ -260,6 +264,8 @@ async fn login(
         connection_id,
         capabilities: hello.capabilities & caps,
         database,
+        handle: router.clients.register(connection_id),
+        clients: router.clients.clone(),
     }))
 }
 

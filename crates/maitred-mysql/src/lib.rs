@@ -6,6 +6,7 @@
 //! - [`backend`]: a server connection: login, maitred's own commands, reset.
 //! - [`manager`]: the pool core's view of MySQL (connect, check, reset).
 //! - [`pool`]: a configured pool (users, mode, pins) around the pool core.
+//! - [`clients`]: maitred's connection ids, for KILL and CONNECTION_ID().
 //! - [`frontend`]: a client from accept to the end of login, routing by database.
 //! - [`relay`]: the client's session after login: leasing, forwarding, releasing.
 //! - [`session_sql`]: what a query does to session state (USE, SET, pins).
@@ -16,6 +17,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod clients;
 pub mod codec;
 pub mod error;
 pub mod errors_to_client;
@@ -28,6 +30,7 @@ pub mod session_sql;
 pub mod stmt_cache;
 pub mod target;
 
+pub use clients::ClientRegistry;
 pub use frontend::Router;
 pub use pool::{MyPool, MyPoolConfig, PinReason, PoolMode};
 pub use target::ServerTarget;

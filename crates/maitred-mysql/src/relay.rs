@@ -10,6 +10,7 @@
 //! Spec: <https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html>.
 
 use crate::backend::{ServerConn, MAX_SERVER_PACKET};
+use crate::clients::{ClientHandle, ClientRegistry};
 use crate::codec::packets::{self, ErrInfo, OkInfo};
 use crate::codec::response::{Expect, Step};
 use crate::codec::{command, frame, status, stmt, CodecError};
@@ -17,7 +18,7 @@ use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::{checkout_error, code};
 use crate::manager::MyManager;
 use crate::pool::{MyPool, PinReason, PoolMode};
-use crate::session_sql::{classify, QueryEffect};
+use crate::session_sql::{classify, kill_target, rewrite_connection_id, QueryEffect};
 use crate::stmt_cache::{ClientStatements, ClientStmt};
 use bytes::{Buf, BytesMut};
 use maitred_pool::Lease;
@@ -38,6 +39,9 @@ pub struct ClientSession {
     pub capabilities: u32,
     /// The client's current database.
     pub database: Option<String>,
+    /// This client as KILL from other clients sees it.
+    pub handle: Arc<ClientHandle>,
+    pub clients: Arc<ClientRegistry>,
 }
 
 /// What maitred does when the response of the command in flight ends.
@@ -137,6 +141,7 @@ impl Relay {
             if !self.busy() && self.handle_client_commands().await? == Flow::ClientDone {
                 return Ok(());
             }
+            let handle = self.s.handle.clone();
             if self.busy() {
                 let Some(server) = self.lease.as_deref_mut() else {
                     continue;
@@ -148,14 +153,22 @@ impl Relay {
                     Err(e) => self.server_lost(BackendError::Io(e)).await?,
                 }
             } else {
-                let n = self
-                    .client
-                    .read_buf(&mut self.crbuf)
-                    .await
-                    .map_err(SessionError::ClientIo)?;
+                let n = tokio::select! {
+                    r = self.client.read_buf(&mut self.crbuf) => r.map_err(SessionError::ClientIo)?,
+                    () = handle.killed() => {
+                        self.err_locally(code::CONNECTION_KILLED, "70100", "Connection was killed");
+                        let _ = self.flush_client().await;
+                        return Ok(());
+                    }
+                };
                 if n == 0 {
                     return Ok(());
                 }
+            }
+            if self.s.handle.is_killed() && !self.busy() {
+                self.err_locally(code::CONNECTION_KILLED, "70100", "Connection was killed");
+                let _ = self.flush_client().await;
+                return Ok(());
             }
         }
     }
@@ -298,6 +311,16 @@ impl Relay {
                 }
             }
             command::QUERY => {
+                if let Some((query_only, target)) = kill_target(&payload[1..]) {
+                    return self.kill(query_only, target).await;
+                }
+                let mut payload = payload;
+                if let Some(sql) = rewrite_connection_id(&payload[1..], self.s.connection_id) {
+                    let mut p = BytesMut::with_capacity(sql.len() + 1);
+                    p.extend_from_slice(&[command::QUERY]);
+                    p.extend_from_slice(&sql);
+                    payload = p;
+                }
                 let inflight = match classify(&payload[1..]) {
                     QueryEffect::None => Inflight::Forward,
                     QueryEffect::Use(db) => Inflight::Database(db),
@@ -337,6 +360,38 @@ impl Relay {
                 "08S01",
                 &format!("maitred: unknown or unsupported command 0x{cmd:02x}"),
             ),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// `KILL [QUERY] <id>` with maitred's id: the target's current server thread gets
+    /// `KILL QUERY` (sent over this client's own server connection); KILL CONNECTION also
+    /// ends the target's session with maitred.
+    async fn kill(&mut self, query_only: bool, target: u32) -> Result<Flow, SessionError> {
+        let Some(h) = self.s.clients.get(target) else {
+            self.err_locally(
+                code::NO_SUCH_THREAD,
+                "HY000",
+                &format!("Unknown thread id: {target}"),
+            );
+            return Ok(Flow::Continue);
+        };
+        if !query_only {
+            if target == self.s.connection_id {
+                self.err_locally(code::CONNECTION_KILLED, "70100", "Connection was killed");
+                return Ok(Flow::ClientDone);
+            }
+            h.kill();
+        }
+        match h.server_thread() {
+            Some(thread) => {
+                if self.acquire().await? {
+                    let mut p = vec![command::QUERY];
+                    p.extend_from_slice(format!("KILL QUERY {thread}").as_bytes());
+                    self.forward(&p, Expect::Results, Inflight::Forward);
+                }
+            }
+            None => self.ok_locally(),
         }
         Ok(Flow::Continue)
     }
@@ -464,6 +519,7 @@ impl Relay {
                         server = lease.connection_id,
                         "server connection leased"
                     );
+                    self.s.handle.set_server(lease.connection_id);
                     self.lease = Some(lease);
                 }
                 Err(e) => {
@@ -651,6 +707,7 @@ impl Relay {
                     status = lease.status,
                     "server connection released"
                 );
+                self.s.handle.clear_server();
                 if lease.needs_reset {
                     lease.mark_dirty();
                 }
@@ -669,6 +726,7 @@ impl Relay {
         let Some(lease) = self.lease.take() else {
             return Ok(());
         };
+        self.s.handle.clear_server();
         let quiet = !lease.scanner.is_busy() && lease.status & status::IN_TRANS == 0;
         lease.discard();
         tracing::warn!(pool = %self.s.pool.name, error = %e, "server connection lost");
@@ -701,6 +759,7 @@ impl Relay {
     /// The client is gone: whatever it left on its server connection is cleaned up before
     /// anyone else gets that connection.
     fn finish(&mut self) {
+        self.s.handle.clear_server();
         let Some(mut lease) = self.lease.take() else {
             return;
         };

@@ -18,6 +18,94 @@ pub enum QueryEffect {
     Pin(PinReason),
 }
 
+/// `KILL [HARD|SOFT] [CONNECTION|QUERY] <id>`: (query only, maitred's connection id).
+pub fn kill_target(sql: &[u8]) -> Option<(bool, u32)> {
+    let body = skip_space_and_comments(sql);
+    let (word, mut rest) = first_word(body);
+    if !word.eq_ignore_ascii_case(b"KILL") {
+        return None;
+    }
+    let mut query_only = false;
+    loop {
+        rest = skip_space_and_comments(rest);
+        let (w, r) = first_word(rest);
+        if w.eq_ignore_ascii_case(b"HARD")
+            || w.eq_ignore_ascii_case(b"SOFT")
+            || w.eq_ignore_ascii_case(b"CONNECTION")
+        {
+            rest = r;
+        } else if w.eq_ignore_ascii_case(b"QUERY") {
+            query_only = true;
+            rest = r;
+        } else if !w.is_empty() && w.iter().all(u8::is_ascii_digit) {
+            let tail = String::from_utf8_lossy(r);
+            if !tail.trim().trim_end_matches(';').trim().is_empty() {
+                return None;
+            }
+            return std::str::from_utf8(w)
+                .ok()?
+                .parse()
+                .ok()
+                .map(|id| (query_only, id));
+        } else {
+            // KILL QUERY ID <query id>, KILL USER <name>, or an expression: not mapped.
+            return None;
+        }
+    }
+}
+
+/// The SQL with every `CONNECTION_ID()` outside literals replaced by maitred's id for the
+/// client, or `None` when it has none.
+pub fn rewrite_connection_id(sql: &[u8], id: u32) -> Option<Vec<u8>> {
+    const NAME: &[u8] = b"CONNECTION_ID";
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < sql.len() {
+        let b = sql[i];
+        if matches!(b, b'\'' | b'"' | b'`') {
+            i += 1;
+            while i < sql.len() && sql[i] != b {
+                if sql[i] == b'\\' && b != b'`' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        let boundary = i == 0
+            || !(sql[i - 1].is_ascii_alphanumeric() || sql[i - 1] == b'_' || sql[i - 1] == b'.');
+        if boundary
+            && sql.len() >= i + NAME.len()
+            && sql[i..i + NAME.len()].eq_ignore_ascii_case(NAME)
+        {
+            let mut j = i + NAME.len();
+            while j < sql.len() && sql[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if sql.get(j) == Some(&b'(') {
+                let mut k = j + 1;
+                while k < sql.len() && sql[k].is_ascii_whitespace() {
+                    k += 1;
+                }
+                if sql.get(k) == Some(&b')') {
+                    let o = out.get_or_insert_with(|| Vec::with_capacity(sql.len()));
+                    o.extend_from_slice(&sql[copied..i]);
+                    o.extend_from_slice(id.to_string().as_bytes());
+                    copied = k + 1;
+                    i = k + 1;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    let mut o = out?;
+    o.extend_from_slice(&sql[copied..]);
+    Some(o)
+}
+
 /// Classifies a COM_QUERY's SQL text.
 pub fn classify(sql: &[u8]) -> QueryEffect {
     let body = skip_space_and_comments(sql);
@@ -184,6 +272,28 @@ mod tests {
         ] {
             assert_eq!(classify(q.as_bytes()), QueryEffect::None, "{q}");
         }
+    }
+
+    #[test]
+    fn kill_and_connection_id() {
+        assert_eq!(kill_target(b"KILL 12"), Some((false, 12)));
+        assert_eq!(kill_target(b"kill query 7;"), Some((true, 7)));
+        assert_eq!(kill_target(b"KILL HARD CONNECTION 3"), Some((false, 3)));
+        assert_eq!(kill_target(b"KILL QUERY ID 3"), None);
+        assert_eq!(kill_target(b"KILL USER app"), None);
+        assert_eq!(kill_target(b"SELECT 1"), None);
+        assert_eq!(
+            rewrite_connection_id(
+                b"SELECT CONNECTION_ID(), 'CONNECTION_ID()', connection_id ( )",
+                42
+            ),
+            Some(b"SELECT 42, 'CONNECTION_ID()', 42".to_vec())
+        );
+        assert_eq!(
+            rewrite_connection_id(b"SELECT my_connection_id()", 42),
+            None
+        );
+        assert_eq!(rewrite_connection_id(b"SELECT 1", 42), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::DaemonError;
 use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
-use maitred_mysql::{MyPool, MyPoolConfig, Router, ServerTarget};
+use maitred_mysql::{ClientRegistry, MyPool, MyPoolConfig, Router, ServerTarget};
 use maitred_pool::PoolSettings;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -56,6 +56,7 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
 /// Starts the MySQL pools and their listeners (pools sharing an address share a listener
 /// and are told apart by the client's database name).
 pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
+    let clients = Arc::new(ClientRegistry::default());
     let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<MyPool>>> = BTreeMap::new();
     for p in pools {
         let pool = MyPool::new(my_pool_config(p));
@@ -75,7 +76,10 @@ pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
             .map_err(|source| DaemonError::Bind { addr, source })?;
         let databases: Vec<&str> = pools.iter().filter_map(|p| p.database.as_deref()).collect();
         tracing::info!(%addr, ?databases, protocol = "mysql", "listening");
-        let router = Arc::new(Router { pools });
+        let router = Arc::new(Router {
+            pools,
+            clients: clients.clone(),
+        });
         tokio::spawn(async move {
             if let Err(e) = maitred_mysql::listener::serve(listener, router).await {
                 tracing::error!(%addr, error = %e, "listener stopped");
