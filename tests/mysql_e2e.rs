@@ -504,6 +504,57 @@ async fn connection_id_and_kill_use_maitreds_ids() {
     assert_eq!(scalar_i64(&mut b, "SELECT 6").await, Some(6));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_variables_follow_their_client_without_pinning() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    // One server connection, a short queue timeout: a pinned client would starve the other.
+    let m = start_maitred(&url, &["--pool-size", "1", "--queue-timeout", "2s"]);
+    let url_m = u.with_addr(m.addr());
+    let mut a = must_connect(&url_m).await;
+    let mut b = must_connect(&url_m).await;
+    let tz_default = scalar_string(&mut b, "SELECT @@session.time_zone").await;
+    let cs_default = scalar_string(&mut b, "SELECT @@character_set_client").await;
+    a.query_drop("SET NAMES latin1").await.expect("set names");
+    a.query_drop("SET SESSION time_zone = '+03:00'")
+        .await
+        .expect("time zone");
+    a.query_drop("SET sql_mode = 'ANSI_QUOTES'")
+        .await
+        .expect("sql_mode");
+    for _ in 0..3 {
+        assert_eq!(
+            scalar_string(&mut b, "SELECT @@session.time_zone").await,
+            tz_default
+        );
+        assert_eq!(
+            scalar_string(&mut b, "SELECT @@character_set_client").await,
+            cs_default
+        );
+        let mode = scalar_string(&mut b, "SELECT @@sql_mode")
+            .await
+            .unwrap_or_default();
+        assert!(!mode.contains("ANSI_QUOTES"), "{mode}");
+        assert_eq!(
+            scalar_string(&mut a, "SELECT @@session.time_zone")
+                .await
+                .as_deref(),
+            Some("+03:00")
+        );
+        assert_eq!(
+            scalar_string(&mut a, "SELECT @@character_set_client")
+                .await
+                .as_deref(),
+            Some("latin1")
+        );
+        let mode = scalar_string(&mut a, "SELECT @@sql_mode")
+            .await
+            .unwrap_or_default();
+        assert!(mode.contains("ANSI_QUOTES"), "{mode}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // protocol errors (raw packets)
 

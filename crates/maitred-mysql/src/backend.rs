@@ -55,6 +55,9 @@ pub struct ServerConn {
     pub statements: ServerStatements,
     /// Session state was changed beyond what maitred tracks: reset before reuse.
     pub needs_reset: bool,
+    /// Whose replayable session `SET`s this connection carries: (maitred connection id of
+    /// the client, how many of its SETs were applied). `None`: server defaults.
+    pub session_owner: Option<(u32, usize)>,
 }
 
 impl std::fmt::Debug for ServerConn {
@@ -97,6 +100,7 @@ impl ServerConn {
             unread_body: 0,
             statements: ServerStatements::new(max_statements),
             needs_reset: false,
+            session_owner: None,
         };
         conn.login(target).await?;
         Ok(conn)
@@ -326,6 +330,17 @@ impl ServerConn {
         Ok(())
     }
 
+    /// COM_RESET_CONNECTION alone (session variables, temporary tables, user variables,
+    /// locks and prepared statements back to defaults; the database stays).
+    pub async fn reset_session(&mut self) -> Result<Result<(), ErrInfo>, BackendError> {
+        let r = self.simple_command(&[command::RESET_CONNECTION]).await?;
+        if r.is_ok() {
+            self.statements.clear();
+            self.session_owner = None;
+        }
+        Ok(r.map(|_| ()))
+    }
+
     /// Brings the connection back to a clean state for the next client: finishes a
     /// response a departed client left unread, then COM_RESET_CONNECTION (rolls back,
     /// drops temporary tables, user variables, locks and prepared statements, resets
@@ -347,6 +362,7 @@ impl ServerConn {
             Err(e) => return Err(BackendError::Server(e)),
         }
         self.statements.clear();
+        self.session_owner = None;
         self.database = None;
         if let Some(db) = &target.database {
             if let Err(e) = self.init_db(db).await? {

@@ -27,6 +27,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Session SETs replayed per client; beyond that the client is pinned instead.
+const MAX_SESSION_SETS: usize = 64;
 /// Server packets longer than this are forwarded as they arrive instead of whole.
 const WHOLE_PACKET_LIMIT: usize = 64 * 1024;
 
@@ -50,6 +52,8 @@ enum Inflight {
     Forward,
     /// COM_INIT_DB or `USE`: the client's database once the server says OK.
     Database(String),
+    /// A replayable session SET: recorded once the server says OK.
+    SessionSet(Vec<u8>),
     /// COM_STMT_PREPARE: the first packet's statement id is replaced by maitred's.
     Prepare(Arc<[u8]>),
     /// COM_RESET_CONNECTION: the server dropped its statements.
@@ -81,6 +85,8 @@ pub struct Relay {
     hold: bool,
     /// A COM_STMT_PREPARE_OK to remember on the server connection once forwarded.
     prepared: Option<(Arc<[u8]>, u32)>,
+    /// The client's session SETs, in order, replayed on a server connection it lands on.
+    session_sets: Vec<Vec<u8>>,
 }
 
 impl Relay {
@@ -98,6 +104,7 @@ impl Relay {
             inflight: Inflight::Forward,
             hold: false,
             prepared: None,
+            session_sets: Vec::new(),
         }
     }
 
@@ -296,6 +303,7 @@ impl Relay {
             }
             command::RESET_CONNECTION => {
                 self.stmts.clear();
+                self.session_sets.clear();
                 self.pinned = None;
                 self.autocommit = true;
                 if self.lease.is_some() {
@@ -324,6 +332,13 @@ impl Relay {
                 let inflight = match classify(&payload[1..]) {
                     QueryEffect::None => Inflight::Forward,
                     QueryEffect::Use(db) => Inflight::Database(db),
+                    QueryEffect::SessionSet if self.session_sets.len() < MAX_SESSION_SETS => {
+                        Inflight::SessionSet(payload[1..].to_vec())
+                    }
+                    QueryEffect::SessionSet => {
+                        self.pin(PinReason::SessionVariable);
+                        Inflight::Forward
+                    }
                     QueryEffect::Pin(r) => {
                         self.pin(r);
                         Inflight::Forward
@@ -546,6 +561,27 @@ impl Relay {
         let Some(conn) = self.lease.as_deref_mut() else {
             return Ok(Ok(()));
         };
+        let me = self.s.connection_id;
+        let applied = match conn.session_owner {
+            Some((owner, n)) if owner == me && n <= self.session_sets.len() => n,
+            Some(_) => {
+                // Another client's session variables: back to defaults first.
+                if let Err(e) = conn.reset_session().await? {
+                    return Ok(Err(e));
+                }
+                0
+            }
+            None => 0,
+        };
+        for sql in self.session_sets.iter().skip(applied) {
+            let sql = String::from_utf8_lossy(sql);
+            if let Err(e) = conn.query(&sql).await? {
+                return Ok(Err(e));
+            }
+        }
+        if !self.session_sets.is_empty() {
+            conn.session_owner = Some((me, self.session_sets.len()));
+        }
         if conn.database != self.s.database {
             if let Some(db) = &self.s.database {
                 if let Err(e) = conn.init_db(db).await? {
@@ -681,7 +717,14 @@ impl Relay {
                 conn.database = Some(db.clone());
                 self.s.database = Some(db);
             }
-            Inflight::ResetConnection => conn.statements.clear(),
+            Inflight::SessionSet(sql) if s.is_some() => {
+                self.session_sets.push(sql);
+                conn.session_owner = Some((self.s.connection_id, self.session_sets.len()));
+            }
+            Inflight::ResetConnection => {
+                conn.statements.clear();
+                conn.session_owner = None;
+            }
             Inflight::Fetch if s.is_none_or(|s| s & status::LAST_ROW_SENT != 0) => {
                 self.hold = false;
             }

@@ -14,6 +14,9 @@ pub enum QueryEffect {
     None,
     /// `USE db`: the client's database once the server says OK.
     Use(String),
+    /// `SET [SESSION] var = value, ...` of session variables: replayed on the client's next
+    /// server connections once the server says OK.
+    SessionSet,
     /// State that cannot move between server connections.
     Pin(PinReason),
 }
@@ -120,7 +123,16 @@ pub fn classify(sql: &[u8]) -> QueryEffect {
         if is_autocommit_only(rest) {
             return QueryEffect::None;
         }
-        return QueryEffect::Pin(PinReason::SessionVariable);
+        let (next, _) = first_word(skip_space_and_comments(rest));
+        if next.eq_ignore_ascii_case(b"GLOBAL") {
+            return QueryEffect::None;
+        }
+        // SET TRANSACTION applies to the next transaction only, and a statement list
+        // cannot be replayed alone: both pin.
+        if next.eq_ignore_ascii_case(b"TRANSACTION") || has_inner_semicolon(rest) {
+            return QueryEffect::Pin(PinReason::SessionVariable);
+        }
+        return QueryEffect::SessionSet;
     }
     if word.eq_ignore_ascii_case(b"LOCK") {
         return QueryEffect::Pin(PinReason::LockTables);
@@ -135,6 +147,27 @@ pub fn classify(sql: &[u8]) -> QueryEffect {
         }
     }
     QueryEffect::None
+}
+
+/// A `;` outside literals followed by more than space: a statement list.
+fn has_inner_semicolon(sql: &[u8]) -> bool {
+    let mut i = 0;
+    while i < sql.len() {
+        let b = sql[i];
+        if matches!(b, b'\'' | b'"' | b'`') {
+            i += 1;
+            while i < sql.len() && sql[i] != b {
+                if sql[i] == b'\\' && b != b'`' {
+                    i += 1;
+                }
+                i += 1;
+            }
+        } else if b == b';' && !sql[i + 1..].trim_ascii().is_empty() {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 fn skip_space_and_comments(mut s: &[u8]) -> &[u8] {
@@ -297,6 +330,23 @@ mod tests {
     }
 
     #[test]
+    fn session_sets_are_replayable() {
+        for q in [
+            "SET NAMES latin1",
+            "SET sql_mode=''",
+            "SET SESSION time_zone = '+02:00';",
+            "set session transaction isolation level read committed",
+            "SET character_set_client = 'a;b'",
+        ] {
+            assert_eq!(classify(q.as_bytes()), QueryEffect::SessionSet, "{q}");
+        }
+        assert_eq!(
+            classify(b"SET GLOBAL max_connections = 30"),
+            QueryEffect::None
+        );
+    }
+
+    #[test]
     fn use_is_followed() {
         assert_eq!(classify(b"USE app"), QueryEffect::Use("app".into()));
         assert_eq!(
@@ -309,8 +359,11 @@ mod tests {
     #[test]
     fn state_that_cannot_move_pins() {
         let cases: [(&str, PinReason); 9] = [
-            ("SET NAMES latin1", PinReason::SessionVariable),
-            ("SET sql_mode=''", PinReason::SessionVariable),
+            (
+                "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                PinReason::SessionVariable,
+            ),
+            ("SET sql_mode=''; SELECT 1", PinReason::SessionVariable),
             ("SET @x = 1", PinReason::UserVariable),
             ("SELECT @x", PinReason::UserVariable),
             (
