@@ -7,6 +7,8 @@ use crate::model::{ClientAuth, LogFormat, PoolMode};
 
 /// `runtime.workers`: 0 lets the daemon choose.
 pub const WORKERS: usize = 0;
+/// `runtime.shutdown_timeout`.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// `log.format`.
 pub const LOG_FORMAT: LogFormat = LogFormat::Human;
 /// `log.level`.
@@ -31,6 +33,10 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(60 * 60);
 pub const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `pools.client_auth`.
 pub const CLIENT_AUTH: ClientAuth = ClientAuth::ScramSha256;
+
+pub(crate) fn shutdown_timeout() -> Duration {
+    SHUTDOWN_TIMEOUT
+}
 
 pub(crate) fn log_level() -> String {
     LOG_LEVEL.to_owned()

@@ -47,12 +47,16 @@ pub struct RuntimeConfig {
     /// Tokio worker threads; 0 lets the daemon choose.
     #[serde(default)]
     pub workers: usize,
+    /// How long SIGTERM waits for in-flight transactions and requests before exiting.
+    #[serde(default = "defaults::shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             workers: defaults::WORKERS,
+            shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
         }
     }
 }

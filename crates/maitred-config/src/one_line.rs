@@ -73,6 +73,7 @@ impl OneLine {
             admin: self.admin.map(|listen| AdminConfig { listen }),
             runtime: RuntimeConfig {
                 workers: self.workers,
+                ..RuntimeConfig::default()
             },
             log: LogConfig {
                 format: self.log_format,

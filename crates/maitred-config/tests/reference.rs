@@ -28,7 +28,10 @@ fn fully_populated() -> Config {
         admin: Some(AdminConfig {
             listen: "127.0.0.1:9930".parse().unwrap(),
         }),
-        runtime: RuntimeConfig { workers: 2 },
+        runtime: RuntimeConfig {
+            workers: 2,
+            shutdown_timeout: Duration::from_secs(9),
+        },
         log: LogConfig {
             format: LogFormat::Json,
             level: "debug".to_owned(),
@@ -104,7 +107,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 25, "{paths:#?}");
+    assert_eq!(paths.len(), 26, "{paths:#?}");
 }
 
 #[test]
