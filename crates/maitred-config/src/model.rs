@@ -145,6 +145,11 @@ pub struct PoolConfig {
     /// transaction mode); the least recently used is closed beyond it. At least 1.
     #[serde(default = "defaults::prepared_statements")]
     pub prepared_statements: usize,
+    /// How many clients may be pinned to a server connection at once (session state that
+    /// cannot move: advisory locks, temp tables, LISTEN, WITH HOLD cursors, SQL PREPARE).
+    /// Default: half the pool size (at least 1). Must not exceed `size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pinned: Option<usize>,
     /// An idle server connection above `min_idle` is closed after this.
     #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -176,6 +181,7 @@ impl PoolConfig {
             queue_timeout: defaults::QUEUE_TIMEOUT,
             max_waiting: defaults::MAX_WAITING,
             prepared_statements: defaults::PREPARED_STATEMENTS,
+            max_pinned: None,
             idle_timeout: defaults::IDLE_TIMEOUT,
             max_lifetime: defaults::MAX_LIFETIME,
             server_connect_timeout: defaults::SERVER_CONNECT_TIMEOUT,
@@ -186,6 +192,11 @@ impl PoolConfig {
 
     /// The database name clients ask for in their startup message:
     /// `database` if set, else the upstream URL's database.
+    /// `max_pinned`, or its default: half the pool size, at least 1.
+    pub fn max_pinned(&self) -> usize {
+        self.max_pinned.unwrap_or((self.size / 2).max(1))
+    }
+
     pub fn client_database(&self) -> &str {
         self.database.as_deref().unwrap_or(&self.upstream.database)
     }

@@ -140,6 +140,13 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
     if pool.max_waiting == 0 {
         problem("max_waiting must be at least 1".to_owned());
     }
+    if pool.max_pinned.is_some_and(|m| m > pool.size) {
+        problem(format!(
+            "max_pinned ({}) must not exceed size ({})",
+            pool.max_pinned(),
+            pool.size
+        ));
+    }
     if pool.prepared_statements == 0 {
         problem("prepared_statements must be at least 1".to_owned());
     }

@@ -47,6 +47,7 @@ fn fully_populated() -> Config {
             queue_timeout: Duration::from_secs(1),
             max_waiting: 7,
             prepared_statements: 50,
+            max_pinned: Some(3),
             idle_timeout: Duration::from_secs(2),
             max_lifetime: Duration::from_secs(3),
             server_connect_timeout: Duration::from_secs(4),
@@ -107,7 +108,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 26, "{paths:#?}");
+    assert_eq!(paths.len(), 27, "{paths:#?}");
 }
 
 #[test]
@@ -145,6 +146,9 @@ fn reference_file_shows_the_defaults() {
     let mut expected = defaults.clone();
     expected.database = pool.database.clone();
     expected.users = pool.users.clone();
+    // max_pinned's default depends on size; the reference writes out the computed value.
+    assert_eq!(pool.max_pinned(), defaults.max_pinned());
+    expected.max_pinned = pool.max_pinned;
     assert_eq!(*pool, expected);
     assert_eq!(config.runtime, RuntimeConfig::default());
     assert_eq!(config.log, LogConfig::default());

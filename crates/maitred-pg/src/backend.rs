@@ -31,8 +31,9 @@ pub struct ServerConn {
     pub secret_key: i32,
     /// Settings as the server reported them (ParameterStatus) or as maitred set them.
     pub params: HashMap<String, String>,
-    /// Settings maitred changed for a client, to be RESET when a client without them comes.
-    pub maitred_set: Vec<String>,
+    /// Settings maitred knows this connection carries beyond the server's defaults (from
+    /// clients' startup packets and SET statements).
+    pub applied: crate::settings::Settings,
     /// Transaction status of the last ReadyForQuery: b'I', b'T' or b'E'.
     pub tx_status: u8,
     /// Query/Sync/FunctionCall messages sent whose ReadyForQuery has not come back yet.
@@ -79,7 +80,7 @@ impl ServerConn {
             process_id: 0,
             secret_key: 0,
             params: HashMap::new(),
-            maitred_set: Vec::new(),
+            applied: crate::settings::Settings::default(),
             tx_status: b'I',
             pending_sync: 0,
             extended_open: false,
@@ -254,7 +255,7 @@ impl ServerConn {
         }
         if self.needs_discard {
             self.simple_query("DISCARD ALL").await?;
-            self.maitred_set.clear();
+            self.applied.clear();
             self.prepared.clear();
             self.needs_discard = false;
         }

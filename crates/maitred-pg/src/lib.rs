@@ -28,6 +28,7 @@ pub mod pool;
 pub mod relay;
 pub mod replies;
 pub mod settings;
+pub mod sql_effects;
 pub mod statements;
 pub mod target;
 

@@ -4,11 +4,12 @@
 use crate::auth::secret::Credentials;
 use crate::auth::AuthError;
 use crate::manager::PgManager;
+use crate::sql_effects::PinReason;
 use crate::statements::StatementRegistry;
 use crate::target::ServerTarget;
 use maitred_pool::{Pool, PoolSettings};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// When a server connection goes back to the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub struct PgPoolConfig {
     pub settings: PoolSettings,
     /// Named statements kept prepared per server connection (least recently used closed).
     pub prepared_statements_per_connection: usize,
+    /// At most this many clients may be pinned to a server connection at once.
+    pub max_pinned: usize,
 }
 
 /// Counters specific to PostgreSQL sessions (the pool core keeps its own).
@@ -53,6 +56,20 @@ pub struct PgCounters {
     pub statement_cache_hits: AtomicU64,
     /// Statements prepared on a server connection (client Parse or maitred's own).
     pub statement_prepares: AtomicU64,
+    /// Clients pinned so far, by reason (index: position in [`PinReason::ALL`]).
+    pub pins: [AtomicU64; 5],
+    /// Pins refused because `max_pinned` clients were pinned already.
+    pub pins_refused: AtomicU64,
+}
+
+impl PgCounters {
+    pub fn pins_by_reason(&self) -> Vec<(PinReason, u64)> {
+        PinReason::ALL
+            .iter()
+            .zip(&self.pins)
+            .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 /// One configured PostgreSQL pool.
@@ -66,6 +83,8 @@ pub struct PgPool {
     pub pool: Pool<PgManager>,
     pub counters: PgCounters,
     pub statements: StatementRegistry,
+    max_pinned: usize,
+    pinned_now: AtomicUsize,
 }
 
 impl PgPool {
@@ -81,6 +100,8 @@ impl PgPool {
                 cfg.settings,
             ),
             statements: StatementRegistry::default(),
+            max_pinned: cfg.max_pinned,
+            pinned_now: AtomicUsize::new(0),
             name: cfg.name,
             database: cfg.database,
             mode: cfg.mode,
@@ -88,6 +109,34 @@ impl PgPool {
             users,
             counters: PgCounters::default(),
         })
+    }
+
+    /// Takes one of the `max_pinned` places; false when they are all taken.
+    pub fn try_pin(&self, reason: PinReason) -> bool {
+        let taken = self
+            .pinned_now
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_pinned).then_some(n + 1)
+            })
+            .is_ok();
+        if taken {
+            let i = PinReason::ALL
+                .iter()
+                .position(|r| *r == reason)
+                .unwrap_or(0);
+            self.counters.pins[i].fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.pins_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    pub fn unpin(&self) {
+        self.pinned_now.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn pinned_now(&self) -> usize {
+        self.pinned_now.load(Ordering::Acquire)
     }
 
     pub fn has_users(&self) -> bool {

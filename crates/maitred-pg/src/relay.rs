@@ -21,10 +21,12 @@ use crate::errors_to_client::{checkout_error, sqlstate};
 use crate::manager::PgManager;
 use crate::pool::{PgPool, PoolMode};
 use crate::replies::{Replies, Request, Verdict};
-use crate::settings::sync_settings;
+use crate::settings::{sync_settings, Settings};
+use crate::sql_effects::{self, Effect, PinReason};
 use crate::statements::{ClientStatements, Statement};
 use bytes::{Buf, BytesMut};
 use maitred_pool::{CheckoutError, Lease};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -59,8 +61,19 @@ pub struct Relay {
     /// Bytes for the server, written once per batch.
     swbuf: BytesMut,
     pool: Arc<PgPool>,
-    /// The session settings the client asked for at startup, applied to each lease.
-    settings: Vec<(String, String)>,
+    /// The settings of the client's startup packet (what RESET returns to).
+    startup: Settings,
+    /// The settings the client's session has now, applied to each lease.
+    settings: Settings,
+    /// For each reply ending in ReadyForQuery still owed: what the client's query does to
+    /// session state (None for Sync, FunctionCall and queries without such effects).
+    query_effects: VecDeque<Option<QueryEffects>>,
+    /// SET/RESET run inside the open transaction block: kept if it commits.
+    pending_in_transaction: Vec<Effect>,
+    /// The last CommandComplete of the client was COMMIT (not ROLLBACK).
+    last_was_commit: bool,
+    /// Why the client keeps its server connection, if it does.
+    pinned: Option<PinReason>,
     cancel: Arc<CancelHandle>,
     lease: Option<Lease<PgManager>>,
     /// What the leased server connection still owes, in order.
@@ -76,21 +89,35 @@ pub struct Relay {
     unprepared: Vec<u64>,
 }
 
+/// The session effects of one simple query, and whether it failed.
+struct QueryEffects {
+    effects: Vec<Effect>,
+    failed: bool,
+    /// A transaction block was open when the query was sent.
+    in_block: bool,
+}
+
 impl Relay {
     pub fn new(
         client: TcpStream,
         crbuf: BytesMut,
         pool: Arc<PgPool>,
-        settings: Vec<(String, String)>,
+        startup_params: Vec<(String, String)>,
         cancel: Arc<CancelHandle>,
     ) -> Relay {
+        let startup = Settings::from_startup(&startup_params);
         Relay {
             client,
             crbuf,
             cwbuf: BytesMut::new(),
             swbuf: BytesMut::new(),
             pool,
-            settings,
+            settings: startup.clone(),
+            startup,
+            query_effects: VecDeque::new(),
+            pending_in_transaction: Vec::new(),
+            last_was_commit: false,
+            pinned: None,
             cancel,
             lease: None,
             replies: Replies::default(),
@@ -184,6 +211,7 @@ impl Relay {
         }
         self.flush_server().await?;
         self.flush_client().await?;
+        self.release_if_done();
         Ok(Flow::Continue)
     }
 
@@ -240,6 +268,32 @@ impl Relay {
     /// transaction mode) and records the reply it is owed.
     fn forward_client_message(&mut self, t: u8, msg: &[u8]) -> Result<(), SessionError> {
         let rename = self.pool.mode == PoolMode::Transaction;
+        let mut effects = None;
+        if t == tag::QUERY && rename {
+            let found = query_text(msg)
+                .map(sql_effects::effects)
+                .unwrap_or_default();
+            if let Some(reason) = found.iter().find_map(|e| match e {
+                Effect::Pin(r) => Some(*r),
+                _ => None,
+            }) {
+                if !self.pin(reason) {
+                    return Ok(());
+                }
+            }
+            if found.iter().any(|e| {
+                matches!(
+                    e,
+                    Effect::Set { .. } | Effect::Reset { .. } | Effect::ResetAll
+                )
+            }) {
+                effects = Some(QueryEffects {
+                    effects: found,
+                    failed: false,
+                    in_block: self.lease.as_deref().is_some_and(|s| s.tx_status != b'I'),
+                });
+            }
+        }
         let Some(server) = self.lease.as_deref_mut() else {
             return Ok(());
         };
@@ -250,6 +304,7 @@ impl Relay {
                     server.extended_open = false;
                 }
                 self.replies.client(Request::UntilReady);
+                self.query_effects.push_back(effects);
             }
             tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE | tag::FLUSH => {
                 server.extended_open = true;
@@ -269,6 +324,40 @@ impl Relay {
         }
         self.swbuf.extend_from_slice(msg);
         Ok(())
+    }
+
+    /// Pins the client to its server connection for the rest of its session, if a place
+    /// under `max_pinned` is free; otherwise answers the query with an error.
+    fn pin(&mut self, reason: PinReason) -> bool {
+        if self.pinned.is_some() {
+            return true;
+        }
+        if self.pool.try_pin(reason) {
+            self.pinned = Some(reason);
+            tracing::info!(pool = %self.pool.name, reason = reason.as_str(), "client pinned to its server connection");
+            return true;
+        }
+        let status = self.lease.as_deref().map_or(b'I', |s| s.tx_status);
+        let message = format!(
+            "maitred: this statement ({}) would pin the session to one server connection, and pool \"{}\" already has max_pinned ({}) pinned clients",
+            reason.as_str(),
+            self.pool.name,
+            self.pool.pinned_now()
+        );
+        let mut e = BytesMut::new();
+        out::error_response(
+            &mut e,
+            &ErrorFields {
+                severity: Severity::Error,
+                code: sqlstate::TOO_MANY_CONNECTIONS,
+                message: &message,
+                detail: None,
+                hint: Some("Use transaction-scoped alternatives (pg_advisory_xact_lock, ON COMMIT DROP temp tables, protocol-level prepared statements), session mode, or raise max_pinned."),
+            },
+        );
+        out::ready_for_query(&mut e, status);
+        self.replies.composed(e.freeze(), &mut self.cwbuf);
+        false
     }
 
     fn forward_parse(&mut self, msg: &[u8]) -> Result<(), SessionError> {
@@ -406,7 +495,8 @@ impl Relay {
         let mut lease = self.pool.pool.checkout().await?;
         tracing::trace!(client = self.cancel.process_id, "leased");
         self.cancel.set_server(lease.process_id, lease.secret_key);
-        if sync_settings(&mut lease, &self.settings, &mut self.swbuf) {
+        if sync_settings(&mut lease.applied, &self.settings, &mut self.swbuf) {
+            lease.pending_sync += 1;
             self.replies.injected(Request::UntilReady);
         }
         self.lease = Some(lease);
@@ -452,11 +542,40 @@ impl Relay {
                     b'Z' => {
                         server.tx_status = msg.get(frame::HEADER_LEN).copied().unwrap_or(b'I');
                         server.pending_sync = server.pending_sync.saturating_sub(1);
+                        if forward {
+                            let done = self.query_effects.pop_front().flatten();
+                            settle_effects(
+                                done,
+                                server.tx_status,
+                                self.last_was_commit,
+                                &mut self.pending_in_transaction,
+                                &mut self.settings,
+                                &self.startup,
+                                &mut server.applied,
+                            );
+                        }
                     }
                     b'S' => record_parameter(&mut server.params, msg),
-                    b'C' if forward && forgets_statements(msg) => {
-                        server.prepared.clear();
-                        self.statements.clear();
+                    b'E' if forward => {
+                        if let Some(Some(q)) = self.query_effects.front_mut() {
+                            q.failed = true;
+                        }
+                    }
+                    b'C' if forward => {
+                        let tag = frame::body(msg);
+                        if tag.starts_with(b"COMMIT") {
+                            self.last_was_commit = true;
+                        } else if tag.starts_with(b"ROLLBACK") {
+                            self.last_was_commit = false;
+                        }
+                        if forgets_statements(msg) {
+                            server.prepared.clear();
+                            self.statements.clear();
+                        }
+                        if tag.starts_with(b"DISCARD ALL\0") {
+                            server.applied.clear();
+                            self.settings = self.startup.clone();
+                        }
                     }
                     b'E' if !forward => {
                         tracing::warn!(pool = %self.pool.name, "a client's startup setting was refused by the server");
@@ -486,7 +605,10 @@ impl Relay {
 
     /// In transaction mode, gives the server connection back once the transaction is over.
     fn release_if_done(&mut self) {
-        if self.pool.mode != PoolMode::Transaction || !self.replies.is_empty() {
+        if self.pool.mode != PoolMode::Transaction
+            || !self.replies.is_empty()
+            || self.pinned.is_some()
+        {
             tracing::trace!(replies = ?self.replies, "lease kept: replies owed");
             return;
         }
@@ -524,9 +646,10 @@ impl Relay {
             && !lease.extended_open
             && lease.tx_status == b'I';
         self.replies.clear();
+        self.query_effects.clear();
         lease.discard();
         tracing::warn!(pool = %self.pool.name, error = %e, "server connection lost");
-        if idle && self.pool.mode == PoolMode::Transaction {
+        if idle && self.pool.mode == PoolMode::Transaction && self.pinned.is_none() {
             return Ok(Flow::Continue);
         }
         let message = format!(
@@ -553,6 +676,13 @@ impl Relay {
     /// anyone else gets that connection.
     fn finish(&mut self) {
         self.cancel.clear_server();
+        if self.pinned.take().is_some() {
+            self.pool.unpin();
+            if let Some(lease) = self.lease.as_deref_mut() {
+                // DISCARD ALL drops temp tables, advisory locks, LISTENs, cursors, PREPAREs.
+                lease.needs_discard = true;
+            }
+        }
         let Some(mut lease) = self.lease.take() else {
             return;
         };
@@ -587,6 +717,60 @@ impl Relay {
         let r = self.client.write_all(&self.cwbuf).await;
         self.cwbuf.clear();
         r.map_err(SessionError::ClientIo)
+    }
+}
+
+/// The SQL text of a Query message.
+fn query_text(msg: &[u8]) -> Option<&str> {
+    let body = frame::body(msg);
+    let end = body.iter().position(|b| *b == 0)?;
+    std::str::from_utf8(&body[..end]).ok()
+}
+
+/// Applies what a finished query did to session settings, following its transaction
+/// control: SET/RESET outside a transaction block apply at once, inside one at COMMIT, and
+/// never when rolled back or when the query failed. A block ended by other means (the
+/// extended protocol) keeps its settings if its last command was COMMIT. The server
+/// connection's record follows what actually happened on it.
+fn settle_effects(
+    done: Option<QueryEffects>,
+    status: u8,
+    last_was_commit: bool,
+    pending: &mut Vec<Effect>,
+    client: &mut Settings,
+    startup: &Settings,
+    server: &mut Settings,
+) {
+    let mut apply = |effects: &[Effect]| {
+        for e in effects {
+            client.apply_client(e, startup);
+            server.apply_server(e);
+        }
+    };
+    if let Some(q) = done.filter(|q| !q.failed) {
+        let mut in_block = q.in_block;
+        for e in q.effects {
+            match e {
+                Effect::Begin => in_block = true,
+                Effect::Commit => {
+                    apply(pending);
+                    pending.clear();
+                    in_block = false;
+                }
+                Effect::Rollback => {
+                    pending.clear();
+                    in_block = false;
+                }
+                e if in_block => pending.push(e),
+                e => apply(&[e]),
+            }
+        }
+    }
+    if status == b'I' && !pending.is_empty() {
+        if last_was_commit {
+            apply(pending);
+        }
+        pending.clear();
     }
 }
 

@@ -1,6 +1,7 @@
 //! PostgreSQL pools: maps the configuration to maitred-pg's pools and starts listeners.
 
 use super::DaemonError;
+use maitred_admin::{Admin, PoolObserver};
 use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
 use maitred_pg::{CancelRegistry, PgPool, PgPoolConfig, Router, ServerTarget};
 use maitred_pool::PoolSettings;
@@ -8,6 +9,69 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::task::AbortHandle;
+
+/// A PostgreSQL pool as the admin endpoint sees it.
+struct PgObserver {
+    pool: Arc<PgPool>,
+    listen: SocketAddr,
+}
+
+impl PoolObserver for PgObserver {
+    fn name(&self) -> &str {
+        &self.pool.name
+    }
+    fn protocol(&self) -> &'static str {
+        "postgres"
+    }
+    fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+    fn state(&self) -> maitred_pool::PoolState {
+        self.pool.pool.state()
+    }
+    fn stats(&self) -> maitred_pool::PoolStats {
+        self.pool.pool.stats()
+    }
+    fn extra_counters(&self) -> Vec<(&'static str, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.pool.counters;
+        vec![
+            ("clients_accepted_total", c.clients_accepted.load(Relaxed)),
+            ("login_failures_total", c.login_failures.load(Relaxed)),
+            ("transactions_total", c.transactions.load(Relaxed)),
+            (
+                "statement_cache_hits_total",
+                c.statement_cache_hits.load(Relaxed),
+            ),
+            (
+                "statement_prepares_total",
+                c.statement_prepares.load(Relaxed),
+            ),
+        ]
+    }
+}
+
+/// With an admin endpoint, opens one server connection per pool as soon as the server
+/// answers, so that /readyz can say the pool reached its server before any client came.
+fn probe_server(pool: Arc<PgPool>) {
+    tokio::spawn(async move {
+        let mut backoff = std::time::Duration::from_millis(200);
+        loop {
+            match pool.pool.checkout().await {
+                Ok(lease) => {
+                    drop(lease);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(pool = %pool.name, error = %e, "server not reachable yet");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+    });
+}
 
 /// Maps a configured pool to the PostgreSQL crate's pool description.
 fn pg_pool_config(p: &PoolConfig) -> PgPoolConfig {
@@ -49,12 +113,18 @@ fn pg_pool_config(p: &PoolConfig) -> PgPoolConfig {
         },
         settings,
         prepared_statements_per_connection: p.prepared_statements,
+        max_pinned: p.max_pinned(),
     }
 }
 
 /// Starts the PostgreSQL pools and their listeners (pools sharing an address share a
-/// listener and are told apart by the client's database name).
-pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
+/// listener and are told apart by the client's database name). Registers each pool with
+/// `admin`; returns the listener tasks, which the drain aborts to stop accepting.
+pub async fn start(
+    pools: &[&PoolConfig],
+    admin: &Admin,
+    probe: bool,
+) -> Result<Vec<AbortHandle>, DaemonError> {
     let cancels = Arc::new(CancelRegistry::default());
     let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<PgPool>>> = BTreeMap::new();
     for p in pools {
@@ -70,8 +140,17 @@ pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
             size = p.size,
             "pool ready"
         );
-        by_addr.entry(p.listen).or_default().push(Arc::new(pool));
+        let pool = Arc::new(pool);
+        admin.register(Arc::new(PgObserver {
+            pool: pool.clone(),
+            listen: p.listen,
+        }));
+        if probe {
+            probe_server(pool.clone());
+        }
+        by_addr.entry(p.listen).or_default().push(pool);
     }
+    let mut listeners = Vec::new();
     for (addr, pools) in by_addr {
         let listener = TcpListener::bind(addr)
             .await
@@ -82,11 +161,12 @@ pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
             pools,
             cancels: cancels.clone(),
         });
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = maitred_pg::listener::serve(listener, router).await {
                 tracing::error!(%addr, error = %e, "listener stopped");
             }
         });
+        listeners.push(task.abort_handle());
     }
-    Ok(())
+    Ok(listeners)
 }

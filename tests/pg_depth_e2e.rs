@@ -1,0 +1,294 @@
+//! End-to-end tests of PostgreSQL session depth in transaction mode, through the built
+//! binary against the real server of `MAITRED_TEST_PG_URL`: the shared prepared-statement
+//! cache (pgbench -M prepared/extended, tokio-postgres), session settings that follow their
+//! client and never leak, pinning with its cap, and cleanup when a pinned client leaves.
+
+use std::process::Command;
+use std::time::Duration;
+
+use maitred_testkit::{self as kit, Maitred};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+fn start(pg_url: &str, extra: &[&str]) -> Maitred {
+    let mut args = vec!["--upstream", pg_url];
+    args.extend_from_slice(extra);
+    Maitred::spawn(&args)
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, conn) =
+        tokio::time::timeout(Duration::from_secs(30), tokio_postgres::connect(url, NoTls))
+            .await
+            .expect("connect timed out")
+            .unwrap_or_else(|e| panic!("connect {url}: {e:?}"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+async fn scalar(client: &Client, sql: &str) -> Option<String> {
+    let msgs = tokio::time::timeout(Duration::from_secs(20), client.simple_query(sql))
+        .await
+        .unwrap_or_else(|_| panic!("{sql}: timed out"))
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    msgs.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_owned)),
+        _ => None,
+    })?
+}
+
+fn pgbench(url: &str, args: &[&str]) -> String {
+    let out = kit::output_with_timeout(
+        Command::new("pgbench").args(args).arg(url),
+        Duration::from_secs(120),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pgbench {args:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn pgbench_prepared_and_extended_100_clients_pool_10() {
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial_blocking();
+    pgbench(&pg, &["-i", "-s", "1", "-q"]);
+    let m = start(&pg, &["--pool-size", "10"]);
+    let url = m.url_for(&pg);
+    for args in [
+        ["-M", "prepared", "-S"],
+        ["-M", "prepared", "-N"],
+        ["-M", "extended", "-S"],
+        ["-M", "extended", "-N"],
+    ] {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-c", "100", "-j", "2", "-T", "4", "-n"]);
+        let text = pgbench(&url, &all);
+        assert!(
+            text.contains("number of failed transactions: 0 (0.000%)"),
+            "pgbench {all:?}:\n{text}"
+        );
+        assert!(!text.contains("aborted"), "pgbench {all:?}:\n{text}");
+        let tps = text.lines().find(|l| l.starts_with("tps")).unwrap_or("");
+        println!("pgbench {args:?} 100 clients pool 10: {tps}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_statements_stay_correct_across_server_connections() {
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    let m = start(&pg, &["--pool-size", "2"]);
+    let url = m.url_for(&pg);
+    let mut tasks = Vec::new();
+    for k in 0..12i32 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = connect(&url).await;
+            // Same texts for every task (shared cache), different parameters per task.
+            let add = c
+                .prepare("select $1::int4 + 1000")
+                .await
+                .expect("prepare add");
+            let mul = c.prepare("select $1::int4 * 2").await.expect("prepare mul");
+            for i in 0..25i32 {
+                let a: i32 = c
+                    .query_one(&add, &[&(k * 100 + i)])
+                    .await
+                    .expect("add")
+                    .get(0);
+                assert_eq!(a, k * 100 + i + 1000);
+                let b: i32 = c.query_one(&mul, &[&(k + i)]).await.expect("mul").get(0);
+                assert_eq!(b, (k + i) * 2);
+                // A one-off statement, prepared and closed each time (tokio-postgres names it).
+                let v: i64 = c
+                    .query_one("select $1::int8 - 1", &[&i64::from(i)])
+                    .await
+                    .expect("one-off")
+                    .get(0);
+                assert_eq!(v, i64::from(i) - 1);
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("task timed out")
+            .expect("task panicked");
+    }
+    // Errors inside a statement leave every connection clean.
+    let c = connect(&url).await;
+    let bad = c.prepare("select 1/$1::int4").await.expect("prepare");
+    assert!(
+        c.query_one(&bad, &[&0i32]).await.is_err(),
+        "division by zero"
+    );
+    let ok: i32 = c
+        .query_one(&bad, &[&1i32])
+        .await
+        .expect("after error")
+        .get(0);
+    assert_eq!(ok, 1);
+    assert!(c.prepare("select from nowhere_at_all").await.is_err());
+    assert_eq!(scalar(&c, "select 7").await.as_deref(), Some("7"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_follow_their_client_and_never_leak() {
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    // One server connection shared by both clients.
+    let m = start(&pg, &["--pool-size", "1"]);
+    let url = m.url_for(&pg);
+    let a = connect(&url).await;
+    let b_url = if url.contains('?') {
+        format!("{url}&application_name=client_b")
+    } else {
+        format!("{url}?application_name=client_b")
+    };
+    let b = connect(&b_url).await;
+    let default_timeout = scalar(&b, "show statement_timeout").await;
+
+    scalar(&a, "SET statement_timeout = '12345'; select 1").await;
+    assert_eq!(
+        scalar(&a, "show statement_timeout").await.as_deref(),
+        Some("12345ms")
+    );
+    assert_eq!(
+        scalar(&b, "show statement_timeout").await,
+        default_timeout,
+        "B sees A's SET"
+    );
+    assert_eq!(
+        scalar(&b, "show application_name").await.as_deref(),
+        Some("client_b")
+    );
+    assert_eq!(
+        scalar(&a, "show application_name").await.as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        scalar(&a, "show statement_timeout").await.as_deref(),
+        Some("12345ms")
+    );
+
+    // SET inside a transaction that rolls back does not stick; one that commits does.
+    a.batch_execute("BEGIN; SET statement_timeout = '777'; ROLLBACK")
+        .await
+        .expect("rollback");
+    scalar(&b, "select 1").await;
+    assert_eq!(
+        scalar(&a, "show statement_timeout").await.as_deref(),
+        Some("12345ms")
+    );
+    a.batch_execute("BEGIN").await.expect("begin");
+    a.batch_execute("SET search_path TO pg_catalog")
+        .await
+        .expect("set");
+    a.batch_execute("COMMIT").await.expect("commit");
+    scalar(&b, "select 1").await;
+    assert_eq!(
+        scalar(&a, "show search_path").await.as_deref(),
+        Some("pg_catalog")
+    );
+    assert_ne!(
+        scalar(&b, "show search_path").await.as_deref(),
+        Some("pg_catalog")
+    );
+
+    // RESET returns to the default; B's startup setting survives A's RESET ALL.
+    a.batch_execute("RESET statement_timeout")
+        .await
+        .expect("reset");
+    assert_eq!(scalar(&a, "show statement_timeout").await, default_timeout);
+    a.batch_execute("RESET ALL").await.expect("reset all");
+    assert_eq!(
+        scalar(&b, "show application_name").await.as_deref(),
+        Some("client_b")
+    );
+    assert_ne!(
+        scalar(&a, "show search_path").await.as_deref(),
+        Some("pg_catalog")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_state_stays_with_its_client_and_is_cleaned_after() {
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    // Pool of 2: max_pinned defaults to 1.
+    let m = start(&pg, &["--pool-size", "2"]);
+    let url = m.url_for(&pg);
+    let a = connect(&url).await;
+    let b = connect(&url).await;
+
+    a.batch_execute(
+        "CREATE TEMP TABLE maitred_pin_t (v int); INSERT INTO maitred_pin_t VALUES (1)",
+    )
+    .await
+    .expect("temp table");
+    a.batch_execute("select pg_advisory_lock(4242)")
+        .await
+        .expect("lock");
+    for _ in 0..5 {
+        // B's transactions never land on A's connection while A is pinned.
+        assert_eq!(
+            scalar(&b, "select to_regclass('pg_temp.maitred_pin_t') is null")
+                .await
+                .as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            scalar(&a, "select count(*) from maitred_pin_t")
+                .await
+                .as_deref(),
+            Some("1")
+        );
+    }
+    // (The transaction-level try does not pin B.)
+    assert_eq!(
+        scalar(&b, "select pg_try_advisory_xact_lock(4242)")
+            .await
+            .as_deref(),
+        Some("f")
+    );
+
+    // The cap: a second client that would pin is refused, and can go on.
+    let err = b
+        .batch_execute("LISTEN maitred_chan")
+        .await
+        .expect_err("max_pinned reached");
+    let db = err.as_db_error().expect("db error");
+    assert_eq!(db.code().code(), "53300");
+    assert!(db.message().contains("max_pinned"), "{}", db.message());
+    assert_eq!(scalar(&b, "select 1").await.as_deref(), Some("1"));
+
+    // A leaves: its temp table and lock go with it.
+    drop(a);
+    let mut freed = false;
+    for _ in 0..50 {
+        if scalar(&b, "select pg_try_advisory_xact_lock(4242)")
+            .await
+            .as_deref()
+            == Some("t")
+        {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "the advisory lock outlived its client");
+    let c = connect(&url).await;
+    for _ in 0..4 {
+        assert_eq!(
+            scalar(&c, "select to_regclass('pg_temp.maitred_pin_t') is null")
+                .await
+                .as_deref(),
+            Some("t")
+        );
+    }
+}
