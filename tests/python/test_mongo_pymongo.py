@@ -302,3 +302,27 @@ def test_raw_op_compressed_reply_is_compressed(start_maitred):
     assert len(inner) == size
     assert bson.decode(inner[5:])["ok"] == 1.0
     s.close()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x00\x00\x00\x7f" + b"\x01\x00\x00\x00" * 3,  # declared 2 GB: refused before allocating
+        b"\x05\x00\x00\x00" + b"\x00" * 12,  # shorter than a header
+        b"\x1a\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xdd\x07\x00\x00" + b"\x00\x00\x00\x00\x07junk!",
+    ],
+    ids=["too-large", "too-short", "bad-section"],
+)
+def test_malformed_message_closes_only_that_client(start_maitred, garbage):
+    import socket
+
+    m = start_maitred("--pool-size", "1")
+    with client(m.url) as good:
+        assert good.admin.command("ping")["ok"] == 1.0
+        s = socket.create_connection(("127.0.0.1", m.port), timeout=10)
+        s.sendall(garbage)
+        assert s.recv(100) == b"", "maitred must close the malformed client"
+        s.close()
+        assert good.admin.command("ping")["ok"] == 1.0
+        assert good.app["malformed"].count_documents({}) >= 0
+    assert m.alive()

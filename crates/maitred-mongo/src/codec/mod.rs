@@ -12,6 +12,8 @@ pub mod compressed;
 pub mod header;
 pub mod legacy;
 pub mod op_msg;
+#[cfg(test)]
+mod proptests;
 
 use thiserror::Error;
 
