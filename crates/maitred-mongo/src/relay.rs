@@ -278,22 +278,22 @@ async fn exchange(
         return Ok(None);
     }
     let mut reply = server.read_reply(max).await?;
-    loop {
-        let streaming = reply.len() >= crate::codec::HEADER_LEN + 4
-            && crate::codec::header::u32_at(&reply, crate::codec::HEADER_LEN)
-                & op_msg::MORE_TO_COME
-                != 0
-            && crate::codec::header::i32_at(&reply, 12) == 2013;
-        if !streaming {
-            return Ok(Some(reply));
-        }
+    let mut last = reply.len();
+    while streams_more(&reply[reply.len() - last..]) {
         let next = server.read_reply(max).await?;
+        last = next.len();
         reply.extend_from_slice(&next);
-        if crate::codec::header::u32_at(&next, crate::codec::HEADER_LEN) & op_msg::MORE_TO_COME == 0
-        {
-            return Ok(Some(reply));
-        }
     }
+    Ok(Some(reply))
+}
+
+/// Whether a reply is an OP_MSG with moreToCome (more replies follow).
+fn streams_more(msg: &[u8]) -> bool {
+    use crate::codec::header::{i32_at, u32_at};
+    use crate::codec::HEADER_LEN;
+    msg.len() >= HEADER_LEN + 4
+        && i32_at(msg, 12) == crate::codec::OpCode::Msg.as_i32()
+        && u32_at(msg, HEADER_LEN) & op_msg::MORE_TO_COME != 0
 }
 
 #[cfg(test)]
@@ -318,6 +318,22 @@ mod tests {
         let g = rawdoc! { "getMore": 9_i64, "collection": "c", "$db": "app" };
         assert_eq!(Route::of("getMore", &g, 0).get_more, Some(9));
         assert!(Route::of("commitTransaction", &rawdoc! {}, 0).ends_transaction());
+    }
+
+    #[test]
+    fn streaming_replies_are_recognised_without_panicking() {
+        let mut m = BytesMut::new();
+        op_msg::encode(
+            &mut m,
+            1,
+            2,
+            op_msg::MORE_TO_COME,
+            rawdoc! { "ok": 1.0 }.as_bytes(),
+        );
+        assert!(streams_more(&m));
+        op_msg::clear_flags(&mut m, op_msg::MORE_TO_COME);
+        assert!(!streams_more(&m));
+        assert!(!streams_more(&m[..16]));
     }
 
     #[test]

@@ -304,6 +304,10 @@ impl Session {
         }
         if let Ok(spec) = body.get_document("speculativeAuthenticate") {
             let first = self.sasl_start(spec);
+            tracing::debug!(
+                ok = crate::backend::is_ok(&first),
+                "speculative authentication in hello"
+            );
             if crate::backend::is_ok(&first) {
                 let mut s = RawDocumentBuf::new();
                 for (k, v) in first.iter().filter_map(|e| e.ok()) {
