@@ -292,3 +292,103 @@ async fn pinned_state_stays_with_its_client_and_is_cleaned_after() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_reaches_the_running_query_only() {
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    let m = start(&pg, &["--pool-size", "2"]);
+    let url = m.url_for(&pg);
+    let a = connect(&url).await;
+    let b = connect(&url).await;
+    let token = a.cancel_token();
+    let started = std::time::Instant::now();
+    let sleeper = tokio::spawn(async move {
+        let r = a.simple_query("select pg_sleep(20)").await;
+        (r, a)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    token
+        .cancel_query(NoTls)
+        .await
+        .expect("cancel request sent");
+    let (r, a) = tokio::time::timeout(Duration::from_secs(10), sleeper)
+        .await
+        .expect("the cancelled query still ran")
+        .expect("task");
+    let err = r.expect_err("query was cancelled");
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().code()),
+        Some("57014"),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The other client and the cancelled one both go on.
+    assert_eq!(scalar(&b, "select 2").await.as_deref(), Some("2"));
+    assert_eq!(scalar(&a, "select 3").await.as_deref(), Some("3"));
+    // A cancel for a client that holds no server connection is dropped: nothing breaks.
+    b.cancel_token().cancel_query(NoTls).await.expect("sent");
+    assert_eq!(scalar(&b, "select 4").await.as_deref(), Some("4"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_in_out_and_a_failing_copy_in_transaction_mode() {
+    use bytes::Bytes;
+    use futures_util::{SinkExt, StreamExt};
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    let m = start(&pg, &["--pool-size", "1"]);
+    let url = m.url_for(&pg);
+    let c = connect(&url).await;
+    c.batch_execute("DROP TABLE IF EXISTS maitred_copy; CREATE TABLE maitred_copy (a int, b text)")
+        .await
+        .expect("table");
+    let sink = c
+        .copy_in("COPY maitred_copy FROM STDIN")
+        .await
+        .expect("copy in");
+    let mut sink = Box::pin(sink);
+    for i in 0..1000 {
+        sink.send(Bytes::from(format!("{i}\trow {i}\n")))
+            .await
+            .expect("send");
+    }
+    let n = sink.as_mut().finish().await.expect("finish");
+    assert_eq!(n, 1000);
+    let stream = c
+        .copy_out("COPY (select a from maitred_copy order by a) TO STDOUT")
+        .await
+        .expect("copy out");
+    let chunks: Vec<Bytes> = Box::pin(stream).map(|r| r.expect("chunk")).collect().await;
+    let text: String = chunks
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert_eq!(text.lines().count(), 1000);
+    assert_eq!(text.lines().last(), Some("999"));
+    // A COPY with bad data fails, and the connection (and the pool's only server
+    // connection) stays clean for the next client.
+    let sink = c
+        .copy_in("COPY maitred_copy FROM STDIN")
+        .await
+        .expect("copy in");
+    let mut sink = Box::pin(sink);
+    sink.send(Bytes::from_static(b"not a number\tx\n"))
+        .await
+        .ok();
+    assert!(
+        sink.as_mut().finish().await.is_err(),
+        "bad COPY data must fail"
+    );
+    let other = connect(&url).await;
+    assert_eq!(
+        scalar(&other, "select count(*) from maitred_copy")
+            .await
+            .as_deref(),
+        Some("1000")
+    );
+    assert_eq!(scalar(&c, "select 1").await.as_deref(), Some("1"));
+    c.batch_execute("DROP TABLE maitred_copy")
+        .await
+        .expect("drop");
+}

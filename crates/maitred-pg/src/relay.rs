@@ -74,6 +74,9 @@ pub struct Relay {
     last_was_commit: bool,
     /// Why the client keeps its server connection, if it does.
     pinned: Option<PinReason>,
+    /// The server is in COPY FROM STDIN mode and the client has not ended it yet: the
+    /// server ignores Sync meanwhile.
+    copy_in: bool,
     cancel: Arc<CancelHandle>,
     lease: Option<Lease<PgManager>>,
     /// What the leased server connection still owes, in order.
@@ -118,6 +121,7 @@ impl Relay {
             pending_in_transaction: Vec::new(),
             last_was_commit: false,
             pinned: None,
+            copy_in: false,
             cancel,
             lease: None,
             replies: Replies::default(),
@@ -298,6 +302,14 @@ impl Relay {
             return Ok(());
         };
         match t {
+            tag::SYNC if self.copy_in => {}
+            tag::COPY_DONE | tag::COPY_FAIL => {
+                if self.copy_in {
+                    self.copy_in = false;
+                } else {
+                    self.replies.copy_end();
+                }
+            }
             tag::QUERY | tag::FUNCTION_CALL | tag::SYNC => {
                 server.pending_sync += 1;
                 if t == tag::SYNC {
@@ -532,6 +544,14 @@ impl Relay {
                 break;
             }
             let verdict = self.replies.on_server_message(t, &mut self.unprepared);
+            if t == b'G' {
+                let (dropped, ended) = self.replies.copy_in_started();
+                server.pending_sync = server.pending_sync.saturating_sub(dropped);
+                for _ in 0..dropped {
+                    self.query_effects.pop_back();
+                }
+                self.copy_in = !ended;
+            }
             for id in self.unprepared.drain(..) {
                 server.prepared.remove(id);
             }

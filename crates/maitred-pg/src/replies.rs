@@ -43,6 +43,8 @@ enum Owed {
     Injected(Request),
     /// A reply maitred composed itself, sent when its turn comes.
     Composed(Bytes),
+    /// Where the client ended a COPY FROM STDIN (CopyDone/CopyFail): no reply of its own.
+    CopyEnd,
 }
 
 /// What to do with one server message.
@@ -60,7 +62,41 @@ pub struct Replies {
 
 impl Replies {
     pub fn is_empty(&self) -> bool {
-        self.owed.is_empty()
+        self.owed.iter().all(|o| matches!(o, Owed::CopyEnd))
+    }
+
+    /// Marks where the client ended a COPY FROM STDIN.
+    pub fn copy_end(&mut self) {
+        self.owed.push_back(Owed::CopyEnd);
+    }
+
+    /// The server entered COPY FROM STDIN mode (CopyInResponse), in which it ignores Sync:
+    /// the Syncs the client sent between the COPY and its CopyDone/CopyFail get no reply.
+    /// Returns how many were dropped, and whether the client's CopyDone/CopyFail was seen
+    /// (if not, Syncs the client sends until then must not be counted either).
+    pub fn copy_in_started(&mut self) -> (u32, bool) {
+        let mut dropped = 0;
+        let mut i = 1;
+        while i < self.owed.len() {
+            match self.owed[i] {
+                Owed::CopyEnd => {
+                    self.owed.remove(i);
+                    return (dropped, true);
+                }
+                Owed::Client(Request::UntilReady) => {
+                    self.owed.remove(i);
+                    dropped += 1;
+                }
+                _ => i += 1,
+            }
+        }
+        (dropped, false)
+    }
+
+    fn drop_copy_markers(&mut self) {
+        while let Some(Owed::CopyEnd) = self.owed.front() {
+            self.owed.pop_front();
+        }
     }
 
     pub fn client(&mut self, r: Request) {
@@ -83,6 +119,7 @@ impl Replies {
     /// Classifies one server message by its tag. Statement ids whose Parse did not happen
     /// (failed or skipped after an error) are pushed to `unprepared`.
     pub fn on_server_message(&mut self, tag: u8, unprepared: &mut Vec<u64>) -> Verdict {
+        self.drop_copy_markers();
         match tag {
             // Asynchronous messages can come at any time.
             b'N' | b'S' | b'A' => Verdict::Forward,
@@ -108,7 +145,7 @@ impl Replies {
                     }
                     Verdict::Swallow
                 }
-                Some(Owed::Composed(_)) | None => Verdict::Forward,
+                Some(Owed::Composed(_)) | Some(Owed::CopyEnd) | None => Verdict::Forward,
             },
         }
     }
@@ -130,9 +167,17 @@ impl Replies {
 
     /// Moves composed replies that are now at the head of the queue to `out`.
     pub fn release_composed(&mut self, out: &mut BytesMut) {
-        while let Some(Owed::Composed(_)) = self.owed.front() {
-            if let Some(Owed::Composed(msg)) = self.owed.pop_front() {
-                out.extend_from_slice(&msg);
+        loop {
+            match self.owed.front() {
+                Some(Owed::Composed(_)) => {
+                    if let Some(Owed::Composed(msg)) = self.owed.pop_front() {
+                        out.extend_from_slice(&msg);
+                    }
+                }
+                Some(Owed::CopyEnd) => {
+                    self.owed.pop_front();
+                }
+                _ => break,
             }
         }
     }
@@ -215,6 +260,27 @@ mod tests {
         r.client(Request::UntilReady);
         feed(&mut r, b"TDEZ", &mut out);
         assert_eq!(&out[..], b"TDEZ");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn syncs_sent_during_copy_in_get_no_reply() {
+        // Bind Execute(COPY FROM STDIN) Sync ... CopyDone Sync Close(S) Sync
+        let mut r = Replies::default();
+        let mut out = BytesMut::new();
+        r.client(Request::Bind);
+        r.client(Request::Execute);
+        r.client(Request::UntilReady);
+        r.copy_end();
+        r.client(Request::UntilReady);
+        r.composed(Bytes::from_static(b"3"), &mut out);
+        r.client(Request::UntilReady);
+        let mut unprepared = Vec::new();
+        assert_eq!(r.on_server_message(b'2', &mut unprepared), Verdict::Forward);
+        assert_eq!(r.on_server_message(b'G', &mut unprepared), Verdict::Forward);
+        assert_eq!(r.copy_in_started(), (1, true));
+        feed(&mut r, b"CZZ", &mut out);
+        assert_eq!(&out[..], b"CZ3Z");
         assert!(r.is_empty());
     }
 
