@@ -151,6 +151,63 @@ fn mariadb_cli_through_maitred() {
     assert_alive(&mut m);
 }
 
+#[test]
+fn load_data_local_infile_is_relayed_or_refused() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial_blocking();
+    let u = MysqlUrl::parse(&url);
+    let mut m = start_maitred(&url, &["--pool-size", "2"]);
+    let t = unique_table("infile");
+    let dir = std::env::temp_dir().join(format!("maitred-infile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("rows.csv");
+    std::fs::write(&file, "1,one\n2,two\n3,three\n").expect("write file");
+    let load = format!(
+        "LOAD DATA LOCAL INFILE '{}' INTO TABLE {t} FIELDS TERMINATED BY ','",
+        file.display()
+    );
+    let run = |local: &str, sql: &str| {
+        kit::output_with_timeout(
+            Command::new("mariadb").args([
+                "--no-defaults",
+                "--protocol=TCP",
+                "-h",
+                &m.addr().ip().to_string(),
+                "-P",
+                &m.addr().port().to_string(),
+                "-u",
+                &u.user,
+                &format!("-p{}", u.password),
+                &format!("--local-infile={local}"),
+                "--batch",
+                "--skip-column-names",
+                &u.database,
+                "-e",
+                sql,
+            ]),
+            Duration::from_secs(30),
+        )
+    };
+    let out = run("0", &format!("CREATE TABLE {t} (id INT, v VARCHAR(10))"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The client allows local files: it is asked for the file and sends it.
+    let out = run("1", &format!("{load}; SELECT COUNT(*) FROM {t}"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "3\n");
+    // The client does not: maitred refuses, the server loads nothing.
+    let out = run("0", &load);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("ERROR 1148"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run("0", &format!("SELECT COUNT(*) FROM {t}; DROP TABLE {t}"));
+    assert_eq!(text(&out.stdout), "3\n", "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_alive(&mut m);
+}
+
 // ---------------------------------------------------------------------------
 // mysql_async
 

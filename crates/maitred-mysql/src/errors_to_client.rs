@@ -34,6 +34,7 @@ pub mod code {
     pub const NOT_SUPPORTED: u16 = 1235;
     pub const LOST_CONNECTION: u16 = 2013;
     pub const NO_SUCH_THREAD: u16 = 1094;
+    pub const LOCAL_INFILE_REJECTED: u16 = 1148;
     pub const CONNECTION_KILLED: u16 = 1927;
 }
 

@@ -13,7 +13,7 @@ use crate::backend::{ServerConn, MAX_SERVER_PACKET};
 use crate::clients::{ClientHandle, ClientRegistry};
 use crate::codec::packets::{self, ErrInfo, OkInfo};
 use crate::codec::response::{Expect, Step};
-use crate::codec::{command, frame, status, stmt, CodecError};
+use crate::codec::{cap, command, frame, status, stmt, CodecError};
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::{checkout_error, code};
 use crate::manager::MyManager;
@@ -87,6 +87,12 @@ pub struct Relay {
     prepared: Option<(Arc<[u8]>, u32)>,
     /// The client's session SETs, in order, replayed on a server connection it lands on.
     session_sets: Vec<Vec<u8>>,
+    /// LOAD DATA LOCAL: the client is sending the file; its packets go to the server until
+    /// an empty one.
+    infile: bool,
+    /// The server's response is not shown; this ERR is sent to the client instead when it
+    /// ends (LOAD DATA LOCAL refused for a client that did not allow it).
+    swallow_err: Option<String>,
 }
 
 impl Relay {
@@ -105,6 +111,8 @@ impl Relay {
             hold: false,
             prepared: None,
             session_sets: Vec::new(),
+            infile: false,
+            swallow_err: None,
         }
     }
 
@@ -149,6 +157,18 @@ impl Relay {
                 return Ok(());
             }
             let handle = self.s.handle.clone();
+            if self.infile {
+                let n = self
+                    .client
+                    .read_buf(&mut self.crbuf)
+                    .await
+                    .map_err(SessionError::ClientIo)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                self.relay_file_packets().await?;
+                continue;
+            }
             if self.busy() {
                 let Some(server) = self.lease.as_deref_mut() else {
                     continue;
@@ -178,6 +198,21 @@ impl Relay {
                 return Ok(());
             }
         }
+    }
+
+    /// LOAD DATA LOCAL: forwards the client's file packets as they are (their sequence ids
+    /// continue the server's); an empty packet ends the file.
+    async fn relay_file_packets(&mut self) -> Result<(), SessionError> {
+        let max = self.s.pool.max_client_packet;
+        while let Some((len, _)) = frame::peek_packet(&self.crbuf, max)? {
+            let pkt = self.crbuf.split_to(frame::HEADER_LEN + len);
+            self.swbuf.extend_from_slice(&pkt);
+            if len == 0 {
+                self.infile = false;
+                break;
+            }
+        }
+        self.flush_server().await
     }
 
     /// Takes the next whole command packet out of the client buffer (seq 0, then
@@ -615,7 +650,9 @@ impl Relay {
                 if n == 0 {
                     break;
                 }
-                self.cwbuf.extend_from_slice(&server.rbuf[..n]);
+                if self.swallow_err.is_none() {
+                    self.cwbuf.extend_from_slice(&server.rbuf[..n]);
+                }
                 server.rbuf.advance(n);
                 server.unread_body -= n;
                 continue;
@@ -641,7 +678,16 @@ impl Relay {
                 )
                 .map_err(BackendError::Protocol)?;
             if step == Step::LocalInfile {
-                // LOCAL INFILE is never negotiated; refuse with an empty file.
+                if self.s.capabilities & cap::LOCAL_FILES != 0 && self.swallow_err.is_none() {
+                    // The client allows it: it gets the request and sends the file.
+                    self.cwbuf
+                        .extend_from_slice(&server.rbuf[..frame::HEADER_LEN + head]);
+                    server.rbuf.advance(frame::HEADER_LEN + head);
+                    server.unread_body = len - head;
+                    self.infile = true;
+                    break;
+                }
+                // Refused: an empty file for the server, an error for the client.
                 server.rbuf.advance(frame::HEADER_LEN + len);
                 let mut o = BytesMut::new();
                 frame::write_packet(&mut o, seq.wrapping_add(1), &[]);
@@ -650,6 +696,21 @@ impl Relay {
                     .write_all(&o)
                     .await
                     .map_err(BackendError::Io)?;
+                self.swallow_err = Some(
+                    "maitred: LOAD DATA LOCAL INFILE refused: this client did not enable local files (CLIENT_LOCAL_FILES)".to_owned(),
+                );
+                continue;
+            }
+            if self.swallow_err.is_some() {
+                server.rbuf.advance(frame::HEADER_LEN + head);
+                server.unread_body = len - head;
+                if let Step::Done(s) = step {
+                    if let Some(s) = s {
+                        server.status = s;
+                    }
+                    ended = Some(s);
+                    break;
+                }
                 continue;
             }
             let start = self.cwbuf.len();
@@ -689,9 +750,18 @@ impl Relay {
             }
         }
         if let Some(s) = ended {
+            if let Some(msg) = self.swallow_err.take() {
+                packets::write_err(
+                    &mut self.cwbuf,
+                    1,
+                    code::LOCAL_INFILE_REJECTED,
+                    "HY000",
+                    &msg,
+                );
+            }
             self.response_ended(s);
         }
-        if !self.busy() || self.cwbuf.len() >= 64 * 1024 {
+        if !self.busy() || self.infile || self.cwbuf.len() >= 64 * 1024 {
             self.flush_client().await?;
         }
         if !self.busy() {

@@ -73,13 +73,14 @@ pub mod cap {
     pub const DEPRECATE_EOF: u32 = 0x0100_0000;
 
     /// What maitred speaks, on both legs. Left out on purpose: SSL and COMPRESS (not
-    /// implemented), LOCAL_FILES (LOAD DATA LOCAL is refused), DEPRECATE_EOF and
+    /// implemented), DEPRECATE_EOF and
     /// SESSION_TRACK (they change the shape of result packets: every client and every
     /// server connection use the same shape, so packets are relayed without rewriting).
     pub const SUPPORTED: u32 = LONG_PASSWORD
         | FOUND_ROWS
         | LONG_FLAG
         | CONNECT_WITH_DB
+        | LOCAL_FILES
         | PROTOCOL_41
         | INTERACTIVE
         | TRANSACTIONS
@@ -95,6 +96,7 @@ pub mod cap {
     /// the back end).
     pub const SERVER_LEG: u32 = LONG_PASSWORD
         | LONG_FLAG
+        | LOCAL_FILES
         | PROTOCOL_41
         | TRANSACTIONS
         | SECURE_CONNECTION
