@@ -392,3 +392,41 @@ async fn copy_in_out_and_a_failing_copy_in_transaction_mode() {
         .await
         .expect("drop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_mode_runs_statements_and_refuses_transaction_blocks() {
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    let m = start(&pg, &["--pool-size", "1", "--pool-mode", "statement"]);
+    let url = m.url_for(&pg);
+    let a = connect(&url).await;
+    let b = connect(&url).await;
+    // Two clients share one server connection statement by statement.
+    for i in 0..5 {
+        assert_eq!(
+            scalar(&a, &format!("select {i}")).await,
+            Some(i.to_string())
+        );
+        let v: i32 = b
+            .query_one("select $1::int4", &[&i])
+            .await
+            .expect("extended")
+            .get(0);
+        assert_eq!(v, i);
+    }
+    let err = a
+        .batch_execute("BEGIN")
+        .await
+        .expect_err("blocks are refused");
+    let db = err.as_db_error().expect("db error");
+    assert_eq!(db.code().code(), "0A000");
+    assert!(db.message().contains("statement mode"), "{}", db.message());
+    // The refusal leaves both clients working and no transaction open.
+    assert_eq!(scalar(&a, "select 1").await.as_deref(), Some("1"));
+    assert_eq!(
+        scalar(&b, "select now() = statement_timestamp()")
+            .await
+            .as_deref(),
+        Some("t")
+    );
+}

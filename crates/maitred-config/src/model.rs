@@ -211,6 +211,8 @@ pub enum PoolMode {
     Transaction,
     /// When the client disconnects.
     Session,
+    /// After each statement; transaction blocks are refused (PostgreSQL only).
+    Statement,
 }
 
 impl PoolMode {
@@ -219,6 +221,7 @@ impl PoolMode {
         match self {
             PoolMode::Transaction => "transaction",
             PoolMode::Session => "session",
+            PoolMode::Statement => "statement",
         }
     }
 }
@@ -236,8 +239,9 @@ impl FromStr for PoolMode {
         match s {
             "transaction" => Ok(PoolMode::Transaction),
             "session" => Ok(PoolMode::Session),
+            "statement" => Ok(PoolMode::Statement),
             other => Err(format!(
-                "unknown pool mode `{other}` (expected transaction or session)"
+                "unknown pool mode `{other}` (expected transaction, session or statement)"
             )),
         }
     }

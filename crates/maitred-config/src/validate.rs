@@ -147,6 +147,11 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
             pool.size
         ));
     }
+    if pool.mode == crate::model::PoolMode::Statement
+        && pool.upstream.protocol != crate::upstream::Protocol::Postgres
+    {
+        problem("mode \"statement\" is only supported for PostgreSQL pools".to_owned());
+    }
     if pool.prepared_statements == 0 {
         problem("prepared_statements must be at least 1".to_owned());
     }

@@ -21,6 +21,7 @@ pub mod sqlstate {
     pub const INVALID_PASSWORD: &str = "28P01";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const ADMIN_SHUTDOWN: &str = "57P01";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 }
 
 /// Writes the ErrorResponse for a failed checkout.

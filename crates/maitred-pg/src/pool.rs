@@ -18,6 +18,8 @@ pub enum PoolMode {
     Transaction,
     /// When the client disconnects.
     Session,
+    /// After each statement (outside any transaction block; blocks are refused).
+    Statement,
 }
 
 /// How clients prove who they are.

@@ -225,7 +225,7 @@ impl Relay {
     /// and keeps a client that prepares synchronously (pgbench -M prepared) from waiting
     /// for a connection held by another client of the same thread.
     fn answer_without_server(&mut self, t: u8, msg: &[u8]) -> Result<bool, SessionError> {
-        if self.pool.mode != PoolMode::Transaction {
+        if self.pool.mode == PoolMode::Session {
             return Ok(false);
         }
         match t {
@@ -271,12 +271,16 @@ impl Relay {
     /// Sends one client message to the leased server connection (renaming statements in
     /// transaction mode) and records the reply it is owed.
     fn forward_client_message(&mut self, t: u8, msg: &[u8]) -> Result<(), SessionError> {
-        let rename = self.pool.mode == PoolMode::Transaction;
+        let rename = self.pool.mode != PoolMode::Session;
         let mut effects = None;
         if t == tag::QUERY && rename {
             let found = query_text(msg)
                 .map(sql_effects::effects)
                 .unwrap_or_default();
+            if self.pool.mode == PoolMode::Statement && found.contains(&Effect::Begin) {
+                self.refuse_transaction_block();
+                return Ok(());
+            }
             if let Some(reason) = found.iter().find_map(|e| match e {
                 Effect::Pin(r) => Some(*r),
                 _ => None,
@@ -370,6 +374,28 @@ impl Relay {
         out::ready_for_query(&mut e, status);
         self.replies.composed(e.freeze(), &mut self.cwbuf);
         false
+    }
+
+    /// Statement mode: answers a query that opens a transaction block with an error.
+    fn refuse_transaction_block(&mut self) {
+        let message = format!(
+            "maitred: pool \"{}\" is in statement mode, where transaction blocks are not allowed",
+            self.pool.name
+        );
+        let mut e = BytesMut::new();
+        out::error_response(
+            &mut e,
+            &ErrorFields {
+                severity: Severity::Error,
+                code: sqlstate::FEATURE_NOT_SUPPORTED,
+                message: &message,
+                detail: None,
+                hint: Some("Send statements one at a time (each runs in its own transaction), or use a transaction-mode pool."),
+            },
+        );
+        let status = self.lease.as_deref().map_or(b'I', |s| s.tx_status);
+        out::ready_for_query(&mut e, status);
+        self.replies.composed(e.freeze(), &mut self.cwbuf);
     }
 
     fn forward_parse(&mut self, msg: &[u8]) -> Result<(), SessionError> {
@@ -618,6 +644,28 @@ impl Relay {
             }
             self.replies.release_composed(&mut self.cwbuf);
         }
+        if self.pool.mode == PoolMode::Statement
+            && self.replies.is_empty()
+            && self.lease.as_deref().is_some_and(|s| s.tx_status != b'I')
+        {
+            // A transaction block opened by other means (e.g. the extended protocol).
+            let message = format!(
+                "maitred: pool \"{}\" is in statement mode, where transaction blocks are not allowed; the block was rolled back",
+                self.pool.name
+            );
+            out::error_response(
+                &mut self.cwbuf,
+                &ErrorFields {
+                    severity: Severity::Fatal,
+                    code: sqlstate::FEATURE_NOT_SUPPORTED,
+                    message: &message,
+                    detail: None,
+                    hint: None,
+                },
+            );
+            self.flush_client().await?;
+            return Ok(Flow::ClientDone);
+        }
         self.flush_client().await?;
         self.release_if_done();
         Ok(Flow::Continue)
@@ -625,9 +673,7 @@ impl Relay {
 
     /// In transaction mode, gives the server connection back once the transaction is over.
     fn release_if_done(&mut self) {
-        if self.pool.mode != PoolMode::Transaction
-            || !self.replies.is_empty()
-            || self.pinned.is_some()
+        if self.pool.mode == PoolMode::Session || !self.replies.is_empty() || self.pinned.is_some()
         {
             tracing::trace!(replies = ?self.replies, "lease kept: replies owed");
             return;
@@ -669,7 +715,7 @@ impl Relay {
         self.query_effects.clear();
         lease.discard();
         tracing::warn!(pool = %self.pool.name, error = %e, "server connection lost");
-        if idle && self.pool.mode == PoolMode::Transaction && self.pinned.is_none() {
+        if idle && self.pool.mode != PoolMode::Session && self.pinned.is_none() {
             return Ok(Flow::Continue);
         }
         let message = format!(

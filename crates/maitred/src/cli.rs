@@ -107,6 +107,8 @@ pub enum PoolModeArg {
     Transaction,
     /// Keep the server connection until the client disconnects.
     Session,
+    /// Return the server connection after each statement (PostgreSQL; no transaction blocks).
+    Statement,
 }
 
 impl From<PoolModeArg> for PoolMode {
@@ -114,6 +116,7 @@ impl From<PoolModeArg> for PoolMode {
         match mode {
             PoolModeArg::Transaction => PoolMode::Transaction,
             PoolModeArg::Session => PoolMode::Session,
+            PoolModeArg::Statement => PoolMode::Statement,
         }
     }
 }

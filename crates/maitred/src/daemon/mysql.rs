@@ -30,6 +30,8 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
         mode: match p.mode {
             PoolMode::Transaction => maitred_mysql::PoolMode::Transaction,
             PoolMode::Session => maitred_mysql::PoolMode::Session,
+            // Refused by Config::validate for MySQL pools.
+            PoolMode::Statement => maitred_mysql::PoolMode::Transaction,
         },
         check_passwords: p.client_auth != ClientAuth::Trust,
         users: p

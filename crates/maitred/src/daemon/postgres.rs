@@ -89,6 +89,7 @@ fn pg_pool_config(p: &PoolConfig) -> PgPoolConfig {
         mode: match p.mode {
             PoolMode::Transaction => maitred_pg::PoolMode::Transaction,
             PoolMode::Session => maitred_pg::PoolMode::Session,
+            PoolMode::Statement => maitred_pg::PoolMode::Statement,
         },
         client_auth: match p.client_auth {
             ClientAuth::ScramSha256 => maitred_pg::ClientAuth::ScramSha256,
