@@ -326,3 +326,83 @@ def test_malformed_message_closes_only_that_client(start_maitred, garbage):
         assert good.admin.command("ping")["ok"] == 1.0
         assert good.app["malformed"].count_documents({}) >= 0
     assert m.alive()
+
+
+def test_transaction_committed_through_another_connection_releases_the_pin(mongo_url, tmp_path):
+    """A driver may commit a transaction on another of its connections: the pinned
+    connection is released at once (raw OP_MSG over two sockets, pool of 2)."""
+    import socket
+    import struct
+    import subprocess
+    import uuid
+
+    import bson
+    from bson.binary import Binary, UUID_SUBTYPE
+    from bson.int64 import Int64
+
+    from conftest import free_port, maitred_bin, port_open
+
+    port = free_port()
+    cfg = tmp_path / "maitred.toml"
+    cfg.write_text(
+        f"""
+[[pools]]
+name = "mongo"
+listen = "127.0.0.1:{port}"
+upstream = "{mongo_url}"
+client_auth = "trust"
+size = 2
+queue_timeout = "300ms"
+"""
+    )
+    proc = subprocess.Popen(
+        [str(maitred_bin()), "--config", str(cfg)],
+        stdout=open(tmp_path / "log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not port_open(port):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "log").read_text()
+            time.sleep(0.05)
+        req = [0]
+
+        def call(sock: socket.socket, doc: dict) -> dict:
+            req[0] += 1
+            body = struct.pack("<I", 0) + b"\x00" + bson.encode(doc)
+            sock.sendall(struct.pack("<iiii", 16 + len(body), req[0], 0, 2013) + body)
+            head = b""
+            while len(head) < 16:
+                head += sock.recv(16 - len(head))
+            n = struct.unpack("<i", head[:4])[0]
+            rest = b""
+            while len(rest) < n - 16:
+                rest += sock.recv(n - 16 - len(rest))
+            return bson.decode(rest[5:])
+
+        conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+        a, b, c, d = conns
+        first, second = uuid.uuid4().hex, uuid.uuid4().hex
+        lsid = {"id": Binary(uuid.uuid4().bytes, UUID_SUBTYPE)}
+        r = call(a, {"insert": "pinrel", "documents": [{"_id": first}], "lsid": lsid, "txnNumber": Int64(1),
+                     "startTransaction": True, "autocommit": False, "$db": "app"})
+        assert r["ok"] == 1.0, r
+        # Commit through another connection; a holds one server connection until told.
+        r = call(b, {"commitTransaction": 1, "lsid": lsid, "txnNumber": Int64(1), "autocommit": False,
+                     "$db": "admin"})
+        assert r["ok"] == 1.0, r
+        time.sleep(0.1)
+        # c pins one server connection with its own transaction; d must still get the other.
+        lsid2 = {"id": Binary(uuid.uuid4().bytes, UUID_SUBTYPE)}
+        r = call(c, {"insert": "pinrel", "documents": [{"_id": second}], "lsid": lsid2, "txnNumber": Int64(1),
+                     "startTransaction": True, "autocommit": False, "$db": "app"})
+        assert r["ok"] == 1.0, r
+        r = call(d, {"count": "pinrel", "query": {"_id": first}, "$db": "app"})
+        assert r["ok"] == 1.0 and r["n"] == 1, r
+        call(c, {"abortTransaction": 1, "lsid": lsid2, "txnNumber": Int64(1), "autocommit": False,
+                 "$db": "admin"})
+        for s in conns:
+            s.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -8,6 +8,7 @@
 //! - [`hello`]: hello / isMaster answered locally.
 //! - [`session`]: one client: local commands (hello, SASL), then [`relay`] for the rest.
 //! - [`relay`]: leasing, forwarding, pinning (transactions), cursor tracking and cleanup.
+//! - [`txn`]: transaction pins shared by a pool's sessions.
 //! - [`errors_to_client`]: the error replies maitred composes itself, and their codes.
 //! - [`listener`]: the accept loop.
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod pool;
 pub mod relay;
 pub mod session;
 pub mod target;
+pub mod txn;
 
 pub use pool::{MongoPool, MongoPoolConfig};
 pub use target::ServerTarget;

@@ -76,6 +76,8 @@ pub struct MongoPool {
     pub pool: Pool<MongoManager>,
     pub counters: MongoCounters,
     pub max_message_size: usize,
+    /// Pinned transactions, by lsid.
+    pub txns: crate::txn::TxnRegistry,
 }
 
 impl MongoPool {
@@ -108,6 +110,7 @@ impl MongoPool {
             users,
             counters: MongoCounters::default(),
             max_message_size: cfg.max_message_size,
+            txns: crate::txn::TxnRegistry::default(),
         }
     }
 

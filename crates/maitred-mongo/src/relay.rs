@@ -18,9 +18,11 @@ use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::checkout_error;
 use crate::pool::PinReason;
 use crate::session::{ReplyKind, Session};
+use crate::txn::TxnPin;
 use bson::{RawDocument, RawDocumentBuf};
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
 /// What decides routing, read from the command before it is forwarded.
@@ -93,11 +95,11 @@ impl Session {
         if route.exhaust_allowed {
             op_msg::clear_flags(&mut msg, op_msg::EXHAUST_ALLOWED);
         }
-        // A transaction that went on elsewhere (another client connection of the same
-        // driver) has ended when this session's next txnNumber shows up.
-        if let (Some((lsid, txn)), Some(rl)) = (&self.txn, &route.lsid) {
-            if lsid == rl && route.txn_number != Some(*txn) {
-                self.txn = None;
+        self.release_ended_pin();
+        // A later txnNumber of the pinned lsid: the pinned transaction is over.
+        if let (Some(pin), Some(rl)) = (&self.pin, &route.lsid) {
+            if &pin.lsid == rl && route.txn_number != Some(pin.txn_number) {
+                self.unpin();
             }
         }
         if self.lease.is_none() {
@@ -119,7 +121,10 @@ impl Session {
         }
         if route.start_transaction {
             if let (Some(lsid), Some(txn)) = (&route.lsid, route.txn_number) {
-                self.txn = Some((lsid.clone(), txn));
+                self.unpin();
+                let pin = Arc::new(TxnPin::new(lsid.clone(), txn));
+                self.pool.txns.register(pin.clone());
+                self.pin = Some(pin);
                 self.pool.counters.count_pin(PinReason::Transaction);
             }
         }
@@ -138,7 +143,7 @@ impl Session {
                 if let Some(lease) = self.lease.take() {
                     lease.discard();
                 }
-                self.txn = None;
+                self.unpin();
                 return Err(e.into());
             }
         };
@@ -149,16 +154,34 @@ impl Session {
             self.write_client(&reply).await?;
         }
         if route.ends_transaction() {
-            if let (Some((lsid, _)), Some(rl)) = (&self.txn, &route.lsid) {
-                if lsid == rl {
-                    self.txn = None;
+            if let Some(rl) = &route.lsid {
+                match &self.pin {
+                    Some(pin) if &pin.lsid == rl => self.unpin(),
+                    // Pinned by another client connection of the same driver: tell it.
+                    _ => self.pool.txns.end(rl),
                 }
             }
         }
-        if self.txn.is_none() {
+        if self.pin.is_none() {
             self.lease = None;
         }
         Ok(())
+    }
+
+    /// Gives the pin up (the transaction ended, or the connection is gone).
+    fn unpin(&mut self) {
+        if let Some(pin) = self.pin.take() {
+            self.pool.txns.remove(&pin);
+        }
+    }
+
+    /// If the pinned transaction ended through another client connection, releases the
+    /// server connection.
+    pub(crate) fn release_ended_pin(&mut self) {
+        if self.pin.as_ref().is_some_and(|p| p.ended()) {
+            self.pin = None;
+            self.lease = None;
+        }
     }
 
     fn server_max(&self) -> usize {
@@ -190,7 +213,8 @@ impl Session {
     /// After the client left: abort its open transaction and kill its cursors, so the
     /// server connection is clean before anyone else gets it.
     pub(crate) async fn cleanup(&mut self) {
-        if self.txn.is_none() && self.cursors.is_empty() {
+        self.release_ended_pin();
+        if self.pin.is_none() && self.cursors.is_empty() {
             self.lease = None;
             return;
         }
@@ -204,13 +228,14 @@ impl Session {
             return;
         };
         let mut ok = true;
-        if let Some((lsid, txn)) = self.txn.take() {
+        if let Some(pin) = self.pin.take() {
+            self.pool.txns.remove(&pin);
             let mut d = RawDocumentBuf::new();
             d.append("abortTransaction", 1);
-            if let Ok(l) = RawDocumentBuf::from_bytes(lsid) {
+            if let Ok(l) = RawDocumentBuf::from_bytes(pin.lsid.clone()) {
                 d.append("lsid", l);
             }
-            d.append("txnNumber", txn);
+            d.append("txnNumber", pin.txn_number);
             d.append("autocommit", false);
             d.append("$db", "admin");
             ok &= run_ignoring_errors(&mut lease, &d).await;

@@ -49,8 +49,8 @@ pub struct Session {
     authenticated: bool,
     conversation: Option<Conversation>,
     pub(crate) lease: Option<Lease<MongoManager>>,
-    /// (lsid bytes, txnNumber) of the transaction this client is pinned for.
-    pub(crate) txn: Option<(Vec<u8>, i64)>,
+    /// The transaction this client is pinned for.
+    pub(crate) pin: Option<Arc<crate::txn::TxnPin>>,
     /// Open cursors this client created: id -> namespace ("db.collection").
     pub(crate) cursors: HashMap<i64, String>,
     /// Compressors agreed with this client in hello (its order).
@@ -72,7 +72,7 @@ impl Session {
             connection_id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             conversation: None,
             lease: None,
-            txn: None,
+            pin: None,
             cursors: HashMap::new(),
             compressors: Vec::new(),
             reply_compressor: None,
@@ -105,11 +105,19 @@ impl Session {
                 if let Some(frame) = decode_frame(&mut self.crbuf, max)? {
                     break frame;
                 }
-                let n = self
-                    .client
-                    .read_buf(&mut self.crbuf)
-                    .await
-                    .map_err(SessionError::ClientIo)?;
+                // While pinned, also wake when the transaction ends through another
+                // client connection, to release the server connection at once.
+                let n = match self.pin.clone() {
+                    Some(pin) => tokio::select! {
+                        r = self.client.read_buf(&mut self.crbuf) => r,
+                        _ = pin.notify.notified() => {
+                            self.release_ended_pin();
+                            continue;
+                        }
+                    },
+                    None => self.client.read_buf(&mut self.crbuf).await,
+                }
+                .map_err(SessionError::ClientIo)?;
                 if n == 0 {
                     return Ok(());
                 }
