@@ -612,6 +612,47 @@ async fn session_variables_follow_their_client_without_pinning() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_user_starts_a_clean_session() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    let m = start_maitred(&url, &["--pool-size", "1", "--queue-timeout", "5s"]);
+    let url_m = u.with_addr(m.addr());
+    let mut a = must_connect(&url_m).await;
+    a.query_drop("SET @v = 1")
+        .await
+        .expect("user variable (pins)");
+    a.query_drop("BEGIN").await.expect("begin");
+    a.change_user(
+        mysql_async::ChangeUserOpts::default()
+            .with_user(Some(u.user.clone()))
+            .with_pass(Some(u.password.clone()))
+            .with_db_name(Some("sbtest".into())),
+    )
+    .await
+    .expect("COM_CHANGE_USER");
+    assert_eq!(scalar_i64(&mut a, "SELECT @@in_transaction").await, Some(0));
+    assert_eq!(
+        scalar_string(&mut a, "SELECT DATABASE()").await,
+        Some("sbtest".into())
+    );
+    // No longer pinned: another client gets the only server connection.
+    let mut b = must_connect(&url_m).await;
+    assert_eq!(scalar_i64(&mut b, "SELECT 3").await, Some(3));
+    b.disconnect().await.expect("disconnect");
+    assert_eq!(scalar_i64(&mut a, "SELECT @v").await, None);
+    let e = a
+        .change_user(
+            mysql_async::ChangeUserOpts::default()
+                .with_user(Some(u.user.clone()))
+                .with_pass(Some("wrong".into())),
+        )
+        .await
+        .expect_err("wrong password");
+    assert_eq!(server_code(&e), Some(1045), "{e}");
+}
+
 // ---------------------------------------------------------------------------
 // protocol errors (raw packets)
 

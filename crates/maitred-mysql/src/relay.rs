@@ -327,11 +327,7 @@ impl Relay {
         match cmd {
             command::QUIT => return Ok(Flow::ClientDone),
             command::PING => self.ok_locally(),
-            command::CHANGE_USER => self.err_locally(
-                code::NOT_SUPPORTED,
-                "42000",
-                "maitred: COM_CHANGE_USER is not supported; reconnect as the other user",
-            ),
+            command::CHANGE_USER => return self.change_user(&payload).await,
             command::STMT_CLOSE => {
                 let id = stmt::statement_id(&payload)?;
                 self.stmts.remove(id);
@@ -412,6 +408,91 @@ impl Relay {
             ),
         }
         Ok(Flow::Continue)
+    }
+
+    /// COM_CHANGE_USER: the client is switched to mysql_native_password with a fresh
+    /// scramble and checked like at login; on success its session starts over (statements,
+    /// SETs, pins and database forgotten; a held server connection is reset and returned).
+    /// A failed change closes the client, as servers do.
+    async fn change_user(&mut self, payload: &[u8]) -> Result<Flow, SessionError> {
+        let req = packets::parse_change_user(payload, self.s.capabilities)?;
+        let scramble = crate::auth::new_scramble();
+        frame::write_packet(
+            &mut self.cwbuf,
+            1,
+            &packets::auth_switch(crate::auth::NATIVE, &scramble),
+        );
+        self.flush_client().await?;
+        let answer = self.read_client_packet(2).await?;
+        let pool = self.s.pool.clone();
+        let ok = match pool.password(&req.user) {
+            _ if !pool.check_passwords => !pool.has_users() || pool.password(&req.user).is_some(),
+            Some(pw) => {
+                crate::auth::verify(crate::auth::NATIVE, &scramble, pw.as_bytes(), &answer).is_ok()
+            }
+            None => false,
+        };
+        if !ok {
+            pool.counters.login_failures.fetch_add(1, Ordering::Relaxed);
+            packets::write_err(
+                &mut self.cwbuf,
+                3,
+                code::ACCESS_DENIED,
+                "28000",
+                &format!(
+                    "Access denied for user '{}' (using password: YES)",
+                    req.user
+                ),
+            );
+            self.flush_client().await?;
+            return Ok(Flow::ClientDone);
+        }
+        if let Some(mut lease) = self.lease.take() {
+            self.s.handle.clear_server();
+            lease.needs_reset = true;
+            lease.mark_dirty();
+        }
+        self.stmts.clear();
+        self.session_sets.clear();
+        self.pinned = None;
+        self.hold = false;
+        self.autocommit = true;
+        self.s.database = req.database.or_else(|| pool.database.clone());
+        packets::write_ok(
+            &mut self.cwbuf,
+            3,
+            &OkInfo {
+                affected_rows: 0,
+                last_insert_id: 0,
+                status: status::AUTOCOMMIT,
+                warnings: 0,
+            },
+        );
+        Ok(Flow::Continue)
+    }
+
+    /// Reads one whole client packet that must carry sequence id `expected` (inside a
+    /// command's exchange, e.g. an auth switch answer).
+    async fn read_client_packet(&mut self, expected: u8) -> Result<Vec<u8>, SessionError> {
+        loop {
+            if let Some((len, seq)) = frame::peek_packet(&self.crbuf, 64 * 1024)? {
+                if seq != expected {
+                    return Err(CodecError::OutOfSequence { expected, got: seq }.into());
+                }
+                let p = self.crbuf.split_to(frame::HEADER_LEN + len);
+                return Ok(p[frame::HEADER_LEN..].to_vec());
+            }
+            let n = self
+                .client
+                .read_buf(&mut self.crbuf)
+                .await
+                .map_err(SessionError::ClientIo)?;
+            if n == 0 {
+                return Err(SessionError::ClientIo(
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+        }
     }
 
     /// `KILL [QUERY] <id>` with maitred's id: the target's current server thread gets

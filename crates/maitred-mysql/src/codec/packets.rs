@@ -301,6 +301,45 @@ pub fn client_hello(
     out
 }
 
+/// What maitred reads from COM_CHANGE_USER: user, auth response, database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeUser {
+    pub user: String,
+    pub auth_response: Vec<u8>,
+    pub database: Option<String>,
+}
+
+/// Parses COM_CHANGE_USER (0x11, user NUL, auth data with a 1-byte length under
+/// SECURE_CONNECTION, database NUL, then fields maitred ignores).
+pub fn parse_change_user(payload: &[u8], capabilities: u32) -> Result<ChangeUser, CodecError> {
+    let bad = CodecError::Malformed("COM_CHANGE_USER");
+    let body = payload.get(1..).ok_or(bad.clone())?;
+    let nul = body.iter().position(|b| *b == 0).ok_or(bad.clone())?;
+    let user = String::from_utf8_lossy(&body[..nul]).into_owned();
+    let mut rest = &body[nul + 1..];
+    let auth_response = if capabilities & cap::SECURE_CONNECTION != 0 {
+        let n = usize::from(*rest.first().ok_or(bad.clone())?);
+        let a = rest.get(1..1 + n).ok_or(bad.clone())?.to_vec();
+        rest = &rest[1 + n..];
+        a
+    } else {
+        let end = rest.iter().position(|b| *b == 0).ok_or(bad.clone())?;
+        let a = rest[..end].to_vec();
+        rest = &rest[end + 1..];
+        a
+    };
+    let database = match rest.iter().position(|b| *b == 0) {
+        Some(end) if end > 0 => Some(String::from_utf8_lossy(&rest[..end]).into_owned()),
+        None if !rest.is_empty() => Some(String::from_utf8_lossy(rest).into_owned()),
+        _ => None,
+    };
+    Ok(ChangeUser {
+        user,
+        auth_response,
+        database,
+    })
+}
+
 /// An auth switch request: 0xFE, plugin name, NUL, plugin data.
 pub fn parse_auth_switch(payload: &[u8]) -> Result<(Vec<u8>, Vec<u8>), CodecError> {
     let body = payload
@@ -429,6 +468,19 @@ mod tests {
         );
         assert!(parse_client_hello(&[0, 0, 0, 0]).is_err());
         assert!(parse_client_hello(&[0x00, 0x02, 0, 0, 1]).is_err());
+    }
+
+    #[test]
+    fn change_user_fields() {
+        let p = b"\x11app\x00\x03abcsbtest\x00\x2d\x00mysql_native_password\x00";
+        let c = parse_change_user(p, cap::SECURE_CONNECTION).expect("parse");
+        assert_eq!(c.user, "app");
+        assert_eq!(c.auth_response, b"abc".to_vec());
+        assert_eq!(c.database.as_deref(), Some("sbtest"));
+        let c = parse_change_user(b"\x11app\x00\x00\x00", cap::SECURE_CONNECTION).expect("parse");
+        assert_eq!((c.auth_response.len(), c.database), (0, None));
+        assert!(parse_change_user(b"\x11app", cap::SECURE_CONNECTION).is_err());
+        assert!(parse_change_user(b"\x11app\x00\x09ab", cap::SECURE_CONNECTION).is_err());
     }
 
     #[test]
