@@ -4,12 +4,16 @@
 use crate::backend::{ServerConn, ServerInfo};
 use crate::error::BackendError;
 use crate::target::ServerTarget;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug)]
 pub struct MongoManager {
     target: Arc<ServerTarget>,
     info: Mutex<Option<ServerInfo>>,
+    /// The server's maxMessageSizeBytes (0 until a connection was opened), read on every
+    /// client message without a lock.
+    max_message_size: AtomicUsize,
 }
 
 impl MongoManager {
@@ -17,11 +21,20 @@ impl MongoManager {
         MongoManager {
             target: Arc::new(target),
             info: Mutex::new(None),
+            max_message_size: AtomicUsize::new(0),
         }
     }
 
     pub fn target(&self) -> &Arc<ServerTarget> {
         &self.target
+    }
+
+    /// The server's maxMessageSizeBytes, once a connection was opened.
+    pub fn server_max_message_size(&self) -> Option<usize> {
+        match self.max_message_size.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
     }
 
     /// The server's hello facts, once a connection was opened.
@@ -36,6 +49,8 @@ impl maitred_pool::Manager for MongoManager {
 
     async fn connect(&self) -> Result<ServerConn, BackendError> {
         let conn = ServerConn::connect(&self.target).await?;
+        let max = conn.info.max_message_size_bytes.max(0) as usize;
+        self.max_message_size.store(max, Ordering::Relaxed);
         *self.info.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.info.clone());
         Ok(conn)
     }

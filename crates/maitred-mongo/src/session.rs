@@ -88,12 +88,11 @@ impl Session {
     }
 
     fn max_message(&self) -> usize {
+        // The server's own limit once known; the configured maximum before.
         self.pool
             .pool
             .manager()
-            .server_info()
-            .map(|i| i.max_message_size_bytes.max(0) as usize)
-            .filter(|m| *m > 0)
+            .server_max_message_size()
             .unwrap_or(self.pool.max_message_size)
             .min(self.pool.max_message_size.max(DEFAULT_MAX_MESSAGE))
     }
