@@ -39,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 PG_PORT="$(free_port)"
-start_pg "$PG_DIR" "$PG_PORT" "$PG_MAX"
+PG_TLS=off start_pg "$PG_DIR" "$PG_PORT" "$PG_MAX"
 DIRECT="$(pg_app_url "$PG_PORT")"
 PGPASSWORD="$PG_APP_PASSWORD" pgbench -i -s 1 -q "$DIRECT" >/dev/null 2>&1 || die "pgbench -i failed"
 

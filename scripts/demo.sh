@@ -67,7 +67,7 @@ chmod 755 "$WORK"
 PG_DIR="$WORK/pg"
 PG_PORT="$(free_port)"
 log "starting PostgreSQL 15 on 127.0.0.1:$PG_PORT with max_connections=$PG_MAX_CONNECTIONS"
-start_pg "$PG_DIR" "$PG_PORT" "$PG_MAX_CONNECTIONS"
+PG_TLS=off start_pg "$PG_DIR" "$PG_PORT" "$PG_MAX_CONNECTIONS"
 DIRECT_URL="$(pg_app_url "$PG_PORT")"
 
 log "pgbench -i -s 1 (directly)"

@@ -150,6 +150,9 @@ if needs_pg; then
     export MAITRED_TEST_PG_URL MAITRED_TEST_PG_SUPERUSER_URL MAITRED_TEST_PIDDIR MAITRED_BIN
     MAITRED_TEST_PG_URL="$(pg_app_url "$PG_PORT")"
     MAITRED_TEST_PG_SUPERUSER_URL="$(pg_super_url "$PG_PORT")"
+    # The test cluster speaks TLS too; its CA signs a certificate for 127.0.0.1 that
+    # the TLS tests also give to maitred's listeners.
+    export MAITRED_TEST_PG_TLS_DIR="$PG_DIR/tls"
     MAITRED_TEST_PIDDIR="$WORK/pids"
     MAITRED_BIN="${MAITRED_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/maitred}"
     # Temp files of the tests (maitred logs kept after a failure) go here and

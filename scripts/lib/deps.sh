@@ -119,6 +119,7 @@ ensure_deps() {
         pg)
             [[ -x "$PG_BIN/postgres" && -x "$PG_BIN/initdb" && -x "$PG_BIN/pg_ctl" && -x "$PG_BIN/pgbench" ]] ||
                 missing+=(postgresql-15)
+            command -v openssl >/dev/null 2>&1 || missing+=(openssl)
             ;;
         client)
             command -v psql >/dev/null 2>&1 || missing+=(postgresql-client-15)

@@ -11,6 +11,9 @@
 #   <dir>/.s.PGSQL.*    unix socket (trust auth, local only)
 #   <dir>/postgres.log  server log
 #
+# TLS: on by default, with a throwaway CA (see make_test_tls); PG_TLS=off turns it off
+# (the demo and benchmarks compare plain-text paths).
+#
 # Roles: superuser `postgres` / postgres_secret, and `app` / app_secret (LOGIN,
 # owner of database `app`). TCP on 127.0.0.1 only, SCRAM-SHA-256 for TCP.
 
@@ -22,6 +25,25 @@ PG_SUPER_PASSWORD=postgres_secret
 
 pg_app_url() { echo "postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$1/$PG_APP_DB"; }
 pg_super_url() { echo "postgres://$PG_SUPER_USER:$PG_SUPER_PASSWORD@127.0.0.1:$1/$PG_APP_DB"; }
+
+# The CA of the test cluster's TLS certificate (sslrootcert for verify-ca/verify-full).
+pg_ca_file() { echo "$1/tls/ca.pem"; }
+
+# make_test_tls <dir>: a throwaway CA and a server certificate for 127.0.0.1 and
+# localhost, signed by it (ca.pem, server.pem, server.key; the key mode 600).
+make_test_tls() {
+    local d=$1
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=maitred test CA" \
+        -keyout "$d/ca.key" -out "$d/ca.pem" >/dev/null 2>&1 || return 1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$d/server.key" -out "$d/server.csr" >/dev/null 2>&1 || return 1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/san.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -extfile "$d/san.ext" -out "$d/server.pem" >/dev/null 2>&1 || return 1
+    chmod 600 "$d/server.key" "$d/ca.key"
+    chmod 644 "$d/ca.pem" "$d/server.pem"
+}
 
 pg_psql() {
     local dir=$1 port=$2
@@ -66,7 +88,13 @@ full_page_writes = off
 logging_collector = off
 log_min_messages = warning
 log_connections = off
+ssl = ${PG_TLS:-on}
+ssl_cert_file = '$dir/tls/server.pem'
+ssl_key_file = '$dir/tls/server.key'
 CONF
+    make_test_tls "$dir/tls" || die "making the test CA and server certificate failed"
+    own_dir "$dir/tls"
+    chown -R "$SERVICE_USER" "$dir/tls" 2>/dev/null || true
     if ! as_service_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" \
         -w -t 60 start >"$dir/pg_ctl.log" 2>&1; then
         cat "$dir/pg_ctl.log" "$dir/postgres.log" >&2 2>/dev/null

@@ -150,6 +150,16 @@ pub struct PoolConfig {
     /// Default: half the pool size (at least 1). Must not exceed `size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_pinned: Option<usize>,
+    /// PEM certificate chain offered to clients that ask for TLS (PostgreSQL SSLRequest).
+    /// Pools sharing a listen address must share these TLS settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Refuse clients that do not use TLS. Needs `tls_cert` and `tls_key`.
+    #[serde(default)]
+    pub tls_required: bool,
     /// An idle server connection above `min_idle` is closed after this.
     #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -182,6 +192,9 @@ impl PoolConfig {
             max_waiting: defaults::MAX_WAITING,
             prepared_statements: defaults::PREPARED_STATEMENTS,
             max_pinned: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_required: false,
             idle_timeout: defaults::IDLE_TIMEOUT,
             max_lifetime: defaults::MAX_LIFETIME,
             server_connect_timeout: defaults::SERVER_CONNECT_TIMEOUT,

@@ -152,6 +152,12 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
     {
         problem("mode \"statement\" is only supported for PostgreSQL pools".to_owned());
     }
+    if pool.tls_cert.is_some() != pool.tls_key.is_some() {
+        problem("tls_cert and tls_key go together: set both or neither".to_owned());
+    }
+    if pool.tls_required && pool.tls_cert.is_none() {
+        problem("tls_required needs tls_cert and tls_key".to_owned());
+    }
     if pool.prepared_statements == 0 {
         problem("prepared_statements must be at least 1".to_owned());
     }

@@ -7,6 +7,7 @@ use crate::codec::frame;
 use crate::error::{BackendError, ServerErrorFields};
 use crate::statements::PreparedOnServer;
 use crate::target::ServerTarget;
+use crate::tls::{SslMode, Stream};
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
@@ -24,7 +25,7 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A logged-in server connection and what the relay knows about its state.
 pub struct ServerConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub rbuf: BytesMut,
     /// The server's BackendKeyData, for forwarding cancel requests.
     pub process_id: i32,
@@ -74,6 +75,7 @@ impl ServerConn {
                 source,
             })?;
         stream.set_nodelay(true)?;
+        let stream = negotiate_tls(stream, target).await?;
         let mut conn = ServerConn {
             stream,
             rbuf: BytesMut::with_capacity(8192),
@@ -209,7 +211,7 @@ impl ServerConn {
             return false;
         }
         let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        matches!(self.stream.tcp().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     /// Whether the connection can go back to the pool as it is.
@@ -309,6 +311,26 @@ impl ServerConn {
             }
         }
         Ok(())
+    }
+}
+
+/// Asks the server for TLS when the target's sslmode says so (SSLRequest, then the
+/// handshake); with `prefer`, a server that answers 'N' is used in plain text.
+async fn negotiate_tls(mut tcp: TcpStream, target: &ServerTarget) -> Result<Stream, BackendError> {
+    let mode = target.tls.mode;
+    if mode == SslMode::Disable {
+        return Ok(Stream::Plain(tcp));
+    }
+    let mut out = BytesMut::new();
+    frontend::ssl_request(&mut out);
+    tcp.write_all(&out).await?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await?;
+    match answer[0] {
+        b'S' => Ok(target.tls.connect(tcp).await.map_err(BackendError::Tls)?),
+        b'N' if mode == SslMode::Prefer => Ok(Stream::Plain(tcp)),
+        b'N' => Err(BackendError::TlsRefused),
+        _ => Err(BackendError::Unexpected("TLS negotiation")),
     }
 }
 

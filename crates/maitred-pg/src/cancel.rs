@@ -116,6 +116,7 @@ mod tests {
             password: None,
             database: "d".into(),
             startup_params: vec![],
+            tls: crate::tls::ServerTls::disabled(),
         })
     }
 

@@ -44,6 +44,10 @@ pub enum BackendError {
     NoPassword,
     #[error("server authentication failed: {0}")]
     Scram(std::io::Error),
+    #[error("TLS handshake with the server failed: {0}")]
+    Tls(std::io::Error),
+    #[error("the server does not accept TLS, and sslmode requires it")]
+    TlsRefused,
     #[error("server did not finish {what} within {secs}s")]
     Timeout { what: &'static str, secs: u64 },
 }

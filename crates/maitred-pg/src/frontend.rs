@@ -16,6 +16,7 @@ use crate::error::SessionError;
 use crate::errors_to_client::{checkout_error, sqlstate};
 use crate::pool::{ClientAuth, PgPool};
 use crate::relay::Relay;
+use crate::tls::{ClientTls, Stream};
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -35,6 +36,8 @@ const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 pub struct Router {
     pub pools: Vec<Arc<PgPool>>,
     pub cancels: Arc<CancelRegistry>,
+    /// TLS for clients of this listen address, if configured.
+    pub tls: Option<ClientTls>,
 }
 
 impl Router {
@@ -44,10 +47,31 @@ impl Router {
 }
 
 /// Serves one client connection to the end.
-pub async fn serve_client(mut stream: TcpStream, router: Arc<Router>) {
-    let _ = stream.set_nodelay(true);
+pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
+    let _ = tcp.set_nodelay(true);
     let mut buf = BytesMut::with_capacity(1024);
-    let login = tokio::time::timeout(LOGIN_TIMEOUT, login(&mut stream, &mut buf, &router)).await;
+    let start = tokio::time::timeout(
+        LOGIN_TIMEOUT,
+        read_startup(Stream::Plain(tcp), &mut buf, &router),
+    )
+    .await;
+    let (mut stream, startup) = match start {
+        Ok(Ok(Some(started))) => started,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "client startup failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("client startup timed out");
+            return;
+        }
+    };
+    let login = tokio::time::timeout(
+        LOGIN_TIMEOUT,
+        login(&mut stream, &mut buf, &router, startup),
+    )
+    .await;
     let (pool, params) = match login {
         Ok(Ok(Some(done))) => done,
         Ok(Ok(None)) => return,
@@ -92,16 +116,34 @@ type LoggedIn = (Arc<PgPool>, Vec<(String, String)>);
 
 /// Runs the startup phase. `Ok(None)`: the connection was only a cancel request or the client
 /// went away; an error was already sent to the client where one is due.
-async fn login(
-    stream: &mut TcpStream,
+/// Reads the startup packet, answering SSLRequest (upgrading to TLS when the listener has a
+/// certificate) and GSSENCRequest ('N') on the way, and forwarding a CancelRequest.
+async fn read_startup(
+    mut stream: Stream,
     buf: &mut BytesMut,
     router: &Router,
-) -> Result<Option<LoggedIn>, SessionError> {
-    let startup = loop {
+) -> Result<Option<(Stream, StartupParams)>, SessionError> {
+    loop {
         match decode_startup(buf) {
-            Ok(Some(StartupPacket::SslRequest | StartupPacket::GssEncRequest)) => {
-                write(stream, b"N").await?;
+            Ok(Some(StartupPacket::SslRequest)) => {
+                stream = match (&router.tls, stream) {
+                    // Bytes sent before the handshake would be read as plain text: refuse.
+                    (Some(tls), Stream::Plain(mut tcp)) if buf.is_empty() => {
+                        tcp.write_all(b"S").await.map_err(SessionError::ClientIo)?;
+                        let tls = tls
+                            .acceptor
+                            .accept(tcp)
+                            .await
+                            .map_err(SessionError::ClientIo)?;
+                        Stream::FromClient(Box::new(tls))
+                    }
+                    (_, mut other) => {
+                        write(&mut other, b"N").await?;
+                        other
+                    }
+                };
             }
+            Ok(Some(StartupPacket::GssEncRequest)) => write(&mut stream, b"N").await?,
             Ok(Some(StartupPacket::Cancel {
                 process_id,
                 secret_key,
@@ -109,7 +151,20 @@ async fn login(
                 router.cancels.cancel(process_id, secret_key).await;
                 return Ok(None);
             }
-            Ok(Some(StartupPacket::Startup(p))) => break p,
+            Ok(Some(StartupPacket::Startup(p))) => {
+                if router.tls.as_ref().is_some_and(|t| t.required) && !stream.is_tls() {
+                    let mut o = BytesMut::new();
+                    fatal(
+                        &mut o,
+                        sqlstate::INVALID_AUTHORIZATION,
+                        "maitred: this listener requires TLS (connect with sslmode=require or stronger)",
+                        None,
+                    );
+                    let _ = stream.write_all(&o).await;
+                    return Ok(None);
+                }
+                return Ok(Some((stream, p)));
+            }
             Ok(None) => {
                 if stream.read_buf(buf).await.map_err(SessionError::ClientIo)? == 0 {
                     return Ok(None);
@@ -127,7 +182,15 @@ async fn login(
                 return Err(e.into());
             }
         }
-    };
+    }
+}
+
+async fn login(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    router: &Router,
+    startup: StartupParams,
+) -> Result<Option<LoggedIn>, SessionError> {
     negotiate_version(stream, &startup).await?;
     let Some(user) = startup.user().map(str::to_owned) else {
         return reject(
@@ -180,7 +243,7 @@ async fn login(
 
 /// Answers a 3.x startup with a minor version we do not speak, or `_pq_.` options, with
 /// NegotiateProtocolVersion (we speak 3.0).
-async fn negotiate_version(stream: &mut TcpStream, p: &StartupParams) -> Result<(), SessionError> {
+async fn negotiate_version(stream: &mut Stream, p: &StartupParams) -> Result<(), SessionError> {
     let unknown: Vec<&str> = p
         .params
         .iter()
@@ -196,7 +259,7 @@ async fn negotiate_version(stream: &mut TcpStream, p: &StartupParams) -> Result<
 }
 
 async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     pool: &PgPool,
     user: &str,
@@ -253,7 +316,7 @@ async fn authenticate(
 
 /// Reads one password/SASL message ('p') during login.
 async fn read_login_message(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
 ) -> Result<BytesMut, SessionError> {
     loop {
@@ -277,7 +340,7 @@ async fn read_login_message(
     }
 }
 
-async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), SessionError> {
+async fn write(stream: &mut Stream, bytes: &[u8]) -> Result<(), SessionError> {
     stream
         .write_all(bytes)
         .await
@@ -299,7 +362,7 @@ fn fatal(o: &mut BytesMut, code: &str, message: &str, hint: Option<&str>) {
 
 /// Sends a FATAL error and ends the login.
 async fn reject(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     code: &str,
     message: &str,
 ) -> Result<Option<LoggedIn>, SessionError> {

@@ -31,6 +31,7 @@ pub mod settings;
 pub mod sql_effects;
 pub mod statements;
 pub mod target;
+pub mod tls;
 
 pub use cancel::CancelRegistry;
 pub use frontend::Router;

@@ -24,13 +24,13 @@ use crate::replies::{Replies, Request, Verdict};
 use crate::settings::{sync_settings, Settings};
 use crate::sql_effects::{self, Effect, PinReason};
 use crate::statements::{ClientStatements, Statement};
+use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
 use maitred_pool::{CheckoutError, Lease};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Largest message accepted from a client (PostgreSQL's own limit is 1 GB).
 pub const MAX_CLIENT_MESSAGE: usize = 256 << 20;
@@ -53,7 +53,7 @@ enum Event {
 
 /// One client's session after login.
 pub struct Relay {
-    client: TcpStream,
+    client: Stream,
     /// Bytes read from the client and not yet handled.
     crbuf: BytesMut,
     /// Bytes for the client, written once per batch.
@@ -102,7 +102,7 @@ struct QueryEffects {
 
 impl Relay {
     pub fn new(
-        client: TcpStream,
+        client: Stream,
         crbuf: BytesMut,
         pool: Arc<PgPool>,
         startup_params: Vec<(String, String)>,

@@ -10,6 +10,8 @@ pub struct ServerTarget {
     pub database: String,
     /// Extra startup parameters from the upstream URL (e.g. `options`).
     pub startup_params: Vec<(String, String)>,
+    /// TLS towards the server (the URL's sslmode / sslrootcert).
+    pub tls: crate::tls::ServerTls,
 }
 
 impl ServerTarget {
@@ -30,6 +32,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("database", &self.database)
+            .field("tls", &self.tls.mode)
             .finish()
     }
 }
@@ -47,6 +50,7 @@ mod tests {
             password: Some("hunter2".into()),
             database: "app".into(),
             startup_params: vec![],
+            tls: crate::tls::ServerTls::disabled(),
         };
         let s = format!("{t:?}");
         assert!(!s.contains("hunter2"), "{s}");

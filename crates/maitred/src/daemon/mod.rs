@@ -1,6 +1,7 @@
 //! Builds the pools and listeners a configuration describes, one module per protocol, and
 //! runs them until a signal.
 
+mod lifecycle;
 mod mongo;
 mod mysql;
 mod postgres;
@@ -24,13 +25,20 @@ pub enum DaemonError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("pool \"{pool}\": {source}")]
+    Tls {
+        pool: String,
+        #[source]
+        source: maitred_pg::tls::TlsError,
+    },
     #[error("pool \"{pool}\": {protocol} pools are not served by this build yet")]
     UnsupportedProtocol { pool: String, protocol: Protocol },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
 
-/// Starts every pool and listener, then waits for SIGINT or SIGTERM.
+/// Starts the admin endpoint, every pool and listener, then waits for SIGINT or SIGTERM
+/// and drains (see `lifecycle`).
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let of = |protocol: Protocol| -> Vec<&PoolConfig> {
         config
@@ -50,21 +58,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             });
         }
     }
-    postgres::start(&of(Protocol::Postgres)).await?;
+    let signals = lifecycle::Signals::install()?;
+    let admin = maitred_admin::Admin::new();
+    lifecycle::start_admin(config.admin.as_ref(), &admin).await?;
+    let with_admin = config.admin.is_some();
+    let listeners = postgres::start(&of(Protocol::Postgres), &admin, with_admin).await?;
     mongo::start(&of(Protocol::Mongodb)).await?;
     mysql::start(&of(Protocol::Mysql)).await?;
-    wait_for_shutdown_signal().await?;
-    tracing::info!("shutting down");
-    Ok(())
-}
-
-async fn wait_for_shutdown_signal() -> Result<(), DaemonError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    let timeout = config.runtime.shutdown_timeout;
+    lifecycle::run_until_drained(admin, listeners, signals, timeout).await
 }

@@ -3,10 +3,12 @@
 use super::DaemonError;
 use maitred_admin::{Admin, PoolObserver};
 use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
+use maitred_pg::tls::{ClientTls, ServerTls, SslMode};
 use maitred_pg::{CancelRegistry, PgPool, PgPoolConfig, Router, ServerTarget};
 use maitred_pool::PoolSettings;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
@@ -73,8 +75,38 @@ fn probe_server(pool: Arc<PgPool>) {
     });
 }
 
+/// TLS towards the server, from the upstream URL's sslmode and sslrootcert.
+fn server_tls(p: &PoolConfig) -> Result<ServerTls, DaemonError> {
+    let param = |name: &str| {
+        p.upstream
+            .params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let tls_error = |source: maitred_pg::tls::TlsError| DaemonError::Tls {
+        pool: p.name.clone(),
+        source,
+    };
+    let mode = SslMode::parse(param("sslmode").unwrap_or("prefer")).map_err(tls_error)?;
+    ServerTls::new(mode, param("sslrootcert").map(Path::new), &p.upstream.host).map_err(tls_error)
+}
+
+/// TLS for the pool's clients, when it has a certificate.
+fn client_tls(p: &PoolConfig) -> Result<Option<ClientTls>, DaemonError> {
+    match (&p.tls_cert, &p.tls_key) {
+        (Some(cert), Some(key)) => ClientTls::load(cert, key, p.tls_required)
+            .map(Some)
+            .map_err(|source| DaemonError::Tls {
+                pool: p.name.clone(),
+                source,
+            }),
+        _ => Ok(None),
+    }
+}
+
 /// Maps a configured pool to the PostgreSQL crate's pool description.
-fn pg_pool_config(p: &PoolConfig) -> PgPoolConfig {
+fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
     let up = &p.upstream;
     let mut settings = PoolSettings::new(p.name.clone(), p.size);
     settings.min_idle = p.min_idle;
@@ -83,7 +115,7 @@ fn pg_pool_config(p: &PoolConfig) -> PgPoolConfig {
     settings.idle_timeout = Some(p.idle_timeout);
     settings.max_lifetime = Some(p.max_lifetime);
     settings.connect_timeout = p.server_connect_timeout;
-    PgPoolConfig {
+    Ok(PgPoolConfig {
         name: p.name.clone(),
         database: p.client_database().to_owned(),
         mode: match p.mode {
@@ -110,12 +142,18 @@ fn pg_pool_config(p: &PoolConfig) -> PgPoolConfig {
             user: up.user.clone(),
             password: up.password.as_ref().map(|s| s.expose().to_owned()),
             database: up.database.clone(),
-            startup_params: up.params.clone(),
+            startup_params: up
+                .params
+                .iter()
+                .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+                .cloned()
+                .collect(),
+            tls: server_tls(p)?,
         },
         settings,
         prepared_statements_per_connection: p.prepared_statements,
         max_pinned: p.max_pinned(),
-    }
+    })
 }
 
 /// Starts the PostgreSQL pools and their listeners (pools sharing an address share a
@@ -128,8 +166,9 @@ pub async fn start(
 ) -> Result<Vec<AbortHandle>, DaemonError> {
     let cancels = Arc::new(CancelRegistry::default());
     let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<PgPool>>> = BTreeMap::new();
+    let mut tls_by_addr: BTreeMap<SocketAddr, Option<ClientTls>> = BTreeMap::new();
     for p in pools {
-        let pool = PgPool::new(pg_pool_config(p)).map_err(|source| DaemonError::Credentials {
+        let pool = PgPool::new(pg_pool_config(p)?).map_err(|source| DaemonError::Credentials {
             pool: p.name.clone(),
             source: Box::new(source),
         })?;
@@ -149,6 +188,9 @@ pub async fn start(
         if probe {
             probe_server(pool.clone());
         }
+        if let std::collections::btree_map::Entry::Vacant(e) = tls_by_addr.entry(p.listen) {
+            e.insert(client_tls(p)?);
+        }
         by_addr.entry(p.listen).or_default().push(pool);
     }
     let mut listeners = Vec::new();
@@ -161,6 +203,7 @@ pub async fn start(
         let router = Arc::new(Router {
             pools,
             cancels: cancels.clone(),
+            tls: tls_by_addr.remove(&addr).flatten(),
         });
         let task = tokio::spawn(async move {
             if let Err(e) = maitred_pg::listener::serve(listener, router).await {
