@@ -1,0 +1,22 @@
+//! maitred's admin endpoint, protocol-agnostic: it sees pools only through the
+//! [`PoolObserver`] trait, which each protocol's wiring in the binary implements.
+//!
+//! - `observer.rs`: [`PoolObserver`], what the admin endpoint asks of a pool.
+//! - `admin.rs`: [`Admin`], the registry of observers plus the daemon's lifecycle
+//!   (listening, draining), readiness, `/pools` JSON and the drain wait.
+//! - `reach.rs`: whether a pool's server is currently reachable, from its counters.
+//! - `metrics.rs`: the Prometheus text of `/metrics` (metrics-exporter-prometheus).
+//! - `http.rs`: a minimal HTTP/1.1 GET server for `/metrics`, `/healthz`, `/readyz`,
+//!   `/pools`.
+//!
+//! Metric names, endpoints and the drain sequence are described in docs/operations.md.
+#![forbid(unsafe_code)]
+
+mod admin;
+pub mod http;
+mod metrics;
+mod observer;
+mod reach;
+
+pub use admin::Admin;
+pub use observer::PoolObserver;

@@ -1,0 +1,231 @@
+//! `/metrics`: gauges and counters copied from the observers into a
+//! metrics-exporter-prometheus recorder at scrape time, then rendered by its
+//! `PrometheusHandle`; the checkout wait summary (sum and count, which is what the pool
+//! core keeps) is appended in the same text format.
+
+use crate::observer::PoolObserver;
+use metrics::{Key, KeyName, Label, Level, Metadata, Recorder, SharedString};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+const METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// Gauges: (name, help).
+const GAUGES: [(&str, &str); 5] = [
+    (
+        "maitred_pool_size",
+        "Configured maximum of server connections of the pool.",
+    ),
+    (
+        "maitred_server_connections",
+        "Open server connections by state (idle, busy: leased, opening or resetting).",
+    ),
+    (
+        "maitred_clients_waiting",
+        "Clients queued for a server connection.",
+    ),
+    (
+        "maitred_clients",
+        "Clients by state (waiting: queued for a server connection).",
+    ),
+    ("maitred_draining", "1 while maitred drains before exiting."),
+];
+
+/// Core counters: (name, help).
+const COUNTERS: [(&str, &str); 9] = [
+    (
+        "maitred_checkouts_total",
+        "Server connections handed to clients.",
+    ),
+    (
+        "maitred_queue_timeouts_total",
+        "Clients that waited queue_timeout without getting a server connection.",
+    ),
+    (
+        "maitred_queue_full_total",
+        "Clients rejected because max_waiting were already queued.",
+    ),
+    (
+        "maitred_server_connects_total",
+        "Server connections opened.",
+    ),
+    (
+        "maitred_server_connect_failures_total",
+        "Failed or timed-out server connection attempts.",
+    ),
+    (
+        "maitred_server_closed_broken_total",
+        "Server connections closed as broken.",
+    ),
+    (
+        "maitred_server_closed_expired_total",
+        "Server connections closed by idle_timeout or max_lifetime.",
+    ),
+    (
+        "maitred_server_resets_total",
+        "Dirty server connections reset and reused.",
+    ),
+    (
+        "maitred_server_reset_failures_total",
+        "Dirty server connections closed because their reset failed.",
+    ),
+];
+
+/// The recorder the scrape writes into, and its handle.
+pub(crate) struct Exporter {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl Exporter {
+    pub(crate) fn new() -> Exporter {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        for (name, help) in GAUGES {
+            recorder.describe_gauge(KeyName::from(name), None, SharedString::from(help));
+        }
+        for (name, help) in COUNTERS {
+            recorder.describe_counter(KeyName::from(name), None, SharedString::from(help));
+        }
+        Exporter { recorder, handle }
+    }
+
+    fn gauge(&self, name: &'static str, labels: Vec<Label>, value: f64) {
+        self.recorder
+            .register_gauge(&Key::from_parts(name, labels), &METADATA)
+            .set(value);
+    }
+
+    fn counter(&self, name: String, labels: Vec<Label>, value: u64) {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+            .absolute(value);
+    }
+
+    /// Copies every observer's numbers into the recorder and renders the text.
+    pub(crate) fn render(&self, observers: &[Arc<dyn PoolObserver>], draining: bool) -> String {
+        self.gauge(
+            "maitred_draining",
+            Vec::new(),
+            if draining { 1.0 } else { 0.0 },
+        );
+        let mut summary = String::new();
+        for o in observers {
+            let labels = || {
+                vec![
+                    Label::new("pool", o.name().to_owned()),
+                    Label::new("protocol", o.protocol()),
+                ]
+            };
+            let with = |k: &'static str, v: &'static str| {
+                let mut l = labels();
+                l.push(Label::new(k, v));
+                l
+            };
+            let s = o.stats();
+            self.gauge("maitred_pool_size", labels(), s.state.max_size as f64);
+            self.gauge(
+                "maitred_server_connections",
+                with("state", "idle"),
+                s.state.idle as f64,
+            );
+            self.gauge(
+                "maitred_server_connections",
+                with("state", "busy"),
+                s.state.busy as f64,
+            );
+            self.gauge("maitred_clients_waiting", labels(), s.state.waiting as f64);
+            self.gauge(
+                "maitred_clients",
+                with("state", "waiting"),
+                s.state.waiting as f64,
+            );
+            let core = [
+                s.checkouts,
+                s.queue_timeouts,
+                s.queue_full_rejections,
+                s.connects,
+                s.connect_failures,
+                s.closed_broken,
+                s.closed_expired,
+                s.resets,
+                s.reset_failures,
+            ];
+            for ((name, _), value) in COUNTERS.iter().zip(core) {
+                self.counter((*name).to_owned(), labels(), value);
+            }
+            for (name, value) in o.extra_counters() {
+                self.counter(format!("maitred_{name}"), labels(), value);
+            }
+            let l = format!(
+                "pool=\"{}\",protocol=\"{}\"",
+                escape(o.name()),
+                escape(o.protocol())
+            );
+            let _ = writeln!(
+                summary,
+                "maitred_checkout_wait_seconds_sum{{{l}}} {}",
+                s.checkout_wait_total.as_secs_f64()
+            );
+            let _ = writeln!(
+                summary,
+                "maitred_checkout_wait_seconds_count{{{l}}} {}",
+                s.checkouts
+            );
+        }
+        let mut text = self.handle.render();
+        if !summary.is_empty() {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(
+                "# HELP maitred_checkout_wait_seconds Time clients waited for a server connection (queueing and connecting).\n\
+                 # TYPE maitred_checkout_wait_seconds summary\n",
+            );
+            text.push_str(&summary);
+        }
+        text
+    }
+}
+
+/// Escapes a label value for the text format.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::admin::tests::FakePool;
+    use crate::Admin;
+    use std::sync::Arc;
+
+    #[test]
+    fn metrics_carry_pool_and_protocol_labels() {
+        let admin = Admin::new();
+        admin.register(Arc::new(FakePool::default()));
+        let text = admin.render_metrics();
+        let l = r#"pool="app\"db",protocol="postgres""#;
+        for line in [
+            format!("maitred_pool_size{{{l}}} 10"),
+            format!("maitred_checkouts_total{{{l}}} 7"),
+            format!("maitred_queue_full_total{{{l}}} 3"),
+            format!("maitred_clients_waiting{{{l}}} 2"),
+            format!("maitred_server_connections{{{l},state=\"idle\"}} 1"),
+            format!("maitred_transactions_total{{{l}}} 5"),
+            format!("maitred_checkout_wait_seconds_sum{{{l}}} 1.5"),
+            format!("maitred_checkout_wait_seconds_count{{{l}}} 7"),
+            "# TYPE maitred_checkouts_total counter".to_owned(),
+            "# TYPE maitred_checkout_wait_seconds summary".to_owned(),
+            "maitred_draining 0".to_owned(),
+        ] {
+            assert!(
+                text.lines().any(|x| x == line),
+                "{line} missing from\n{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! [`PoolObserver`]: the read-only view of one pool the admin endpoint needs.
+
+use maitred_pool::{PoolState, PoolStats};
+use std::net::SocketAddr;
+
+/// One configured pool as the admin endpoint sees it. Implemented by the binary for each
+/// protocol's pool type (see docs/operations.md, "Adding a protocol").
+///
+/// Every method must be cheap and lock-free enough to call on each scrape.
+pub trait PoolObserver: Send + Sync {
+    /// The pool's configured name (the `pool` label).
+    fn name(&self) -> &str;
+    /// `postgres`, `mysql` or `mongodb` (the `protocol` label).
+    fn protocol(&self) -> &'static str;
+    /// The address clients connect to for this pool.
+    fn listen(&self) -> SocketAddr;
+    /// Current gauges.
+    fn state(&self) -> PoolState;
+    /// Gauges plus the pool core's counters.
+    fn stats(&self) -> PoolStats;
+    /// Protocol-specific counters, exported as `maitred_<name>` (so names should end in
+    /// `_total`), e.g. `("transactions_total", n)`.
+    fn extra_counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+    /// Whether the pool has opened at least one server connection since it started.
+    fn reached_server(&self) -> bool {
+        self.stats().connects > 0
+    }
+}

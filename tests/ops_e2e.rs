@@ -1,0 +1,295 @@
+//! End-to-end tests of the operations surface: the admin endpoint (`--admin`) of the
+//! built binary in front of the real PostgreSQL named by `MAITRED_TEST_PG_URL`, and the
+//! graceful drain on SIGTERM / SIGINT (docs/operations.md).
+//!
+//! Without `MAITRED_TEST_PG_URL` every test prints a skip notice and passes, except
+//! under `CI=true`, where it fails.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use maitred_testkit::{self as kit, Maitred};
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+/// An HTTP GET against the admin endpoint: (status, body).
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to admin {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("write request");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {raw:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, body.to_owned())
+}
+
+/// Polls `path` until it answers `want`; returns the last (status, body).
+fn wait_for_status(addr: SocketAddr, path: &str, want: u16, within: Duration) -> (u16, String) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = http_get(addr, path);
+        if got.0 == want || Instant::now() >= deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+async fn connect(url: &str) -> Result<(Client, JoinHandle<()>), tokio_postgres::Error> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    config.connect_timeout(Duration::from_secs(15));
+    let (client, connection) = config.connect(NoTls).await?;
+    let handle = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((client, handle))
+}
+
+async fn scalar(client: &Client, sql: &str) -> String {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{sql}: no row"))
+}
+
+/// maitred in front of `pg_url` with an admin endpoint on a free port.
+fn start_with_admin(pg_url: &str, extra: &[&str]) -> (Maitred, SocketAddr) {
+    let admin: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
+        .parse()
+        .expect("admin addr");
+    let admin_arg = admin.to_string();
+    let mut args = vec!["--upstream", pg_url, "--admin", admin_arg.as_str()];
+    args.extend_from_slice(extra);
+    let m = Maitred::spawn(&args);
+    assert!(
+        kit::wait_for_port(admin, Duration::from_secs(10)),
+        "admin endpoint never listened on {admin}\n{}",
+        m.log()
+    );
+    (m, admin)
+}
+
+/// The value of the sample line `name{labels}` in a Prometheus text exposition.
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name_and_labels)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+fn send_signal(m: &Maitred, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &m.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} failed");
+}
+
+fn wait_exit(m: &mut Maitred, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = m.try_exit_status() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "maitred did not exit within {within:?}\n{}",
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoint_serves_metrics_health_readiness_and_pools() {
+    let Some(pg_url) = kit::require_pg() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let (m, admin) = start_with_admin(&pg_url, &["--pool-size", "3"]);
+
+    assert_eq!(http_get(admin, "/healthz"), (200, "ok\n".to_owned()));
+    let (status, body) = wait_for_status(admin, "/readyz", 200, Duration::from_secs(15));
+    assert_eq!(status, 200, "/readyz: {body}\n{}", m.log());
+    assert_eq!(body, "ready\n");
+
+    let url = m.url_for(&pg_url);
+    let (client, conn) = connect(&url).await.expect("connect through maitred");
+    for i in 0..5 {
+        assert_eq!(scalar(&client, &format!("SELECT {i}")).await, i.to_string());
+    }
+    client
+        .batch_execute("BEGIN; SELECT 1; COMMIT")
+        .await
+        .expect("transaction");
+
+    let (status, pools) = http_get(admin, "/pools");
+    assert_eq!(status, 200);
+    let pools: serde_json::Value = serde_json::from_str(&pools).expect("/pools is JSON");
+    let pools = pools.as_array().expect("/pools is an array");
+    assert_eq!(pools.len(), 1, "{pools:?}");
+    let pool = &pools[0];
+    let name = pool["name"].as_str().expect("name").to_owned();
+    assert_eq!(pool["protocol"], "postgres");
+    assert_eq!(pool["listen"], m.addr().to_string());
+    assert_eq!(pool["size"], 3);
+    assert_eq!(pool["waiting"], 0);
+    assert!(pool["counters"]["checkouts"].as_u64().expect("checkouts") >= 6);
+    assert!(
+        pool["counters"]["server_connects"]
+            .as_u64()
+            .expect("connects")
+            >= 1
+    );
+    assert!(
+        pool["counters"]["transactions"].as_u64().is_some(),
+        "{pool}"
+    );
+
+    let (status, text) = http_get(admin, "/metrics");
+    assert_eq!(status, 200);
+    let labels = format!("{{pool=\"{name}\",protocol=\"postgres\"}}");
+    let get = |metric: &str| {
+        sample(&text, &format!("{metric}{labels}"))
+            .unwrap_or_else(|| panic!("{metric}{labels} missing from\n{text}"))
+    };
+    assert_eq!(get("maitred_pool_size"), 3.0);
+    assert!(get("maitred_checkouts_total") >= 6.0, "{text}");
+    assert!(get("maitred_server_connects_total") >= 1.0);
+    assert_eq!(get("maitred_server_connect_failures_total"), 0.0);
+    assert_eq!(get("maitred_clients_waiting"), 0.0);
+    assert!(get("maitred_checkout_wait_seconds_count") >= 6.0);
+    assert!(get("maitred_checkout_wait_seconds_sum") >= 0.0);
+    let idle = format!(
+        "maitred_server_connections{{pool=\"{name}\",protocol=\"postgres\",state=\"idle\"}}"
+    );
+    assert!(
+        sample(&text, &idle).expect("idle connections gauge") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE maitred_checkouts_total counter"),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "maitred_draining"), Some(0.0));
+
+    assert_eq!(http_get(admin, "/nope").0, 404);
+    drop(client);
+    let _ = conn.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_the_server_is_unreachable() {
+    let Some(pg_url) = kit::require_pg() else {
+        return;
+    };
+    let dead = format!("127.0.0.1:{}", kit::free_port());
+    let bad_url = kit::swap_host_port(&pg_url, &dead);
+    let (m, admin) = start_with_admin(&bad_url, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, body) = http_get(admin, "/readyz");
+    assert_eq!(status, 503, "{body}\n{}", m.log());
+    assert!(
+        body.contains("unreachable") || body.contains("has not reached its server"),
+        "{body}"
+    );
+    assert_eq!(http_get(admin, "/healthz").0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_an_open_transaction_then_exits_0() {
+    let Some(pg_url) = kit::require_pg() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let (mut m, admin) = start_with_admin(&pg_url, &["--pool-size", "2"]);
+    let (status, body) = wait_for_status(admin, "/readyz", 200, Duration::from_secs(15));
+    assert_eq!(status, 200, "{body}");
+    let url = m.url_for(&pg_url);
+    let (client, conn) = connect(&url).await.expect("connect through maitred");
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    assert_eq!(scalar(&client, "SELECT 41 + 1").await, "42");
+
+    send_signal(&m, "-TERM");
+    let (status, body) = wait_for_status(admin, "/readyz", 503, Duration::from_secs(5));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("draining"), "{body}");
+
+    // The listener is closed: new clients are refused while the transaction runs on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect_timeout(&m.addr(), Duration::from_secs(1)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "maitred still accepts after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        connect(&url).await.is_err(),
+        "a new client got in while draining"
+    );
+    assert!(
+        m.try_exit_status().is_none(),
+        "exited before the transaction ended"
+    );
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(scalar(&client, "SELECT 'still here'").await, "still here");
+    client
+        .batch_execute("COMMIT")
+        .await
+        .expect("COMMIT while draining");
+
+    let status = wait_exit(&mut m, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}\n{}", m.log());
+    assert!(m.log().contains("drained"), "{}", m.log());
+    drop(client);
+    let _ = conn.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_gives_up_on_a_stuck_transaction_after_a_short_timeout() {
+    let Some(pg_url) = kit::require_pg() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let (mut m, admin) = start_with_admin(&pg_url, &["--pool-size", "2"]);
+    let (status, body) = wait_for_status(admin, "/readyz", 200, Duration::from_secs(15));
+    assert_eq!(status, 200, "{body}");
+    let (client, conn) = connect(&m.url_for(&pg_url)).await.expect("connect");
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+
+    let sent = Instant::now();
+    send_signal(&m, "-INT");
+    let status = wait_exit(&mut m, Duration::from_secs(15));
+    let took = sent.elapsed();
+    assert!(status.success(), "exit status {status}\n{}", m.log());
+    assert!(
+        took >= Duration::from_secs(4),
+        "exited after {took:?}, before the SIGINT drain timeout"
+    );
+    assert!(
+        client.batch_execute("COMMIT").await.is_err(),
+        "the session outlived maitred"
+    );
+    let _ = conn.await;
+}
