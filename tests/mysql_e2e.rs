@@ -653,6 +653,35 @@ async fn change_user_starts_a_clean_session() {
     assert_eq!(server_code(&e), Some(1045), "{e}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_insert_id_is_the_clients_own() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    // Both clients share the one server connection.
+    let m = start_maitred(&url, &["--pool-size", "1", "--queue-timeout", "5s"]);
+    let url_m = u.with_addr(m.addr());
+    let t = unique_table("autoinc");
+    let mut a = must_connect(&url_m).await;
+    let mut b = must_connect(&url_m).await;
+    a.query_drop(format!(
+        "CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, who CHAR(1))"
+    ))
+    .await
+    .expect("create");
+    a.query_drop(format!("INSERT INTO {t} (who) VALUES ('a')"))
+        .await
+        .expect("insert a");
+    b.query_drop(format!("INSERT INTO {t} (who) VALUES ('b')"))
+        .await
+        .expect("insert b");
+    assert_eq!(scalar_i64(&mut a, "SELECT LAST_INSERT_ID()").await, Some(1));
+    assert_eq!(scalar_i64(&mut b, "SELECT LAST_INSERT_ID()").await, Some(2));
+    // Not pinned: b could run while a was idle, and still can.
+    assert_eq!(scalar_i64(&mut b, "SELECT 1").await, Some(1));
+    a.query_drop(format!("DROP TABLE {t}")).await.expect("drop");
+}
+
 // ---------------------------------------------------------------------------
 // protocol errors (raw packets)
 

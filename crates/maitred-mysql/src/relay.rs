@@ -18,7 +18,9 @@ use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::{checkout_error, code};
 use crate::manager::MyManager;
 use crate::pool::{MyPool, PinReason, PoolMode};
-use crate::session_sql::{classify, kill_target, rewrite_connection_id, QueryEffect};
+use crate::session_sql::{
+    classify, kill_target, rewrite_connection_id, rewrite_last_insert_id, QueryEffect,
+};
 use crate::stmt_cache::{ClientStatements, ClientStmt};
 use bytes::{Buf, BytesMut};
 use maitred_pool::Lease;
@@ -90,6 +92,8 @@ pub struct Relay {
     /// LOAD DATA LOCAL: the client is sending the file; its packets go to the server until
     /// an empty one.
     infile: bool,
+    /// LAST_INSERT_ID() as the client's last OK packet with an insert id reported it.
+    last_insert_id: u64,
     /// The server's response is not shown; this ERR is sent to the client instead when it
     /// ends (LOAD DATA LOCAL refused for a client that did not allow it).
     swallow_err: Option<String>,
@@ -113,6 +117,7 @@ impl Relay {
             session_sets: Vec::new(),
             infile: false,
             swallow_err: None,
+            last_insert_id: 0,
         }
     }
 
@@ -355,6 +360,12 @@ impl Relay {
                 }
                 let mut payload = payload;
                 if let Some(sql) = rewrite_connection_id(&payload[1..], self.s.connection_id) {
+                    let mut p = BytesMut::with_capacity(sql.len() + 1);
+                    p.extend_from_slice(&[command::QUERY]);
+                    p.extend_from_slice(&sql);
+                    payload = p;
+                }
+                if let Some(sql) = rewrite_last_insert_id(&payload[1..], self.last_insert_id) {
                     let mut p = BytesMut::with_capacity(sql.len() + 1);
                     p.extend_from_slice(&[command::QUERY]);
                     p.extend_from_slice(&sql);
@@ -751,6 +762,14 @@ impl Relay {
                 break;
             }
             let head = len.min(avail);
+            let body = &server.rbuf[frame::HEADER_LEN..frame::HEADER_LEN + head];
+            if server.scanner.at_result_start() && body.first() == Some(&packets::OK) {
+                if let Ok(ok) = packets::parse_ok(body) {
+                    if ok.last_insert_id != 0 {
+                        self.last_insert_id = ok.last_insert_id;
+                    }
+                }
+            }
             let step = server
                 .scanner
                 .on_packet(

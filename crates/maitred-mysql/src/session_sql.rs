@@ -60,7 +60,11 @@ pub fn kill_target(sql: &[u8]) -> Option<(bool, u32)> {
 /// The SQL with every `CONNECTION_ID()` outside literals replaced by maitred's id for the
 /// client, or `None` when it has none.
 pub fn rewrite_connection_id(sql: &[u8], id: u32) -> Option<Vec<u8>> {
-    const NAME: &[u8] = b"CONNECTION_ID";
+    rewrite_call(sql, b"CONNECTION_ID", &id.to_string())
+}
+
+/// Replaces argument-less calls of `name` outside literals with `value`.
+fn rewrite_call(sql: &[u8], name: &[u8], value: &str) -> Option<Vec<u8>> {
     let mut out: Option<Vec<u8>> = None;
     let mut copied = 0;
     let mut i = 0;
@@ -80,10 +84,10 @@ pub fn rewrite_connection_id(sql: &[u8], id: u32) -> Option<Vec<u8>> {
         let boundary = i == 0
             || !(sql[i - 1].is_ascii_alphanumeric() || sql[i - 1] == b'_' || sql[i - 1] == b'.');
         if boundary
-            && sql.len() >= i + NAME.len()
-            && sql[i..i + NAME.len()].eq_ignore_ascii_case(NAME)
+            && sql.len() >= i + name.len()
+            && sql[i..i + name.len()].eq_ignore_ascii_case(name)
         {
-            let mut j = i + NAME.len();
+            let mut j = i + name.len();
             while j < sql.len() && sql[j].is_ascii_whitespace() {
                 j += 1;
             }
@@ -95,7 +99,7 @@ pub fn rewrite_connection_id(sql: &[u8], id: u32) -> Option<Vec<u8>> {
                 if sql.get(k) == Some(&b')') {
                     let o = out.get_or_insert_with(|| Vec::with_capacity(sql.len()));
                     o.extend_from_slice(&sql[copied..i]);
-                    o.extend_from_slice(id.to_string().as_bytes());
+                    o.extend_from_slice(value.as_bytes());
                     copied = k + 1;
                     i = k + 1;
                     continue;
@@ -147,6 +151,19 @@ pub fn classify(sql: &[u8]) -> QueryEffect {
         }
     }
     QueryEffect::None
+}
+
+/// `(` then only space then `)`.
+fn is_empty_call(s: &[u8]) -> bool {
+    s.strip_prefix(b"(")
+        .map(|r| r.trim_ascii_start().starts_with(b")"))
+        .unwrap_or(false)
+}
+
+/// The SQL with every `LAST_INSERT_ID()` (no argument) outside literals replaced by
+/// `value`, the id the client's last OK packet reported, or `None` when it has none.
+pub fn rewrite_last_insert_id(sql: &[u8], value: u64) -> Option<Vec<u8>> {
+    rewrite_call(sql, b"LAST_INSERT_ID", &value.to_string())
 }
 
 /// A `;` outside literals followed by more than space: a statement list.
@@ -273,7 +290,7 @@ fn scan_anywhere(sql: &[u8]) -> Option<PinReason> {
                         found = found.or(Some(PinReason::GetLock));
                     } else if starts(b"SQL_CALC_FOUND_ROWS")
                         || starts(b"FOUND_ROWS(")
-                        || starts(b"LAST_INSERT_ID(")
+                        || (starts(b"LAST_INSERT_ID(") && !is_empty_call(&rest[14..]))
                     {
                         found = found.or(Some(PinReason::ConnectionFunction));
                     }
@@ -327,6 +344,15 @@ mod tests {
             None
         );
         assert_eq!(rewrite_connection_id(b"SELECT 1", 42), None);
+        assert_eq!(classify(b"SELECT LAST_INSERT_ID()"), QueryEffect::None);
+        assert_eq!(
+            rewrite_last_insert_id(b"SELECT last_insert_id()", 77),
+            Some(b"SELECT 77".to_vec())
+        );
+        assert_eq!(
+            rewrite_last_insert_id(b"SELECT LAST_INSERT_ID(9)", 77),
+            None
+        );
     }
 
     #[test]
@@ -373,7 +399,7 @@ mod tests {
             ("LOCK TABLES t WRITE", PinReason::LockTables),
             ("SELECT GET_LOCK('a', 1)", PinReason::GetLock),
             ("PREPARE s FROM 'SELECT 1'", PinReason::SqlPrepare),
-            ("SELECT LAST_INSERT_ID()", PinReason::ConnectionFunction),
+            ("SELECT LAST_INSERT_ID(5)", PinReason::ConnectionFunction),
         ];
         for (q, r) in cases {
             assert_eq!(classify(q.as_bytes()), QueryEffect::Pin(r), "{q}");

@@ -112,6 +112,12 @@ impl ResponseScanner {
         };
     }
 
+    /// Whether the next packet starts a result (OK, ERR, LOCAL INFILE or a result set) of
+    /// COM_QUERY / COM_STMT_EXECUTE.
+    pub fn at_result_start(&self) -> bool {
+        self.state == State::First && !self.continuation
+    }
+
     /// Whether a response is being followed.
     pub fn is_busy(&self) -> bool {
         self.state != State::Idle
