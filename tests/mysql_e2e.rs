@@ -212,6 +212,70 @@ fn load_data_local_infile_is_relayed_or_refused() {
 // mysql_async
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toml_config_with_two_mysql_pools_on_one_address() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{}", kit::free_port())
+        .parse()
+        .expect("addr");
+    let dir = std::env::temp_dir().join(format!("maitred-mycfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = dir.join("maitred.toml");
+    let upstream = |db: &str| {
+        format!(
+            "mysql://{}:{}@{}:{}/{db}",
+            u.user, u.password, u.host, u.port
+        )
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[[pools]]
+name = "main"
+listen = "{listen}"
+upstream = "{}"
+size = 2
+  [[pools.users]]
+  name = "alice"
+  password = "alice-pw"
+
+[[pools]]
+name = "bench"
+listen = "{listen}"
+upstream = "{}"
+size = 2
+  [[pools.users]]
+  name = "bob"
+  password = "bob-pw"
+"#,
+            upstream(&u.database),
+            upstream("sbtest")
+        ),
+    )
+    .expect("write config");
+    let cfg_arg = cfg.display().to_string();
+    let _m = Maitred::spawn_at(listen, &["--config", cfg_arg.as_str()]);
+    // Routed by the database named at login; users are the pool's own.
+    let mut alice = must_connect(&format!("mysql://alice:alice-pw@{listen}/{}", u.database)).await;
+    assert_eq!(
+        scalar_string(&mut alice, "SELECT DATABASE()").await,
+        Some(u.database.clone())
+    );
+    let mut bob = must_connect(&format!("mysql://bob:bob-pw@{listen}/sbtest")).await;
+    assert_eq!(
+        scalar_string(&mut bob, "SELECT DATABASE()").await,
+        Some("sbtest".into())
+    );
+    let e = connect(&format!("mysql://bob:bob-pw@{listen}/{}", u.database))
+        .await
+        .expect_err("bob is not a user of pool main");
+    assert_eq!(server_code(&e), Some(1045), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_1045_and_unknown_user_too() {
     let Some(url) = require_mysql() else { return };
     let _g = kit::serial().await;
