@@ -430,3 +430,60 @@ async fn statement_mode_runs_statements_and_refuses_transaction_blocks() {
         Some("t")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_notify_without_pinning() {
+    use futures_util::StreamExt;
+    use tokio_postgres::AsyncMessage;
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    // One server connection for queries: a pinned listener would starve the notifier.
+    let m = start(&pg, &["--pool-size", "1", "--queue-timeout", "2s"]);
+    let url = m.url_for(&pg);
+    let (listener, mut conn) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let AsyncMessage::Notification(n) = m {
+                let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
+            }
+        }
+    });
+    listener
+        .batch_execute("LISTEN maitred_jobs")
+        .await
+        .expect("listen");
+    let sender = connect(&url).await;
+    // The listener holds no server connection: the sender's queries go through at once.
+    for i in 0..3 {
+        sender
+            .batch_execute(&format!("NOTIFY maitred_jobs, 'job {i}'"))
+            .await
+            .expect("notify");
+    }
+    for i in 0..3 {
+        let (ch, payload) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("notification timed out")
+            .expect("notification");
+        assert_eq!(ch, "maitred_jobs");
+        assert_eq!(payload, format!("job {i}"));
+    }
+    // The listener can still run queries, and after UNLISTEN gets nothing more.
+    assert_eq!(scalar(&listener, "select 5").await.as_deref(), Some("5"));
+    listener
+        .batch_execute("UNLISTEN *")
+        .await
+        .expect("unlisten");
+    sender
+        .batch_execute("NOTIFY maitred_jobs, 'late'")
+        .await
+        .expect("notify");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .is_err(),
+        "a notification arrived after UNLISTEN"
+    );
+}

@@ -24,6 +24,7 @@ pub mod errors_to_client;
 pub mod frontend;
 pub mod listener;
 pub mod manager;
+pub mod notify;
 pub mod pool;
 pub mod relay;
 pub mod replies;

@@ -4,6 +4,7 @@
 use crate::auth::secret::Credentials;
 use crate::auth::AuthError;
 use crate::manager::PgManager;
+use crate::notify::Notifier;
 use crate::sql_effects::PinReason;
 use crate::statements::StatementRegistry;
 use crate::target::ServerTarget;
@@ -87,6 +88,8 @@ pub struct PgPool {
     pub statements: StatementRegistry,
     max_pinned: usize,
     pinned_now: AtomicUsize,
+    /// The shared LISTEN connection of this pool.
+    pub notifier: Notifier,
 }
 
 impl PgPool {
@@ -96,11 +99,11 @@ impl PgPool {
         for (user, password) in &cfg.users {
             users.insert(user.clone(), Credentials::from_configured(user, password)?);
         }
+        let manager = PgManager::new(cfg.target, cfg.prepared_statements_per_connection);
+        let notifier = Notifier::new(manager.target().clone());
         Ok(PgPool {
-            pool: Pool::new(
-                PgManager::new(cfg.target, cfg.prepared_statements_per_connection),
-                cfg.settings,
-            ),
+            notifier,
+            pool: Pool::new(manager, cfg.settings),
             statements: StatementRegistry::default(),
             max_pinned: cfg.max_pinned,
             pinned_now: AtomicUsize::new(0),

@@ -19,18 +19,20 @@ use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::{checkout_error, sqlstate};
 use crate::manager::PgManager;
+use crate::notify::{listen_command, ListenCommand, NotificationSender};
 use crate::pool::{PgPool, PoolMode};
 use crate::replies::{Replies, Request, Verdict};
 use crate::settings::{sync_settings, Settings};
 use crate::sql_effects::{self, Effect, PinReason};
 use crate::statements::{ClientStatements, Statement};
 use crate::tls::Stream;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use maitred_pool::{CheckoutError, Lease};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 /// Largest message accepted from a client (PostgreSQL's own limit is 1 GB).
 pub const MAX_CLIENT_MESSAGE: usize = 256 << 20;
@@ -49,6 +51,7 @@ enum Flow {
 enum Event {
     Client(std::io::Result<usize>),
     Server(std::io::Result<usize>),
+    Notification(Bytes),
 }
 
 /// One client's session after login.
@@ -77,6 +80,8 @@ pub struct Relay {
     /// The server is in COPY FROM STDIN mode and the client has not ended it yet: the
     /// server ignores Sync meanwhile.
     copy_in: bool,
+    /// Notifications for the channels the client listens on (through the pool's notifier).
+    notifications: Option<(NotificationSender, mpsc::UnboundedReceiver<Bytes>)>,
     cancel: Arc<CancelHandle>,
     lease: Option<Lease<PgManager>>,
     /// What the leased server connection still owes, in order.
@@ -122,6 +127,7 @@ impl Relay {
             last_was_commit: false,
             pinned: None,
             copy_in: false,
+            notifications: None,
             cancel,
             lease: None,
             replies: Replies::default(),
@@ -162,7 +168,14 @@ impl Relay {
                         r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
                     }
                 }
-                None => Event::Client(self.client.read_buf(&mut self.crbuf).await),
+                None => match self.notifications.as_mut() {
+                    // Notifications are delivered between transactions, as PostgreSQL does.
+                    Some((_, rx)) => tokio::select! {
+                        r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
+                        Some(n) = rx.recv() => Event::Notification(n),
+                    },
+                    None => Event::Client(self.client.read_buf(&mut self.crbuf).await),
+                },
             };
             let flow = match event {
                 Event::Client(Ok(0)) => Flow::ClientDone,
@@ -171,6 +184,11 @@ impl Relay {
                 Event::Server(Ok(0)) => self.server_lost(BackendError::Closed).await?,
                 Event::Server(Ok(_)) => self.handle_server_bytes().await?,
                 Event::Server(Err(e)) => self.server_lost(BackendError::Io(e)).await?,
+                Event::Notification(n) => {
+                    self.cwbuf.extend_from_slice(&n);
+                    self.flush_client().await?;
+                    Flow::Continue
+                }
             };
             if flow == Flow::ClientDone {
                 return Ok(());
@@ -231,6 +249,12 @@ impl Relay {
         match t {
             tag::SYNC => out::ready_for_query(&mut self.cwbuf, b'I'),
             tag::FLUSH => {}
+            tag::QUERY => {
+                let Some(cmd) = query_text(msg).and_then(listen_command) else {
+                    return Ok(false);
+                };
+                self.listen(cmd);
+            }
             tag::PARSE => {
                 let parts = extended::split_parse(msg)?;
                 if parts.name.is_empty() {
@@ -254,6 +278,30 @@ impl Relay {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Registers a LISTEN/UNLISTEN with the pool's notifier and answers it.
+    fn listen(&mut self, cmd: ListenCommand) {
+        let client = self.cancel.process_id;
+        let tag = match cmd {
+            ListenCommand::Listen(channel) => {
+                let (tx, _) = self
+                    .notifications
+                    .get_or_insert_with(mpsc::unbounded_channel);
+                self.pool.notifier.listen(client, &channel, tx.clone());
+                "LISTEN"
+            }
+            ListenCommand::Unlisten(channel) => {
+                self.pool.notifier.unlisten(client, Some(&channel));
+                "UNLISTEN"
+            }
+            ListenCommand::UnlistenAll => {
+                self.pool.notifier.unlisten(client, None);
+                "UNLISTEN"
+            }
+        };
+        out::command_complete(&mut self.cwbuf, tag);
+        out::ready_for_query(&mut self.cwbuf, b'I');
     }
 
     /// Answers a client message maitred could not get a server connection for.
@@ -742,6 +790,9 @@ impl Relay {
     /// anyone else gets that connection.
     fn finish(&mut self) {
         self.cancel.clear_server();
+        if self.notifications.take().is_some() {
+            self.pool.notifier.unlisten(self.cancel.process_id, None);
+        }
         if self.pinned.take().is_some() {
             self.pool.unpin();
             if let Some(lease) = self.lease.as_deref_mut() {

@@ -76,6 +76,10 @@ pub fn backend_key_data(out: &mut BytesMut, process_id: u32, secret_key: u32) {
     });
 }
 
+pub fn command_complete(out: &mut BytesMut, tag: &str) {
+    message(out, b'C', |b| cstr(b, tag));
+}
+
 pub fn parse_complete(out: &mut BytesMut) {
     message(out, b'1', |_| {});
 }

@@ -1,0 +1,321 @@
+//! LISTEN/NOTIFY in transaction mode without pinning: one listening server connection per
+//! pool runs every LISTEN its clients asked for and fans the notifications out to them.
+//!
+//! A client's `LISTEN ch` / `UNLISTEN ch` / `UNLISTEN *` sent on its own (outside a
+//! transaction block) is answered by maitred and registered here; NOTIFY goes to the server
+//! as usual, through whatever connection the sender leases. Notifications reach a client
+//! between its transactions, as PostgreSQL delivers them.
+//!
+//! Spec: <https://www.postgresql.org/docs/15/sql-listen.html>, "NotificationResponse".
+
+use crate::backend::ServerConn;
+use crate::codec::frame;
+use crate::target::ServerTarget;
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// Sends NotificationResponse messages (whole, as the server sent them) to one client.
+pub type NotificationSender = mpsc::UnboundedSender<Bytes>;
+
+#[derive(Debug, Default)]
+struct Subscriptions {
+    /// channel → client id → sender
+    by_channel: HashMap<String, HashMap<u32, NotificationSender>>,
+}
+
+/// The pool's shared listener.
+#[derive(Debug)]
+pub struct Notifier {
+    target: Arc<ServerTarget>,
+    subs: Arc<Mutex<Subscriptions>>,
+    /// Wakes the listener task when the set of channels changes; set when it runs.
+    wake: Mutex<Option<mpsc::UnboundedSender<()>>>,
+}
+
+impl Notifier {
+    pub fn new(target: Arc<ServerTarget>) -> Notifier {
+        Notifier {
+            target,
+            subs: Arc::new(Mutex::new(Subscriptions::default())),
+            wake: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+        self.subs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribes a client to a channel (starting the listener task if needed).
+    pub fn listen(&self, client: u32, channel: &str, tx: NotificationSender) {
+        self.lock()
+            .by_channel
+            .entry(channel.to_owned())
+            .or_default()
+            .insert(client, tx);
+        self.wake();
+    }
+
+    /// Unsubscribes a client from one channel, or from all (`None`).
+    pub fn unlisten(&self, client: u32, channel: Option<&str>) {
+        {
+            let mut subs = self.lock();
+            match channel {
+                Some(ch) => {
+                    if let Some(m) = subs.by_channel.get_mut(ch) {
+                        m.remove(&client);
+                    }
+                }
+                None => subs.by_channel.values_mut().for_each(|m| {
+                    m.remove(&client);
+                }),
+            }
+            subs.by_channel.retain(|_, m| !m.is_empty());
+        }
+        self.wake();
+    }
+
+    pub fn channels(&self) -> HashSet<String> {
+        self.lock().by_channel.keys().cloned().collect()
+    }
+
+    fn wake(&self) {
+        let mut wake = self.wake.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = wake.as_ref() {
+            if tx.send(()).is_ok() {
+                return;
+            }
+        }
+        // No task yet (or it ended): start one.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(());
+        *wake = Some(tx);
+        tokio::spawn(listener_task(self.target.clone(), self.subs.clone(), rx));
+    }
+}
+
+fn deliver(subs: &Mutex<Subscriptions>, msg: Bytes) {
+    // NotificationResponse: int32 pid, channel, payload.
+    let body = frame::body(&msg);
+    let Some(rest) = body.get(4..) else { return };
+    let Some(end) = rest.iter().position(|b| *b == 0) else {
+        return;
+    };
+    let channel = String::from_utf8_lossy(&rest[..end]);
+    let mut subs = subs.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(clients) = subs.by_channel.get_mut(channel.as_ref()) {
+        clients.retain(|_, tx| tx.send(msg.clone()).is_ok());
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Keeps one server connection listening on exactly the subscribed channels; reconnects
+/// (and listens again) when it fails. Ends when nobody listens any more.
+async fn listener_task(
+    target: Arc<ServerTarget>,
+    subs: Arc<Mutex<Subscriptions>>,
+    mut wake: mpsc::UnboundedReceiver<()>,
+) {
+    let mut conn: Option<ServerConn> = None;
+    let mut listening: HashSet<String> = HashSet::new();
+    loop {
+        let wanted: HashSet<String> = {
+            let s = subs.lock().unwrap_or_else(|p| p.into_inner());
+            s.by_channel.keys().cloned().collect()
+        };
+        if wanted.is_empty() {
+            if let Some(c) = conn.as_mut() {
+                let _ = c.simple_query("UNLISTEN *").await;
+            }
+            return;
+        }
+        if conn.is_none() {
+            match ServerConn::connect(&target, 1).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    listening.clear();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let mut sql = String::new();
+        for ch in wanted.difference(&listening) {
+            sql.push_str(&format!("LISTEN {};", quote_ident(ch)));
+        }
+        for ch in listening.difference(&wanted) {
+            sql.push_str(&format!("UNLISTEN {};", quote_ident(ch)));
+        }
+        if !sql.is_empty() {
+            if let Err(e) = run_and_deliver(c, &sql, &subs).await {
+                tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                conn = None;
+                continue;
+            }
+            listening = wanted;
+        }
+        // Wait for a notification or a change of channels.
+        let Some(c) = conn.as_mut() else { continue };
+        tokio::select! {
+            changed = wake.recv() => {
+                if changed.is_none() {
+                    return;
+                }
+            }
+            r = c.stream.read_buf(&mut c.rbuf) => {
+                match r {
+                    Ok(n) if n > 0 => {
+                        if drain_notifications(c, &subs).is_err() {
+                            conn = None;
+                        }
+                    }
+                    _ => {
+                        tracing::warn!("LISTEN connection closed; reconnecting");
+                        conn = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs a simple query on the listening connection, delivering notifications that arrive
+/// meanwhile.
+async fn run_and_deliver(
+    c: &mut ServerConn,
+    sql: &str,
+    subs: &Mutex<Subscriptions>,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    postgres_protocol::message::frontend::query(sql, &mut out)?;
+    c.stream.write_all(&out).await?;
+    loop {
+        if c.stream.read_buf(&mut c.rbuf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if drain_notifications(c, subs)? {
+            return Ok(());
+        }
+    }
+}
+
+/// Delivers whole NotificationResponses in the buffer; true when a ReadyForQuery was seen.
+fn drain_notifications(c: &mut ServerConn, subs: &Mutex<Subscriptions>) -> std::io::Result<bool> {
+    let mut ready = false;
+    while let Some((t, len)) = frame::peek_header(&c.rbuf, 1 << 20)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
+    {
+        if c.rbuf.len() < len {
+            break;
+        }
+        let msg = c.rbuf.split_to(len).freeze();
+        match t {
+            b'A' => deliver(subs, msg),
+            b'Z' => ready = true,
+            _ => {}
+        }
+    }
+    if c.rbuf.is_empty() {
+        c.rbuf.clear();
+    } else {
+        c.rbuf.advance(0);
+    }
+    Ok(ready)
+}
+
+/// A LISTEN or UNLISTEN that maitred answers itself.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ListenCommand {
+    Listen(String),
+    Unlisten(String),
+    UnlistenAll,
+}
+
+/// Recognises a query that is exactly one LISTEN/UNLISTEN statement.
+pub fn listen_command(sql: &str) -> Option<ListenCommand> {
+    let s = sql.trim().trim_end_matches(';').trim();
+    if s.contains(';') {
+        return None;
+    }
+    let (verb, rest) = s.split_once(char::is_whitespace)?;
+    let name = rest.trim();
+    let channel = if let Some(q) = name.strip_prefix('"') {
+        q.strip_suffix('"')?.replace("\"\"", "\"")
+    } else if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        name.to_ascii_lowercase()
+    } else if name == "*" {
+        "*".to_owned()
+    } else {
+        return None;
+    };
+    match verb.to_ascii_lowercase().as_str() {
+        "listen" if channel != "*" => Some(ListenCommand::Listen(channel)),
+        "unlisten" if channel == "*" => Some(ListenCommand::UnlistenAll),
+        "unlisten" => Some(ListenCommand::Unlisten(channel)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_listen_forms() {
+        assert_eq!(
+            listen_command("LISTEN Jobs"),
+            Some(ListenCommand::Listen("jobs".into()))
+        );
+        assert_eq!(
+            listen_command("listen \"Jobs\";"),
+            Some(ListenCommand::Listen("Jobs".into()))
+        );
+        assert_eq!(
+            listen_command("UNLISTEN jobs"),
+            Some(ListenCommand::Unlisten("jobs".into()))
+        );
+        assert_eq!(
+            listen_command("unlisten *"),
+            Some(ListenCommand::UnlistenAll)
+        );
+        assert_eq!(listen_command("LISTEN a; select 1"), None);
+        assert_eq!(listen_command("LISTEN *"), None);
+        assert_eq!(listen_command("select 1"), None);
+    }
+
+    #[test]
+    fn delivery_goes_to_subscribers_of_the_channel_only() {
+        let subs = Mutex::new(Subscriptions::default());
+        let (a_tx, mut a_rx) = mpsc::unbounded_channel();
+        let (b_tx, mut b_rx) = mpsc::unbounded_channel();
+        {
+            let mut s = subs.lock().expect("lock");
+            s.by_channel
+                .entry("jobs".into())
+                .or_default()
+                .insert(1, a_tx);
+            s.by_channel
+                .entry("other".into())
+                .or_default()
+                .insert(2, b_tx);
+        }
+        let mut msg = BytesMut::new();
+        msg.extend_from_slice(b"A\0\0\0\x12\0\0\0\x07jobs\0hello\0");
+        deliver(&subs, msg.freeze());
+        assert!(a_rx.try_recv().is_ok());
+        assert!(b_rx.try_recv().is_err());
+    }
+}
