@@ -97,18 +97,22 @@ ensure_venv() {
 
 NODE_DRIVER_DIR="$VENV_DIR/node"
 NODE_MONGODB_VERSION="6.22.0"
+NODE_PG_VERSION="8.16.3"
 
-# ensure_node_driver: the Node.js mongodb driver for tests/python/test_mongo_node.py.
-# Without npm the test skips; nothing is installed system-wide.
+# ensure_node_driver: the Node.js mongodb and pg drivers for tests/python/test_mongo_node.py
+# and test_pg_node.py. Without npm those tests skip; nothing is installed system-wide.
 ensure_node_driver() {
     command -v npm >/dev/null 2>&1 || return 0
     [[ -f "$NODE_DRIVER_DIR/node_modules/mongodb/package.json" ]] &&
         grep -q "\"version\": \"$NODE_MONGODB_VERSION\"" "$NODE_DRIVER_DIR/node_modules/mongodb/package.json" &&
+        [[ -f "$NODE_DRIVER_DIR/node_modules/pg/package.json" ]] &&
+        grep -q "\"version\": \"$NODE_PG_VERSION\"" "$NODE_DRIVER_DIR/node_modules/pg/package.json" &&
         return 0
-    log "installing the Node.js mongodb driver $NODE_MONGODB_VERSION into $NODE_DRIVER_DIR"
+    log "installing the Node.js drivers (mongodb $NODE_MONGODB_VERSION, pg $NODE_PG_VERSION) into $NODE_DRIVER_DIR"
     mkdir -p "$NODE_DRIVER_DIR"
     npm install --silent --no-audit --no-fund --prefix "$NODE_DRIVER_DIR" \
-        "mongodb@$NODE_MONGODB_VERSION" >/dev/null || warn "npm install mongodb failed; the Node.js test will skip"
+        "mongodb@$NODE_MONGODB_VERSION" "pg@$NODE_PG_VERSION" >/dev/null ||
+        warn "npm install of the Node.js drivers failed; the Node.js tests will skip"
 }
 
 ensure_deps() {
