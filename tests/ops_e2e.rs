@@ -191,6 +191,11 @@ async fn admin_endpoint_serves_metrics_health_readiness_and_pools() {
         "{text}"
     );
     assert_eq!(sample(&text, "maitred_draining"), Some(0.0));
+    let pins = format!(
+        "maitred_pins_total{{pool=\"{name}\",protocol=\"postgres\",reason=\"temp_table\"}}"
+    );
+    assert_eq!(sample(&text, &pins), Some(0.0), "{text}");
+    assert_eq!(get("maitred_clients_pinned"), 0.0);
 
     assert_eq!(http_get(admin, "/nope").0, 404);
     drop(client);

@@ -152,6 +152,17 @@ impl Admin {
                     let k = k.strip_suffix("_total").unwrap_or(k);
                     counters.insert(k.to_owned(), json!(v));
                 }
+                for c in o.labeled_counters() {
+                    let k = c.name.strip_suffix("_total").unwrap_or(c.name);
+                    let entry = counters.entry(k.to_owned()).or_insert_with(|| json!({}));
+                    if let Some(m) = entry.as_object_mut() {
+                        m.insert(c.value.to_owned(), json!(c.count));
+                    }
+                }
+                let mut gauges = serde_json::Map::new();
+                for (k, v) in o.extra_gauges() {
+                    gauges.insert(k.to_owned(), json!(v));
+                }
                 json!({
                     "name": o.name(),
                     "protocol": o.protocol(),
@@ -164,6 +175,7 @@ impl Admin {
                     "checkout_wait_seconds_total": s.checkout_wait_total.as_secs_f64(),
                     "reached_server": o.reached_server(),
                     "counters": counters,
+                    "gauges": gauges,
                 })
             })
             .collect();
@@ -241,6 +253,17 @@ pub(crate) mod tests {
         fn extra_counters(&self) -> Vec<(&'static str, u64)> {
             vec![("transactions_total", 5)]
         }
+        fn labeled_counters(&self) -> Vec<crate::LabeledCounter> {
+            vec![crate::LabeledCounter {
+                name: "pins_total",
+                label: "reason",
+                value: "temp_table",
+                count: 4,
+            }]
+        }
+        fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
+            vec![("clients_pinned", 2.0)]
+        }
     }
 
     #[test]
@@ -283,6 +306,8 @@ pub(crate) mod tests {
         assert_eq!(p["waiting"], 2);
         assert_eq!(p["counters"]["checkouts"], 7);
         assert_eq!(p["counters"]["transactions"], 5);
+        assert_eq!(p["counters"]["pins"]["temp_table"], 4);
+        assert_eq!(p["gauges"]["clients_pinned"], 2.0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -19,4 +19,4 @@ mod observer;
 mod reach;
 
 pub use admin::Admin;
-pub use observer::PoolObserver;
+pub use observer::{LabeledCounter, PoolObserver};

@@ -159,6 +159,19 @@ impl Exporter {
             for (name, value) in o.extra_counters() {
                 self.counter(format!("maitred_{name}"), labels(), value);
             }
+            for c in o.labeled_counters() {
+                let mut l = labels();
+                l.push(Label::new(c.label, c.value));
+                self.counter(format!("maitred_{}", c.name), l, c.count);
+            }
+            for (name, value) in o.extra_gauges() {
+                self.recorder
+                    .register_gauge(
+                        &Key::from_parts(format!("maitred_{name}"), labels()),
+                        &METADATA,
+                    )
+                    .set(value);
+            }
             let l = format!(
                 "pool=\"{}\",protocol=\"{}\"",
                 escape(o.name()),
@@ -216,6 +229,8 @@ mod tests {
             format!("maitred_clients_waiting{{{l}}} 2"),
             format!("maitred_server_connections{{{l},state=\"idle\"}} 1"),
             format!("maitred_transactions_total{{{l}}} 5"),
+            format!("maitred_pins_total{{{l},reason=\"temp_table\"}} 4"),
+            format!("maitred_clients_pinned{{{l}}} 2"),
             format!("maitred_checkout_wait_seconds_sum{{{l}}} 1.5"),
             format!("maitred_checkout_wait_seconds_count{{{l}}} 7"),
             "# TYPE maitred_checkouts_total counter".to_owned(),

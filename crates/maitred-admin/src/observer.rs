@@ -3,6 +3,18 @@
 use maitred_pool::{PoolState, PoolStats};
 use std::net::SocketAddr;
 
+/// A counter with one extra label, e.g. `maitred_pins_total{reason="temp_table"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabeledCounter {
+    /// Metric name without the `maitred_` prefix; ends in `_total`.
+    pub name: &'static str,
+    /// The label's name, e.g. `reason`.
+    pub label: &'static str,
+    /// The label's value, e.g. `temp_table`.
+    pub value: &'static str,
+    pub count: u64,
+}
+
 /// One configured pool as the admin endpoint sees it. Implemented by the binary for each
 /// protocol's pool type (see docs/operations.md, "Adding a protocol").
 ///
@@ -21,6 +33,15 @@ pub trait PoolObserver: Send + Sync {
     /// Protocol-specific counters, exported as `maitred_<name>` (so names should end in
     /// `_total`), e.g. `("transactions_total", n)`.
     fn extra_counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+    /// Protocol-specific counters with one label, exported as
+    /// `maitred_<name>{<label>="<value>"}`, e.g. pins by reason.
+    fn labeled_counters(&self) -> Vec<LabeledCounter> {
+        Vec::new()
+    }
+    /// Protocol-specific gauges, exported as `maitred_<name>`, e.g. `("clients_pinned", n)`.
+    fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
     /// Whether the pool has opened at least one server connection since it started.

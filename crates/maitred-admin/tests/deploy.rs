@@ -257,10 +257,22 @@ impl PoolObserver for PgLike {
             "transactions_total",
             "statement_cache_hits_total",
             "statement_prepares_total",
+            "pins_refused_total",
         ]
         .into_iter()
         .map(|n| (n, 0))
         .collect()
+    }
+    fn labeled_counters(&self) -> Vec<maitred_admin::LabeledCounter> {
+        vec![maitred_admin::LabeledCounter {
+            name: "pins_total",
+            label: "reason",
+            value: "temp_table",
+            count: 0,
+        }]
+    }
+    fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
+        vec![("clients_pinned", 0.0)]
     }
 }
 

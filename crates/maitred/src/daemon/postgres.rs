@@ -50,7 +50,24 @@ impl PoolObserver for PgObserver {
                 "statement_prepares_total",
                 c.statement_prepares.load(Relaxed),
             ),
+            ("pins_refused_total", c.pins_refused.load(Relaxed)),
         ]
+    }
+    fn labeled_counters(&self) -> Vec<maitred_admin::LabeledCounter> {
+        self.pool
+            .counters
+            .pins_by_reason()
+            .into_iter()
+            .map(|(reason, count)| maitred_admin::LabeledCounter {
+                name: "pins_total",
+                label: "reason",
+                value: reason.as_str(),
+                count,
+            })
+            .collect()
+    }
+    fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
+        vec![("clients_pinned", self.pool.pinned_now() as f64)]
     }
 }
 
