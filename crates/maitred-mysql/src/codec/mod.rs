@@ -12,6 +12,8 @@
 
 pub mod frame;
 pub mod packets;
+#[cfg(test)]
+mod proptests;
 pub mod response;
 pub mod stmt;
 
