@@ -184,3 +184,24 @@ def test_mysql_connector_wrong_password_is_1045(start_maitred):
     with pytest.raises(mysql_connector.Error) as e:
         connector_connect(m, password="wrong", auth_plugin="caching_sha2_password")
     assert e.value.errno == 1045
+
+
+def test_mysql_connector_long_data_over_shared_connections(start_maitred):
+    """COM_STMT_SEND_LONG_DATA: file-like parameters are streamed before the execute,
+    which must run on the same server connection while other clients share the pool."""
+    import io
+
+    m = start_maitred("--pool-size", "1", "--queue-timeout", "10s")
+    a = connector_connect(m, autocommit=True)
+    b = connector_connect(m, autocommit=True)
+    ca = a.cursor(prepared=True)
+    cb = b.cursor(prepared=True)
+    for n in (100_000, 70_000):
+        ca.execute("SELECT LENGTH(?), ?", (io.BytesIO(b"x" * n), 5))
+        assert ca.fetchall() == [(n, 5)]
+        cb.execute("SELECT ? + 1", (n,))
+        assert cb.fetchall() == [(n + 1,)]
+    ca.close()
+    cb.close()
+    a.close()
+    b.close()
