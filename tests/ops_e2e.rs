@@ -298,3 +298,39 @@ async fn sigint_gives_up_on_a_stuck_transaction_after_a_short_timeout() {
     );
     let _ = conn.await;
 }
+
+#[test]
+fn mysql_and_mongodb_pools_show_in_pools_metrics_and_readiness() {
+    for (protocol, url) in [
+        ("mysql", "mysql://app:pw@127.0.0.1:{port}/app"),
+        ("mongodb", "mongodb://app:pw@127.0.0.1:{port}/app"),
+    ] {
+        // No server behind the port: the pool never reaches it.
+        let url = url.replace("{port}", &kit::free_port().to_string());
+        let (mut m, admin) = start_with_admin(&url, &["--pool-size", "4"]);
+        let (status, body) = wait_for_status(admin, "/readyz", 503, Duration::from_secs(5));
+        assert_eq!(status, 503, "{protocol}: {body}");
+        assert!(
+            body.contains(&format!("({protocol})")),
+            "{protocol}: {body}"
+        );
+        let (_, pools) = http_get(admin, "/pools");
+        let pools: serde_json::Value = serde_json::from_str(&pools).expect("/pools is JSON");
+        assert_eq!(pools[0]["protocol"], protocol, "{pools}");
+        assert_eq!(pools[0]["size"], 4);
+        assert_eq!(pools[0]["listen"], m.addr().to_string());
+        let (_, text) = http_get(admin, "/metrics");
+        let size = format!(
+            "maitred_pool_size{{pool=\"{}\",protocol=\"{protocol}\"}}",
+            pools[0]["name"].as_str().expect("name")
+        );
+        assert_eq!(sample(&text, &size), Some(4.0), "{text}");
+        send_signal(&m, "-TERM");
+        let status = wait_exit(&mut m, Duration::from_secs(10));
+        assert!(
+            status.success(),
+            "{protocol}: exit status {status}\n{}",
+            m.log()
+        );
+    }
+}

@@ -100,3 +100,66 @@ pub(super) async fn run_until_drained(
     tracing::info!("shutting down");
     Ok(())
 }
+
+/// A pool seen through the pool core only (no protocol counters), for protocols whose
+/// daemon module has no observer of its own (docs/operations.md, "Adding a protocol").
+pub(super) struct CoreObserver<M: maitred_pool::Manager> {
+    pub(super) protocol: &'static str,
+    pub(super) listen: std::net::SocketAddr,
+    pub(super) pool: maitred_pool::Pool<M>,
+}
+
+impl<M: maitred_pool::Manager> maitred_admin::PoolObserver for CoreObserver<M> {
+    fn name(&self) -> &str {
+        self.pool.name()
+    }
+    fn protocol(&self) -> &'static str {
+        self.protocol
+    }
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+    fn state(&self) -> maitred_pool::PoolState {
+        self.pool.state()
+    }
+    fn stats(&self) -> maitred_pool::PoolStats {
+        self.pool.stats()
+    }
+}
+
+/// Registers `pool` with the admin endpoint and, when one is configured, opens one server
+/// connection as soon as the server answers so that /readyz can turn 200 before the first
+/// client.
+pub(super) fn observe<M: maitred_pool::Manager>(
+    admin: &Admin,
+    probe: bool,
+    protocol: &'static str,
+    listen: std::net::SocketAddr,
+    pool: &maitred_pool::Pool<M>,
+) {
+    admin.register(Arc::new(CoreObserver {
+        protocol,
+        listen,
+        pool: pool.clone(),
+    }));
+    if !probe {
+        return;
+    }
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match pool.checkout().await {
+                Ok(lease) => {
+                    drop(lease);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(pool = %pool.name(), error = %e, "server not reachable yet");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    });
+}

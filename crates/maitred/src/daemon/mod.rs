@@ -62,9 +62,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let admin = maitred_admin::Admin::new();
     lifecycle::start_admin(config.admin.as_ref(), &admin).await?;
     let with_admin = config.admin.is_some();
-    let listeners = postgres::start(&of(Protocol::Postgres), &admin, with_admin).await?;
-    mongo::start(&of(Protocol::Mongodb)).await?;
-    mysql::start(&of(Protocol::Mysql)).await?;
+    let mut listeners = postgres::start(&of(Protocol::Postgres), &admin, with_admin).await?;
+    listeners.extend(mongo::start(&of(Protocol::Mongodb), &admin, with_admin).await?);
+    listeners.extend(mysql::start(&of(Protocol::Mysql), &admin, with_admin).await?);
     let timeout = config.runtime.shutdown_timeout;
     lifecycle::run_until_drained(admin, listeners, signals, timeout).await
 }

@@ -85,7 +85,13 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
 }
 
 /// Starts the MongoDB pools, one listener each (MongoDB clients do not name a pool).
-pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
+/// Registers each pool with `admin`; returns the listener tasks, which the drain aborts.
+pub async fn start(
+    pools: &[&PoolConfig],
+    admin: &maitred_admin::Admin,
+    probe: bool,
+) -> Result<Vec<tokio::task::AbortHandle>, DaemonError> {
+    let mut listeners = Vec::new();
     for p in pools {
         let cfg = mongo_pool_config(p)?;
         let pool = tokio::task::spawn_blocking(move || MongoPool::new(cfg))
@@ -95,6 +101,7 @@ pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
                 source: Box::new(e),
             })?;
         pool.pool.start_maintenance();
+        super::lifecycle::observe(admin, probe, "mongodb", p.listen, &pool.pool);
         let addr = p.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -109,11 +116,12 @@ pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
             "listening"
         );
         let pool = Arc::new(pool);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = maitred_mongo::listener::serve(listener, pool).await {
                 tracing::error!(%addr, error = %e, "listener stopped");
             }
         });
+        listeners.push(task.abort_handle());
     }
-    Ok(())
+    Ok(listeners)
 }

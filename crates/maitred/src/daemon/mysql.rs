@@ -57,12 +57,18 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
 
 /// Starts the MySQL pools and their listeners (pools sharing an address share a listener
 /// and are told apart by the client's database name).
-pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
+/// Registers each pool with `admin`; returns the listener tasks, which the drain aborts.
+pub async fn start(
+    pools: &[&PoolConfig],
+    admin: &maitred_admin::Admin,
+    probe: bool,
+) -> Result<Vec<tokio::task::AbortHandle>, DaemonError> {
     let clients = Arc::new(ClientRegistry::default());
     let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<MyPool>>> = BTreeMap::new();
     for p in pools {
         let pool = MyPool::new(my_pool_config(p));
         pool.pool.start_maintenance();
+        super::lifecycle::observe(admin, probe, "mysql", p.listen, &pool.pool);
         tracing::info!(
             pool = %p.name,
             upstream = %p.upstream.redacted(),
@@ -72,6 +78,7 @@ pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
         );
         by_addr.entry(p.listen).or_default().push(Arc::new(pool));
     }
+    let mut listeners = Vec::new();
     for (addr, pools) in by_addr {
         let listener = TcpListener::bind(addr)
             .await
@@ -82,11 +89,12 @@ pub async fn start(pools: &[&PoolConfig]) -> Result<(), DaemonError> {
             pools,
             clients: clients.clone(),
         });
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = maitred_mysql::listener::serve(listener, router).await {
                 tracing::error!(%addr, error = %e, "listener stopped");
             }
         });
+        listeners.push(task.abort_handle());
     }
-    Ok(())
+    Ok(listeners)
 }
