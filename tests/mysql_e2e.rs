@@ -820,6 +820,80 @@ fn raw_query_ok(s: &mut std::net::TcpStream, sql: &str) {
     );
 }
 
+/// Reads packets until an EOF packet; returns the packets before it and the EOF's status.
+fn read_until_eof(s: &mut std::net::TcpStream) -> (Vec<Vec<u8>>, u16) {
+    let mut got = Vec::new();
+    loop {
+        let (seq, p) = read_raw(s);
+        assert_ne!(seq, 255, "connection closed");
+        assert_ne!(
+            p.as_slice().first().copied(),
+            Some(0xff),
+            "ERR: {:?}",
+            maitred_mysql::codec::packets::parse_err(&p)
+        );
+        if maitred_mysql::codec::packets::is_eof(&p) {
+            let status = maitred_mysql::codec::packets::eof_status(&p).expect("eof");
+            return (got, status);
+        }
+        got.push(p);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_cursor_with_fetch_keeps_its_connection_until_done() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let u = MysqlUrl::parse(&url);
+    let m = start_maitred(&url, &["--pool-size", "1", "--queue-timeout", "10s"]);
+    let addr = m.addr();
+    let u2 = u.clone();
+    tokio::task::spawn_blocking(move || {
+        use maitred_mysql::codec::{status, stmt};
+        let mut s = raw_login(addr, &u2);
+        let mut p = vec![0x16];
+        p.extend_from_slice(b"SELECT 1 AS n UNION ALL SELECT 2 UNION ALL SELECT 3");
+        write_raw(&mut s, 0, &p);
+        let (_, ok) = read_raw(&mut s);
+        let ok = stmt::parse_prepare_ok(&ok).expect("prepare ok");
+        assert_eq!((ok.columns, ok.params), (1, 0));
+        read_until_eof(&mut s); // column definitions
+        let id = ok.statement_id.to_le_bytes();
+        // Execute with CURSOR_TYPE_READ_ONLY: columns, then EOF with CURSOR_EXISTS.
+        let mut exec = vec![0x17];
+        exec.extend_from_slice(&id);
+        exec.extend_from_slice(&[0x01, 1, 0, 0, 0]);
+        write_raw(&mut s, 0, &exec);
+        let (_, count) = read_raw(&mut s);
+        assert_eq!(count, vec![1u8]);
+        let (_, st) = read_until_eof(&mut s);
+        assert_ne!(st & status::CURSOR_EXISTS, 0, "no cursor opened");
+        let mut rows = 0;
+        loop {
+            let mut fetch = vec![0x1c];
+            fetch.extend_from_slice(&id);
+            fetch.extend_from_slice(&2u32.to_le_bytes());
+            write_raw(&mut s, 0, &fetch);
+            let (got, st) = read_until_eof(&mut s);
+            rows += got.len();
+            if st & status::LAST_ROW_SENT != 0 {
+                break;
+            }
+            assert!(rows <= 3, "too many rows");
+        }
+        assert_eq!(rows, 3);
+        let mut close = vec![0x19];
+        close.extend_from_slice(&id);
+        write_raw(&mut s, 0, &close);
+        raw_query_ok(&mut s, "DO 1");
+    })
+    .await
+    .expect("raw cursor client");
+    // The only server connection was given back once the cursor was exhausted.
+    let mut other = must_connect(&u.with_addr(m.addr())).await;
+    assert_eq!(scalar_i64(&mut other, "SELECT 8").await, Some(8));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_packets_close_only_their_client() {
     let Some(url) = require_mysql() else { return };
