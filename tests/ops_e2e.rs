@@ -233,11 +233,28 @@ async fn sigterm_drains_an_open_transaction_then_exits_0() {
     let (client, conn) = connect(&url).await.expect("connect through maitred");
     client.batch_execute("BEGIN").await.expect("BEGIN");
     assert_eq!(scalar(&client, "SELECT 41 + 1").await, "42");
+    // A second client, idle (no transaction): told goodbye when the drain starts.
+    let mut idle_config: tokio_postgres::Config = url.parse().expect("url");
+    idle_config.connect_timeout(Duration::from_secs(15));
+    let (idle, idle_conn) = idle_config.connect(NoTls).await.expect("idle client");
+    let idle_conn = tokio::spawn(idle_conn);
+    assert_eq!(scalar(&idle, "SELECT 1").await, "1");
 
     send_signal(&m, "-TERM");
     let (status, body) = wait_for_status(admin, "/readyz", 503, Duration::from_secs(5));
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("draining"), "{body}");
+    let goodbye = tokio::time::timeout(Duration::from_secs(5), idle_conn)
+        .await
+        .expect("the idle client is told goodbye")
+        .expect("connection task");
+    let err = goodbye.expect_err("the idle client's connection ends with an error");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::ADMIN_SHUTDOWN),
+        "{err:?}"
+    );
+    assert!(idle.is_closed());
 
     // The listener is closed: new clients are refused while the transaction runs on.
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -13,6 +13,7 @@
 //! - [`cancel`]: maitred's own cancel keys, mapped to the server connection in use.
 //! - [`errors_to_client`]: the ErrorResponses maitred composes itself, and their SQLSTATEs.
 //! - [`listener`]: the accept loop.
+//! - [`shutdown`]: the drain's goodbye (57P01) to idle sessions.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod pool;
 pub mod relay;
 pub mod replies;
 pub mod settings;
+pub mod shutdown;
 pub mod sql_effects;
 pub mod statements;
 pub mod target;

@@ -52,6 +52,8 @@ enum Event {
     Client(std::io::Result<usize>),
     Server(std::io::Result<usize>),
     Notification(Bytes),
+    /// The daemon drains: say goodbye while no server connection is held.
+    Shutdown,
 }
 
 /// One client's session after login.
@@ -173,8 +175,12 @@ impl Relay {
                     Some((_, rx)) => tokio::select! {
                         r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
                         Some(n) = rx.recv() => Event::Notification(n),
+                        () = crate::shutdown::wait() => Event::Shutdown,
                     },
-                    None => Event::Client(self.client.read_buf(&mut self.crbuf).await),
+                    None => tokio::select! {
+                        r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
+                        () = crate::shutdown::wait() => Event::Shutdown,
+                    },
                 },
             };
             let flow = match event {
@@ -184,6 +190,20 @@ impl Relay {
                 Event::Server(Ok(0)) => self.server_lost(BackendError::Closed).await?,
                 Event::Server(Ok(_)) => self.handle_server_bytes().await?,
                 Event::Server(Err(e)) => self.server_lost(BackendError::Io(e)).await?,
+                Event::Shutdown => {
+                    out::error_response(
+                        &mut self.cwbuf,
+                        &ErrorFields {
+                            severity: Severity::Fatal,
+                            code: sqlstate::ADMIN_SHUTDOWN,
+                            message: "terminating connection: maitred is shutting down",
+                            detail: None,
+                            hint: Some("Reconnect; another maitred instance, or this one once restarted, will serve you."),
+                        },
+                    );
+                    let _ = self.flush_client().await;
+                    Flow::ClientDone
+                }
                 Event::Notification(n) => {
                     self.cwbuf.extend_from_slice(&n);
                     self.flush_client().await?;

@@ -3,8 +3,9 @@
 //!
 //! SIGTERM: readiness turns 503, listeners close (new connections are refused), clients
 //! in a transaction or request may finish until no server connection is leased or
-//! `runtime.shutdown_timeout` passes; then the process exits 0 and idle clients are
-//! disconnected. SIGINT does the same with at most [`SIGINT_DRAIN`]. A second signal
+//! `runtime.shutdown_timeout` passes; then the process exits 0. Idle PostgreSQL clients
+//! get FATAL 57P01 admin_shutdown as soon as the drain starts (or their transaction
+//! ends); other clients are disconnected when the process exits. SIGINT does the same with at most [`SIGINT_DRAIN`]. A second signal
 //! during the drain ends it at once.
 
 use super::DaemonError;
@@ -79,6 +80,7 @@ pub(super) async fn run_until_drained(
         Stop::Int => shutdown_timeout.min(SIGINT_DRAIN),
     };
     admin.start_draining();
+    maitred_pg::shutdown::begin();
     for l in &listeners {
         l.abort();
     }
