@@ -259,7 +259,7 @@ async fn pinned_state_stays_with_its_client_and_is_cleaned_after() {
 
     // The cap: a second client that would pin is refused, and can go on.
     let err = b
-        .batch_execute("LISTEN maitred_chan")
+        .batch_execute("CREATE TEMP TABLE maitred_pin_b (v int)")
         .await
         .expect_err("max_pinned reached");
     let db = err.as_db_error().expect("db error");

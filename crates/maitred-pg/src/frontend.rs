@@ -52,7 +52,7 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     let mut buf = BytesMut::with_capacity(1024);
     let start = tokio::time::timeout(
         LOGIN_TIMEOUT,
-        read_startup(Stream::Plain(tcp), &mut buf, &router),
+        Box::pin(read_startup(Stream::Plain(tcp), &mut buf, &router)),
     )
     .await;
     let (mut stream, startup) = match start {
@@ -69,7 +69,7 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     };
     let login = tokio::time::timeout(
         LOGIN_TIMEOUT,
-        login(&mut stream, &mut buf, &router, startup),
+        Box::pin(login(&mut stream, &mut buf, &router, startup)),
     )
     .await;
     let (pool, params) = match login {
@@ -105,7 +105,7 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     out::ready_for_query(&mut greeting, b'I');
     if stream.write_all(&greeting).await.is_ok() {
         let relay = Relay::new(stream, buf, pool.clone(), params, cancel.clone());
-        if let Err(e) = relay.run().await {
+        if let Err(e) = Box::pin(relay.run()).await {
             tracing::debug!(pool = %pool.name, error = %e, "client session ended with an error");
         }
     }

@@ -34,6 +34,8 @@ pub struct Notifier {
     subs: Arc<Mutex<Subscriptions>>,
     /// Wakes the listener task when the set of channels changes; set when it runs.
     wake: Mutex<Option<mpsc::UnboundedSender<()>>>,
+    /// The channels the server connection is listening on right now.
+    active: Arc<tokio::sync::watch::Sender<HashSet<String>>>,
 }
 
 impl Notifier {
@@ -42,6 +44,7 @@ impl Notifier {
             target,
             subs: Arc::new(Mutex::new(Subscriptions::default())),
             wake: Mutex::new(None),
+            active: Arc::new(tokio::sync::watch::Sender::new(HashSet::new())),
         }
     }
 
@@ -57,6 +60,16 @@ impl Notifier {
             .or_default()
             .insert(client, tx);
         self.wake();
+    }
+
+    /// Resolves once the server connection listens on `channel`, so that a client's LISTEN
+    /// is answered only when notifications on it can no longer be missed. False after
+    /// `timeout`.
+    pub async fn until_listening(&self, channel: &str, timeout: Duration) -> bool {
+        let mut rx = self.active.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|set| set.contains(channel)))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Unsubscribes a client from one channel, or from all (`None`).
@@ -96,7 +109,12 @@ impl Notifier {
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(());
         *wake = Some(tx);
-        tokio::spawn(listener_task(self.target.clone(), self.subs.clone(), rx));
+        tokio::spawn(listener_task(
+            self.target.clone(),
+            self.subs.clone(),
+            self.active.clone(),
+            rx,
+        ));
     }
 }
 
@@ -123,6 +141,7 @@ fn quote_ident(name: &str) -> String {
 async fn listener_task(
     target: Arc<ServerTarget>,
     subs: Arc<Mutex<Subscriptions>>,
+    active: Arc<tokio::sync::watch::Sender<HashSet<String>>>,
     mut wake: mpsc::UnboundedReceiver<()>,
 ) {
     let mut conn: Option<ServerConn> = None;
@@ -133,6 +152,7 @@ async fn listener_task(
             s.by_channel.keys().cloned().collect()
         };
         if wanted.is_empty() {
+            active.send_replace(HashSet::new());
             if let Some(c) = conn.as_mut() {
                 let _ = c.simple_query("UNLISTEN *").await;
             }
@@ -143,6 +163,7 @@ async fn listener_task(
                 Ok(c) => {
                     conn = Some(c);
                     listening.clear();
+                    active.send_replace(HashSet::new());
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "LISTEN connection failed; retrying");
@@ -166,6 +187,7 @@ async fn listener_task(
                 continue;
             }
             listening = wanted;
+            active.send_replace(listening.clone());
         }
         // Wait for a notification or a change of channels.
         let Some(c) = conn.as_mut() else { continue };

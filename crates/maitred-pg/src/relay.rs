@@ -39,6 +39,8 @@ pub const MAX_CLIENT_MESSAGE: usize = 256 << 20;
 /// Read size for client and server sockets, and the spare room below which it is restored.
 const READ_SIZE: usize = 8192;
 const MIN_READ: usize = 1024;
+/// How long a client's LISTEN waits for the pool's listening connection.
+const LISTEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// At most this much is reserved ahead for a message still arriving.
 const RESERVE_STEP: usize = 1 << 20;
 
@@ -153,6 +155,9 @@ impl Relay {
             return Ok(());
         }
         loop {
+            if self.lease.is_none() && self.notifications.is_none() {
+                self.wait_idle().await?;
+            }
             // Reading into a buffer whose front was consumed shrinks its spare room; reserve
             // reclaims the front of an emptied buffer, so reads stay large without reallocating.
             if self.crbuf.capacity() - self.crbuf.len() < MIN_READ {
@@ -216,6 +221,23 @@ impl Relay {
         }
     }
 
+    /// Between transactions a client holds no buffers: thousands of idle clients cost
+    /// little memory. Waits (without reading) until the client sends something.
+    async fn wait_idle(&mut self) -> Result<(), SessionError> {
+        // TLS may hold decrypted bytes the socket no longer shows: keep reading normally.
+        if !self.crbuf.is_empty() || self.client.is_tls() {
+            return Ok(());
+        }
+        self.crbuf = BytesMut::new();
+        self.cwbuf = BytesMut::new();
+        self.swbuf = BytesMut::new();
+        // The drain's goodbye is handled by the loop, which sees the shutdown at once.
+        tokio::select! {
+            r = self.client.tcp().readable() => r.map_err(SessionError::ClientIo),
+            () = crate::shutdown::wait() => Ok(()),
+        }
+    }
+
     /// Frames and forwards every whole client message in the buffer; leases a server
     /// connection first when none is held.
     async fn handle_client_bytes(&mut self) -> Result<Flow, SessionError> {
@@ -240,11 +262,11 @@ impl Relay {
                     continue;
                 }
             }
-            if self.lease.is_none() && self.answer_without_server(t, &msg)? {
+            if self.lease.is_none() && self.answer_without_server(t, &msg).await? {
                 continue;
             }
             if self.lease.is_none() {
-                if let Err(e) = self.acquire().await {
+                if let Err(e) = Box::pin(self.acquire()).await {
                     self.refuse_message(t, &e);
                     continue;
                 }
@@ -262,7 +284,7 @@ impl Relay {
     /// Close of a statement, and the Sync that ends such a batch. This saves a round trip,
     /// and keeps a client that prepares synchronously (pgbench -M prepared) from waiting
     /// for a connection held by another client of the same thread.
-    fn answer_without_server(&mut self, t: u8, msg: &[u8]) -> Result<bool, SessionError> {
+    async fn answer_without_server(&mut self, t: u8, msg: &[u8]) -> Result<bool, SessionError> {
         if self.pool.mode == PoolMode::Session {
             return Ok(false);
         }
@@ -273,7 +295,7 @@ impl Relay {
                 let Some(cmd) = query_text(msg).and_then(listen_command) else {
                     return Ok(false);
                 };
-                self.listen(cmd);
+                self.listen(cmd).await;
             }
             tag::PARSE => {
                 let parts = extended::split_parse(msg)?;
@@ -300,8 +322,9 @@ impl Relay {
         Ok(true)
     }
 
-    /// Registers a LISTEN/UNLISTEN with the pool's notifier and answers it.
-    fn listen(&mut self, cmd: ListenCommand) {
+    /// Registers a LISTEN/UNLISTEN with the pool's notifier and answers it (a LISTEN once the
+    /// shared connection listens on the channel).
+    async fn listen(&mut self, cmd: ListenCommand) {
         let client = self.cancel.process_id;
         let tag = match cmd {
             ListenCommand::Listen(channel) => {
@@ -309,6 +332,31 @@ impl Relay {
                     .notifications
                     .get_or_insert_with(mpsc::unbounded_channel);
                 self.pool.notifier.listen(client, &channel, tx.clone());
+                if !self
+                    .pool
+                    .notifier
+                    .until_listening(&channel, LISTEN_TIMEOUT)
+                    .await
+                {
+                    self.pool.notifier.unlisten(client, Some(&channel));
+                    let message = format!(
+                        "maitred: pool \"{}\" could not LISTEN on the server within {}s",
+                        self.pool.name,
+                        LISTEN_TIMEOUT.as_secs()
+                    );
+                    out::error_response(
+                        &mut self.cwbuf,
+                        &ErrorFields {
+                            severity: Severity::Error,
+                            code: sqlstate::CONNECTION_FAILURE,
+                            message: &message,
+                            detail: None,
+                            hint: None,
+                        },
+                    );
+                    out::ready_for_query(&mut self.cwbuf, b'I');
+                    return;
+                }
                 "LISTEN"
             }
             ListenCommand::Unlisten(channel) => {
