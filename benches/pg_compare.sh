@@ -49,18 +49,20 @@ run() {
         awk '/^tps/{t=$3} /latency average/{l=$4} /failed transactions/{f=$5} END{printf "%.0f %.3f %s\n", t, l, (f==""?"-":f)}'
 }
 
+# Starts maitred in this shell (so MPID is known to the caller); sets MURL.
 start_maitred() {
     local port
     port="$(free_port)"
     "$BIN" --listen "127.0.0.1:$port" --upstream "$DIRECT" --pool-size "$POOL" </dev/null >"$WORK/maitred.log" 2>&1 &
     MPID=$!
     wait_for_port "$port" 10 127.0.0.1 "$MPID" || die "maitred did not start"
-    echo "postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$port/$PG_APP_DB"
+    MURL="postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$port/$PG_APP_DB"
 }
 
 declare -a M_TPS B_TPS M_LAT1 B_LAT1 D_LAT1
 for ((r = 1; r <= ROUNDS; r++)); do
-    url="$(start_maitred)"
+    start_maitred
+    url="$MURL"
     read -r tps lat failed <<<"$(run "$CLIENTS" "$url")"
     read -r _ lat1 _ <<<"$(run 1 "$url")"
     echo "round $r maitred   : ${CLIENTS} clients tps=$tps lat=${lat}ms failed=$failed | 1 client lat=${lat1}ms"
@@ -71,6 +73,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     start_pgbouncer "$WORK/pgb" "$bport" "$PG_DIR" "$PG_PORT" "$POOL" transaction >/dev/null 2>&1
     burl="postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$bport/$PG_APP_DB"
     read -r tps lat failed <<<"$(run "$CLIENTS" "$burl")"
+    [[ "$tps" == 0 ]] && { echo "pgbouncer run failed:"; tail -3 "$WORK/pgb/pgbouncer.log"; }
     read -r _ lat1 _ <<<"$(run 1 "$burl")"
     echo "round $r pgbouncer : ${CLIENTS} clients tps=$tps lat=${lat}ms failed=$failed | 1 client lat=${lat1}ms"
     B_TPS+=("$tps"); B_LAT1+=("$lat1")

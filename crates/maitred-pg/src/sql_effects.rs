@@ -59,11 +59,41 @@ impl PinReason {
 
 /// The effects of every statement in a query string, in order.
 pub fn effects(sql: &str) -> Vec<Effect> {
+    if plainly_without_effects(sql) {
+        return Vec::new();
+    }
     split_statements(sql)
         .into_iter()
         .map(|s| effect_of(s.trim()))
         .filter(|e| *e != Effect::None)
         .collect()
+}
+
+/// The hot path: a single SELECT/INSERT/UPDATE/DELETE/WITH/VALUES statement that does not
+/// mention advisory locks has no session effect; decided without allocating.
+fn plainly_without_effects(sql: &str) -> bool {
+    let s = sql.trim_start();
+    let body = s.trim_end().trim_end_matches(';');
+    if body.contains(';') {
+        return false;
+    }
+    let first = s
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("");
+    let plain = [
+        "select", "insert", "update", "delete", "with", "values", "table",
+    ]
+    .iter()
+    .any(|k| first.eq_ignore_ascii_case(k));
+    plain && !contains_ignore_case(s, "advisory")
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn effect_of(stmt: &str) -> Effect {
@@ -334,6 +364,29 @@ mod tests {
             vec![Effect::Pin(PinReason::SqlPrepare)]
         );
         assert_eq!(effects("create table t (a int)"), vec![]);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_scan() {
+        for sql in [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 1;",
+            "select pg_advisory_lock(1)",
+            "  update t set a = 1",
+            "select 1; set a = 2",
+            "WITH x AS (select 1) select * from x",
+        ] {
+            let fast = plainly_without_effects(sql);
+            assert!(
+                !fast
+                    || split_statements(sql)
+                        .iter()
+                        .all(|s| effect_of(s.trim()) == Effect::None),
+                "{sql}"
+            );
+        }
+        assert!(plainly_without_effects("SELECT 1"));
+        assert!(!plainly_without_effects("select pg_ADVISORY_lock(1)"));
+        assert!(!plainly_without_effects("select 1; listen x"));
     }
 
     #[test]
