@@ -58,9 +58,14 @@ impl OneLine {
     /// validated (an upstream URL without a password fails validation,
     /// as clients would have nothing to log in with).
     pub fn into_config(self) -> Config {
-        let user = UserConfig {
-            name: self.upstream.user.clone(),
-            password: self.upstream.password.clone(),
+        // No user in the URL (a MongoDB server without authentication): clients need none.
+        let users = if self.upstream.user.is_empty() && self.upstream.password.is_none() {
+            Vec::new()
+        } else {
+            vec![UserConfig {
+                name: self.upstream.user.clone(),
+                password: self.upstream.password.clone(),
+            }]
         };
         let name = self.upstream.database.clone();
         let mut pool = PoolConfig::new(name, self.listen, self.upstream);
@@ -68,7 +73,10 @@ impl OneLine {
         pool.size = self.size;
         pool.queue_timeout = self.queue_timeout;
         pool.max_waiting = self.max_waiting;
-        pool.users = vec![user];
+        if users.is_empty() {
+            pool.client_auth = crate::model::ClientAuth::Trust;
+        }
+        pool.users = users;
         Config {
             admin: self.admin.map(|listen| AdminConfig { listen }),
             runtime: RuntimeConfig {

@@ -239,7 +239,12 @@ impl Cli {
             .as_ref()
             .ok_or(CliError::Missing("--upstream"))?;
         let upstream = UpstreamUrl::parse(upstream.expose())?;
-        if upstream.password.is_none() {
+        // A MongoDB server without authentication (no user in the URL) needs no password;
+        // its clients then need none either.
+        let unauthenticated_mongo = upstream.protocol
+            == maitred_config::upstream::Protocol::Mongodb
+            && upstream.user.is_empty();
+        if upstream.password.is_none() && !unauthenticated_mongo {
             return Err(CliError::NoUpstreamPassword);
         }
         let mut one = OneLine::new(listen, upstream);
@@ -668,6 +673,31 @@ upstream = "postgres://svc:pw@db/svc"
             .unwrap()
             .config;
         assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn one_line_mongodb_without_authentication() {
+        let _env = Env::new(&[]);
+        let cli = parse(&[
+            "--listen",
+            "127.0.0.1:27018",
+            "--upstream",
+            "mongodb://127.0.0.1:27017/app",
+        ])
+        .unwrap();
+        let config = load(&cli).unwrap().config;
+        let pool = &config.pools[0];
+        assert!(pool.users.is_empty());
+        assert_eq!(pool.client_auth, maitred_config::ClientAuth::Trust);
+        // PostgreSQL and MySQL still need the password in the URL.
+        let pg = parse(&[
+            "--listen",
+            "127.0.0.1:6432",
+            "--upstream",
+            "postgres://app@db/app",
+        ])
+        .unwrap();
+        assert!(matches!(load(&pg), Err(CliError::NoUpstreamPassword)));
     }
 
     #[test]
