@@ -39,6 +39,18 @@ pub enum DaemonError {
 
 /// Starts the admin endpoint, every pool and listener, then waits for SIGINT or SIGTERM
 /// and drains (see `lifecycle`).
+/// The pool core's settings of a configured pool (the same for every protocol).
+fn pool_settings(p: &PoolConfig) -> maitred_pool::PoolSettings {
+    let mut settings = maitred_pool::PoolSettings::new(p.name.clone(), p.size);
+    settings.min_idle = p.min_idle;
+    settings.queue_timeout = p.queue_timeout;
+    settings.max_waiting = p.max_waiting;
+    settings.idle_timeout = Some(p.idle_timeout);
+    settings.max_lifetime = Some(p.max_lifetime);
+    settings.connect_timeout = p.server_connect_timeout;
+    settings
+}
+
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let of = |protocol: Protocol| -> Vec<&PoolConfig> {
         config

@@ -6,7 +6,6 @@ use maitred_mongo::auth::scram::Mechanism;
 use maitred_mongo::codec::compressed::Compressor;
 use maitred_mongo::codec::DEFAULT_MAX_MESSAGE;
 use maitred_mongo::{MongoPool, MongoPoolConfig, ServerTarget};
-use maitred_pool::PoolSettings;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -21,13 +20,7 @@ fn param<'a>(p: &'a PoolConfig, key: &str) -> Option<&'a str> {
 /// Maps a configured pool to the MongoDB crate's pool description.
 fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
     let up = &p.upstream;
-    let mut settings = PoolSettings::new(p.name.clone(), p.size);
-    settings.min_idle = p.min_idle;
-    settings.queue_timeout = p.queue_timeout;
-    settings.max_waiting = p.max_waiting;
-    settings.idle_timeout = Some(p.idle_timeout);
-    settings.max_lifetime = Some(p.max_lifetime);
-    settings.connect_timeout = p.server_connect_timeout;
+    let settings = super::pool_settings(p);
     let mechanism = match param(p, "authMechanism") {
         None => Mechanism::Sha256,
         Some(m) => Mechanism::from_name(m).ok_or_else(|| DaemonError::Credentials {

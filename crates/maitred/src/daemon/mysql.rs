@@ -4,7 +4,6 @@
 use super::DaemonError;
 use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
 use maitred_mysql::{ClientRegistry, MyPool, MyPoolConfig, Router, ServerTarget};
-use maitred_pool::PoolSettings;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,13 +15,7 @@ const MAX_CLIENT_PACKET: usize = 64 << 20;
 /// Maps a configured pool to the MySQL crate's pool description.
 fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
     let up = &p.upstream;
-    let mut settings = PoolSettings::new(p.name.clone(), p.size);
-    settings.min_idle = p.min_idle;
-    settings.queue_timeout = p.queue_timeout;
-    settings.max_waiting = p.max_waiting;
-    settings.idle_timeout = Some(p.idle_timeout);
-    settings.max_lifetime = Some(p.max_lifetime);
-    settings.connect_timeout = p.server_connect_timeout;
+    let settings = super::pool_settings(p);
     let database = Some(p.client_database().to_owned()).filter(|d| !d.is_empty());
     MyPoolConfig {
         name: p.name.clone(),

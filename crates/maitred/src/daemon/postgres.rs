@@ -5,7 +5,6 @@ use maitred_admin::{Admin, PoolObserver};
 use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
 use maitred_pg::tls::{ClientTls, ServerTls, SslMode};
 use maitred_pg::{CancelRegistry, PgPool, PgPoolConfig, Router, ServerTarget};
-use maitred_pool::PoolSettings;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -125,13 +124,7 @@ fn client_tls(p: &PoolConfig) -> Result<Option<ClientTls>, DaemonError> {
 /// Maps a configured pool to the PostgreSQL crate's pool description.
 fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
     let up = &p.upstream;
-    let mut settings = PoolSettings::new(p.name.clone(), p.size);
-    settings.min_idle = p.min_idle;
-    settings.queue_timeout = p.queue_timeout;
-    settings.max_waiting = p.max_waiting;
-    settings.idle_timeout = Some(p.idle_timeout);
-    settings.max_lifetime = Some(p.max_lifetime);
-    settings.connect_timeout = p.server_connect_timeout;
+    let settings = super::pool_settings(p);
     Ok(PgPoolConfig {
         name: p.name.clone(),
         database: p.client_database().to_owned(),
