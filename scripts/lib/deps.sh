@@ -6,7 +6,7 @@
 #   client     psql
 #   pgbouncer  the pgbouncer binary (its packaged service is never started)
 #   python     the repo's .venv with tests/python/requirements.txt installed
-#   node       the Node.js mongodb driver in .venv/node (only if npm exists)
+#   node       Node.js and npm (apt, when missing), and the mongodb and pg drivers in .venv/node
 #
 # Each check is a file/command lookup first, so a re-run on a ready machine
 # costs nothing. apt-get update runs at most once per script run, and only
@@ -137,7 +137,10 @@ ensure_deps() {
             command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
             command -v sysbench >/dev/null 2>&1 || missing+=(sysbench)
             ;;
-        python | node) ;;
+        python) ;;
+        node)
+            command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+            ;;
         *) die "ensure_deps: unknown component '$c'" ;;
         esac
     done

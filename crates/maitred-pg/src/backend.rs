@@ -30,7 +30,8 @@ pub struct ServerConn {
     /// The server's BackendKeyData, for forwarding cancel requests.
     pub process_id: i32,
     pub secret_key: i32,
-    /// Settings as the server reported them (ParameterStatus) or as maitred set them.
+    /// Settings the server reported at login (ParameterStatus); the pool shows the first
+    /// connection's to clients. Later changes are tracked in `applied`.
     pub params: HashMap<String, String>,
     /// Settings maitred knows this connection carries beyond the server's defaults (from
     /// clients' startup packets and SET statements).
@@ -297,10 +298,6 @@ impl ServerConn {
                 Message::ReadyForQuery(body) => {
                     self.tx_status = body.status();
                     self.pending_sync -= 1;
-                }
-                Message::ParameterStatus(body) => {
-                    self.params
-                        .insert(body.name()?.to_owned(), body.value()?.to_owned());
                 }
                 Message::CopyInResponse(_) => {
                     let mut out = BytesMut::new();

@@ -677,7 +677,7 @@ impl Relay {
             else {
                 break;
             };
-            let whole_needed = matches!(t, b'Z' | b'S' | b'E' | b'C');
+            let whole_needed = matches!(t, b'Z' | b'E' | b'C');
             if whole_needed && server.rbuf.len() < len {
                 break;
             }
@@ -713,7 +713,6 @@ impl Relay {
                             );
                         }
                     }
-                    b'S' => record_parameter(&mut server.params, msg),
                     b'E' if forward => {
                         if let Some(Some(q)) = self.query_effects.front_mut() {
                             q.failed = true;
@@ -952,17 +951,6 @@ fn settle_effects(
             apply(pending);
         }
         pending.clear();
-    }
-}
-
-/// Records a ParameterStatus the server sent on the connection's settings.
-fn record_parameter(params: &mut std::collections::HashMap<String, String>, msg: &[u8]) {
-    let body = frame::body(msg);
-    let mut parts = body.split(|b| *b == 0);
-    if let (Some(k), Some(v)) = (parts.next(), parts.next()) {
-        if let (Ok(k), Ok(v)) = (std::str::from_utf8(k), std::str::from_utf8(v)) {
-            params.insert(k.to_owned(), v.to_owned());
-        }
     }
 }
 
