@@ -1,5 +1,6 @@
 //! [`Admin`]: the observers of every pool plus the daemon's lifecycle flags.
 
+use crate::control::{ControlChannel, ControlRequest};
 use crate::metrics::Exporter;
 use crate::observer::PoolObserver;
 use crate::reach::Reach;
@@ -20,6 +21,9 @@ pub struct Admin {
     draining: AtomicBool,
     reach: Mutex<HashMap<String, Reach>>,
     exporter: Exporter,
+    control: ControlChannel,
+    /// Why the last configuration reload was refused, until a reload succeeds.
+    reload_error: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -40,6 +44,8 @@ impl Default for Admin {
             draining: AtomicBool::new(false),
             reach: Mutex::new(HashMap::new()),
             exporter: Exporter::new(),
+            control: ControlChannel::default(),
+            reload_error: Mutex::new(None),
         }
     }
 }
@@ -54,6 +60,46 @@ impl Admin {
         match self.observers.write() {
             Ok(mut g) => g.push(observer),
             Err(poisoned) => poisoned.into_inner().push(observer),
+        }
+    }
+
+    /// Removes the pool `name` of `protocol` (a reload dropped it from the configuration).
+    pub fn unregister(&self, protocol: &str, name: &str) {
+        let keep = |o: &Arc<dyn PoolObserver>| !(o.protocol() == protocol && o.name() == name);
+        match self.observers.write() {
+            Ok(mut g) => g.retain(keep),
+            Err(poisoned) => poisoned.into_inner().retain(keep),
+        }
+    }
+
+    /// Asks the daemon to reload or shut down; false when the daemon does not listen.
+    pub fn request_control(&self, request: ControlRequest) -> bool {
+        self.control.send(request)
+    }
+
+    /// The daemon's end of [`request_control`](Self::request_control); only the first
+    /// caller gets it.
+    pub fn take_control_receiver(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<ControlRequest>> {
+        self.control.take_receiver()
+    }
+
+    /// Records the outcome of a configuration reload: `Some(reason)` when the new file was
+    /// refused (the running configuration stays), `None` after a successful one. Shown on
+    /// `/readyz` (which stays ready: the old configuration still serves).
+    pub fn set_reload_error(&self, error: Option<String>) {
+        match self.reload_error.lock() {
+            Ok(mut g) => *g = error,
+            Err(poisoned) => *poisoned.into_inner() = error,
+        }
+    }
+
+    /// Why the last reload was refused, if it was.
+    pub fn reload_error(&self) -> Option<String> {
+        match self.reload_error.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -308,6 +354,31 @@ pub(crate) mod tests {
         assert_eq!(p["counters"]["transactions"], 5);
         assert_eq!(p["counters"]["pins"]["temp_table"], 4);
         assert_eq!(p["gauges"]["clients_pinned"], 2.0);
+    }
+
+    #[test]
+    fn unregister_removes_only_the_named_pool_of_that_protocol() {
+        let admin = Admin::new();
+        admin.register(Arc::new(FakePool::default()));
+        admin.unregister("mysql", "app\"db");
+        assert_eq!(admin.observers().len(), 1);
+        admin.unregister("postgres", "app\"db");
+        assert!(admin.observers().is_empty());
+    }
+
+    #[tokio::test]
+    async fn control_requests_reach_the_one_receiver() {
+        let admin = Admin::new();
+        let mut rx = admin.take_control_receiver().expect("first taker");
+        assert!(admin.take_control_receiver().is_none());
+        assert!(admin.request_control(ControlRequest::Reload));
+        assert_eq!(rx.recv().await, Some(ControlRequest::Reload));
+        drop(rx);
+        assert!(!admin.request_control(ControlRequest::Shutdown));
+        admin.set_reload_error(Some("bad key".into()));
+        assert_eq!(admin.reload_error().as_deref(), Some("bad key"));
+        admin.set_reload_error(None);
+        assert_eq!(admin.reload_error(), None);
     }
 
     #[tokio::test(start_paused = true)]

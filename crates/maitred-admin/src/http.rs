@@ -81,10 +81,17 @@ pub fn route(admin: &Admin, request_line: &str) -> Response {
             body: admin.render_metrics(),
         },
         "/healthz" => Response::text(200, "ok\n"),
-        "/readyz" => match admin.readiness() {
-            Ok(()) => Response::text(200, "ready\n"),
-            Err(reason) => Response::text(503, format!("{reason}\n")),
-        },
+        "/readyz" => {
+            // A refused reload leaves the old configuration serving: still ready, but say so.
+            let note = admin
+                .reload_error()
+                .map(|e| format!("last reload refused (old configuration still in use): {e}\n"))
+                .unwrap_or_default();
+            match admin.readiness() {
+                Ok(()) => Response::text(200, format!("ready\n{note}")),
+                Err(reason) => Response::text(503, format!("{reason}\n{note}")),
+            }
+        }
         "/pools" => Response {
             status: 200,
             content_type: "application/json",

@@ -4,6 +4,8 @@
 //! - `observer.rs`: [`PoolObserver`], what the admin endpoint asks of a pool.
 //! - `admin.rs`: [`Admin`], the registry of observers plus the daemon's lifecycle
 //!   (listening, draining), readiness, `/pools` JSON and the drain wait.
+//! - `control.rs`: [`ControlRequest`], what an operator surface asks of the daemon
+//!   (reload, shutdown).
 //! - `reach.rs`: whether a pool's server is currently reachable, from its counters.
 //! - `metrics.rs`: the Prometheus text of `/metrics` (metrics-exporter-prometheus).
 //! - `http.rs`: a minimal HTTP/1.1 GET server for `/metrics`, `/healthz`, `/readyz`,
@@ -13,10 +15,12 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod control;
 pub mod http;
 mod metrics;
 mod observer;
 mod reach;
 
 pub use admin::Admin;
+pub use control::ControlRequest;
 pub use observer::{LabeledCounter, PoolObserver};
