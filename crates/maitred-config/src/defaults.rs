@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::model::{ClientAuth, LogFormat, PoolMode};
+use crate::upstream::Protocol;
 
 /// `runtime.workers`: 0 lets the daemon choose.
 pub const WORKERS: usize = 0;
@@ -31,6 +32,28 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// `pools.server_connect_timeout`.
 pub const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `pools.client_login_timeout`.
+pub const CLIENT_LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// `pools.max_clients`.
+pub const MAX_CLIENTS: usize = 10_000;
+/// `pools.max_message_size` of PostgreSQL pools: 256 MiB.
+pub const PG_MAX_MESSAGE_SIZE: usize = 256 << 20;
+/// `pools.max_message_size` of MySQL pools: 64 MiB (the server's max_allowed_packet applies too).
+pub const MYSQL_MAX_MESSAGE_SIZE: usize = 64 << 20;
+/// `pools.max_message_size` of MongoDB pools: 48 MB, MongoDB's maxMessageSizeBytes.
+pub const MONGO_MAX_MESSAGE_SIZE: usize = 48_000_000;
+/// The smallest `pools.max_message_size` accepted.
+pub const MIN_MAX_MESSAGE_SIZE: usize = 1024;
+
+/// `pools.max_message_size` when it is left out, by protocol.
+pub fn max_message_size(protocol: Protocol) -> usize {
+    match protocol {
+        Protocol::Postgres => PG_MAX_MESSAGE_SIZE,
+        Protocol::Mysql => MYSQL_MAX_MESSAGE_SIZE,
+        Protocol::Mongodb => MONGO_MAX_MESSAGE_SIZE,
+    }
+}
+
 /// `pools.client_auth`.
 pub const CLIENT_AUTH: ClientAuth = ClientAuth::ScramSha256;
 
@@ -68,4 +91,12 @@ pub(crate) fn max_lifetime() -> Duration {
 
 pub(crate) fn server_connect_timeout() -> Duration {
     SERVER_CONNECT_TIMEOUT
+}
+
+pub(crate) fn client_login_timeout() -> Duration {
+    CLIENT_LOGIN_TIMEOUT
+}
+
+pub(crate) fn max_clients() -> usize {
+    MAX_CLIENTS
 }

@@ -169,6 +169,28 @@ pub struct PoolConfig {
     /// Time allowed to connect and log in to the server.
     #[serde(default = "defaults::server_connect_timeout", with = "humantime_serde")]
     pub server_connect_timeout: Duration,
+    /// A client that has not finished logging in by then gets an error and is closed.
+    #[serde(default = "defaults::client_login_timeout", with = "humantime_serde")]
+    pub client_login_timeout: Duration,
+    /// A client inside a transaction that sends nothing for this long loses it (rolled
+    /// back, error, disconnected). Zero: off.
+    #[serde(default, with = "humantime_serde")]
+    pub idle_transaction_timeout: Duration,
+    /// A client outside any transaction, holding no server connection, that sends nothing
+    /// for this long is disconnected. Zero: off.
+    #[serde(default, with = "humantime_serde")]
+    pub client_idle_timeout: Duration,
+    /// A request waiting for the server longer than this is cancelled, the client gets an
+    /// error and the server connection is discarded. Zero: off.
+    #[serde(default, with = "humantime_serde")]
+    pub query_timeout: Duration,
+    /// Clients connected to this pool at once; more get a protocol error.
+    #[serde(default = "defaults::max_clients")]
+    pub max_clients: usize,
+    /// Largest message (bytes) a client may send; default depends on the protocol
+    /// (see [`crate::defaults::max_message_size`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<usize>,
     /// How clients prove who they are.
     #[serde(default)]
     pub client_auth: ClientAuth,
@@ -198,6 +220,12 @@ impl PoolConfig {
             idle_timeout: defaults::IDLE_TIMEOUT,
             max_lifetime: defaults::MAX_LIFETIME,
             server_connect_timeout: defaults::SERVER_CONNECT_TIMEOUT,
+            client_login_timeout: defaults::CLIENT_LOGIN_TIMEOUT,
+            idle_transaction_timeout: Duration::ZERO,
+            client_idle_timeout: Duration::ZERO,
+            query_timeout: Duration::ZERO,
+            max_clients: defaults::MAX_CLIENTS,
+            max_message_size: None,
             client_auth: defaults::CLIENT_AUTH,
             users: Vec::new(),
         }
@@ -208,6 +236,12 @@ impl PoolConfig {
     /// `max_pinned`, or its default: half the pool size, at least 1.
     pub fn max_pinned(&self) -> usize {
         self.max_pinned.unwrap_or((self.size / 2).max(1))
+    }
+
+    /// `max_message_size`, or the default of the upstream's protocol.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+            .unwrap_or_else(|| defaults::max_message_size(self.upstream.protocol))
     }
 
     pub fn client_database(&self) -> &str {

@@ -161,11 +161,23 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
     if pool.prepared_statements == 0 {
         problem("prepared_statements must be at least 1".to_owned());
     }
-    let durations: [(&str, Duration); 4] = [
+    if pool.max_clients == 0 {
+        problem("max_clients must be at least 1".to_owned());
+    }
+    if let Some(size) = pool.max_message_size {
+        if size < crate::defaults::MIN_MAX_MESSAGE_SIZE {
+            problem(format!(
+                "max_message_size ({size}) must be at least {} bytes",
+                crate::defaults::MIN_MAX_MESSAGE_SIZE
+            ));
+        }
+    }
+    let durations: [(&str, Duration); 5] = [
         ("queue_timeout", pool.queue_timeout),
         ("idle_timeout", pool.idle_timeout),
         ("max_lifetime", pool.max_lifetime),
         ("server_connect_timeout", pool.server_connect_timeout),
+        ("client_login_timeout", pool.client_login_timeout),
     ];
     for (key, value) in durations {
         if value.is_zero() {

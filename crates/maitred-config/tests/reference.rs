@@ -54,6 +54,12 @@ fn fully_populated() -> Config {
             idle_timeout: Duration::from_secs(2),
             max_lifetime: Duration::from_secs(3),
             server_connect_timeout: Duration::from_secs(4),
+            client_login_timeout: Duration::from_secs(5),
+            idle_transaction_timeout: Duration::from_secs(6),
+            client_idle_timeout: Duration::from_secs(7),
+            query_timeout: Duration::from_secs(8),
+            max_clients: 100,
+            max_message_size: Some(1 << 20),
             client_auth: ClientAuth::Md5,
             users: vec![UserConfig {
                 name: "app".to_owned(),
@@ -111,7 +117,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 30, "{paths:#?}");
+    assert_eq!(paths.len(), 36, "{paths:#?}");
 }
 
 #[test]

@@ -194,3 +194,41 @@ fn empty_names() {
         "{found:#?}"
     );
 }
+
+#[test]
+fn client_limits_problems() {
+    let text = pool(
+        "a",
+        "127.0.0.1:6432",
+        "client_login_timeout = \"0s\"\nmax_clients = 0\nmax_message_size = 100",
+    );
+    let found = problems(&text);
+    assert!(
+        has(&found, &["client_login_timeout", "greater than zero"]),
+        "{found:#?}"
+    );
+    assert!(
+        has(&found, &["max_clients must be at least 1"]),
+        "{found:#?}"
+    );
+    assert!(
+        has(&found, &["max_message_size (100)", "at least 1024"]),
+        "{found:#?}"
+    );
+    assert_eq!(found.len(), 3, "{found:#?}");
+}
+
+#[test]
+fn client_limits_zero_means_off_and_is_valid() {
+    let text = pool(
+        "a",
+        "127.0.0.1:6432",
+        "idle_transaction_timeout = \"0s\"\nclient_idle_timeout = \"0s\"\nquery_timeout = \"0s\"\nmax_message_size = 1024",
+    );
+    let config = parse_str_with_env(&text, NO_ENV).unwrap();
+    assert_eq!(config.validate(), Ok(()));
+    let pool = &config.pools[0];
+    assert!(pool.query_timeout.is_zero());
+    assert_eq!(pool.max_message_size(), 1024);
+    assert_eq!(pool.max_clients, 10_000);
+}
