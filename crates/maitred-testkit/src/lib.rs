@@ -10,7 +10,10 @@
 //! * [`PgUrl`] / [`swap_host_port`]: small URL edits (point a client at
 //!   maitred, change password or database).
 //! * [`serial`]: a process-wide lock for tests that share one capped server.
+//! * [`fault_relay::FaultRelay`]: a TCP relay between maitred and a server
+//!   that injects delay, drop, reset, blackhole and refusal at runtime.
 
+pub mod fault_relay;
 pub mod mongo;
 pub mod mysql;
 
