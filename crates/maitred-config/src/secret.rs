@@ -109,6 +109,19 @@ pub enum PasswordKind {
 /// The prefix of a PostgreSQL SCRAM-SHA-256 secret.
 const SCRAM_PREFIX: &str = "SCRAM-SHA-256$";
 
+/// The iteration counts a configured SCRAM secret may carry. Every client derives that many
+/// PBKDF2 rounds at each login, so an absurd count (a typo, a copied test value) would make
+/// logins hang; validation refuses it instead. PostgreSQL's default is 4096.
+pub const SCRAM_ITERATIONS: std::ops::RangeInclusive<u64> = 1..=1_000_000;
+
+/// The iteration count of a SCRAM secret (`SCRAM-SHA-256$<iterations>:...`), if `password`
+/// is one.
+pub fn scram_iterations(password: &str) -> Option<u64> {
+    let rest = password.strip_prefix(SCRAM_PREFIX)?;
+    is_scram_body(rest).then_some(())?;
+    rest.split_once(':')?.0.parse().ok()
+}
+
 impl PasswordKind {
     /// Classifies a password string.
     pub fn of(password: &str) -> PasswordKind {
@@ -144,7 +157,8 @@ fn is_scram_body(body: &str) -> bool {
     let Some((stored_key, server_key)) = keys.split_once(':') else {
         return false;
     };
-    let iterations_ok = iterations.parse::<u32>().is_ok_and(|n| n > 0);
+    // Any positive count is well-formed; validation then checks SCRAM_ITERATIONS.
+    let iterations_ok = iterations.parse::<u64>().is_ok_and(|n| n > 0);
     iterations_ok
         && [salt, stored_key, server_key]
             .iter()
@@ -196,5 +210,11 @@ mod tests {
             PasswordKind::of("SCRAM-SHA-256$0:c2FsdA==$YQ==:YQ=="),
             PasswordKind::MalformedScramSecret
         );
+        assert_eq!(scram_iterations(SCRAM), Some(4096));
+        assert_eq!(
+            scram_iterations("SCRAM-SHA-256$99999999999:c2FsdA==$YQ==:YQ=="),
+            Some(99_999_999_999)
+        );
+        assert_eq!(scram_iterations("hunter2"), None);
     }
 }

@@ -226,5 +226,14 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
             )),
             _ => {}
         }
+        if let Some(count) = crate::secret::scram_iterations(password.expose()) {
+            if !crate::secret::SCRAM_ITERATIONS.contains(&count) {
+                problem(format!(
+                    "{user_label}: the SCRAM secret's iteration count {count} is outside {} to {}: every client would derive that many rounds at each login; regenerate the secret (PostgreSQL's default is 4096)",
+                    crate::secret::SCRAM_ITERATIONS.start(),
+                    crate::secret::SCRAM_ITERATIONS.end()
+                ));
+            }
+        }
     }
 }

@@ -182,6 +182,31 @@ fn password_forms_must_suit_client_auth() {
 }
 
 #[test]
+fn scram_secret_iteration_counts_are_bounded() {
+    let with = |iterations: &str| {
+        format!("[[pools]]\nname = \"a\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"postgres://app@db/app\"\nclient_auth = \"scram-sha-256\"\n  [[pools.users]]\n  name = \"bob\"\n  password = \"SCRAM-SHA-256${iterations}:c2FsdA==$c3RvcmVk:c2VydmVy\"\n")
+    };
+    for iterations in ["1", "4096", "1000000"] {
+        let config = parse_str_with_env(&with(iterations), NO_ENV).unwrap();
+        assert_eq!(config.validate(), Ok(()), "{iterations}");
+    }
+    for iterations in ["1000001", "4294967295", "99999999999"] {
+        let found = problems(&with(iterations));
+        assert!(
+            has(
+                &found,
+                &["\"bob\"", "iteration count", iterations, "1000000"]
+            ),
+            "{iterations}: {found:#?}"
+        );
+        assert!(
+            !found.iter().any(|p| p.contains("c3RvcmVk")),
+            "never print the secret"
+        );
+    }
+}
+
+#[test]
 fn empty_names() {
     let text = "[[pools]]\nname = \"\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"postgres://app@db/app\"\ndatabase = \"\"\nclient_auth = \"trust\"\n";
     let found = problems(text);
