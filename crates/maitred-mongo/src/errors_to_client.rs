@@ -79,6 +79,20 @@ pub fn checkout_error(e: &CheckoutError<BackendError>) -> RawDocumentBuf {
             ),
             &[],
         ),
+        CheckoutError::ServerUnreachable {
+            pool,
+            failures,
+            down_for,
+            last_error,
+        } => error_doc(
+            code::HOST_UNREACHABLE,
+            "HostUnreachable",
+            &format!(
+                "maitred: the server of pool \"{pool}\" is unreachable ({failures} failed attempts over {}ms): {last_error}; maitred keeps retrying",
+                down_for.as_millis()
+            ),
+            &["RetryableError"],
+        ),
         CheckoutError::Closed { pool } => error_doc(
             code::SHUTDOWN_IN_PROGRESS,
             "ShutdownInProgress",

@@ -12,6 +12,8 @@
 //!   1047 `ER_UNKNOWN_COM_ERROR`, 08S01: malformed, oversized or out-of-sequence packets
 //!   (the client is then disconnected).
 //! - 1094 `ER_NO_SUCH_THREAD`, HY000: KILL of a connection id maitred does not know.
+//! - 1095 `ER_KILL_DENIED_ERROR`, HY000: KILL of another user's (or another pool's)
+//!   connection.
 //! - 1927 `ER_CONNECTION_KILLED`, 70100: this client was killed with KILL CONNECTION.
 //! - 2013 (HY000) "Lost connection to server during query": the server connection failed
 //!   in the middle of a command.
@@ -34,6 +36,7 @@ pub mod code {
     pub const NOT_SUPPORTED: u16 = 1235;
     pub const LOST_CONNECTION: u16 = 2013;
     pub const NO_SUCH_THREAD: u16 = 1094;
+    pub const KILL_DENIED: u16 = 1095;
     pub const LOCAL_INFILE_REJECTED: u16 = 1148;
     pub const CONNECTION_KILLED: u16 = 1927;
 }
@@ -68,6 +71,14 @@ pub fn checkout_error(o: &mut BytesMut, seq: u8, e: &CheckoutError<BackendError>
             format!(
                 "maitred: pool \"{pool}\" could not open a server connection within server_connect_timeout ({})",
                 humanize(*timeout)
+            ),
+        ),
+        CheckoutError::ServerUnreachable { pool, failures, down_for, last_error } => (
+            code::UNKNOWN_ERROR,
+            "HY000",
+            format!(
+                "maitred: the server of pool \"{pool}\" is unreachable ({failures} failed attempts over {}): {last_error}; maitred keeps retrying",
+                humanize(*down_for)
             ),
         ),
         CheckoutError::Closed { pool } => (

@@ -63,6 +63,15 @@ pub fn checkout_error(o: &mut BytesMut, e: &CheckoutError<BackendError>, severit
             None,
             Some("Check that the upstream server is reachable.".to_owned()),
         ),
+        CheckoutError::ServerUnreachable { pool, failures, down_for, last_error } => (
+            sqlstate::CONNECTION_FAILURE,
+            format!(
+                "maitred: the server of pool \"{pool}\" is unreachable ({failures} failed attempts over {}): {last_error}",
+                humanize(*down_for)
+            ),
+            None,
+            Some("maitred keeps retrying with backoff; check that the upstream server is up.".to_owned()),
+        ),
         CheckoutError::Closed { pool } => (
             sqlstate::CANNOT_CONNECT_NOW,
             format!("maitred: pool \"{pool}\" is shutting down"),

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::error::CheckoutError;
 use crate::lease::Lease;
 use crate::manager::Manager;
+use crate::saturation::slow_threshold;
 use crate::shared::{Health, OpenError, Pooled, Shared, SlotGuard};
 use crate::stats::bump;
 use crate::waiters::{Grant, RegisterError, Ticket};
@@ -31,7 +32,7 @@ pub(crate) async fn checkout<M: Manager>(shared: &Arc<Shared<M>>) -> Result<M, L
     }
     let started = Instant::now();
 
-    if shared.waiters.waiting() == 0 {
+    if shared.waiters.waiting() == 0 && !shared.is_paused() {
         if let Some(pooled) = shared.take_idle() {
             return Ok(lease(shared, pooled, started));
         }
@@ -64,14 +65,33 @@ pub(crate) async fn checkout<M: Manager>(shared: &Arc<Shared<M>>) -> Result<M, L
     }
 }
 
-/// Opens a connection in a reserved slot. On failure the slot is freed, which
-/// hands it to the next waiter so the pool retries as soon as the server is back.
+/// Opens a connection in a reserved slot, once the connect gate lets it (see
+/// `gate.rs`: after a failure, one probe at a time with backoff). On failure the
+/// slot is freed, which hands it to the next waiter.
 async fn connect<M: Manager>(
     shared: &Arc<Shared<M>>,
     slot: SlotGuard<'_, M>,
     started: Instant,
 ) -> Result<M, Lease<M>> {
-    match shared.open().await {
+    let patience = shared.settings().connect_timeout;
+    let permit = match shared.gate.pass(Instant::now() + patience, patience).await {
+        Ok(permit) => permit,
+        Err(refused) => {
+            drop(slot);
+            return Err(CheckoutError::ServerUnreachable {
+                pool: shared.name().to_owned(),
+                failures: refused.failures,
+                down_for: refused.down_for,
+                last_error: refused.last_error,
+            });
+        }
+    };
+    let opened = shared.open().await;
+    match &opened {
+        Ok(_) => permit.succeeded(),
+        Err(e) => permit.failed(e.describe()),
+    }
+    match opened {
         Ok(pooled) => {
             if shared.is_closed() {
                 drop(pooled);
@@ -101,19 +121,26 @@ async fn connect<M: Manager>(
 /// Parks in the wait queue until a grant arrives, the pool closes, or
 /// `queue_timeout` (counted from `started`) passes.
 async fn wait<M: Manager>(shared: &Shared<M>, started: Instant) -> Result<M, Grant<M::Connection>> {
-    let settings = &shared.settings;
+    let settings = shared.settings();
     let ticket = match shared.waiters.register(settings.max_waiting) {
         Ok(ticket) => ticket,
         Err(RegisterError::Closed) => return Err(closed(shared)),
         Err(RegisterError::Full) => {
             bump(&shared.counters.queue_full_rejections);
+            let state = shared.state();
+            shared
+                .saturation
+                .queue_full(shared.name(), settings.max_waiting, &state);
             return Err(CheckoutError::QueueFull {
                 pool: shared.name().to_owned(),
                 max_waiting: settings.max_waiting,
-                state: shared.state(),
+                state,
             });
         }
     };
+    shared
+        .saturation
+        .client_queued(shared.name(), || shared.state());
     let mut guard = WaitGuard {
         shared,
         ticket,
@@ -138,9 +165,13 @@ async fn wait<M: Manager>(shared: &Shared<M>, started: Instant) -> Result<M, Gra
                 Some(grant) => Ok(grant),
                 None => {
                     bump(&shared.counters.queue_timeouts);
+                    let waited = started.elapsed();
+                    shared
+                        .saturation
+                        .queue_timeout(shared.name(), waited, &state);
                     Err(CheckoutError::QueueTimeout {
                         pool: shared.name().to_owned(),
-                        waited: started.elapsed(),
+                        waited,
                         state,
                     })
                 }
@@ -173,7 +204,11 @@ fn lease<M: Manager>(
     pooled: Pooled<M::Connection>,
     started: Instant,
 ) -> Lease<M> {
-    shared.counters.record_checkout(started.elapsed());
+    let waited = started.elapsed();
+    shared.counters.record_checkout(waited);
+    if waited >= slow_threshold(shared.settings().queue_timeout) {
+        shared.saturation.slow_checkout(shared.name(), waited);
+    }
     Lease::new(Arc::clone(shared), pooled)
 }
 

@@ -57,6 +57,23 @@ pub enum CheckoutError<E> {
         /// The configured `connect_timeout`.
         timeout: Duration,
     },
+    /// The server has been failing to accept connections for a while (at least
+    /// `connect_timeout`, or since before this checkout could wait for a retry); the
+    /// pool retries in the background with backoff.
+    #[error(
+        "pool '{pool}': the server is unreachable ({failures} failed connection attempts \
+         over {down_for:?}; last error: {last_error}); maitred keeps retrying"
+    )]
+    ServerUnreachable {
+        /// Pool name.
+        pool: String,
+        /// Consecutive failed attempts.
+        failures: u32,
+        /// Time since the first of them.
+        down_for: Duration,
+        /// The last attempt's error (the server's reason or the timeout).
+        last_error: String,
+    },
     /// The pool was closed.
     #[error("pool '{pool}' is closed")]
     Closed {
@@ -73,6 +90,7 @@ impl<E> CheckoutError<E> {
             | Self::QueueFull { pool, .. }
             | Self::Connect { pool, .. }
             | Self::ConnectTimeout { pool, .. }
+            | Self::ServerUnreachable { pool, .. }
             | Self::Closed { pool } => pool,
         }
     }

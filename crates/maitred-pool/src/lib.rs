@@ -18,7 +18,11 @@
 //! - `reset.rs`: resetting dirty connections in a spawned task.
 //! - `maintenance.rs`: the per-pool background task (expiry, `min_idle`).
 //! - `stats.rs`: [`PoolState`], [`PoolStats`] and their atomic counters.
+//! - `saturation.rs`: rate-limited warnings when clients queue, time out or wait long.
+//! - `gate.rs`: connect backoff (one probe at a time while the server fails).
 //! - `error.rs`: [`CheckoutError`].
+//! - `client_limits.rs`: [`ClientLimits`] (login, idle, query timeouts, `max_clients`,
+//!   message size) that every protocol's front end enforces on its clients.
 //!
 //! # Concurrency
 //!
@@ -37,23 +41,31 @@
 //! runtime the connection is closed instead.
 
 mod checkout;
+mod client_limits;
 mod error;
+mod gate;
 mod idle;
 mod lease;
 mod maintenance;
 mod manager;
 mod pool;
 mod reset;
+mod saturation;
 mod settings;
 mod shared;
 mod stats;
 mod waiters;
 
 #[cfg(test)]
+mod control_tests;
+#[cfg(test)]
 mod stress_tests;
 #[cfg(test)]
 mod test_support;
 
+pub use client_limits::{
+    sleep_until, ClientClock, ClientCount, ClientLimits, ClientSlot, ClientState,
+};
 pub use error::CheckoutError;
 pub use lease::Lease;
 pub use manager::Manager;

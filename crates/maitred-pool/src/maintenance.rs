@@ -18,7 +18,7 @@ pub(crate) fn start<M: Manager>(shared: &Arc<Shared<M>>) {
     if shared.maintenance_started.swap(true, SeqCst) {
         return;
     }
-    let period = shared.settings.maintenance_interval.max(MIN_INTERVAL);
+    let period = shared.settings().maintenance_interval.max(MIN_INTERVAL);
     tokio::spawn(run(Arc::downgrade(shared), period));
 }
 
@@ -67,19 +67,28 @@ impl<M: Manager> Shared<M> {
     /// Opens connections until `min_idle` are idle, while nobody waits (a
     /// waiter gets a slot grant and connects by itself).
     async fn prewarm(&self) {
-        let target = self.settings.min_idle.min(self.settings.max_size);
+        let settings = self.settings();
+        let target = settings.min_idle.min(settings.max_size);
         while !self.is_closed() && self.waiters.waiting() == 0 && self.idle_len() < target {
+            // While the server fails, only when a probe is due (see gate.rs).
+            let Some(permit) = self.gate.try_pass() else {
+                break;
+            };
             if !self.try_reserve() {
                 break;
             }
             let slot = SlotGuard::new(self);
             match self.open().await {
                 Ok(pooled) => {
+                    permit.succeeded();
                     slot.keep();
                     self.push_idle(pooled);
                 }
                 // Logged and counted by open(); try again next round.
-                Err(_) => break,
+                Err(e) => {
+                    permit.failed(e.describe());
+                    break;
+                }
             }
         }
     }

@@ -65,9 +65,39 @@ impl<M: Manager> Pool<M> {
         self.shared.name()
     }
 
-    /// The settings the pool was created with.
-    pub fn settings(&self) -> &PoolSettings {
-        &self.shared.settings
+    /// The settings in force (those it was created with, or the last
+    /// [`reconfigure`](Self::reconfigure)).
+    pub fn settings(&self) -> Arc<PoolSettings> {
+        arc_swap::Guard::into_inner(self.shared.settings())
+    }
+
+    /// Applies new bounds and timeouts without dropping anyone (a reload): a larger
+    /// `max_size` serves waiters at once; a smaller one closes idle connections above
+    /// it now and busy ones as they come back. The name cannot change.
+    pub fn reconfigure(&self, settings: PoolSettings) {
+        self.shared.reconfigure(settings);
+    }
+
+    /// Hands out nothing until [`resume`](Self::resume): checkouts wait (bounded by
+    /// `queue_timeout`); connections already leased finish their work.
+    pub fn pause(&self) {
+        self.shared.pause();
+    }
+
+    /// Ends a [`pause`](Self::pause); waiters are served in order.
+    pub fn resume(&self) {
+        self.shared.resume();
+    }
+
+    /// Whether the pool is paused.
+    pub fn is_paused(&self) -> bool {
+        self.shared.is_paused()
+    }
+
+    /// Retires every server connection open now: idle ones are closed at once, leased
+    /// ones when they come back; later checkouts get fresh ones.
+    pub fn reconnect(&self) {
+        self.shared.reconnect();
     }
 
     /// The connection manager.

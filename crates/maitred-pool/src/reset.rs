@@ -51,7 +51,7 @@ impl<M: Manager> ResetTask<M> {
             return;
         };
         let shared = &self.shared;
-        let timeout = shared.settings.connect_timeout;
+        let timeout = shared.settings().connect_timeout;
         let outcome = tokio::time::timeout(timeout, shared.manager.reset(&mut pooled.conn)).await;
         match outcome {
             Ok(Ok(())) => {

@@ -12,14 +12,23 @@
 //!   and whoever joins the wait queue then tries to dispatch; both sides put a
 //!   SeqCst fence between their write and their read (Dekker), so a waiter
 //!   can never sleep while a connection sits idle or a slot is free.
+//! - `total` may exceed `max_size` for a while after a reload lowered it: the
+//!   surplus is closed as it comes back, and no slot is reserved meanwhile.
+//! - A connection of an older `generation` (before [`Shared::reconnect`]) is
+//!   never handed out again: closed when idle or when it comes back.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use crate::idle::IdleQueue;
 use tokio::time::Instant;
 
+use crate::gate::ConnectGate;
 use crate::manager::Manager;
+use crate::saturation::SaturationLog;
 use crate::settings::PoolSettings;
 use crate::stats::{bump, Counters, PoolState};
 use crate::waiters::{Grant, WaitQueue};
@@ -30,15 +39,18 @@ pub(crate) struct Pooled<C> {
     pub(crate) conn: C,
     pub(crate) created_at: Instant,
     pub(crate) idle_since: Instant,
+    /// The pool's generation when it was opened (see [`Shared::reconnect`]).
+    pub(crate) generation: u64,
 }
 
 impl<C> Pooled<C> {
-    pub(crate) fn new(conn: C) -> Self {
+    pub(crate) fn new(conn: C, generation: u64) -> Self {
         let now = Instant::now();
         Self {
             conn,
             created_at: now,
             idle_since: now,
+            generation,
         }
     }
 }
@@ -58,35 +70,119 @@ pub(crate) enum OpenError<E> {
     TimedOut(Duration),
 }
 
+impl<E: std::fmt::Display> OpenError<E> {
+    /// For the connect gate, which shows it to clients refused later.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            OpenError::Failed(e) => e.to_string(),
+            OpenError::TimedOut(t) => format!("connecting timed out after {t:?}"),
+        }
+    }
+}
+
 /// Everything behind a [`Pool`](crate::Pool) handle.
 pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
-    pub(crate) settings: PoolSettings,
+    /// Fixed for the pool's life (settings' `name` changes are ignored by reconfigure).
+    name: String,
+    /// Swapped whole by [`Shared::reconfigure`]; read with one atomic load.
+    settings: ArcSwap<PoolSettings>,
     pub(crate) counters: Counters,
     pub(crate) waiters: WaitQueue<M::Connection>,
     pub(crate) maintenance_started: AtomicBool,
+    /// Rate-limited warnings when clients queue, time out or wait long.
+    pub(crate) saturation: SaturationLog,
+    pub(crate) gate: ConnectGate,
     idle: IdleQueue<Pooled<M::Connection>>,
     total: AtomicUsize,
     closed: AtomicBool,
+    /// While set, nothing is handed out: checkouts wait (see [`Shared::pause`]).
+    paused: AtomicBool,
+    generation: AtomicU64,
 }
 
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, settings: PoolSettings) -> Self {
         Self {
             manager,
-            // With max_size 0 nothing is ever pushed.
-            idle: IdleQueue::new(settings.max_size),
-            settings,
+            name: settings.name.clone(),
+            idle: IdleQueue::new(),
+            settings: ArcSwap::from_pointee(settings),
             counters: Counters::default(),
             waiters: WaitQueue::new(),
             maintenance_started: AtomicBool::new(false),
+            saturation: SaturationLog::new(),
+            gate: ConnectGate::default(),
             total: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn name(&self) -> &str {
-        &self.settings.name
+        &self.name
+    }
+
+    /// The current settings (one atomic load; hold it briefly).
+    pub(crate) fn settings(&self) -> arc_swap::Guard<Arc<PoolSettings>> {
+        self.settings.load()
+    }
+
+    /// Applies new bounds and timeouts to a running pool. A larger `max_size` is offered
+    /// to waiters at once; a smaller one closes idle surplus now and busy surplus as it
+    /// comes back. Leased connections are never taken away.
+    pub(crate) fn reconfigure(&self, mut settings: PoolSettings) {
+        settings.name.clone_from(&self.name);
+        let max = settings.max_size;
+        self.settings.store(Arc::new(settings));
+        while self.total.load(SeqCst) > max {
+            let Some(pooled) = self.idle.pop() else { break };
+            tracing::debug!(pool = %self.name(), "closing idle connection above the new max_size");
+            self.close_conn(pooled);
+        }
+        fence(SeqCst);
+        if self.waiters.waiting() > 0 {
+            self.dispatch();
+        }
+    }
+
+    /// Stops handing out connections until [`resume`](Self::resume): new and waiting
+    /// checkouts wait (still bounded by `queue_timeout`), leased ones finish normally.
+    pub(crate) fn pause(&self) {
+        self.paused.store(true, SeqCst);
+    }
+
+    pub(crate) fn resume(&self) {
+        self.paused.store(false, SeqCst);
+        fence(SeqCst);
+        if self.waiters.waiting() > 0 {
+            self.dispatch();
+        }
+    }
+
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(SeqCst)
+    }
+
+    /// Retires every current server connection: idle ones are closed now, leased ones
+    /// when they come back; new ones are opened as needed (e.g. after the upstream's
+    /// address or credentials changed).
+    pub(crate) fn reconnect(&self) {
+        let current = self.generation.fetch_add(1, SeqCst) + 1;
+        for _ in 0..self.idle.len() {
+            let Some(pooled) = self.idle.pop() else { break };
+            if pooled.generation < current {
+                bump(&self.counters.closed_expired);
+                self.close_conn(pooled);
+            } else {
+                self.push_idle(pooled);
+            }
+        }
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(SeqCst)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -105,13 +201,13 @@ impl<M: Manager> Shared<M> {
             idle,
             busy: size.saturating_sub(idle),
             waiting: self.waiters.waiting(),
-            max_size: self.settings.max_size,
+            max_size: self.settings.load().max_size,
         }
     }
 
     /// Reserves one slot of `total` if that stays within `max_size`.
     pub(crate) fn try_reserve(&self) -> bool {
-        let max = self.settings.max_size;
+        let max = self.settings.load().max_size;
         let mut current = self.total.load(SeqCst);
         loop {
             if current >= max {
@@ -139,14 +235,14 @@ impl<M: Manager> Shared<M> {
 
     /// Judges an idle connection: lifetime, idle time, then `is_alive`.
     pub(crate) fn health(&self, pooled: &mut Pooled<M::Connection>, now: Instant) -> Health {
-        let settings = &self.settings;
+        let settings = self.settings.load();
         let too_old = settings
             .max_lifetime
             .is_some_and(|max| now.saturating_duration_since(pooled.created_at) >= max);
         let idle_too_long = settings
             .idle_timeout
             .is_some_and(|max| now.saturating_duration_since(pooled.idle_since) >= max);
-        if too_old || idle_too_long {
+        if too_old || idle_too_long || pooled.generation < self.generation() {
             Health::Expired
         } else if self.manager.is_alive(&mut pooled.conn) {
             Health::Usable
@@ -195,20 +291,28 @@ impl<M: Manager> Shared<M> {
         self.idle.pop()
     }
 
-    /// A lease came back clean: keep it unless the pool is closed or the
-    /// connection outlived `max_lifetime`.
+    /// A lease came back clean: keep it unless the pool is closed, has more
+    /// connections than `max_size` (after a reload shrank it), or the
+    /// connection is retired or outlived `max_lifetime`.
     pub(crate) fn checkin(&self, mut pooled: Pooled<M::Connection>) {
         if self.is_closed() {
             self.close_conn(pooled);
             return;
         }
+        let settings = self.settings.load();
+        if self.total.load(SeqCst) > settings.max_size {
+            self.close_conn(pooled);
+            return;
+        }
         let now = Instant::now();
-        if let Some(max) = self.settings.max_lifetime {
-            if now.saturating_duration_since(pooled.created_at) >= max {
-                self.drop_unhealthy(pooled, Health::Expired);
-                self.release_slot();
-                return;
-            }
+        let retired = pooled.generation < self.generation();
+        let too_old = settings
+            .max_lifetime
+            .is_some_and(|max| now.saturating_duration_since(pooled.created_at) >= max);
+        if retired || too_old {
+            self.drop_unhealthy(pooled, Health::Expired);
+            self.release_slot();
+            return;
         }
         pooled.idle_since = now;
         self.push_idle(pooled);
@@ -217,13 +321,7 @@ impl<M: Manager> Shared<M> {
     /// Puts a connection (whose slot is counted) in the idle queue and hands
     /// it on if checkouts are waiting. No lock unless someone waits.
     pub(crate) fn push_idle(&self, pooled: Pooled<M::Connection>) {
-        if let Err(pooled) = self.idle.push(pooled) {
-            // Cannot happen: every queued connection holds one of at most
-            // max_size slots, and we hold one that is not queued.
-            tracing::error!(pool = %self.name(), "idle queue full; closing connection");
-            self.close_conn(pooled);
-            return;
-        }
+        self.idle.push(pooled);
         // Pairs with the fence after `register` (waiters) and after setting
         // `closed` (close): one side always sees the other's write.
         fence(SeqCst);
@@ -247,7 +345,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn dispatch(&self) {
         self.waiters.dispatch(
             || {
-                if self.is_closed() {
+                if self.is_closed() || self.is_paused() {
                     None
                 } else if let Some(pooled) = self.idle.pop() {
                     Some(Grant::Conn(pooled))
@@ -260,12 +358,7 @@ impl<M: Manager> Shared<M> {
             // Only reached when no waiter is left; anyone registering later
             // dispatches after us and sees this.
             |grant| match grant {
-                Grant::Conn(pooled) => {
-                    if let Err(pooled) = self.idle.push(pooled) {
-                        drop(pooled);
-                        self.total.fetch_sub(1, SeqCst);
-                    }
-                }
+                Grant::Conn(pooled) => self.idle.push(pooled),
                 Grant::Slot => {
                     self.total.fetch_sub(1, SeqCst);
                 }
@@ -275,12 +368,13 @@ impl<M: Manager> Shared<M> {
 
     /// Opens a connection, bounded by `connect_timeout`, and counts the outcome.
     pub(crate) async fn open(&self) -> Result<Pooled<M::Connection>, OpenError<M::Error>> {
-        let timeout = self.settings.connect_timeout;
+        let timeout = self.settings.load().connect_timeout;
+        let generation = self.generation();
         match tokio::time::timeout(timeout, self.manager.connect()).await {
             Ok(Ok(conn)) => {
                 bump(&self.counters.connects);
                 tracing::debug!(pool = %self.name(), "opened server connection");
-                Ok(Pooled::new(conn))
+                Ok(Pooled::new(conn, generation))
             }
             Ok(Err(error)) => {
                 bump(&self.counters.connect_failures);

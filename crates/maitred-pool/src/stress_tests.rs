@@ -82,7 +82,9 @@ async fn client(pool: Pool<FakeManager>, tally: Arc<Tally>, seed: u64) {
                 let bucket = match error {
                     CheckoutError::QueueTimeout { .. } => &tally.queue_timeout,
                     CheckoutError::QueueFull { .. } => &tally.queue_full,
-                    CheckoutError::Connect { .. } => &tally.connect,
+                    CheckoutError::Connect { .. } | CheckoutError::ServerUnreachable { .. } => {
+                        &tally.connect
+                    }
                     CheckoutError::ConnectTimeout { .. } => &tally.connect_timeout,
                     CheckoutError::Closed { .. } => &tally.closed,
                 };
