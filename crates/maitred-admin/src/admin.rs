@@ -285,6 +285,7 @@ pub(crate) mod tests {
             PoolStats {
                 state: self.state(),
                 checkouts: 7,
+                checkout_wait_buckets: [0, 3, 2, 0, 0, 0, 0, 1, 1, 0, 0],
                 checkout_wait_total: Duration::from_millis(1500),
                 queue_timeouts: 1,
                 queue_full_rejections: 3,

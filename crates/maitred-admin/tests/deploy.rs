@@ -247,6 +247,7 @@ impl PoolObserver for PgLike {
             closed_expired: 0,
             resets: 0,
             reset_failures: 0,
+            ..PoolStats::default()
         }
     }
     fn extra_counters(&self) -> Vec<(&'static str, u64)> {

@@ -71,4 +71,4 @@ pub use lease::Lease;
 pub use manager::Manager;
 pub use pool::Pool;
 pub use settings::PoolSettings;
-pub use stats::{PoolState, PoolStats};
+pub use stats::{PoolState, PoolStats, CHECKOUT_WAIT_BUCKETS};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// A snapshot of a pool's gauges. Read without locks, so under load the
 /// fields may come from slightly different instants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolState {
     /// Connections counted against `max_size`: idle, leased, being opened and
     /// being reset.
@@ -32,13 +32,33 @@ impl fmt::Display for PoolState {
     }
 }
 
+/// Upper bounds of the checkout wait histogram buckets (a last, unbounded bucket
+/// follows), chosen around what matters: sub-millisecond idle hand-outs, connects, and
+/// the seconds of a saturated pool.
+pub const CHECKOUT_WAIT_BUCKETS: [Duration; 10] = [
+    Duration::from_micros(100),
+    Duration::from_millis(1),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+];
+
 /// [`PoolState`] plus counters accumulated since the pool was created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
     /// Gauges at the time of the snapshot.
     pub state: PoolState,
     /// Successful checkouts.
     pub checkouts: u64,
+    /// Successful checkouts by how long they waited: `[i]` counts waits up to
+    /// `CHECKOUT_WAIT_BUCKETS[i]` and above the previous bound; the last entry counts
+    /// waits above every bound. Not cumulative (Prometheus wants it summed up).
+    pub checkout_wait_buckets: [u64; CHECKOUT_WAIT_BUCKETS.len() + 1],
     /// Summed latency of successful checkouts (queueing and connecting
     /// included); divide by `checkouts` for the mean, see
     /// [`PoolStats::mean_checkout_wait`].
@@ -81,6 +101,7 @@ impl PoolStats {
 pub(crate) struct Counters {
     pub(crate) checkouts: AtomicU64,
     pub(crate) checkout_wait_nanos: AtomicU64,
+    pub(crate) checkout_wait_buckets: [AtomicU64; CHECKOUT_WAIT_BUCKETS.len() + 1],
     pub(crate) queue_timeouts: AtomicU64,
     pub(crate) queue_full_rejections: AtomicU64,
     pub(crate) connects: AtomicU64,
@@ -102,6 +123,11 @@ impl Counters {
         bump(&self.checkouts);
         let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
         self.checkout_wait_nanos.fetch_add(nanos, Relaxed);
+        let bucket = CHECKOUT_WAIT_BUCKETS
+            .iter()
+            .position(|bound| waited <= *bound)
+            .unwrap_or(CHECKOUT_WAIT_BUCKETS.len());
+        bump(&self.checkout_wait_buckets[bucket]);
     }
 
     /// Combines the counters with a state snapshot.
@@ -109,6 +135,9 @@ impl Counters {
         PoolStats {
             state,
             checkouts: self.checkouts.load(Relaxed),
+            checkout_wait_buckets: std::array::from_fn(|i| {
+                self.checkout_wait_buckets[i].load(Relaxed)
+            }),
             checkout_wait_total: Duration::from_nanos(self.checkout_wait_nanos.load(Relaxed)),
             queue_timeouts: self.queue_timeouts.load(Relaxed),
             queue_full_rejections: self.queue_full_rejections.load(Relaxed),
@@ -134,6 +163,24 @@ mod tests {
             waiting: 7,
             max_size: 10,
         }
+    }
+
+    #[test]
+    fn checkout_waits_land_in_their_bucket() {
+        let c = Counters::default();
+        c.record_checkout(Duration::from_micros(50));
+        c.record_checkout(Duration::from_micros(100));
+        c.record_checkout(Duration::from_millis(3));
+        c.record_checkout(Duration::from_secs(60));
+        let s = c.snapshot(state());
+        assert_eq!(s.checkout_wait_buckets[0], 2, "up to and including 100 µs");
+        assert_eq!(s.checkout_wait_buckets[2], 1, "1 ms < w <= 5 ms");
+        assert_eq!(
+            s.checkout_wait_buckets[CHECKOUT_WAIT_BUCKETS.len()],
+            1,
+            "above all"
+        );
+        assert_eq!(s.checkout_wait_buckets.iter().sum::<u64>(), s.checkouts);
     }
 
     #[test]
