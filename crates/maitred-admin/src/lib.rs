@@ -6,6 +6,11 @@
 //!   (listening, draining), readiness, `/pools` JSON and the drain wait.
 //! - `control.rs`: [`ControlRequest`], what an operator surface asks of the daemon
 //!   (reload, shutdown).
+//! - `clients.rs`: [`PoolClients`], every client of a pool (state, identity, KILL) for
+//!   `maitred_clients{state}`, the console's SHOW CLIENTS and KILL.
+//! - `console.rs`: [`console::Console`], the admin console's commands (SHOW POOLS, KILL,
+//!   PAUSE...), answered as tables any protocol's front end can put on the wire.
+//! - `traffic.rs`: [`Traffic`], bytes and queries relayed per pool.
 //! - `reach.rs`: whether a pool's server is currently reachable, from its counters.
 //! - `metrics.rs`: the Prometheus text of `/metrics` (metrics-exporter-prometheus).
 //! - `http.rs`: a minimal HTTP/1.1 GET server for `/metrics`, `/healthz`, `/readyz`,
@@ -15,12 +20,17 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+pub mod clients;
+pub mod console;
 mod control;
 pub mod http;
 mod metrics;
 mod observer;
 mod reach;
+pub mod traffic;
 
 pub use admin::Admin;
+pub use clients::{ClientIdentity, ClientState, ClientTicket, KillSignal, PoolClients};
 pub use control::ControlRequest;
 pub use observer::{LabeledCounter, PoolObserver};
+pub use traffic::{Traffic, TrafficTotals};

@@ -1,9 +1,11 @@
 //! `/metrics`: gauges and counters copied from the observers into a
 //! metrics-exporter-prometheus recorder at scrape time, then rendered by its
-//! `PrometheusHandle`; the checkout wait summary (sum and count, which is what the pool
-//! core keeps) is appended in the same text format.
+//! `PrometheusHandle`; the checkout wait histogram (the pool core's buckets, summed up as
+//! Prometheus wants them, plus sum and count) is appended in the same text format.
 
+use crate::clients::ClientState;
 use crate::observer::PoolObserver;
+use maitred_pool::CHECKOUT_WAIT_BUCKETS;
 use metrics::{Key, KeyName, Label, Level, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use std::fmt::Write as _;
@@ -28,9 +30,22 @@ const GAUGES: [(&str, &str); 5] = [
     ),
     (
         "maitred_clients",
-        "Clients by state (waiting: queued for a server connection).",
+        "Client connections by state (active: holding a server connection, waiting: queued for one, idle: neither).",
     ),
     ("maitred_draining", "1 while maitred drains before exiting."),
+];
+
+/// Traffic counters: (name, help).
+const TRAFFIC: [(&str, &str); 3] = [
+    (
+        "maitred_bytes_received_total",
+        "Bytes read from clients.",
+    ),
+    ("maitred_bytes_sent_total", "Bytes written to clients."),
+    (
+        "maitred_queries_total",
+        "Queries or commands forwarded to a server (PostgreSQL Query and Execute messages, MySQL commands, MongoDB requests).",
+    ),
 ];
 
 /// Core counters: (name, help).
@@ -86,7 +101,7 @@ impl Exporter {
         for (name, help) in GAUGES {
             recorder.describe_gauge(KeyName::from(name), None, SharedString::from(help));
         }
-        for (name, help) in COUNTERS {
+        for (name, help) in COUNTERS.into_iter().chain(TRAFFIC) {
             recorder.describe_counter(KeyName::from(name), None, SharedString::from(help));
         }
         Exporter { recorder, handle }
@@ -137,11 +152,27 @@ impl Exporter {
                 s.state.busy as f64,
             );
             self.gauge("maitred_clients_waiting", labels(), s.state.waiting as f64);
-            self.gauge(
-                "maitred_clients",
-                with("state", "waiting"),
-                s.state.waiting as f64,
-            );
+            match o.clients() {
+                Some(clients) => {
+                    let counts = clients.counts();
+                    for state in ClientState::ALL {
+                        self.gauge(
+                            "maitred_clients",
+                            with("state", state.as_str()),
+                            counts.of(state) as f64,
+                        );
+                    }
+                    let t = clients.traffic.totals();
+                    for ((name, _), value) in TRAFFIC.iter().zip([t.received, t.sent, t.queries]) {
+                        self.counter((*name).to_owned(), labels(), value);
+                    }
+                }
+                None => self.gauge(
+                    "maitred_clients",
+                    with("state", "waiting"),
+                    s.state.waiting as f64,
+                ),
+            }
             let core = [
                 s.checkouts,
                 s.queue_timeouts,
@@ -177,6 +208,17 @@ impl Exporter {
                 escape(o.name()),
                 escape(o.protocol())
             );
+            let mut cumulative = 0;
+            for (i, count) in s.checkout_wait_buckets.iter().enumerate() {
+                cumulative += count;
+                let le = CHECKOUT_WAIT_BUCKETS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_owned(), |d| d.as_secs_f64().to_string());
+                let _ = writeln!(
+                    summary,
+                    "maitred_checkout_wait_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}"
+                );
+            }
             let _ = writeln!(
                 summary,
                 "maitred_checkout_wait_seconds_sum{{{l}}} {}",
@@ -195,7 +237,7 @@ impl Exporter {
             }
             text.push_str(
                 "# HELP maitred_checkout_wait_seconds Time clients waited for a server connection (queueing and connecting).\n\
-                 # TYPE maitred_checkout_wait_seconds summary\n",
+                 # TYPE maitred_checkout_wait_seconds histogram\n",
             );
             text.push_str(&summary);
         }
@@ -233,8 +275,13 @@ mod tests {
             format!("maitred_clients_pinned{{{l}}} 2"),
             format!("maitred_checkout_wait_seconds_sum{{{l}}} 1.5"),
             format!("maitred_checkout_wait_seconds_count{{{l}}} 7"),
+            format!("maitred_checkout_wait_seconds_bucket{{{l},le=\"0.0001\"}} 0"),
+            format!("maitred_checkout_wait_seconds_bucket{{{l},le=\"0.001\"}} 3"),
+            format!("maitred_checkout_wait_seconds_bucket{{{l},le=\"0.005\"}} 5"),
+            format!("maitred_checkout_wait_seconds_bucket{{{l},le=\"1\"}} 6"),
+            format!("maitred_checkout_wait_seconds_bucket{{{l},le=\"+Inf\"}} 7"),
             "# TYPE maitred_checkouts_total counter".to_owned(),
-            "# TYPE maitred_checkout_wait_seconds summary".to_owned(),
+            "# TYPE maitred_checkout_wait_seconds histogram".to_owned(),
             "maitred_draining 0".to_owned(),
         ] {
             assert!(
@@ -242,5 +289,75 @@ mod tests {
                 "{line} missing from\n{text}"
             );
         }
+    }
+
+    /// A pool whose clients and traffic are registered.
+    struct WithClients {
+        clients: Arc<crate::PoolClients>,
+    }
+
+    impl crate::PoolObserver for WithClients {
+        fn name(&self) -> &str {
+            "orders"
+        }
+        fn protocol(&self) -> &'static str {
+            "mysql"
+        }
+        fn listen(&self) -> std::net::SocketAddr {
+            std::net::SocketAddr::from(([127, 0, 0, 1], 3307))
+        }
+        fn state(&self) -> maitred_pool::PoolState {
+            self.stats().state
+        }
+        fn stats(&self) -> maitred_pool::PoolStats {
+            crate::admin::tests::FakePool::default().stats()
+        }
+        fn clients(&self) -> Option<Arc<crate::PoolClients>> {
+            Some(self.clients.clone())
+        }
+    }
+
+    #[test]
+    fn clients_by_state_and_traffic_come_from_the_registry() {
+        let admin = Admin::new();
+        let clients = crate::PoolClients::new();
+        admin.register(Arc::new(WithClients {
+            clients: clients.clone(),
+        }));
+        let identity = crate::ClientIdentity {
+            user: "u".into(),
+            database: "d".into(),
+            addr: None,
+            tls: false,
+        };
+        let a = clients.register(identity.clone());
+        let b = clients.register(identity.clone());
+        let _c = clients.register(identity);
+        a.set_state(crate::ClientState::Active);
+        b.set_state(crate::ClientState::Waiting);
+        clients.traffic.received(100);
+        clients.traffic.sent(250);
+        clients.traffic.query();
+        let text = admin.render_metrics();
+        let l = r#"pool="orders",protocol="mysql""#;
+        for line in [
+            format!("maitred_clients{{{l},state=\"active\"}} 1"),
+            format!("maitred_clients{{{l},state=\"waiting\"}} 1"),
+            format!("maitred_clients{{{l},state=\"idle\"}} 1"),
+            format!("maitred_bytes_received_total{{{l}}} 100"),
+            format!("maitred_bytes_sent_total{{{l}}} 250"),
+            format!("maitred_queries_total{{{l}}} 1"),
+            "# TYPE maitred_queries_total counter".to_owned(),
+        ] {
+            assert!(
+                text.lines().any(|x| x == line),
+                "{line} missing from\n{text}"
+            );
+        }
+        drop(a);
+        let text = admin.render_metrics();
+        assert!(text
+            .lines()
+            .any(|x| x == format!("maitred_clients{{{l},state=\"active\"}} 0")));
     }
 }

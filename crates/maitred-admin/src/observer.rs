@@ -1,7 +1,9 @@
 //! [`PoolObserver`]: the read-only view of one pool the admin endpoint needs.
 
+use crate::clients::PoolClients;
 use maitred_pool::{PoolState, PoolStats};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A counter with one extra label, e.g. `maitred_pins_total{reason="temp_table"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,46 @@ pub trait PoolObserver: Send + Sync {
     /// Protocol-specific gauges, exported as `maitred_<name>`, e.g. `("clients_pinned", n)`.
     fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
+    }
+    /// The pool's clients and their traffic, when the protocol registers them (clients by
+    /// state, bytes and queries in `/metrics`; SHOW CLIENTS and KILL in the console).
+    fn clients(&self) -> Option<Arc<PoolClients>> {
+        None
+    }
+    /// The database name clients ask for (empty when the protocol has none to route by).
+    fn database(&self) -> String {
+        String::new()
+    }
+    /// The pooling mode (`transaction`, `session`, `statement`), empty when unknown.
+    fn mode(&self) -> &'static str {
+        ""
+    }
+    /// The user the pool's server connections log in as (empty when unknown).
+    fn server_user(&self) -> String {
+        String::new()
+    }
+    /// The server's address, `host:port` (never credentials).
+    fn server_addr(&self) -> String {
+        String::new()
+    }
+    /// Stops handing out server connections (clients queue) until [`resume`]; false when
+    /// the pool cannot be paused.
+    ///
+    /// [`resume`]: PoolObserver::resume
+    fn pause(&self) -> bool {
+        false
+    }
+    /// Ends a pause; false when the pool cannot be paused.
+    fn resume(&self) -> bool {
+        false
+    }
+    fn is_paused(&self) -> bool {
+        false
+    }
+    /// Retires every open server connection (idle ones now, leased ones when they come
+    /// back); false when the pool cannot do that.
+    fn reconnect(&self) -> bool {
+        false
     }
     /// Whether the pool has opened at least one server connection since it started.
     fn reached_server(&self) -> bool {
