@@ -39,6 +39,8 @@ start)
 export MAITRED_TEST_PG_URL='$(pg_app_url "$pg_port")'
 export MAITRED_TEST_PG_SUPERUSER_URL='$(pg_super_url "$pg_port")'
 export MAITRED_TEST_PG_TLS_DIR='$dir/pg/tls'
+export MAITRED_TEST_PG_DATADIR='$dir/pg/data'
+export MAITRED_TEST_PG_CTL='$PG_BIN/pg_ctl'
 export MAITRED_TEST_MONGO_URL='$(mongo_app_url "$mongo_port")'
 export MAITRED_TEST_MYSQL_URL='$(mariadb_app_url "$my_port")'
 export MAITRED_TEST_PIDDIR='$dir/pids'

@@ -14,6 +14,8 @@
 #                                  (MariaDB, max_connections 20)
 #   MAITRED_BIN                    target/debug/maitred (for the Python tests)
 #   MAITRED_TEST_PIDDIR            where spawned maitred processes record their pid
+#   MAITRED_TEST_PG_DATADIR, MAITRED_TEST_PG_CTL  the cluster's data dir and pg_ctl
+#                                  (tests that restart the server)
 # Everything is torn down on every exit path. Ends with "N passed, M failed"
 # over the stages and exits non-zero if any stage failed.
 set -uo pipefail
@@ -153,6 +155,8 @@ if needs_pg; then
     # The test cluster speaks TLS too; its CA signs a certificate for 127.0.0.1 that
     # the TLS tests also give to maitred's listeners.
     export MAITRED_TEST_PG_TLS_DIR="$PG_DIR/tls"
+    # For the tests that restart the server (maitred_testkit::pg_server).
+    export MAITRED_TEST_PG_DATADIR="$PG_DIR/data" MAITRED_TEST_PG_CTL="$PG_BIN/pg_ctl"
     MAITRED_TEST_PIDDIR="$WORK/pids"
     MAITRED_BIN="${MAITRED_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/maitred}"
     # Temp files of the tests (maitred logs kept after a failure) go here and

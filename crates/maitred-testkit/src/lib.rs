@@ -12,10 +12,12 @@
 //! * [`serial`]: a process-wide lock for tests that share one capped server.
 //! * [`fault_relay::FaultRelay`]: a TCP relay between maitred and a server
 //!   that injects delay, drop, reset, blackhole and refusal at runtime.
+//! * [`pg_server::pg_control`]: restart the test PostgreSQL (`pg_ctl`).
 
 pub mod fault_relay;
 pub mod mongo;
 pub mod mysql;
+pub mod pg_server;
 
 use std::fmt;
 use std::fs;
