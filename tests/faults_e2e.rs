@@ -186,7 +186,13 @@ async fn a_server_restart_under_load_keeps_idle_clients_and_avoids_a_herd() {
         in_flight_conns.push(h);
         in_flight.push(tokio::spawn(async move {
             let r = c.simple_query("select pg_sleep(3)").await;
-            (r.map(|_| ()), Instant::now(), c.is_closed())
+            let done_at = Instant::now();
+            // The connection task notices the close just after the error arrives.
+            let closing = Instant::now() + Duration::from_secs(2);
+            while !c.is_closed() && Instant::now() < closing {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (r.map(|_| ()), done_at, c.is_closed())
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -305,5 +311,81 @@ async fn a_server_restart_under_load_keeps_idle_clients_and_avoids_a_herd() {
         refused <= bound,
         "thundering herd: {refused} connection attempts during a {outage:?} outage \
          (pool of {POOL}, bound {bound}; clients sent {client_attempts} queries)"
+    );
+}
+
+/// SQLSTATE of maitred's `query_timeout` error (query_canceled).
+const QUERY_CANCELED: &str = "57014";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_slow_or_stops_answering_mid_query_hits_query_timeout() {
+    let Some(pg) = kit::require_pg() else { return };
+    let Some(su) = kit::require_pg_superuser() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let timeout = Duration::from_secs(1);
+    let margin = Duration::from_millis(1500);
+    let b = start_behind_relay(&pg, "size = 2\nquery_timeout = \"1s\"");
+
+    // Slow server: the query is cancelled on the server and the client told.
+    let (c, _h) = must_connect(&b.client_url).await;
+    assert_eq!(scalar(&c, "select 1").await.expect("warm-up"), "1");
+    let t = Instant::now();
+    let e = within(20, "slow query", c.simple_query("select pg_sleep(30)"))
+        .await
+        .expect_err("a query past query_timeout must fail");
+    let took = t.elapsed();
+    assert_eq!(sqlstate(&e), Some(QUERY_CANCELED), "{e:?}");
+    assert!(message(&e).contains("query_timeout"), "{e:?}");
+    assert!(
+        took >= timeout && took <= timeout + margin,
+        "slow server: the error came after {took:?} (query_timeout {timeout:?})"
+    );
+    // The cancel reached the server: the sleep is not running there any more.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let running: i64 = direct_scalar(
+            &su,
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'select pg_sleep(30)' AND state = 'active'",
+        )
+        .await
+        .parse()
+        .expect("count");
+        if running == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out query still runs on the server: no cancel was sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A server that stops answering mid-query (blackhole): the same error in time, and the
+    // server connection is discarded, not reused.
+    let (c, _h) = must_connect(&b.client_url).await;
+    assert_eq!(scalar(&c, "select 2").await.expect("warm-up"), "2");
+    let accepted_before = b.relay.accepted();
+    b.relay.set_fault(Fault::Blackhole);
+    let t = Instant::now();
+    let e = within(20, "blackholed query", c.simple_query("select 3"))
+        .await
+        .expect_err("a query the server never answers must fail");
+    let took = t.elapsed();
+    assert_eq!(sqlstate(&e), Some(QUERY_CANCELED), "{e:?}");
+    assert!(
+        took >= timeout && took <= timeout + margin,
+        "blackhole: the error came after {took:?} (query_timeout {timeout:?})"
+    );
+    b.relay.set_fault(Fault::Pass);
+    // Every client still works; with the old connection discarded, a fresh one is opened.
+    let (c2, _h2) = must_connect(&b.client_url).await;
+    for _ in 0..3 {
+        assert_eq!(scalar(&c2, "select 4").await.expect("after the fault"), "4");
+    }
+    assert!(
+        b.relay.accepted() > accepted_before,
+        "the blackholed server connection was reused instead of discarded"
     );
 }
