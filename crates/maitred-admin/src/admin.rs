@@ -1,5 +1,6 @@
 //! [`Admin`]: the observers of every pool plus the daemon's lifecycle flags.
 
+use crate::console::Console;
 use crate::control::{ControlChannel, ControlRequest};
 use crate::metrics::Exporter;
 use crate::observer::PoolObserver;
@@ -22,6 +23,7 @@ pub struct Admin {
     reach: Mutex<HashMap<String, Reach>>,
     exporter: Exporter,
     control: ControlChannel,
+    console: Console,
     /// Why the last configuration reload was refused, until a reload succeeds.
     reload_error: Mutex<Option<String>>,
 }
@@ -45,6 +47,7 @@ impl Default for Admin {
             reach: Mutex::new(HashMap::new()),
             exporter: Exporter::new(),
             control: ControlChannel::default(),
+            console: Console::default(),
             reload_error: Mutex::new(None),
         }
     }
@@ -70,6 +73,11 @@ impl Admin {
             Ok(mut g) => g.retain(keep),
             Err(poisoned) => poisoned.into_inner().retain(keep),
         }
+    }
+
+    /// The admin console's users, configuration rows and commands.
+    pub fn console(&self) -> &Console {
+        &self.console
     }
 
     /// Asks the daemon to reload or shut down; false when the daemon does not listen.

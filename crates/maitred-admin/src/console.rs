@@ -1,8 +1,9 @@
 //! The admin console's commands, protocol-agnostic: SHOW POOLS, CLIENTS, SERVERS, STATS,
-//! CONFIG, VERSION, and PAUSE, RESUME, RECONNECT, KILL, RELOAD, SHUTDOWN. [`Console`] sees
-//! pools only through [`PoolObserver`] (so every protocol's pools are listed and
-//! controlled alike) and answers with [`Reply`] tables; a protocol's front end (the
-//! PostgreSQL one, see maitred-pg's `admin_console`) puts them on the wire.
+//! CONFIG, VERSION, and PAUSE, RESUME, RECONNECT, KILL, RELOAD, SHUTDOWN. [`Console`]
+//! (kept in [`Admin`], see [`Admin::console`]) sees pools only through [`PoolObserver`]
+//! (so every protocol's pools are listed and controlled alike) and answers with [`Reply`]
+//! tables; a protocol's front end (the PostgreSQL one, see maitred-pg's `admin_console`)
+//! authenticates the console users and puts the tables on the wire.
 //!
 //! Columns follow PgBouncer's where a column means the same; see docs/operations.md.
 
@@ -107,12 +108,46 @@ pub struct ConfigEntry {
     pub changeable: bool,
 }
 
-/// The console's state: the pools (through [`Admin`]) and the configuration to show.
-#[derive(Debug)]
+/// The console's state: who may log in and the configuration to show. The pools come
+/// from the [`Admin`] passed to [`Console::execute`].
 pub struct Console {
-    admin: Arc<Admin>,
+    /// (user, password as configured: plaintext or a SCRAM secret).
+    users: RwLock<Vec<(String, String)>>,
     config: RwLock<Vec<ConfigEntry>>,
     started: Instant,
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let users: Vec<String> = read(&self.users).into_iter().map(|(u, _)| u).collect();
+        f.debug_struct("Console")
+            .field("users", &users)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console {
+            users: RwLock::new(Vec::new()),
+            config: RwLock::new(Vec::new()),
+            started: Instant::now(),
+        }
+    }
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    match lock.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    match lock.write() {
+        Ok(mut g) => *g = value,
+        Err(p) => *p.into_inner() = value,
+    }
 }
 
 /// maitred's version, as SHOW VERSION says it.
@@ -121,31 +156,54 @@ pub const VERSION: &str = concat!("maitred ", env!("CARGO_PKG_VERSION"));
 const HELP: &str = "SHOW POOLS|CLIENTS|SERVERS|STATS|CONFIG|VERSION; PAUSE [pool]; RESUME [pool]; RECONNECT [pool]; KILL pool; RELOAD; SHUTDOWN";
 
 impl Console {
-    pub fn new(admin: Arc<Admin>) -> Arc<Console> {
-        Arc::new(Console {
-            admin,
-            config: RwLock::new(Vec::new()),
-            started: Instant::now(),
-        })
-    }
-
     /// What SHOW CONFIG shows; the daemon sets it at start and after each reload.
     pub fn set_config(&self, entries: Vec<ConfigEntry>) {
-        match self.config.write() {
-            Ok(mut g) => *g = entries,
-            Err(p) => *p.into_inner() = entries,
-        }
+        write(&self.config, entries);
     }
 
     fn config(&self) -> Vec<ConfigEntry> {
-        match self.config.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
+        read(&self.config)
+    }
+
+    /// Who may log in: (user, password as configured). None: the console is off.
+    pub fn set_users(&self, users: Vec<(String, String)>) {
+        write(&self.users, users);
+    }
+
+    /// Whether anyone may log in.
+    pub fn is_enabled(&self) -> bool {
+        match self.users.read() {
+            Ok(g) => !g.is_empty(),
+            Err(p) => !p.into_inner().is_empty(),
         }
     }
 
-    /// Runs one command (case-insensitive, a trailing `;` allowed).
-    pub fn execute(&self, sql: &str) -> Result<Reply, ConsoleError> {
+    /// The configured password of a console user.
+    pub fn password_of(&self, user: &str) -> Option<String> {
+        read(&self.users)
+            .into_iter()
+            .find(|(u, _)| u == user)
+            .map(|(_, p)| p)
+    }
+
+    /// Runs one command (case-insensitive, a trailing `;` allowed) against `admin`'s pools.
+    pub fn execute(&self, admin: &Admin, sql: &str) -> Result<Reply, ConsoleError> {
+        let ctx = Ctx {
+            console: self,
+            admin,
+        };
+        ctx.execute(sql)
+    }
+}
+
+/// One command's view: the console and the pools.
+struct Ctx<'a> {
+    console: &'a Console,
+    admin: &'a Admin,
+}
+
+impl Ctx<'_> {
+    fn execute(&self, sql: &str) -> Result<Reply, ConsoleError> {
         let words: Vec<&str> = sql
             .trim()
             .trim_end_matches(';')
@@ -427,7 +485,7 @@ impl Console {
             text("protocol"),
             int("total_checkouts"),
         ];
-        let secs = self.started.elapsed().as_secs().max(1);
+        let secs = self.console.started.elapsed().as_secs().max(1);
         let rows = self
             .admin
             .observers()
@@ -475,6 +533,7 @@ impl Console {
             text("changeable"),
         ];
         let rows = self
+            .console
             .config()
             .into_iter()
             .map(|e| {
@@ -611,6 +670,23 @@ mod tests {
         }
     }
 
+    /// The console of an [`Admin`], as a front end uses it.
+    struct TestConsole {
+        admin: Arc<Admin>,
+    }
+
+    impl TestConsole {
+        fn new(admin: Arc<Admin>) -> TestConsole {
+            TestConsole { admin }
+        }
+        fn execute(&self, sql: &str) -> Result<Reply, ConsoleError> {
+            self.admin.console().execute(&self.admin, sql)
+        }
+        fn set_config(&self, entries: Vec<ConfigEntry>) {
+            self.admin.console().set_config(entries);
+        }
+    }
+
     fn rows(reply: Result<Reply, ConsoleError>) -> Table {
         match reply {
             Ok(Reply::Rows(t)) => t,
@@ -623,7 +699,7 @@ mod tests {
         let admin = Admin::new();
         let pool = fake("orders");
         admin.register(pool.clone());
-        let console = Console::new(admin);
+        let console = TestConsole::new(admin);
         let a = pool.clients.register(identity("alice"));
         let b = pool.clients.register(identity("bob"));
         let _c = pool.clients.register(identity("carol"));
@@ -674,7 +750,7 @@ mod tests {
         let admin = Admin::new();
         let pool = fake("orders");
         admin.register(pool.clone());
-        let console = Console::new(admin);
+        let console = TestConsole::new(admin);
         pool.clients.traffic.received(300);
         pool.clients.traffic.sent(900);
         pool.clients.traffic.query();
@@ -694,7 +770,7 @@ mod tests {
         let users = fake("users");
         admin.register(orders.clone());
         admin.register(users.clone());
-        let console = Console::new(admin);
+        let console = TestConsole::new(admin);
         let victim = orders.clients.register(identity("a"));
         let bystander = users.clients.register(identity("b"));
 
@@ -732,7 +808,7 @@ mod tests {
     #[tokio::test]
     async fn reload_and_shutdown_go_to_the_daemon() {
         let admin = Admin::new();
-        let console = Console::new(admin.clone());
+        let console = TestConsole::new(admin.clone());
         let e = console.execute("RELOAD");
         assert!(
             e.is_ok(),
@@ -749,7 +825,7 @@ mod tests {
 
     #[test]
     fn show_config_and_version() {
-        let console = Console::new(Admin::new());
+        let console = TestConsole::new(Admin::new());
         console.set_config(vec![ConfigEntry {
             key: "pools.orders.size".into(),
             value: "20".into(),
@@ -761,6 +837,22 @@ mod tests {
         assert_eq!(t.column("value"), [&Value::text("20")]);
         assert_eq!(t.column("changeable"), [&Value::text("yes")]);
         let t = rows(console.execute("SHOW VERSION"));
+        assert!(!console.admin.console().is_enabled());
+        console
+            .admin
+            .console()
+            .set_users(vec![("admin".into(), "secret".into())]);
+        assert!(console.admin.console().is_enabled());
+        assert_eq!(
+            console.admin.console().password_of("admin").as_deref(),
+            Some("secret")
+        );
+        assert_eq!(console.admin.console().password_of("nobody"), None);
+        let debug = format!("{:?}", console.admin.console());
+        assert!(
+            debug.contains("admin") && !debug.contains("secret"),
+            "{debug}"
+        );
         assert!(matches!(t.column("version")[0], Value::Text(v) if v.starts_with("maitred ")));
     }
 }
