@@ -38,6 +38,21 @@ pub struct Config {
 pub struct AdminConfig {
     /// Address the admin endpoint listens on, e.g. `127.0.0.1:9930`.
     pub listen: SocketAddr,
+    /// Users who may log in to the admin console (PostgreSQL wire, database `maitred`
+    /// or `pgbouncer`, through any PostgreSQL pool's listen address), with SCRAM-SHA-256:
+    /// passwords are plaintext or SCRAM secrets. None: no console.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserConfig>,
+}
+
+impl AdminConfig {
+    /// An admin endpoint on `listen` without console users.
+    pub fn new(listen: SocketAddr) -> AdminConfig {
+        AdminConfig {
+            listen,
+            users: Vec::new(),
+        }
+    }
 }
 
 /// `[runtime]`: async runtime settings.

@@ -78,7 +78,7 @@ impl OneLine {
         }
         pool.users = users;
         Config {
-            admin: self.admin.map(|listen| AdminConfig { listen }),
+            admin: self.admin.map(AdminConfig::new),
             runtime: RuntimeConfig {
                 workers: self.workers,
                 ..RuntimeConfig::default()

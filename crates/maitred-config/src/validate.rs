@@ -39,6 +39,9 @@ impl Config {
         }
 
         self.validate_addresses(&mut problems);
+        if let Some(admin) = &self.admin {
+            validate_admin_users(&admin.users, &mut problems);
+        }
 
         if problems.is_empty() {
             Ok(())
@@ -234,6 +237,39 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
                     crate::secret::SCRAM_ITERATIONS.end()
                 ));
             }
+        }
+    }
+}
+
+/// `[[admin.users]]`: console users log in with SCRAM-SHA-256, so each needs a plaintext
+/// password or a SCRAM secret.
+fn validate_admin_users(users: &[crate::model::UserConfig], problems: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    for (index, user) in users.iter().enumerate() {
+        if user.name.is_empty() {
+            problems.push(format!("admin.users[{index}]: name must not be empty"));
+            continue;
+        }
+        if !seen.insert(user.name.as_str()) {
+            problems.push(format!(
+                "admin user \"{}\" is listed more than once",
+                user.name
+            ));
+        }
+        let label = format!("admin user \"{}\"", user.name);
+        match user.password.as_ref().filter(|p| !p.is_empty()) {
+            None => problems.push(format!(
+                "{label} has no password; the admin console always asks for one (SCRAM-SHA-256)"
+            )),
+            Some(p) => match p.password_kind() {
+                PasswordKind::Md5Hash => problems.push(format!(
+                    "{label}: password is an md5 hash, but the admin console uses SCRAM-SHA-256; give the plaintext password or a SCRAM secret"
+                )),
+                PasswordKind::MalformedScramSecret => problems.push(format!(
+                    "{label}: password starts with SCRAM-SHA-256$ but is not a valid SCRAM secret"
+                )),
+                _ => {}
+            },
         }
     }
 }

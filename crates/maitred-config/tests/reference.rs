@@ -27,6 +27,10 @@ fn fully_populated() -> Config {
     Config {
         admin: Some(AdminConfig {
             listen: "127.0.0.1:9930".parse().unwrap(),
+            users: vec![UserConfig {
+                name: "admin".to_owned(),
+                password: Some(Secret::new("admin-pw".to_owned())),
+            }],
         }),
         runtime: RuntimeConfig {
             workers: 2,
@@ -117,7 +121,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 36, "{paths:#?}");
+    assert_eq!(paths.len(), 39, "{paths:#?}");
 }
 
 #[test]

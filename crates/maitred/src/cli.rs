@@ -267,7 +267,7 @@ impl Cli {
     /// forms.
     fn apply_daemon_flags(&self, config: &mut Config) {
         if let Some(listen) = self.admin {
-            config.admin = Some(AdminConfig { listen });
+            config.admin = Some(AdminConfig::new(listen));
         }
         if let Some(format) = self.log_format {
             config.log.format = format.into();
