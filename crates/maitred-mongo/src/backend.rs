@@ -134,7 +134,14 @@ impl ServerConn {
             .map(|v| v.to_raw_bson())
             .unwrap_or(bson::RawBson::Int32(1));
         let server_first = payload(&reply)?;
-        let fin = scram.client_final(&server_first)?;
+        // PBKDF2 (10000-15000 rounds, up to the accepted maximum) stays off the reactor.
+        let (scram, fin) = tokio::task::spawn_blocking(move || {
+            let fin = scram.client_final(&server_first);
+            (scram, fin)
+        })
+        .await
+        .map_err(|e| BackendError::Io(std::io::Error::other(e)))?;
+        let fin = fin?;
         let mut cont = RawDocumentBuf::new();
         cont.append("saslContinue", 1);
         cont.append("conversationId", conversation.clone());

@@ -147,6 +147,9 @@ impl ServerConn {
                 Message::AuthenticationSaslContinue(body) => {
                     let mut s = scram.take().ok_or(BackendError::Unexpected("SCRAM"))?;
                     let data = body.data().to_vec();
+                    crate::auth::scram::check_server_first_iterations(&data).map_err(|e| {
+                        BackendError::Scram(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                    })?;
                     // PBKDF2 is expensive: keep it off the reactor.
                     let s = tokio::task::spawn_blocking(move || s.update(&data).map(|()| s))
                         .await

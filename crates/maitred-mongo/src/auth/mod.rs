@@ -21,4 +21,10 @@ pub enum AuthError {
     UnsupportedMechanism(String),
     #[error("server signature does not match")]
     BadServerSignature,
+    #[error(
+        "the server asks for {0} SCRAM iterations; maitred accepts {min} to {max}",
+        min = scram::MIN_SERVER_ITERATIONS,
+        max = scram::MAX_SERVER_ITERATIONS
+    )]
+    IterationCount(u64),
 }

@@ -15,6 +15,14 @@ use sha1::Sha1;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+/// The iteration counts maitred accepts in a server's server-first message when it logs in
+/// to a server. MongoDB itself refuses to be configured below 5000 and defaults to 10000
+/// (SHA-1) and 15000 (SHA-256); the ceiling keeps a server, or anyone between maitred and an
+/// unverified server, from making every login burn seconds of CPU.
+pub const MIN_SERVER_ITERATIONS: u32 = 4096;
+/// See [`MIN_SERVER_ITERATIONS`].
+pub const MAX_SERVER_ITERATIONS: u32 = 1_000_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
     Sha1,
@@ -333,7 +341,10 @@ impl ScramClient {
             } else if let Some(s) = attr.strip_prefix("s=") {
                 salt = B64.decode(s).ok();
             } else if let Some(i) = attr.strip_prefix("i=") {
-                iterations = i.parse::<u32>().ok();
+                iterations = Some(
+                    i.parse::<u64>()
+                        .map_err(|_| AuthError::MalformedScram("iteration count"))?,
+                );
             }
         }
         let nonce = nonce.ok_or(AuthError::MalformedScram("server nonce"))?;
@@ -341,9 +352,11 @@ impl ScramClient {
             return Err(AuthError::NonceMismatch);
         }
         let salt = salt.ok_or(AuthError::MalformedScram("salt"))?;
-        let iterations = iterations
-            .filter(|i| *i >= 4096 && *i <= 10_000_000)
-            .ok_or(AuthError::MalformedScram("iteration count"))?;
+        let iterations = iterations.ok_or(AuthError::MalformedScram("missing iteration count"))?;
+        let iterations = u32::try_from(iterations)
+            .ok()
+            .filter(|i| (MIN_SERVER_ITERATIONS..=MAX_SERVER_ITERATIONS).contains(i))
+            .ok_or(AuthError::IterationCount(iterations))?;
         let m = self.mechanism;
         let salted = m.salted_password(&self.user, &self.password, &salt, iterations);
         let client_key = m.hmac(&salted, b"Client Key");
@@ -442,5 +455,29 @@ mod tests {
         );
         c.verify(b"v=UMWeI25JD1yNYZRMpZ4VHvhZ9e0=")
             .expect("server signature");
+    }
+
+    #[test]
+    fn server_iteration_counts_are_bounded() {
+        let first = |i: &str| format!("r=abcdefXYZ,s=rQ9ZY3MntBeuP3E1TDVC4w==,i={i}");
+        let client = || ScramClient::with_nonce(Mechanism::Sha256, "user", "pencil", "abcdef");
+        assert!(client().client_final(first("15000").as_bytes()).is_ok());
+        for (count, expected) in [
+            ("4095", AuthError::IterationCount(4095)),
+            ("1000001", AuthError::IterationCount(1_000_001)),
+            ("99999999999", AuthError::IterationCount(99_999_999_999)),
+            ("x", AuthError::MalformedScram("iteration count")),
+        ] {
+            assert_eq!(
+                client().client_final(first(count).as_bytes()),
+                Err(expected),
+                "i={count}"
+            );
+        }
+        let message = AuthError::IterationCount(5_000_000).to_string();
+        assert!(
+            message.contains("5000000") && message.contains("1000000"),
+            "{message}"
+        );
     }
 }

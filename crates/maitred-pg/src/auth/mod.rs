@@ -28,4 +28,10 @@ pub enum AuthError {
     MalformedSecret(&'static str),
     #[error("this user's stored secret cannot be used with {0}")]
     MethodUnavailable(&'static str),
+    #[error(
+        "the server asks for {0} SCRAM iterations; maitred accepts {min} to {max}",
+        min = secret::MIN_ITERATIONS,
+        max = secret::MAX_ITERATIONS
+    )]
+    IterationCount(u64),
 }

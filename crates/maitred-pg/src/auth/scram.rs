@@ -4,7 +4,7 @@
 //! server-first message; [`ScramServer::finish`] checks the client's proof and produces the
 //! server-final message.
 
-use super::secret::{hmac, ScramKeys};
+use super::secret::{hmac, ScramKeys, MAX_ITERATIONS, MIN_ITERATIONS};
 use super::AuthError;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -127,6 +127,25 @@ impl ScramServer {
     }
 }
 
+/// Checks the iteration count of a server's server-first message (`r=...,s=...,i=...`) before
+/// maitred derives its key from it: a server (or anyone between maitred and an unverified
+/// server) asking for billions of rounds would otherwise burn seconds of CPU per login.
+pub fn check_server_first_iterations(server_first: &[u8]) -> Result<u32, AuthError> {
+    let text = std::str::from_utf8(server_first)
+        .map_err(|_| AuthError::MalformedScram("server-first is not UTF-8"))?;
+    let count = text
+        .split(',')
+        .find_map(|attr| attr.strip_prefix("i="))
+        .ok_or(AuthError::MalformedScram("missing iteration count"))?;
+    let count: u64 = count
+        .parse()
+        .map_err(|_| AuthError::MalformedScram("iteration count"))?;
+    match u32::try_from(count) {
+        Ok(n) if (MIN_ITERATIONS..=MAX_ITERATIONS).contains(&n) => Ok(n),
+        _ => Err(AuthError::IterationCount(count)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +209,37 @@ mod tests {
         assert_eq!(
             server.finish(b"c=biws,r=wrong,p=AAAA").err(),
             Some(AuthError::NonceMismatch)
+        );
+    }
+
+    #[test]
+    fn server_iteration_counts_are_bounded() {
+        assert_eq!(
+            check_server_first_iterations(b"r=abc,s=c2FsdA==,i=4096"),
+            Ok(4096)
+        );
+        assert_eq!(
+            check_server_first_iterations(b"r=abc,s=c2FsdA==,i=1000000"),
+            Ok(1_000_000)
+        );
+        assert_eq!(
+            check_server_first_iterations(b"r=abc,s=c2FsdA==,i=1000001"),
+            Err(AuthError::IterationCount(1_000_001))
+        );
+        assert_eq!(
+            check_server_first_iterations(b"r=abc,s=c2FsdA==,i=0"),
+            Err(AuthError::IterationCount(0))
+        );
+        assert_eq!(
+            check_server_first_iterations(b"r=abc,s=c2FsdA==,i=99999999999"),
+            Err(AuthError::IterationCount(99_999_999_999))
+        );
+        assert!(check_server_first_iterations(b"r=abc,s=c2FsdA==").is_err());
+        assert!(check_server_first_iterations(b"r=abc,s=c2FsdA==,i=x").is_err());
+        let message = AuthError::IterationCount(5_000_000).to_string();
+        assert!(
+            message.contains("5000000") && message.contains("1000000"),
+            "{message}"
         );
     }
 

@@ -16,7 +16,11 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Iterations used when maitred derives SCRAM keys itself (PostgreSQL's default).
 pub const DEFAULT_ITERATIONS: u32 = 4096;
-/// The largest iteration count accepted from a stored secret (bounds CPU per derivation).
+/// The smallest iteration count accepted, in a stored secret or from a server.
+pub const MIN_ITERATIONS: u32 = 1;
+/// The largest iteration count accepted, in a stored secret (clients would derive that many
+/// rounds at every login) or from a server (maitred would, at every server login): about a
+/// second of CPU at 1,000,000, 250 times PostgreSQL's default of 4096.
 pub const MAX_ITERATIONS: u32 = 1_000_000;
 
 /// The SCRAM-SHA-256 verifier of one user.
@@ -81,7 +85,7 @@ impl ScramKeys {
         let (iter, salt) = iter_salt.split_once(':').ok_or(bad("missing ':'"))?;
         let (stored, server) = keys.split_once(':').ok_or(bad("missing ':'"))?;
         let iterations: u32 = iter.parse().map_err(|_| bad("iterations"))?;
-        if iterations == 0 || iterations > MAX_ITERATIONS {
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
             return Err(bad("iteration count out of range"));
         }
         let salt = B64.decode(salt).map_err(|_| bad("salt"))?;
@@ -168,6 +172,9 @@ mod tests {
     #[test]
     fn rejects_bad_stored_secrets() {
         assert!(ScramKeys::parse("SCRAM-SHA-256$0:abc$a:b").is_err());
+        let keys = "W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+        assert!(ScramKeys::parse(&format!("SCRAM-SHA-256$1000000:{keys}")).is_ok());
+        assert!(ScramKeys::parse(&format!("SCRAM-SHA-256$1000001:{keys}")).is_err());
         assert!(ScramKeys::parse("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$AA==:AA==").is_err());
         assert!(ScramKeys::parse("plain").is_err());
     }
