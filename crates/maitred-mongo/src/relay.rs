@@ -126,6 +126,11 @@ impl Session {
                 self.pool.txns.register(pin.clone());
                 self.pin = Some(pin);
                 self.pool.counters.count_pin(PinReason::Transaction);
+                tracing::debug!(
+                    pool = %self.pool.name,
+                    reason = PinReason::Transaction.as_str(),
+                    "client pinned to its server connection"
+                );
             }
         }
         let max = self.server_max();
@@ -140,6 +145,7 @@ impl Session {
             Err(e) => {
                 // The server connection is in an unknown state: close it; the client sees
                 // a network error, which drivers retry.
+                tracing::warn!(pool = %self.pool.name, error = %e, "server connection lost");
                 if let Some(lease) = self.lease.take() {
                     lease.discard();
                 }

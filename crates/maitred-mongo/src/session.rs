@@ -25,8 +25,11 @@ use tokio::net::TcpStream;
 
 static NEXT_CONNECTION_ID: AtomicI64 = AtomicI64::new(1);
 
-/// Commands MongoDB allows before authentication (answered locally or harmless).
-const ALLOWED_BEFORE_AUTH: &[&str] = &["ping", "buildInfo", "buildinfo", "getnonce", "endSessions"];
+/// Commands forwarded or answered before authentication, besides the handshake and SASL
+/// ones answered locally: what current MongoDB servers allow unauthenticated. `buildInfo`
+/// (the server's version and build) needs authentication on MongoDB 7+, and `getnonce` is gone
+/// since 6.0, so both get 13 Unauthorized like every other command.
+const ALLOWED_BEFORE_AUTH: &[&str] = &["ping", "endSessions"];
 
 /// A SASL conversation in progress.
 struct Conversation {
@@ -64,12 +67,14 @@ impl Session {
         pool.counters
             .clients_accepted
             .fetch_add(1, Ordering::Relaxed);
+        let connection_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+        tracing::Span::current().record("id", connection_id);
         Session {
             client,
             crbuf: BytesMut::with_capacity(1024),
             authenticated: !pool.requires_auth(),
             pool,
-            connection_id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+            connection_id,
             conversation: None,
             lease: None,
             pin: None,

@@ -74,6 +74,7 @@ impl Router {
 pub async fn serve_client(mut stream: TcpStream, peer: SocketAddr, router: Arc<Router>) {
     let _ = stream.set_nodelay(true);
     let connection_id = next_connection_id();
+    tracing::Span::current().record("id", connection_id);
     let mut buf = BytesMut::with_capacity(1024);
     let login = tokio::time::timeout(
         LOGIN_TIMEOUT,
@@ -182,6 +183,7 @@ async fn login(
         );
         return reject(stream, seq.wrapping_add(1), code::BAD_DB, "42000", &msg).await;
     };
+    tracing::Span::current().record("pool", pool.name.as_str());
     pool.counters
         .clients_accepted
         .fetch_add(1, Ordering::Relaxed);

@@ -95,6 +95,7 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     let cancel = router
         .cancels
         .register(pool.pool.manager().target().clone());
+    tracing::Span::current().record("id", cancel.process_id);
     let mut greeting = BytesMut::new();
     let server_params = pool.pool.manager().server_params();
     for (k, v) in server_params.iter().flat_map(|p| p.iter()) {
@@ -209,6 +210,7 @@ async fn login(
         )
         .await;
     };
+    tracing::Span::current().record("pool", pool.name.as_str());
     pool.counters
         .clients_accepted
         .fetch_add(1, Ordering::Relaxed);

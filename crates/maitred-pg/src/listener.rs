@@ -3,13 +3,24 @@
 use crate::frontend::{serve_client, Router};
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 /// Accepts clients until the listener fails or the task is dropped.
 pub async fn serve(listener: TcpListener, router: Arc<Router>) -> std::io::Result<()> {
     loop {
         match listener.accept().await {
-            Ok((stream, _peer)) => {
-                tokio::spawn(serve_client(stream, router.clone()));
+            Ok((stream, peer)) => {
+                // Every line logged for this client carries these fields; the front end
+                // records the pool once the startup packet names it, and the id (the
+                // BackendKeyData process id) once the client is logged in.
+                let span = tracing::info_span!(
+                    "client",
+                    protocol = "postgresql",
+                    pool = tracing::field::Empty,
+                    client = %peer,
+                    id = tracing::field::Empty,
+                );
+                tokio::spawn(serve_client(stream, router.clone()).instrument(span));
             }
             Err(e) => {
                 // EMFILE and friends: log, back off briefly, keep serving.

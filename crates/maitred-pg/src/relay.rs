@@ -462,7 +462,7 @@ impl Relay {
         }
         if self.pool.try_pin(reason) {
             self.pinned = Some(reason);
-            tracing::info!(pool = %self.pool.name, reason = reason.as_str(), "client pinned to its server connection");
+            tracing::debug!(pool = %self.pool.name, reason = reason.as_str(), "client pinned to its server connection");
             return true;
         }
         let status = self.lease.as_deref().map_or(b'I', |s| s.tx_status);

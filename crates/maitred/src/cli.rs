@@ -78,6 +78,11 @@ pub struct Cli {
     #[arg(long, env = "MAITRED_LOG_FORMAT", value_name = "FORMAT", value_enum)]
     pub log_format: Option<LogFormatArg>,
 
+    /// Log level or EnvFilter directive, e.g. `debug` or `maitred=debug,info`
+    /// (wins over RUST_LOG and the file's log.level) [default: info].
+    #[arg(long, env = "MAITRED_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
     /// Tokio worker threads, 0 = the daemon's default (overrides the file's
     /// runtime.workers) [default: 0].
     #[arg(long, env = "MAITRED_WORKERS", value_name = "N")]
@@ -263,7 +268,7 @@ impl Cli {
         Ok(one)
     }
 
-    /// Applies `--admin`, `--log-format` and `--workers`, which hold in both
+    /// Applies `--admin`, `--log-format`, `--log-level` and `--workers`, which hold in both
     /// forms.
     fn apply_daemon_flags(&self, config: &mut Config) {
         if let Some(listen) = self.admin {
@@ -271,6 +276,9 @@ impl Cli {
         }
         if let Some(format) = self.log_format {
             config.log.format = format.into();
+        }
+        if let Some(level) = &self.log_level {
+            config.log.level.clone_from(level);
         }
         if let Some(workers) = self.workers {
             config.runtime.workers = workers;

@@ -26,7 +26,11 @@ fn main() -> ExitCode {
         }
     };
     let config = loaded.config;
-    logging::init(config.log.format, &config.log.level);
+    logging::init(
+        config.log.format,
+        cli.log_level.as_deref(),
+        &config.log.level,
+    );
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
