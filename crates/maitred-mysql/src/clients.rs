@@ -1,6 +1,11 @@
 //! maitred's own connection ids and what each client is doing, so that `KILL [QUERY] <id>`
 //! sent from any client reaches the right server connection (the one the target client
 //! holds at that moment) and `CONNECTION_ID()` shows maitred's id.
+//!
+//! KILL is allowed only on a connection of the same user of the same pool: MySQL lets only
+//! the owner (or a holder of PROCESS/SUPER/CONNECTION_ADMIN) kill a thread, and maitred
+//! sends the KILL with its own server credentials, so without this check any client could
+//! kill any other client's query.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -11,6 +16,8 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 pub struct ClientHandle {
     pub id: u32,
+    /// Who logged in: (pool name, user name). Only the same owner may KILL this client.
+    owner: (String, String),
     /// The server thread id of the connection the client holds; 0: none.
     server_thread: AtomicU32,
     killed: AtomicBool,
@@ -18,13 +25,20 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    pub fn new(id: u32) -> ClientHandle {
+    pub fn new(id: u32, pool: &str, user: &str) -> ClientHandle {
         ClientHandle {
             id,
+            owner: (pool.to_owned(), user.to_owned()),
             server_thread: AtomicU32::new(0),
             killed: AtomicBool::new(false),
             notify: Notify::new(),
         }
+    }
+
+    /// Whether `other` logged in as the same user of the same pool (and so may KILL this
+    /// client).
+    pub fn same_owner(&self, other: &ClientHandle) -> bool {
+        self.owner == other.owner
     }
 
     pub fn set_server(&self, thread_id: u32) {
@@ -65,8 +79,8 @@ pub struct ClientRegistry {
 }
 
 impl ClientRegistry {
-    pub fn register(&self, id: u32) -> Arc<ClientHandle> {
-        let h = Arc::new(ClientHandle::new(id));
+    pub fn register(&self, id: u32, pool: &str, user: &str) -> Arc<ClientHandle> {
+        let h = Arc::new(ClientHandle::new(id, pool, user));
         self.lock().insert(id, h.clone());
         h
     }
@@ -91,7 +105,7 @@ mod tests {
     #[tokio::test]
     async fn registry_maps_ids_and_kill_wakes() {
         let r = ClientRegistry::default();
-        let h = r.register(5);
+        let h = r.register(5, "p", "app");
         assert!(r.get(5).is_some());
         assert!(r.get(6).is_none());
         assert_eq!(h.server_thread(), None);
@@ -103,5 +117,14 @@ mod tests {
             .expect("woken");
         r.unregister(5);
         assert!(r.get(5).is_none());
+    }
+
+    #[test]
+    fn only_the_same_user_of_the_same_pool_owns_a_client() {
+        let r = ClientRegistry::default();
+        let a = r.register(1, "p", "app");
+        assert!(a.same_owner(&r.register(2, "p", "app")));
+        assert!(!a.same_owner(&r.register(3, "p", "other")));
+        assert!(!a.same_owner(&r.register(4, "q", "app")));
     }
 }

@@ -261,12 +261,15 @@ async fn login(
         },
     );
     write(stream, &o).await?;
+    let handle = router
+        .clients
+        .register(connection_id, &pool.name, &hello.user);
     Ok(Some(ClientSession {
         pool,
         connection_id,
         capabilities: hello.capabilities & caps,
         database,
-        handle: router.clients.register(connection_id),
+        handle,
         clients: router.clients.clone(),
     }))
 }

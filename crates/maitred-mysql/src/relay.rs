@@ -508,7 +508,8 @@ impl Relay {
 
     /// `KILL [QUERY] <id>` with maitred's id: the target's current server thread gets
     /// `KILL QUERY` (sent over this client's own server connection); KILL CONNECTION also
-    /// ends the target's session with maitred.
+    /// ends the target's session with maitred. Only the same user of the same pool may
+    /// kill a client (MySQL's rule for users without PROCESS/SUPER).
     async fn kill(&mut self, query_only: bool, target: u32) -> Result<Flow, SessionError> {
         let Some(h) = self.s.clients.get(target) else {
             self.err_locally(
@@ -518,6 +519,14 @@ impl Relay {
             );
             return Ok(Flow::Continue);
         };
+        if !h.same_owner(&self.s.handle) {
+            self.err_locally(
+                code::KILL_DENIED,
+                "HY000",
+                &format!("You are not owner of thread {target}"),
+            );
+            return Ok(Flow::Continue);
+        }
         if !query_only {
             if target == self.s.connection_id {
                 self.err_locally(code::CONNECTION_KILLED, "70100", "Connection was killed");
