@@ -22,8 +22,42 @@ pub struct Behind {
     pub maitred: Maitred,
     /// The test server's app URL with maitred's address.
     pub client_url: String,
-    /// maitred's config file (rewrite it and SIGHUP to reload).
+    /// maitred's config file (rewrite it and SIGHUP to reload: [`Behind::reload`]).
     pub config_path: std::path::PathBuf,
+    listen: SocketAddr,
+    pg_url: String,
+}
+
+impl Behind {
+    /// Rewrites the pool's table with `extra` instead of what it started with, sends
+    /// SIGHUP, and waits until maitred logs that the configuration was reloaded once more
+    /// than before.
+    ///
+    /// # Panics
+    /// If the reload is not logged within 10 s.
+    pub fn reload(&self, extra: &str) {
+        let before = self.reloads_logged();
+        let toml = pool_toml(self.listen, &self.pg_url, self.relay.addr(), extra);
+        std::fs::write(&self.config_path, toml).expect("rewrite config");
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &self.maitred.pid().to_string()])
+            .status()
+            .expect("run kill -HUP");
+        assert!(status.success(), "kill -HUP {}", self.maitred.pid());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.reloads_logged() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "maitred did not log \"configuration reloaded\" after SIGHUP"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// How many reloads maitred has logged so far.
+    pub fn reloads_logged(&self) -> usize {
+        self.maitred.log().matches("configuration reloaded").count()
+    }
 }
 
 /// The `[[pools]]` table of a pool named `faults` listening on `listen`, whose upstream is
@@ -76,6 +110,8 @@ pub fn start_behind_relay(pg_url: &str, extra: &str) -> Behind {
         maitred,
         client_url,
         config_path,
+        listen,
+        pg_url: pg_url.to_owned(),
     }
 }
 

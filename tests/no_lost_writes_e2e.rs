@@ -1,7 +1,8 @@
 //! No lost writes: 20 clients insert rows with unique ids through maitred (a pool of 5)
 //! while its server connections are reset and closed by a fault relay and, when
 //! `scripts/test.sh` exported the cluster's data directory, the real PostgreSQL is
-//! restarted. Afterwards, read straight from the server:
+//! restarted, and maitred reloads its configuration (SIGHUP) twice, shrinking and growing
+//! the pool. Afterwards, read straight from the server:
 //!
 //! - every write whose COMMIT was acknowledged is in the table;
 //! - every row in the table was acknowledged or is "in doubt" (the error came after the
@@ -99,6 +100,11 @@ async fn writer(url: String, table: String, n: i64, stop: Arc<AtomicBool>) -> Le
     ledger
 }
 
+/// The pool's settings with `size` server connections.
+fn pool_extra(size: usize) -> String {
+    format!("size = {size}\nserver_connect_timeout = \"2s\"\nqueue_timeout = \"10s\"")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_server_faults_and_restarts() {
     let Some(pg) = kit::require_pg() else { return };
@@ -116,10 +122,7 @@ async fn acknowledged_writes_survive_server_faults_and_restarts() {
         ),
     )
     .await;
-    let b = start_behind_relay(
-        &pg,
-        "size = 5\nserver_connect_timeout = \"2s\"\nqueue_timeout = \"10s\"",
-    );
+    let b = start_behind_relay(&pg, &pool_extra(5));
     let restart = kit::pg_server::pg_control();
     if restart.is_none() {
         eprintln!(
@@ -155,7 +158,11 @@ async fn acknowledged_writes_survive_server_faults_and_restarts() {
             .expect("pg_ctl restart");
         restarted_in = Some(t.elapsed());
     }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // A reload (SIGHUP) that shrinks the pool, then one that grows it back.
+    tokio::task::block_in_place(|| b.reload(&pool_extra(3)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| b.reload(&pool_extra(5)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
     b.relay.reset_all();
     let rest = RUN.saturating_sub(started.elapsed());
     tokio::time::sleep(rest.max(Duration::from_millis(1500))).await;
@@ -196,13 +203,14 @@ async fn acknowledged_writes_survive_server_faults_and_restarts() {
     let doubt_committed = in_doubt.intersection(&stored).count();
     eprintln!(
         "no lost writes: {} acknowledged, {} failed before COMMIT, {} in doubt ({} of them \
-         committed), {} client reconnects; server restart {:?}; {} rows stored",
+         committed), {} client reconnects; server restart {:?}; {} reloads; {} rows stored",
         acked.len(),
         failed.len(),
         in_doubt.len(),
         doubt_committed,
         reconnects,
         restarted_in,
+        b.reloads_logged(),
         stored.len()
     );
     assert!(

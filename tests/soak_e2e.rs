@@ -1,5 +1,5 @@
 //! Soak: a bounded run of client churn (connect, a few transactions, disconnect) through
-//! maitred while its server connections are reset, closed and refused by a fault relay
+//! maitred, with pool resizes by reload (SIGHUP), while its server connections are reset, closed and refused by a fault relay
 //! (and, when the cluster's data directory is known and the run is long enough, the real
 //! PostgreSQL restarted), sampling maitred's resident memory and open file descriptors
 //! every second. Both must stay flat after the warm-up.
@@ -28,6 +28,11 @@ const POOL: usize = 5;
 const RSS_SLACK_KB: u64 = 4 * 1024;
 /// How often a real server restart happens, when the cluster can be restarted.
 const REAL_RESTART_EVERY: Duration = Duration::from_secs(20);
+
+/// The pool's settings with `size` server connections.
+fn pool_extra(size: usize) -> String {
+    format!("size = {size}\nserver_connect_timeout = \"2s\"\nqueue_timeout = \"10s\"")
+}
 
 fn soak_secs() -> u64 {
     std::env::var("MAITRED_SOAK_SECS")
@@ -95,10 +100,7 @@ async fn memory_and_file_descriptors_stay_flat_under_churn_and_faults() {
     let secs = soak_secs();
     let run = Duration::from_secs(secs);
     let warm_up = Duration::from_secs((secs / 3).max(5));
-    let mut b = start_behind_relay(
-        &pg,
-        &format!("size = {POOL}\nserver_connect_timeout = \"2s\"\nqueue_timeout = \"10s\""),
-    );
+    let mut b = start_behind_relay(&pg, &pool_extra(POOL));
     let pid = b.maitred.pid();
     let restart = kit::pg_server::pg_control().filter(|_| run >= REAL_RESTART_EVERY * 2);
 
@@ -127,6 +129,7 @@ async fn memory_and_file_descriptors_stay_flat_under_churn_and_faults() {
     let mut tick = 0u64;
     let mut last_real_restart = Instant::now();
     let mut real_restarts = 0;
+    let mut resizes = 0;
     while started.elapsed() < run {
         tokio::time::sleep(Duration::from_secs(1)).await;
         tick += 1;
@@ -141,6 +144,12 @@ async fn memory_and_file_descriptors_stay_flat_under_churn_and_faults() {
                 b.relay.set_fault(Fault::Pass);
             }
             _ => {}
+        }
+        // A reload (SIGHUP) every 5 s, the pool size alternating between 3 and POOL.
+        if tick % 5 == 2 {
+            resizes += 1;
+            let size = if resizes % 2 == 1 { 3 } else { POOL };
+            tokio::task::block_in_place(|| b.reload(&pool_extra(size)));
         }
         if let Some(ctl) = restart.clone() {
             if last_real_restart.elapsed() >= REAL_RESTART_EVERY {
@@ -183,7 +192,7 @@ async fn memory_and_file_descriptors_stay_flat_under_churn_and_faults() {
     let failures = failed.load(Ordering::Relaxed);
     eprintln!(
         "soak {secs}s: {transactions} transactions ok, {failures} failed (faults), \
-         {} server connects, {real_restarts} real server restarts",
+         {} server connects, {resizes} pool resizes (SIGHUP), {real_restarts} real server restarts",
         b.relay.accepted()
     );
     eprintln!(
