@@ -17,6 +17,7 @@ pub mod auth;
 pub mod backend;
 pub mod codec;
 pub mod error;
+pub mod fuzzing;
 pub mod errors_to_client;
 pub mod hello;
 pub mod listener;

@@ -20,6 +20,7 @@ pub mod backend;
 pub mod clients;
 pub mod codec;
 pub mod error;
+pub mod fuzzing;
 pub mod errors_to_client;
 pub mod frontend;
 pub mod listener;

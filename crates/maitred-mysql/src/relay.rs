@@ -223,51 +223,10 @@ impl Relay {
     /// Takes the next whole command packet out of the client buffer (seq 0, then
     /// continuation packets for payloads of 16 MB and more).
     fn next_command(&mut self) -> Result<Option<BytesMut>, SessionError> {
-        let max = self.s.pool.max_client_packet;
-        let mut at = 0;
-        let mut total = 0;
-        let mut expected_seq = 0u8;
-        loop {
-            let Some((len, seq)) = frame::peek_header(&self.crbuf[at..], max)? else {
-                return Ok(None);
-            };
-            if seq != expected_seq {
-                return Err(CodecError::OutOfSequence {
-                    expected: expected_seq,
-                    got: seq,
-                }
-                .into());
-            }
-            total += len;
-            if total > max {
-                return Err(CodecError::TooLarge { len: total, max }.into());
-            }
-            if self.crbuf.len() < at + frame::HEADER_LEN + len {
-                self.crbuf
-                    .reserve((at + frame::HEADER_LEN + len - self.crbuf.len()).min(1 << 20));
-                return Ok(None);
-            }
-            at += frame::HEADER_LEN + len;
-            if len < frame::MAX_PAYLOAD {
-                break;
-            }
-            expected_seq = expected_seq.wrapping_add(1);
-        }
-        let raw = self.crbuf.split_to(at);
-        if at == total + frame::HEADER_LEN {
-            let mut p = raw;
-            p.advance(frame::HEADER_LEN);
-            return Ok(Some(p));
-        }
-        // Join a multi-packet payload.
-        let mut p = BytesMut::with_capacity(total);
-        let mut rest = &raw[..];
-        while !rest.is_empty() {
-            let len = usize::from(rest[0]) | usize::from(rest[1]) << 8 | usize::from(rest[2]) << 16;
-            p.extend_from_slice(&rest[frame::HEADER_LEN..frame::HEADER_LEN + len]);
-            rest = &rest[frame::HEADER_LEN + len..];
-        }
-        Ok(Some(p))
+        Ok(frame::take_command(
+            &mut self.crbuf,
+            self.s.pool.max_client_packet,
+        )?)
     }
 
     async fn handle_client_commands(&mut self) -> Result<Flow, SessionError> {

@@ -21,6 +21,7 @@ pub mod backend;
 pub mod cancel;
 pub mod codec;
 pub mod error;
+pub mod fuzzing;
 pub mod errors_to_client;
 pub mod frontend;
 pub mod listener;

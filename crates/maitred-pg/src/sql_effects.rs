@@ -184,7 +184,8 @@ fn set_effect(stmt: &str, words: &[&str]) -> Effect {
     let after = rest[name_end..].trim_start();
     let value = if let Some(v) = after.strip_prefix('=') {
         v
-    } else if after.len() >= 2 && after[..2].eq_ignore_ascii_case("to") {
+    } else if after.get(..2).is_some_and(|w| w.eq_ignore_ascii_case("to")) {
+        // `get`: the bytes after the name may start with a multi-byte character.
         &after[2..]
     } else {
         return Effect::None;
@@ -394,5 +395,13 @@ mod tests {
         assert_eq!(effects("select 'SET x = 1; LISTEN a'"), vec![]);
         assert_eq!(effects("select $$; LISTEN a$$ -- ; LISTEN b\n"), vec![]);
         assert_eq!(effects("/* ; */ select 1; SET a = 1"), vec![set("a", "1")]);
+    }
+
+    #[test]
+    fn set_with_a_multibyte_character_after_the_name_does_not_panic() {
+        // Found by the pg_client_messages fuzz target: `after[..2]` cut 'Þ' in half.
+        assert_eq!(effects("SET a \u{de}mm"), vec![]);
+        assert_eq!(effects("SET a Þ"), vec![]);
+        assert_eq!(effects("set a tO 'é'"), vec![set("a", "'é'")]);
     }
 }

@@ -5,7 +5,7 @@
 //! Spec: <https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_basic_packets.html>.
 
 use super::CodecError;
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 
 /// Bytes of a packet header.
 pub const HEADER_LEN: usize = 4;
@@ -32,6 +32,55 @@ pub fn peek_packet(buf: &[u8], max: usize) -> Result<Option<(usize, u8)>, CodecE
         Some((len, seq)) if buf.len() >= HEADER_LEN + len => Ok(Some((len, seq))),
         _ => Ok(None),
     }
+}
+
+/// Takes the next whole command payload off the front of `buf`: one packet with sequence
+/// id 0, joined with its continuation packets when it is 16 MB or more. `Ok(None)`: more
+/// bytes are needed (room for the rest of the packet, at most 1 MiB at a time, is reserved).
+/// The joined length is checked against `max` before it is allocated.
+pub fn take_command(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, CodecError> {
+    let mut at = 0;
+    let mut total = 0;
+    let mut expected_seq = 0u8;
+    loop {
+        let Some((len, seq)) = peek_header(&buf[at..], max)? else {
+            return Ok(None);
+        };
+        if seq != expected_seq {
+            return Err(CodecError::OutOfSequence {
+                expected: expected_seq,
+                got: seq,
+            });
+        }
+        total += len;
+        if total > max {
+            return Err(CodecError::TooLarge { len: total, max });
+        }
+        if buf.len() < at + HEADER_LEN + len {
+            buf.reserve((at + HEADER_LEN + len - buf.len()).min(1 << 20));
+            return Ok(None);
+        }
+        at += HEADER_LEN + len;
+        if len < MAX_PAYLOAD {
+            break;
+        }
+        expected_seq = expected_seq.wrapping_add(1);
+    }
+    let raw = buf.split_to(at);
+    if at == total + HEADER_LEN {
+        let mut p = raw;
+        p.advance(HEADER_LEN);
+        return Ok(Some(p));
+    }
+    // Join a multi-packet payload.
+    let mut p = BytesMut::with_capacity(total);
+    let mut rest = &raw[..];
+    while !rest.is_empty() {
+        let len = usize::from(rest[0]) | usize::from(rest[1]) << 8 | usize::from(rest[2]) << 16;
+        p.extend_from_slice(&rest[HEADER_LEN..HEADER_LEN + len]);
+        rest = &rest[HEADER_LEN + len..];
+    }
+    Ok(Some(p))
 }
 
 /// Appends `payload` as one or more packets starting at sequence id `seq`; returns the
