@@ -9,6 +9,8 @@
 //! - [`session`]: one client: local commands (hello, SASL), then [`relay`] for the rest.
 //! - [`relay`]: leasing, forwarding, pinning (transactions), cursor tracking and cleanup.
 //! - [`txn`]: transaction pins shared by a pool's sessions.
+//! - [`limits`]: the error replies of the client limits (`max_clients`, message size,
+//!   `query_timeout`); the login and idle timeouts are in `session/time_limits.rs`.
 //! - [`errors_to_client`]: the error replies maitred composes itself, and their codes.
 //! - [`listener`]: the accept loop.
 #![forbid(unsafe_code)]
@@ -17,9 +19,10 @@ pub mod auth;
 pub mod backend;
 pub mod codec;
 pub mod error;
-pub mod fuzzing;
 pub mod errors_to_client;
+pub mod fuzzing;
 pub mod hello;
+pub mod limits;
 pub mod listener;
 pub mod manager;
 pub mod pool;

@@ -4,9 +4,11 @@
 use crate::auth::scram::{Mechanism, ScramKeys};
 use crate::manager::MongoManager;
 use crate::target::ServerTarget;
-use maitred_pool::{Pool, PoolSettings};
+use maitred_admin::PoolClients;
+use maitred_pool::{ClientCount, ClientLimits, Pool, PoolSettings};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Why a client was pinned to one server connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +33,11 @@ pub struct MongoPoolConfig {
     pub users: Vec<(String, String)>,
     pub target: ServerTarget,
     pub settings: PoolSettings,
-    /// Largest message accepted from a client (before the server's own limit is known).
+    /// Largest message accepted from a client (the server's own limit applies too).
     pub max_message_size: usize,
+    /// Login, idle and query timeouts, `max_clients` (its `max_message_size` is the field
+    /// above).
+    pub limits: ClientLimits,
 }
 
 #[derive(Debug, Default)]
@@ -76,8 +81,13 @@ pub struct MongoPool {
     pub pool: Pool<MongoManager>,
     pub counters: MongoCounters,
     pub max_message_size: usize,
+    pub limits: ClientLimits,
+    /// Clients connected to this pool, bounded by `limits.max_clients`.
+    pub client_count: ClientCount,
     /// Pinned transactions, by lsid.
     pub txns: crate::txn::TxnRegistry,
+    /// The pool's connected clients and their traffic (admin console, metrics).
+    pub clients: Arc<PoolClients>,
 }
 
 impl MongoPool {
@@ -110,7 +120,10 @@ impl MongoPool {
             users,
             counters: MongoCounters::default(),
             max_message_size: cfg.max_message_size,
+            client_count: ClientCount::new(cfg.limits.max_clients),
+            limits: cfg.limits,
             txns: crate::txn::TxnRegistry::default(),
+            clients: PoolClients::new(),
         }
     }
 

@@ -21,6 +21,7 @@ use crate::session::{ReplyKind, Session};
 use crate::txn::TxnPin;
 use bson::{RawDocument, RawDocumentBuf};
 use bytes::BytesMut;
+use maitred_admin::ClientState;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -92,6 +93,7 @@ impl Session {
         route: Route,
     ) -> Result<(), SessionError> {
         self.pool.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.ticket.traffic().query();
         if route.exhaust_allowed {
             op_msg::clear_flags(&mut msg, op_msg::EXHAUST_ALLOWED);
         }
@@ -103,7 +105,14 @@ impl Session {
             }
         }
         if self.lease.is_none() {
-            match self.pool.pool.checkout().await {
+            self.ticket.set_state(ClientState::Waiting);
+            let checkout = self.pool.pool.checkout().await;
+            self.ticket.set_state(if checkout.is_ok() {
+                ClientState::Active
+            } else {
+                ClientState::Idle
+            });
+            match checkout {
                 Ok(lease) => self.lease = Some(lease),
                 Err(e) => {
                     self.pool
@@ -134,11 +143,19 @@ impl Session {
             }
         }
         let max = self.server_max();
+        let query_timeout = self.pool.limits.query_timeout;
         let result = {
             let Some(server) = self.lease.as_deref_mut() else {
                 return Ok(());
             };
-            exchange(server, &msg, route.more_to_come, max).await
+            let exchanged = exchange(server, &msg, route.more_to_come, max);
+            match query_timeout {
+                None => exchanged.await,
+                Some(t) => match tokio::time::timeout(t, exchanged).await {
+                    Ok(r) => r,
+                    Err(_) => return self.query_timed_out(h, &route, t).await,
+                },
+            }
         };
         let reply = match result {
             Ok(r) => r,
@@ -170,8 +187,29 @@ impl Session {
         }
         if self.pin.is_none() {
             self.lease = None;
+            self.ticket.set_state(ClientState::Idle);
         }
         Ok(())
+    }
+
+    /// The server did not answer within `query_timeout`: its connection, in the middle of
+    /// a request, is closed; the client gets an error and is closed too (its pinned
+    /// transaction, if any, is aborted by [`Session::cleanup`] on a fresh connection).
+    async fn query_timed_out(
+        &mut self,
+        h: Header,
+        route: &Route,
+        timeout: std::time::Duration,
+    ) -> Result<(), SessionError> {
+        tracing::warn!(pool = %self.pool.name, command = %route.command, "server did not answer within query_timeout: server connection closed");
+        if let Some(lease) = self.lease.take() {
+            lease.discard();
+        }
+        if !route.more_to_come {
+            let doc = crate::limits::query_timeout(&self.pool.name, timeout);
+            self.reply(ReplyKind::Msg, h.request_id, &doc).await?;
+        }
+        Err(SessionError::ClientIo(std::io::ErrorKind::TimedOut.into()))
     }
 
     /// Gives the pin up (the transaction ended, or the connection is gone).
@@ -187,6 +225,7 @@ impl Session {
         if self.pin.as_ref().is_some_and(|p| p.ended()) {
             self.pin = None;
             self.lease = None;
+            self.ticket.set_state(ClientState::Idle);
         }
     }
 

@@ -8,7 +8,7 @@ use crate::backend::{next_request_id, ServerInfo};
 use crate::codec::compressed::{self, Compressor};
 use crate::codec::header::decode_frame;
 use crate::codec::legacy::{encode_reply, parse_query};
-use crate::codec::{op_msg, Header, OpCode, DEFAULT_MAX_MESSAGE};
+use crate::codec::{op_msg, Header, OpCode};
 use crate::error::SessionError;
 use crate::errors_to_client::{auth_failed, checkout_error, code, error_doc, unauthorized};
 use crate::hello;
@@ -16,12 +16,15 @@ use crate::manager::MongoManager;
 use crate::pool::MongoPool;
 use bson::{rawdoc, RawDocument, RawDocumentBuf};
 use bytes::BytesMut;
-use maitred_pool::Lease;
+use maitred_admin::{ClientIdentity, ClientTicket};
+use maitred_pool::{ClientClock, ClientSlot, Lease};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod time_limits;
 
 static NEXT_CONNECTION_ID: AtomicI64 = AtomicI64::new(1);
 
@@ -60,6 +63,17 @@ pub struct Session {
     compressors: Vec<Compressor>,
     /// The request being served came compressed with this: its reply goes back compressed.
     pub(crate) reply_compressor: Option<Compressor>,
+    /// This client in its pool's client registry: state, traffic, KILL from the console.
+    /// MongoDB clients register on connect (a client may authenticate several times, or
+    /// not at all), so their user is not shown.
+    pub(crate) ticket: ClientTicket,
+    /// This client's place under the pool's max_clients; `None`: over it, refused at its
+    /// first request.
+    slot: Option<ClientSlot>,
+    /// Until the first request: when the client is out of time to send it.
+    login_deadline: Option<tokio::time::Instant>,
+    /// How long the client has been idle (or idle in a transaction).
+    clock: ClientClock,
 }
 
 impl Session {
@@ -69,7 +83,17 @@ impl Session {
             .fetch_add(1, Ordering::Relaxed);
         let connection_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         tracing::Span::current().record("id", connection_id);
+        let ticket = pool.clients.register(ClientIdentity {
+            user: String::new(),
+            database: String::new(),
+            addr: client.peer_addr().ok(),
+            tls: false,
+        });
         Session {
+            slot: pool.client_count.try_admit(),
+            login_deadline: Some(tokio::time::Instant::now() + pool.limits.login_timeout),
+            clock: ClientClock::default(),
+            ticket,
             client,
             crbuf: BytesMut::with_capacity(1024),
             authenticated: !pool.requires_auth(),
@@ -86,29 +110,43 @@ impl Session {
 
     /// Serves the client to the end, then cleans up what it left on the server.
     pub async fn run(mut self) {
-        if let Err(e) = self.serve().await {
+        let kill = self.ticket.kill_signal();
+        let served = tokio::select! {
+            r = self.serve() => r,
+            () = kill.killed() => {
+                // KILL from the admin console: the client is closed; a server connection
+                // in the middle of a request is in an unknown state and is closed too.
+                if let Some(lease) = self.lease.take() {
+                    lease.discard();
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = served {
             tracing::debug!(pool = %self.pool.name, error = %e, "client session ended with an error");
         }
         self.cleanup().await;
     }
 
     fn max_message(&self) -> usize {
-        // The server's own limit once known; the configured maximum before.
+        // The configured maximum, and the server's own limit once known.
         self.pool
             .pool
             .manager()
             .server_max_message_size()
             .unwrap_or(self.pool.max_message_size)
-            .min(self.pool.max_message_size.max(DEFAULT_MAX_MESSAGE))
+            .min(self.pool.max_message_size)
     }
 
     async fn serve(&mut self) -> Result<(), SessionError> {
         loop {
             let max = self.max_message();
+            self.waiting_for_request();
             let (h, msg) = loop {
-                if let Some(frame) = decode_frame(&mut self.crbuf, max)? {
+                if let Some(frame) = self.decode_request(max).await? {
                     break frame;
                 }
+                let deadline = self.limit_deadline();
                 // While pinned, also wake when the transaction ends through another
                 // client connection, to release the server connection at once.
                 let n = match self.pin.clone() {
@@ -118,14 +156,38 @@ impl Session {
                             self.release_ended_pin();
                             continue;
                         }
+                        () = maitred_pool::sleep_until(deadline) => {
+                            self.limit_reached();
+                            return Ok(());
+                        }
                     },
-                    None => self.client.read_buf(&mut self.crbuf).await,
+                    None => tokio::select! {
+                        r = self.client.read_buf(&mut self.crbuf) => r,
+                        () = maitred_pool::sleep_until(deadline) => {
+                            self.limit_reached();
+                            return Ok(());
+                        }
+                    },
                 }
                 .map_err(SessionError::ClientIo)?;
                 if n == 0 {
                     return Ok(());
                 }
+                self.ticket.traffic().received(n);
             };
+            self.request_received();
+            if self.slot.is_none() {
+                let kind = if h.op_code == OpCode::Query {
+                    ReplyKind::Legacy
+                } else {
+                    ReplyKind::Msg
+                };
+                let max_clients = self.pool.limits.max_clients;
+                tracing::warn!(pool = %self.pool.name, max_clients, "client refused: max_clients reached");
+                let doc = crate::limits::too_many_clients(&self.pool.name, max_clients);
+                self.reply(kind, h.request_id, &doc).await?;
+                return Ok(());
+            }
             self.reply_compressor = None;
             let (h, msg) = if h.op_code == OpCode::Compressed {
                 let inner = compressed::decompress(&msg, max)?;
@@ -151,6 +213,24 @@ impl Session {
             if self.crbuf.is_empty() && self.crbuf.capacity() > 64 * 1024 {
                 self.crbuf = BytesMut::with_capacity(1024);
             }
+        }
+    }
+
+    /// The next whole request, if it is in. One over `max` gets an error reply (to its
+    /// requestID) before the session ends.
+    async fn decode_request(
+        &mut self,
+        max: usize,
+    ) -> Result<Option<(Header, BytesMut)>, SessionError> {
+        match decode_frame(&mut self.crbuf, max) {
+            Err(crate::codec::CodecError::TooLarge { len, max }) => {
+                tracing::info!(pool = %self.pool.name, len, max, "client message over max_message_size");
+                let id = crate::limits::request_id(&self.crbuf);
+                let doc = crate::limits::message_too_large(&self.pool.name, len, max);
+                let _ = self.reply(ReplyKind::Msg, id, &doc).await;
+                Err(crate::codec::CodecError::TooLarge { len, max }.into())
+            }
+            r => Ok(r?),
         }
     }
 
@@ -265,12 +345,14 @@ impl Session {
         if let Some(c) = self.reply_compressor {
             let mut out = BytesMut::with_capacity(msg.len() / 2 + 32);
             compressed::compress(msg, c, &mut out)?;
+            self.ticket.traffic().sent(out.len());
             return self
                 .client
                 .write_all(&out)
                 .await
                 .map_err(SessionError::ClientIo);
         }
+        self.ticket.traffic().sent(msg.len());
         self.client
             .write_all(msg)
             .await

@@ -16,6 +16,7 @@ use crate::errors_to_client::{checkout_error, code};
 use crate::pool::MyPool;
 use crate::relay::{ClientSession, Relay};
 use bytes::{Buf, BytesMut};
+use maitred_admin::ClientIdentity;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -23,8 +24,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// How long a client may take from connect to the end of authentication.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest packet accepted during login.
 const MAX_LOGIN_PACKET: usize = 64 * 1024;
 /// Shown as the server version until a server connection reported the real one.
@@ -51,6 +50,15 @@ pub struct Router {
 }
 
 impl Router {
+    /// The longest `client_login_timeout` of this address's pools: a client is routed to
+    /// its pool only by its handshake response.
+    fn login_timeout(&self) -> Duration {
+        let timeouts = self.pools.iter().map(|p| p.limits.login_timeout);
+        timeouts
+            .max()
+            .unwrap_or(maitred_pool::ClientLimits::DEFAULT_LOGIN_TIMEOUT)
+    }
+
     /// The pool whose database the client asked for; with one pool, that pool (the
     /// client's database then becomes its current database).
     pub fn find(&self, database: Option<&str>) -> Option<&Arc<MyPool>> {
@@ -76,9 +84,19 @@ pub async fn serve_client(mut stream: TcpStream, peer: SocketAddr, router: Arc<R
     let connection_id = next_connection_id();
     tracing::Span::current().record("id", connection_id);
     let mut buf = BytesMut::with_capacity(1024);
+    // This client's place under its pool's max_clients, held until it leaves.
+    let mut slot = None;
+    let login_timeout = router.login_timeout();
     let login = tokio::time::timeout(
-        LOGIN_TIMEOUT,
-        login(&mut stream, &mut buf, &router, connection_id, peer),
+        login_timeout,
+        login(
+            &mut stream,
+            &mut buf,
+            &router,
+            connection_id,
+            peer,
+            &mut slot,
+        ),
     )
     .await;
     let session = match login {
@@ -90,8 +108,8 @@ pub async fn serve_client(mut stream: TcpStream, peer: SocketAddr, router: Arc<R
         }
         Err(_) => {
             let mut o = BytesMut::new();
-            packets::write_err(&mut o, 2, 1043, "08S01", "maitred: login timed out");
-            let _ = stream.write_all(&o).await;
+            crate::limits::login_timeout(&mut o, 2, login_timeout);
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&o)).await;
             return;
         }
     };
@@ -125,6 +143,7 @@ async fn login(
     router: &Router,
     connection_id: u32,
     peer: SocketAddr,
+    slot: &mut Option<maitred_pool::ClientSlot>,
 ) -> Result<Option<ClientSession>, SessionError> {
     let Some(first_pool) = router.pools.first() else {
         return Ok(None);
@@ -184,6 +203,19 @@ async fn login(
         return reject(stream, seq.wrapping_add(1), code::BAD_DB, "42000", &msg).await;
     };
     tracing::Span::current().record("pool", pool.name.as_str());
+    let Some(admitted) = pool.client_count.try_admit() else {
+        tracing::warn!(pool = %pool.name, max_clients = pool.limits.max_clients, "client refused: max_clients reached");
+        let mut o = BytesMut::new();
+        crate::limits::too_many_clients(
+            &mut o,
+            seq.wrapping_add(1),
+            &pool.name,
+            pool.limits.max_clients,
+        );
+        let _ = stream.write_all(&o).await;
+        return Ok(None);
+    };
+    *slot = Some(admitted);
     pool.counters
         .clients_accepted
         .fetch_add(1, Ordering::Relaxed);
@@ -261,10 +293,17 @@ async fn login(
         },
     );
     write(stream, &o).await?;
+    let ticket = pool.clients.register(ClientIdentity {
+        user: hello.user.clone(),
+        database: database.clone().unwrap_or_default(),
+        addr: Some(peer),
+        tls: false,
+    });
     let handle = router
         .clients
         .register(connection_id, &pool.name, &hello.user);
     Ok(Some(ClientSession {
+        ticket,
         pool,
         connection_id,
         capabilities: hello.capabilities & caps,

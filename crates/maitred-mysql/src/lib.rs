@@ -11,6 +11,8 @@
 //! - [`relay`]: the client's session after login: leasing, forwarding, releasing.
 //! - [`session_sql`]: what a query does to session state (USE, SET, pins).
 //! - [`stmt_cache`]: prepared statements across server connections.
+//! - [`limits`]: the ERR packets of the client limits (login, idle and query timeouts,
+//!   `max_clients`); the relay enforces the time limits in `relay/time_limits.rs`.
 //! - [`errors_to_client`]: the ERR packets maitred composes itself, and their codes.
 //! - [`listener`]: the accept loop.
 #![forbid(unsafe_code)]
@@ -20,9 +22,10 @@ pub mod backend;
 pub mod clients;
 pub mod codec;
 pub mod error;
-pub mod fuzzing;
 pub mod errors_to_client;
 pub mod frontend;
+pub mod fuzzing;
+pub mod limits;
 pub mod listener;
 pub mod manager;
 pub mod pool;

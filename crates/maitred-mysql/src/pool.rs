@@ -3,9 +3,11 @@
 
 use crate::manager::MyManager;
 use crate::target::ServerTarget;
-use maitred_pool::{Pool, PoolSettings};
+use maitred_admin::PoolClients;
+use maitred_pool::{ClientCount, ClientLimits, Pool, PoolSettings};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// When a server connection goes back to the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,9 @@ pub struct MyPoolConfig {
     pub max_statements_per_connection: usize,
     /// Largest client packet accepted (bigger ones close the client with ERR 1153).
     pub max_client_packet: usize,
+    /// Login, idle and query timeouts, `max_clients` (its `max_message_size` is
+    /// `max_client_packet`).
+    pub limits: ClientLimits,
 }
 
 /// Counters specific to MySQL sessions (the pool core keeps its own).
@@ -124,6 +129,11 @@ pub struct MyPool {
     pub pool: Pool<MyManager>,
     pub counters: MyCounters,
     pub max_client_packet: usize,
+    pub limits: ClientLimits,
+    /// Clients logged in to this pool, bounded by `limits.max_clients`.
+    pub client_count: ClientCount,
+    /// The pool's logged-in clients and their traffic (admin console, metrics).
+    pub clients: Arc<PoolClients>,
 }
 
 impl MyPool {
@@ -140,6 +150,9 @@ impl MyPool {
             users: cfg.users.into_iter().collect(),
             counters: MyCounters::default(),
             max_client_packet: cfg.max_client_packet,
+            client_count: ClientCount::new(cfg.limits.max_clients),
+            limits: cfg.limits,
+            clients: PoolClients::new(),
         }
     }
 

@@ -23,11 +23,14 @@ use crate::session_sql::{
 };
 use crate::stmt_cache::{ClientStatements, ClientStmt};
 use bytes::{Buf, BytesMut};
-use maitred_pool::Lease;
+use maitred_admin::{ClientState, ClientTicket};
+use maitred_pool::{ClientClock, Lease};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod time_limits;
 
 /// Session SETs replayed per client; beyond that the client is pinned instead.
 const MAX_SESSION_SETS: usize = 64;
@@ -46,6 +49,8 @@ pub struct ClientSession {
     /// This client as KILL from other clients sees it.
     pub handle: Arc<ClientHandle>,
     pub clients: Arc<ClientRegistry>,
+    /// This client in its pool's client registry: state, traffic, KILL from the console.
+    pub ticket: ClientTicket,
 }
 
 /// What maitred does when the response of the command in flight ends.
@@ -97,6 +102,8 @@ pub struct Relay {
     /// The server's response is not shown; this ERR is sent to the client instead when it
     /// ends (LOAD DATA LOCAL refused for a client that did not allow it).
     swallow_err: Option<String>,
+    /// How long the client has been idle, in a transaction, or waiting for the server.
+    clock: ClientClock,
 }
 
 impl Relay {
@@ -118,13 +125,33 @@ impl Relay {
             infile: false,
             swallow_err: None,
             last_insert_id: 0,
+            clock: ClientClock::default(),
         }
     }
 
     /// Runs the session until the client leaves; the lease it holds, if any, is released,
     /// reset or closed on the way out.
     pub async fn run(mut self) -> Result<(), SessionError> {
-        let result = self.run_loop().await;
+        let kill = self.s.ticket.kill_signal();
+        let result = tokio::select! {
+            r = self.run_loop() => r,
+            () = kill.killed() => {
+                // KILL from the admin console: a server connection in use is in an
+                // unknown state, so it is closed.
+                if let Some(lease) = self.lease.take() {
+                    self.s.handle.clear_server();
+                    lease.discard();
+                }
+                self.cwbuf.clear();
+                self.err_locally(
+                    code::CONNECTION_KILLED,
+                    "70100",
+                    "Connection was killed by the maitred admin console",
+                );
+                let _ = self.flush_client().await;
+                Ok(())
+            }
+        };
         if let Err(SessionError::ClientProtocol(e)) = &result {
             self.s
                 .pool
@@ -136,14 +163,15 @@ impl Relay {
                 CodecError::OutOfSequence { .. } => (code::PACKETS_OUT_OF_ORDER, "08S01"),
                 _ => (code::UNKNOWN_COM, "08S01"),
             };
+            let message = match e {
+                CodecError::TooLarge { len, max } => format!(
+                    "maitred: a packet of {len} bytes exceeds max_message_size ({max} bytes) of pool \"{}\"; closing the connection",
+                    self.s.pool.name
+                ),
+                e => format!("maitred: {e}; closing the connection"),
+            };
             self.cwbuf.clear();
-            packets::write_err(
-                &mut self.cwbuf,
-                1,
-                c,
-                state,
-                &format!("maitred: {e}; closing the connection"),
-            );
+            packets::write_err(&mut self.cwbuf, 1, c, state, &message);
             let _ = self.flush_client().await;
         }
         self.finish();
@@ -158,6 +186,11 @@ impl Relay {
 
     async fn run_loop(&mut self) -> Result<(), SessionError> {
         loop {
+            self.s.ticket.set_state(if self.lease.is_some() {
+                ClientState::Active
+            } else {
+                ClientState::Idle
+            });
             if !self.busy() && self.handle_client_commands().await? == Flow::ClientDone {
                 return Ok(());
             }
@@ -171,22 +204,44 @@ impl Relay {
                 if n == 0 {
                     return Ok(());
                 }
+                self.s.ticket.traffic().received(n);
                 self.relay_file_packets().await?;
                 continue;
             }
             if self.busy() {
+                let deadline = self.limit_deadline();
                 let Some(server) = self.lease.as_deref_mut() else {
                     continue;
                 };
-                let r = server.stream.read_buf(&mut server.rbuf).await;
+                let r = tokio::select! {
+                    r = server.stream.read_buf(&mut server.rbuf) => Some(r),
+                    () = maitred_pool::sleep_until(deadline) => None,
+                };
+                let Some(r) = r else {
+                    if self.limit_reached().await == Flow::ClientDone {
+                        return Ok(());
+                    }
+                    continue;
+                };
                 match r {
                     Ok(0) => self.server_lost(BackendError::Closed).await?,
                     Ok(_) => self.handle_server_bytes().await?,
                     Err(e) => self.server_lost(BackendError::Io(e)).await?,
                 }
             } else {
+                let deadline = self.limit_deadline();
                 let n = tokio::select! {
-                    r = self.client.read_buf(&mut self.crbuf) => r.map_err(SessionError::ClientIo)?,
+                    () = maitred_pool::sleep_until(deadline) => {
+                        if self.limit_reached().await == Flow::ClientDone {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    r = self.client.read_buf(&mut self.crbuf) => {
+                        let n = r.map_err(SessionError::ClientIo)?;
+                        self.s.ticket.traffic().received(n);
+                        n
+                    }
                     () = handle.killed() => {
                         self.err_locally(code::CONNECTION_KILLED, "70100", "Connection was killed");
                         let _ = self.flush_client().await;
@@ -196,6 +251,7 @@ impl Relay {
                 if n == 0 {
                     return Ok(());
                 }
+                self.clock.client_active();
             }
             if self.s.handle.is_killed() && !self.busy() {
                 self.err_locally(code::CONNECTION_KILLED, "70100", "Connection was killed");
@@ -614,6 +670,7 @@ impl Relay {
             return;
         };
         frame::write_packet(&mut self.swbuf, 0, payload);
+        self.s.ticket.traffic().query();
         conn.scanner.start(expect);
         self.inflight = inflight;
     }
@@ -622,7 +679,14 @@ impl Relay {
     /// (database, autocommit). `false`: the client was sent an error instead.
     async fn acquire(&mut self) -> Result<bool, SessionError> {
         if self.lease.is_none() {
-            match self.s.pool.pool.checkout().await {
+            self.s.ticket.set_state(ClientState::Waiting);
+            let checkout = self.s.pool.pool.checkout().await;
+            self.s.ticket.set_state(if checkout.is_ok() {
+                ClientState::Active
+            } else {
+                ClientState::Idle
+            });
+            match checkout {
                 Ok(lease) => {
                     tracing::trace!(
                         client = self.s.connection_id,
@@ -975,6 +1039,7 @@ impl Relay {
             return Ok(());
         }
         let r = self.client.write_all(&self.cwbuf).await;
+        self.s.ticket.traffic().sent(self.cwbuf.len());
         self.cwbuf.clear();
         r.map_err(SessionError::ClientIo)
     }

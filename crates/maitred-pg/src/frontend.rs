@@ -4,8 +4,9 @@
 //!
 //! Spec: <https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-START-UP>.
 
+use crate::admin_console;
 use crate::auth::scram::{ScramServer, MECHANISM};
-use crate::auth::secret::ScramKeys;
+use crate::auth::secret::{Credentials, ScramKeys};
 use crate::auth::{md5, AuthError};
 use crate::cancel::CancelRegistry;
 use crate::codec::client_msgs::{self, tag};
@@ -18,14 +19,15 @@ use crate::pool::{ClientAuth, PgPool};
 use crate::relay::Relay;
 use crate::tls::{ClientTls, Stream};
 use bytes::BytesMut;
+use maitred_admin::{Admin, ClientIdentity};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// How long a client may take from connect to the end of authentication.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time allowed, past the login deadline, to tell a late client why it is closed.
+const LOGIN_GRACE: Duration = Duration::from_secs(1);
 /// Largest message accepted during login (passwords, SASL messages).
 const MAX_LOGIN_MESSAGE: usize = 8192;
 /// Startup parameters that are about the connection itself, not session settings.
@@ -35,12 +37,24 @@ const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 #[derive(Debug)]
 pub struct Router {
     pub pools: Vec<Arc<PgPool>>,
+    /// The admin console, reached through the virtual databases `maitred` and `pgbouncer`
+    /// while admin users are configured.
+    pub console: Option<Arc<Admin>>,
     pub cancels: Arc<CancelRegistry>,
     /// TLS for clients of this listen address, if configured.
     pub tls: Option<ClientTls>,
 }
 
 impl Router {
+    /// The longest `client_login_timeout` of this address's pools: a client is routed to
+    /// its pool only by its startup packet.
+    fn login_timeout(&self) -> Duration {
+        let timeouts = self.pools.iter().map(|p| p.limits.login_timeout);
+        timeouts
+            .max()
+            .unwrap_or(maitred_pool::ClientLimits::DEFAULT_LOGIN_TIMEOUT)
+    }
+
     fn find(&self, database: &str) -> Option<&Arc<PgPool>> {
         self.pools.iter().find(|p| p.database == database)
     }
@@ -49,13 +63,44 @@ impl Router {
 /// Serves one client connection to the end.
 pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     let _ = tcp.set_nodelay(true);
+    // Until the greeting is out: a draining process waits for it (shutdown.rs).
+    let logging_in = crate::shutdown::LoginInProgress::new();
+    let peer = tcp.peer_addr().ok();
     let mut buf = BytesMut::with_capacity(1024);
-    let start = tokio::time::timeout(
-        LOGIN_TIMEOUT,
-        Box::pin(read_startup(Stream::Plain(tcp), &mut buf, &router)),
+    let login_timeout = router.login_timeout();
+    let deadline = tokio::time::Instant::now() + login_timeout;
+    // read_startup answers a client silent past the deadline itself; this bounds the rest
+    // (a stalled TLS handshake).
+    let start = tokio::time::timeout_at(
+        deadline + LOGIN_GRACE,
+        Box::pin(read_startup(
+            Stream::Plain(tcp),
+            &mut buf,
+            &router,
+            deadline,
+        )),
     )
     .await;
     let (mut stream, startup) = match start {
+        Ok(Ok(Some((stream, startup))))
+            if router
+                .console
+                .as_ref()
+                .is_some_and(|a| a.console().is_enabled())
+                && admin_console::is_console_database(startup.database().unwrap_or_default()) =>
+        {
+            if let Some(admin) = router.console.clone() {
+                Box::pin(admin_console::serve(
+                    stream,
+                    buf,
+                    startup,
+                    admin,
+                    login_timeout,
+                ))
+                .await;
+            }
+            return;
+        }
         Ok(Ok(Some(started))) => started,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => {
@@ -67,12 +112,14 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
             return;
         }
     };
-    let login = tokio::time::timeout(
-        LOGIN_TIMEOUT,
-        Box::pin(login(&mut stream, &mut buf, &router, startup)),
+    // This client's place under its pool's max_clients, held until it leaves.
+    let mut slot = None;
+    let login = tokio::time::timeout_at(
+        deadline,
+        Box::pin(login(&mut stream, &mut buf, &router, startup, &mut slot)),
     )
     .await;
-    let (pool, params) = match login {
+    let (pool, params, user) = match login {
         Ok(Ok(Some(done))) => done,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => {
@@ -82,13 +129,8 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
         Err(_) => {
             tracing::debug!("client login timed out");
             let mut o = BytesMut::new();
-            fatal(
-                &mut o,
-                sqlstate::PROTOCOL_VIOLATION,
-                "maitred: login timed out",
-                None,
-            );
-            let _ = stream.write_all(&o).await;
+            crate::limits::login_timeout(&mut o, login_timeout);
+            let _ = tokio::time::timeout(LOGIN_GRACE, stream.write_all(&o)).await;
             return;
         }
     };
@@ -104,8 +146,16 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     }
     out::backend_key_data(&mut greeting, cancel.process_id, cancel.secret_key);
     out::ready_for_query(&mut greeting, b'I');
-    if stream.write_all(&greeting).await.is_ok() {
-        let relay = Relay::new(stream, buf, pool.clone(), params, cancel.clone());
+    let greeted = stream.write_all(&greeting).await.is_ok();
+    drop(logging_in);
+    if greeted {
+        let ticket = pool.clients.register(ClientIdentity {
+            user,
+            database: pool.database.clone(),
+            addr: peer,
+            tls: stream.is_tls(),
+        });
+        let relay = Relay::new(stream, buf, pool.clone(), params, cancel.clone(), ticket);
         if let Err(e) = Box::pin(relay.run()).await {
             tracing::debug!(pool = %pool.name, error = %e, "client session ended with an error");
         }
@@ -113,7 +163,8 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     router.cancels.unregister(&cancel);
 }
 
-type LoggedIn = (Arc<PgPool>, Vec<(String, String)>);
+/// The client's pool, startup settings and user name.
+type LoggedIn = (Arc<PgPool>, Vec<(String, String)>, String);
 
 /// Runs the startup phase. `Ok(None)`: the connection was only a cancel request or the client
 /// went away; an error was already sent to the client where one is due.
@@ -123,6 +174,7 @@ async fn read_startup(
     mut stream: Stream,
     buf: &mut BytesMut,
     router: &Router,
+    deadline: tokio::time::Instant,
 ) -> Result<Option<(Stream, StartupParams)>, SessionError> {
     loop {
         match decode_startup(buf) {
@@ -167,7 +219,14 @@ async fn read_startup(
                 return Ok(Some((stream, p)));
             }
             Ok(None) => {
-                if stream.read_buf(buf).await.map_err(SessionError::ClientIo)? == 0 {
+                let Ok(read) = tokio::time::timeout_at(deadline, stream.read_buf(buf)).await else {
+                    tracing::debug!("client sent no startup packet within client_login_timeout");
+                    let mut o = BytesMut::new();
+                    crate::limits::login_timeout(&mut o, router.login_timeout());
+                    let _ = stream.write_all(&o).await;
+                    return Ok(None);
+                };
+                if read.map_err(SessionError::ClientIo)? == 0 {
                     return Ok(None);
                 }
             }
@@ -191,6 +250,7 @@ async fn login(
     buf: &mut BytesMut,
     router: &Router,
     startup: StartupParams,
+    slot: &mut Option<maitred_pool::ClientSlot>,
 ) -> Result<Option<LoggedIn>, SessionError> {
     negotiate_version(stream, &startup).await?;
     let Some(user) = startup.user().map(str::to_owned) else {
@@ -211,6 +271,14 @@ async fn login(
         .await;
     };
     tracing::Span::current().record("pool", pool.name.as_str());
+    let Some(admitted) = pool.client_count.try_admit() else {
+        tracing::warn!(pool = %pool.name, max_clients = pool.limits.max_clients, "client refused: max_clients reached");
+        let mut o = BytesMut::new();
+        crate::limits::too_many_clients(&mut o, &pool.name, pool.limits.max_clients);
+        let _ = stream.write_all(&o).await;
+        return Ok(None);
+    };
+    *slot = Some(admitted);
     pool.counters
         .clients_accepted
         .fetch_add(1, Ordering::Relaxed);
@@ -240,12 +308,15 @@ async fn login(
     let mut o = BytesMut::new();
     out::authentication_ok(&mut o);
     write(stream, &o).await?;
-    Ok(Some((pool, settings)))
+    Ok(Some((pool, settings, user)))
 }
 
 /// Answers a 3.x startup with a minor version we do not speak, or `_pq_.` options, with
 /// NegotiateProtocolVersion (we speak 3.0).
-async fn negotiate_version(stream: &mut Stream, p: &StartupParams) -> Result<(), SessionError> {
+pub(crate) async fn negotiate_version(
+    stream: &mut Stream,
+    p: &StartupParams,
+) -> Result<(), SessionError> {
     let unknown: Vec<&str> = p
         .params
         .iter()
@@ -267,11 +338,30 @@ async fn authenticate(
     user: &str,
 ) -> Result<(), SessionError> {
     let creds = pool.credentials(user);
+    authenticate_user(
+        stream,
+        buf,
+        pool.client_auth,
+        creds.as_deref(),
+        pool.has_users(),
+    )
+    .await
+}
+
+/// Runs the authentication exchange of `auth` for a user whose credentials are `creds`
+/// (None: unknown user, who fails like a wrong password). Also used by the admin console.
+pub(crate) async fn authenticate_user(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    auth: ClientAuth,
+    creds: Option<&Credentials>,
+    has_users: bool,
+) -> Result<(), SessionError> {
     let mut o = BytesMut::new();
-    match pool.client_auth {
+    match auth {
         ClientAuth::Trust => {
             // With no user list, any user name may log in; with one, only those users.
-            if creds.is_none() && pool.has_users() {
+            if creds.is_none() && has_users {
                 return Err(AuthError::WrongPassword.into());
             }
             Ok(())

@@ -5,25 +5,30 @@
 //! - [`backend`]: a server connection: login as the pool's user, reset, liveness.
 //! - [`manager`]: the pool core's view of PostgreSQL (connect, check, reset).
 //! - [`pool`]: a configured pool (database name, users, mode) around the pool core.
+//! - [`admin_console`]: the admin console (virtual database `maitred`/`pgbouncer`).
 //! - [`frontend`]: a client from accept to the end of login, routing by database.
 //! - [`relay`]: the client's session after login: leasing, forwarding, releasing.
 //! - [`replies`]: the replies a server connection owes, to slip in maitred's own answers.
 //! - [`statements`]: named prepared statements shared across server connections.
 //! - [`settings`]: startup settings that follow a client from lease to lease.
 //! - [`cancel`]: maitred's own cancel keys, mapped to the server connection in use.
+//! - [`limits`]: the errors of the client limits (login, idle and query timeouts,
+//!   `max_clients`, message size); the relay enforces the time limits in `relay/time_limits.rs`.
 //! - [`errors_to_client`]: the ErrorResponses maitred composes itself, and their SQLSTATEs.
 //! - [`listener`]: the accept loop.
 //! - [`shutdown`]: the drain's goodbye (57P01) to idle sessions.
 #![forbid(unsafe_code)]
 
+pub mod admin_console;
 pub mod auth;
 pub mod backend;
 pub mod cancel;
 pub mod codec;
 pub mod error;
-pub mod fuzzing;
 pub mod errors_to_client;
 pub mod frontend;
+pub mod fuzzing;
+pub mod limits;
 pub mod listener;
 pub mod manager;
 pub mod notify;

@@ -3,6 +3,7 @@
 use crate::backend::ServerConn;
 use crate::error::BackendError;
 use crate::target::ServerTarget;
+use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
 
 /// Server settings as (name, value) pairs, sorted by name.
@@ -12,7 +13,8 @@ pub type ServerParams = Arc<Vec<(String, String)>>;
 /// connection reports, which clients are shown at login.
 #[derive(Debug)]
 pub struct PgManager {
-    target: Arc<ServerTarget>,
+    /// Swapped by a reload that changes the upstream (see [`PgManager::set_target`]).
+    target: ArcSwap<ServerTarget>,
     prepared_capacity: usize,
     server_params: Mutex<Option<ServerParams>>,
 }
@@ -20,14 +22,20 @@ pub struct PgManager {
 impl PgManager {
     pub fn new(target: ServerTarget, prepared_capacity: usize) -> PgManager {
         PgManager {
-            target: Arc::new(target),
+            target: ArcSwap::from_pointee(target),
             prepared_capacity,
             server_params: Mutex::new(None),
         }
     }
 
-    pub fn target(&self) -> &Arc<ServerTarget> {
-        &self.target
+    pub fn target(&self) -> Arc<ServerTarget> {
+        self.target.load_full()
+    }
+
+    /// New server connections go to `target` from now on (a reload changed the upstream);
+    /// the pool must retire the open ones (`Pool::reconnect`).
+    pub fn set_target(&self, target: ServerTarget) {
+        self.target.store(Arc::new(target));
     }
 
     /// The ParameterStatus values of a freshly opened server connection, once one was opened.
@@ -44,7 +52,8 @@ impl maitred_pool::Manager for PgManager {
     type Error = BackendError;
 
     async fn connect(&self) -> Result<ServerConn, BackendError> {
-        let conn = ServerConn::connect(&self.target, self.prepared_capacity).await?;
+        let target = self.target.load_full();
+        let conn = ServerConn::connect(&target, self.prepared_capacity).await?;
         let mut snapshot = self.server_params.lock().unwrap_or_else(|p| p.into_inner());
         if snapshot.is_none() {
             let mut params: Vec<(String, String)> = conn
@@ -63,6 +72,7 @@ impl maitred_pool::Manager for PgManager {
     }
 
     async fn reset(&self, conn: &mut ServerConn) -> Result<(), BackendError> {
-        conn.reset(&self.target).await
+        let target = self.target.load_full();
+        conn.reset(&target).await
     }
 }

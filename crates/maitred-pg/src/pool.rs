@@ -8,9 +8,12 @@ use crate::notify::Notifier;
 use crate::sql_effects::PinReason;
 use crate::statements::StatementRegistry;
 use crate::target::ServerTarget;
-use maitred_pool::{Pool, PoolSettings};
+use arc_swap::ArcSwap;
+use maitred_admin::PoolClients;
+use maitred_pool::{ClientCount, ClientLimits, Pool, PoolSettings};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// When a server connection goes back to the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,8 @@ pub struct PgPoolConfig {
     pub prepared_statements_per_connection: usize,
     /// At most this many clients may be pinned to a server connection at once.
     pub max_pinned: usize,
+    /// Login, idle and query timeouts, `max_clients`, message size.
+    pub limits: ClientLimits,
 }
 
 /// Counters specific to PostgreSQL sessions (the pool core keeps its own).
@@ -82,37 +87,43 @@ pub struct PgPool {
     pub database: String,
     pub mode: PoolMode,
     pub client_auth: ClientAuth,
-    users: HashMap<String, Credentials>,
+    /// Swapped whole by a reload ([`PgPool::set_users`]).
+    users: ArcSwap<HashMap<String, Arc<Credentials>>>,
     pub pool: Pool<PgManager>,
     pub counters: PgCounters,
     pub statements: StatementRegistry,
-    max_pinned: usize,
+    max_pinned: AtomicUsize,
     pinned_now: AtomicUsize,
     /// The shared LISTEN connection of this pool.
     pub notifier: Notifier,
+    pub limits: ClientLimits,
+    /// Clients logged in to this pool, bounded by `limits.max_clients`.
+    pub client_count: ClientCount,
+    /// The pool's logged-in clients and their traffic (admin console, metrics).
+    pub clients: Arc<PoolClients>,
 }
 
 impl PgPool {
     /// Builds the pool; derives SCRAM keys of plaintext passwords once, here.
     pub fn new(cfg: PgPoolConfig) -> Result<PgPool, AuthError> {
-        let mut users = HashMap::new();
-        for (user, password) in &cfg.users {
-            users.insert(user.clone(), Credentials::from_configured(user, password)?);
-        }
+        let users = credentials_of(&cfg.users)?;
         let manager = PgManager::new(cfg.target, cfg.prepared_statements_per_connection);
         let notifier = Notifier::new(manager.target().clone());
         Ok(PgPool {
             notifier,
             pool: Pool::new(manager, cfg.settings),
             statements: StatementRegistry::default(),
-            max_pinned: cfg.max_pinned,
+            max_pinned: AtomicUsize::new(cfg.max_pinned),
             pinned_now: AtomicUsize::new(0),
             name: cfg.name,
             database: cfg.database,
             mode: cfg.mode,
             client_auth: cfg.client_auth,
-            users,
+            users: ArcSwap::from_pointee(users),
             counters: PgCounters::default(),
+            client_count: ClientCount::new(cfg.limits.max_clients),
+            limits: cfg.limits,
+            clients: PoolClients::new(),
         })
     }
 
@@ -121,7 +132,7 @@ impl PgPool {
         let taken = self
             .pinned_now
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max_pinned).then_some(n + 1)
+                (n < self.max_pinned.load(Ordering::Relaxed)).then_some(n + 1)
             })
             .is_ok();
         if taken {
@@ -145,10 +156,33 @@ impl PgPool {
     }
 
     pub fn has_users(&self) -> bool {
-        !self.users.is_empty()
+        !self.users.load().is_empty()
     }
 
-    pub fn credentials(&self, user: &str) -> Option<&Credentials> {
-        self.users.get(user)
+    pub fn credentials(&self, user: &str) -> Option<Arc<Credentials>> {
+        self.users.load().get(user).cloned()
     }
+
+    /// Replaces the users who may log in (a reload); clients logged in stay.
+    pub fn set_users(&self, users: &[(String, String)]) -> Result<(), AuthError> {
+        self.users.store(Arc::new(credentials_of(users)?));
+        Ok(())
+    }
+
+    /// Changes the cap on pinned clients (a reload); clients pinned now stay pinned.
+    pub fn set_max_pinned(&self, max_pinned: usize) {
+        self.max_pinned.store(max_pinned, Ordering::Relaxed);
+    }
+}
+
+/// Derives each configured user's SCRAM keys / md5 hash once.
+fn credentials_of(
+    users: &[(String, String)],
+) -> Result<HashMap<String, Arc<Credentials>>, AuthError> {
+    users
+        .iter()
+        .map(|(user, password)| {
+            Credentials::from_configured(user, password).map(|c| (user.clone(), Arc::new(c)))
+        })
+        .collect()
 }

@@ -27,14 +27,18 @@ use crate::sql_effects::{self, Effect, PinReason};
 use crate::statements::{ClientStatements, Statement};
 use crate::tls::Stream;
 use bytes::{Buf, Bytes, BytesMut};
-use maitred_pool::{CheckoutError, Lease};
+use maitred_admin::{ClientState, ClientTicket};
+use maitred_pool::{CheckoutError, ClientClock, Lease};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// Largest message accepted from a client (PostgreSQL's own limit is 1 GB).
+mod time_limits;
+
+/// The default largest message accepted from a client (`max_message_size`; PostgreSQL's own
+/// limit is 1 GB).
 pub const MAX_CLIENT_MESSAGE: usize = 256 << 20;
 /// Read size for client and server sockets, and the spare room below which it is restored.
 const READ_SIZE: usize = 2048;
@@ -58,6 +62,8 @@ enum Event {
     Notification(Bytes),
     /// The daemon drains: say goodbye while no server connection is held.
     Shutdown,
+    /// A client time limit ran out (see `time_limits`).
+    Limit,
 }
 
 /// One client's session after login.
@@ -101,6 +107,10 @@ pub struct Relay {
     partial_swallow: bool,
     /// Statement ids whose Parse did not happen on the server (scratch space).
     unprepared: Vec<u64>,
+    /// How long the client has been idle, in a transaction, or waiting for the server.
+    clock: ClientClock,
+    /// This client in its pool's client registry: state, traffic, KILL.
+    ticket: ClientTicket,
 }
 
 /// The session effects of one simple query, and whether it failed.
@@ -118,6 +128,7 @@ impl Relay {
         pool: Arc<PgPool>,
         startup_params: Vec<(String, String)>,
         cancel: Arc<CancelHandle>,
+        ticket: ClientTicket,
     ) -> Relay {
         let startup = Settings::from_startup(&startup_params);
         Relay {
@@ -141,15 +152,45 @@ impl Relay {
             skip_until_sync: false,
             partial_swallow: false,
             unprepared: Vec::new(),
+            clock: ClientClock::default(),
+            ticket,
         }
     }
 
     /// Runs the session until the client leaves; the lease it holds, if any, is released,
     /// reset or closed on the way out.
     pub async fn run(mut self) -> Result<(), SessionError> {
-        let result = self.run_loop().await;
+        let kill = self.ticket.kill_signal();
+        let result = tokio::select! {
+            r = self.run_loop() => r,
+            () = kill.killed() => {
+                self.say_killed().await;
+                Ok(())
+            }
+        };
         self.finish();
         result
+    }
+
+    /// KILL from the admin console: whatever the session was doing is abandoned (a held
+    /// server connection, in an unknown state, is closed) and the client told why.
+    async fn say_killed(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.replies.clear();
+            lease.discard();
+        }
+        self.cwbuf.clear();
+        out::error_response(
+            &mut self.cwbuf,
+            &ErrorFields {
+                severity: Severity::Fatal,
+                code: sqlstate::ADMIN_SHUTDOWN,
+                message: "terminating connection: killed by the maitred admin console",
+                detail: None,
+                hint: None,
+            },
+        );
+        let _ = self.flush_client().await;
     }
 
     async fn run_loop(&mut self) -> Result<(), SessionError> {
@@ -158,13 +199,17 @@ impl Relay {
         }
         loop {
             if self.lease.is_none() {
+                self.ticket.set_state(ClientState::Idle);
                 self.shrink_idle_buffers();
+            } else {
+                self.ticket.set_state(ClientState::Active);
             }
             // Reading into a buffer whose front was consumed shrinks its spare room; reserve
             // reclaims the front of an emptied buffer, so reads stay large without reallocating.
             if self.crbuf.capacity() - self.crbuf.len() < MIN_READ {
                 self.crbuf.reserve(READ_SIZE);
             }
+            let deadline = self.limit_deadline();
             let event = match self.lease.as_mut() {
                 Some(lease) => {
                     let server: &mut ServerConn = lease;
@@ -175,6 +220,7 @@ impl Relay {
                         biased;
                         r = server.stream.read_buf(&mut server.rbuf) => Event::Server(r),
                         r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
+                        () = maitred_pool::sleep_until(deadline) => Event::Limit,
                     }
                 }
                 None => match self.notifications.as_mut() {
@@ -183,16 +229,25 @@ impl Relay {
                         r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
                         Some(n) = rx.recv() => Event::Notification(n),
                         () = crate::shutdown::wait() => Event::Shutdown,
+                        () = maitred_pool::sleep_until(deadline) => Event::Limit,
                     },
                     None => tokio::select! {
                         r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
                         () = crate::shutdown::wait() => Event::Shutdown,
+                        () = maitred_pool::sleep_until(deadline) => Event::Limit,
                     },
                 },
             };
+            if matches!(event, Event::Client(Ok(_))) {
+                self.clock.client_active();
+            }
             let flow = match event {
+                Event::Limit => self.limit_reached().await,
                 Event::Client(Ok(0)) => Flow::ClientDone,
-                Event::Client(Ok(_)) => self.handle_client_bytes().await?,
+                Event::Client(Ok(n)) => {
+                    self.ticket.traffic().received(n);
+                    self.handle_client_bytes().await?
+                }
                 Event::Client(Err(e)) => return Err(SessionError::ClientIo(e)),
                 Event::Server(Ok(0)) => self.server_lost(BackendError::Closed).await?,
                 Event::Server(Ok(_)) => self.handle_server_bytes().await?,
@@ -237,7 +292,8 @@ impl Relay {
     /// Frames and forwards every whole client message in the buffer; leases a server
     /// connection first when none is held.
     async fn handle_client_bytes(&mut self) -> Result<Flow, SessionError> {
-        while let Some((t, len)) = frame::peek_header(&self.crbuf, MAX_CLIENT_MESSAGE)? {
+        let max = self.pool.limits.max_message_size;
+        while let Some((t, len)) = self.peek_client_header(max).await? {
             if self.crbuf.len() < len {
                 self.crbuf
                     .reserve((len - self.crbuf.len()).min(RESERVE_STEP));
@@ -273,6 +329,23 @@ impl Relay {
         self.flush_client().await?;
         self.release_if_done();
         Ok(Flow::Continue)
+    }
+
+    /// The next client message's tag and length, if its header is in. A message over
+    /// `max_message_size` gets the client a FATAL error before the session ends.
+    async fn peek_client_header(
+        &mut self,
+        max: usize,
+    ) -> Result<Option<(u8, usize)>, SessionError> {
+        match frame::peek_header(&self.crbuf, max) {
+            Err(crate::codec::CodecError::BadLength { len, .. }) if len > max => {
+                tracing::info!(pool = %self.pool.name, len, max, "client message over max_message_size");
+                crate::limits::message_too_large(&mut self.cwbuf, &self.pool.name, len, max);
+                let _ = self.flush_client().await;
+                Err(crate::codec::CodecError::BadLength { len, max }.into())
+            }
+            r => Ok(r?),
+        }
     }
 
     /// Answers, without leasing a server connection, what needs none while the client is
@@ -438,6 +511,9 @@ impl Relay {
                 server.extended_open = true;
             }
             _ => {}
+        }
+        if t == tag::QUERY || t == tag::EXECUTE {
+            self.ticket.traffic().query();
         }
         match t {
             tag::PARSE if rename => return self.forward_parse(msg),
@@ -642,7 +718,14 @@ impl Relay {
 
     async fn acquire(&mut self) -> Result<(), CheckoutError<BackendError>> {
         tracing::trace!(client = self.cancel.process_id, state = ?self.pool.pool.state(), "checkout");
-        let mut lease = self.pool.pool.checkout().await?;
+        self.ticket.set_state(ClientState::Waiting);
+        let checkout = self.pool.pool.checkout().await;
+        self.ticket.set_state(if checkout.is_ok() {
+            ClientState::Active
+        } else {
+            ClientState::Idle
+        });
+        let mut lease = checkout?;
         tracing::trace!(client = self.cancel.process_id, "leased");
         self.cancel.set_server(lease.process_id, lease.secret_key);
         if sync_settings(&mut lease.applied, &self.settings, &mut self.swbuf) {
@@ -895,6 +978,7 @@ impl Relay {
             return Ok(());
         }
         let r = self.client.write_all(&self.cwbuf).await;
+        self.ticket.traffic().sent(self.cwbuf.len());
         self.cwbuf.clear();
         r.map_err(SessionError::ClientIo)
     }

@@ -26,3 +26,65 @@ pub async fn wait() {
     let mut rx = channel().subscribe();
     let _ = rx.wait_for(|started| *started).await;
 }
+
+/// Sessions between accept and the end of their login greeting. The drain waits for them
+/// (see [`wait_for_logins`]): a process that exited under a client mid-login would reset
+/// its connection, where a finished login gets a clean 57P01 goodbye instead.
+static LOGINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts one session as logging in until dropped.
+#[derive(Debug)]
+pub struct LoginInProgress(());
+
+impl LoginInProgress {
+    pub fn new() -> LoginInProgress {
+        LOGINS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        LoginInProgress(())
+    }
+}
+
+impl Default for LoginInProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for LoginInProgress {
+    fn drop(&mut self) {
+        LOGINS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Sessions logging in right now.
+pub fn logins_in_progress() -> usize {
+    LOGINS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Waits until no session is logging in, at most until `deadline`; true if none is.
+pub async fn wait_for_logins(deadline: tokio::time::Instant) -> bool {
+    while logins_in_progress() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    true
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_waits_for_logins_in_progress() {
+        let login = LoginInProgress::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        assert!(!wait_for_logins(deadline).await, "gives up at the deadline");
+        let waiter = tokio::spawn(wait_for_logins(
+            tokio::time::Instant::now() + std::time::Duration::from_secs(5),
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        drop(login);
+        assert!(waiter.await.expect("task"));
+    }
+}

@@ -60,7 +60,14 @@ fn main() -> ExitCode {
         workers,
         "maitred starting"
     );
-    match runtime.block_on(daemon::run(config)) {
+    // SIGHUP re-reads what the command line names (the --config file; the one-line form
+    // has nothing to re-read but the environment it started with).
+    let reloader: daemon::Reloader = Box::new(move || {
+        cli::load(&cli)
+            .map(|loaded| loaded.config)
+            .map_err(|e| e.to_string())
+    });
+    match runtime.block_on(daemon::run(config, reloader)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -5,31 +5,40 @@
 //! in a transaction or request may finish until no server connection is leased or
 //! `runtime.shutdown_timeout` passes; then the process exits 0. Idle PostgreSQL clients
 //! get FATAL 57P01 admin_shutdown as soon as the drain starts (or their transaction
-//! ends); other clients are disconnected when the process exits. SIGINT does the same with at most [`SIGINT_DRAIN`]. A second signal
-//! during the drain ends it at once.
+//! ends); other clients are disconnected when the process exits. SIGINT does the same with
+//! at most [`SIGINT_DRAIN`]. A second signal during the drain ends it at once.
+//!
+//! SIGHUP, and RELOAD on the admin console, reload the configuration (`reload.rs`);
+//! SHUTDOWN on the console drains like SIGTERM.
 
-use super::DaemonError;
-use maitred_admin::Admin;
+use super::reload::Running;
+use super::{DaemonError, Reloader};
+use maitred_admin::{Admin, ControlRequest};
 use maitred_config::model::AdminConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::task::AbortHandle;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The longest drain after SIGINT (Ctrl-C).
 pub(super) const SIGINT_DRAIN: Duration = Duration::from_secs(5);
 
-/// SIGTERM and SIGINT, caught from startup on.
+/// SIGTERM, SIGINT and SIGHUP, caught from startup on.
 pub(super) struct Signals {
     term: Signal,
     int: Signal,
+    hup: Signal,
 }
 
-/// Which signal arrived.
+/// What an operator asked for, by signal or on the admin console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
+enum Event {
+    /// SIGTERM or the console's SHUTDOWN.
     Term,
+    /// SIGINT (Ctrl-C).
     Int,
+    /// SIGHUP or the console's RELOAD.
+    Reload,
 }
 
 impl Signals {
@@ -37,13 +46,30 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate()).map_err(DaemonError::Signals)?,
             int: signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?,
+            hup: signal(SignalKind::hangup()).map_err(DaemonError::Signals)?,
         })
     }
 
-    async fn next(&mut self) -> Stop {
+    /// The next signal or console request (a console that is gone is ignored).
+    async fn next(&mut self, control: &mut Option<UnboundedReceiver<ControlRequest>>) -> Event {
+        let console = async {
+            match control.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = self.term.recv() => Stop::Term,
-            _ = self.int.recv() => Stop::Int,
+            _ = self.term.recv() => Event::Term,
+            _ = self.int.recv() => Event::Int,
+            _ = self.hup.recv() => Event::Reload,
+            request = console => match request {
+                Some(ControlRequest::Reload) => Event::Reload,
+                Some(ControlRequest::Shutdown) => Event::Term,
+                None => {
+                    *control = None;
+                    Event::Reload
+                }
+            },
         }
     }
 }
@@ -57,45 +83,68 @@ pub(super) async fn start_admin(
         return Ok(());
     };
     let addr = config.listen;
-    let listener = maitred_admin::http::bind(addr)
-        .await
-        .map_err(|source| DaemonError::Bind { addr, source })?;
+    let listener =
+        super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
     tracing::info!(%addr, "admin endpoint listening (/metrics, /healthz, /readyz, /pools)");
     tokio::spawn(maitred_admin::http::serve(listener, admin.clone()));
     Ok(())
 }
 
-/// Marks the daemon ready, waits for a signal, then drains: readiness off, listeners
+/// Marks the daemon ready and serves: reloads on SIGHUP (or the console's RELOAD) until
+/// SIGTERM, SIGINT (or the console's SHUTDOWN); then drains: readiness off, listeners
 /// closed, leased server connections given until `shutdown_timeout` to come back.
-pub(super) async fn run_until_drained(
+pub(super) async fn serve_until_drained(
     admin: Arc<Admin>,
-    listeners: Vec<AbortHandle>,
+    mut running: Running,
     mut signals: Signals,
-    shutdown_timeout: Duration,
+    reloader: Reloader,
 ) -> Result<(), DaemonError> {
     admin.set_listening();
-    let stop = signals.next().await;
+    let mut control = admin.take_control_receiver();
+    let stop = loop {
+        match signals.next(&mut control).await {
+            Event::Reload => {
+                tracing::info!("reloading the configuration");
+                // Reading and validating the file is quick, blocking file I/O.
+                let loaded = reloader();
+                running.reload(loaded, &admin).await;
+            }
+            stop => break stop,
+        }
+    };
+    let shutdown_timeout = running.config.runtime.shutdown_timeout;
     let timeout = match stop {
-        Stop::Term => shutdown_timeout,
-        Stop::Int => shutdown_timeout.min(SIGINT_DRAIN),
+        Event::Int => shutdown_timeout.min(SIGINT_DRAIN),
+        _ => shutdown_timeout,
     };
     admin.start_draining();
     maitred_pg::shutdown::begin();
-    for l in &listeners {
-        l.abort();
-    }
+    running.close_listeners();
     tracing::info!(
         signal = ?stop,
         timeout = %humantime::format_duration(timeout),
         "draining: listeners closed, waiting for in-flight transactions"
     );
+    let deadline = tokio::time::Instant::now() + timeout;
+    let drained = async {
+        // Logins already under way finish (and get their goodbye) rather than being cut.
+        maitred_pg::shutdown::wait_for_logins(deadline).await;
+        admin.wait_until_idle(timeout).await
+    };
     tokio::select! {
-        idle = admin.wait_until_idle(timeout) => {
+        idle = drained => {
             if idle {
                 tracing::info!("drained: no server connection in use");
             }
         }
-        again = signals.next() => {
+        again = async {
+            loop {
+                match signals.next(&mut control).await {
+                    Event::Reload => tracing::warn!("draining: reload ignored"),
+                    stop => break stop,
+                }
+            }
+        } => {
             tracing::warn!(signal = ?again, "second signal: stopping without waiting");
         }
     }
@@ -109,6 +158,7 @@ pub(super) struct CoreObserver<M: maitred_pool::Manager> {
     pub(super) protocol: &'static str,
     pub(super) listen: std::net::SocketAddr,
     pub(super) pool: maitred_pool::Pool<M>,
+    pub(super) facts: super::observed::PoolFacts,
 }
 
 impl<M: maitred_pool::Manager> maitred_admin::PoolObserver for CoreObserver<M> {
@@ -127,6 +177,7 @@ impl<M: maitred_pool::Manager> maitred_admin::PoolObserver for CoreObserver<M> {
     fn stats(&self) -> maitred_pool::PoolStats {
         self.pool.stats()
     }
+    super::observed::observe_facts!(s => s.pool);
 }
 
 /// Registers `pool` with the admin endpoint and, when one is configured, opens one server
@@ -138,11 +189,13 @@ pub(super) fn observe<M: maitred_pool::Manager>(
     protocol: &'static str,
     listen: std::net::SocketAddr,
     pool: &maitred_pool::Pool<M>,
+    facts: super::observed::PoolFacts,
 ) {
     admin.register(Arc::new(CoreObserver {
         protocol,
         listen,
         pool: pool.clone(),
+        facts,
     }));
     if !probe {
         return;

@@ -1,10 +1,15 @@
 //! Builds the pools and listeners a configuration describes, one module per protocol, and
 //! runs them until a signal.
 
+mod console;
 mod lifecycle;
+mod listen;
+mod live;
 mod mongo;
 mod mysql;
+mod observed;
 mod postgres;
+mod reload;
 
 use maitred_config::model::{Config, PoolConfig};
 use maitred_config::upstream::Protocol;
@@ -31,8 +36,6 @@ pub enum DaemonError {
         #[source]
         source: maitred_pg::tls::TlsError,
     },
-    #[error("pool \"{pool}\": {protocol} pools are not served by this build yet")]
-    UnsupportedProtocol { pool: String, protocol: Protocol },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -51,32 +54,63 @@ fn pool_settings(p: &PoolConfig) -> maitred_pool::PoolSettings {
     settings
 }
 
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+/// The client limits of a configured pool (the same for every protocol; zero durations
+/// are off).
+fn client_limits(p: &PoolConfig) -> maitred_pool::ClientLimits {
+    let on = |d: std::time::Duration| (!d.is_zero()).then_some(d);
+    maitred_pool::ClientLimits {
+        login_timeout: p.client_login_timeout,
+        idle_transaction_timeout: on(p.idle_transaction_timeout),
+        idle_timeout: on(p.client_idle_timeout),
+        query_timeout: on(p.query_timeout),
+        max_clients: p.max_clients,
+        max_message_size: p.max_message_size(),
+    }
+}
+
+/// Re-reads the configuration for a reload (the `--config` file, with the command line's
+/// daemon flags on top); `Err` says why it is invalid.
+pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// The admin endpoint's `protocol` label of a protocol.
+fn protocol_label(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Postgres => "postgres",
+        Protocol::Mysql => "mysql",
+        Protocol::Mongodb => "mongodb",
+    }
+}
+
+/// Starts `pools` (any protocols) and their listeners; registers them with `admin`.
+async fn start_pools(
+    pools: &[PoolConfig],
+    admin: &std::sync::Arc<maitred_admin::Admin>,
+    probe: bool,
+) -> Result<live::Started, DaemonError> {
     let of = |protocol: Protocol| -> Vec<&PoolConfig> {
-        config
-            .pools
+        pools
             .iter()
             .filter(|p| p.upstream.protocol == protocol)
             .collect()
     };
-    for p in &config.pools {
-        if !matches!(
-            p.upstream.protocol,
-            Protocol::Postgres | Protocol::Mongodb | Protocol::Mysql
-        ) {
-            return Err(DaemonError::UnsupportedProtocol {
-                pool: p.name.clone(),
-                protocol: p.upstream.protocol,
-            });
-        }
-    }
+    let mut started = postgres::start(&of(Protocol::Postgres), admin, probe).await?;
+    started.extend(mongo::start(&of(Protocol::Mongodb), admin, probe).await?);
+    started.extend(mysql::start(&of(Protocol::Mysql), admin, probe).await?);
+    Ok(started)
+}
+
+/// Starts the admin endpoint, every pool and listener, then serves until SIGINT or
+/// SIGTERM and drains; SIGHUP reloads with `reloader` (see `lifecycle`, `reload`).
+pub async fn run(config: Config, reloader: Reloader) -> Result<(), DaemonError> {
     let signals = lifecycle::Signals::install()?;
     let admin = maitred_admin::Admin::new();
+    console::configure(&admin, &config);
     lifecycle::start_admin(config.admin.as_ref(), &admin).await?;
-    let with_admin = config.admin.is_some();
-    let mut listeners = postgres::start(&of(Protocol::Postgres), &admin, with_admin).await?;
-    listeners.extend(mongo::start(&of(Protocol::Mongodb), &admin, with_admin).await?);
-    listeners.extend(mysql::start(&of(Protocol::Mysql), &admin, with_admin).await?);
-    let timeout = config.runtime.shutdown_timeout;
-    lifecycle::run_until_drained(admin, listeners, signals, timeout).await
+    let started = start_pools(&config.pools, &admin, config.admin.is_some()).await?;
+    let running = reload::Running {
+        config,
+        pools: started.pools,
+        listeners: started.listeners,
+    };
+    lifecycle::serve_until_drained(admin, running, signals, reloader).await
 }

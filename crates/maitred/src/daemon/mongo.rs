@@ -4,10 +4,8 @@ use super::DaemonError;
 use maitred_config::model::{ClientAuth, PoolConfig};
 use maitred_mongo::auth::scram::Mechanism;
 use maitred_mongo::codec::compressed::Compressor;
-use maitred_mongo::codec::DEFAULT_MAX_MESSAGE;
 use maitred_mongo::{MongoPool, MongoPoolConfig, ServerTarget};
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 fn param<'a>(p: &'a PoolConfig, key: &str) -> Option<&'a str> {
     p.upstream
@@ -73,7 +71,8 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
             compressors,
         },
         settings,
-        max_message_size: DEFAULT_MAX_MESSAGE,
+        max_message_size: p.max_message_size(),
+        limits: super::client_limits(p),
     })
 }
 
@@ -83,8 +82,8 @@ pub async fn start(
     pools: &[&PoolConfig],
     admin: &maitred_admin::Admin,
     probe: bool,
-) -> Result<Vec<tokio::task::AbortHandle>, DaemonError> {
-    let mut listeners = Vec::new();
+) -> Result<super::live::Started, DaemonError> {
+    let mut started = super::live::Started::default();
     for p in pools {
         let cfg = mongo_pool_config(p)?;
         let pool = tokio::task::spawn_blocking(move || MongoPool::new(cfg))
@@ -94,11 +93,15 @@ pub async fn start(
                 source: Box::new(e),
             })?;
         pool.pool.start_maintenance();
-        super::lifecycle::observe(admin, probe, "mongodb", p.listen, &pool.pool);
+        let facts = super::observed::PoolFacts::of(p, pool.clients.clone());
+        super::lifecycle::observe(admin, probe, "mongodb", p.listen, &pool.pool, facts);
+        started.pools.push(Arc::new(super::live::CoreLivePool {
+            protocol: "mongodb",
+            pool: pool.pool.clone(),
+        }));
         let addr = p.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| DaemonError::Bind { addr, source })?;
+        let listener =
+            super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
         tracing::info!(
             pool = %p.name,
             upstream = %p.upstream.redacted(),
@@ -114,7 +117,7 @@ pub async fn start(
                 tracing::error!(%addr, error = %e, "listener stopped");
             }
         });
-        listeners.push(task.abort_handle());
+        started.listeners.push((addr, task.abort_handle()));
     }
-    Ok(listeners)
+    Ok(started)
 }

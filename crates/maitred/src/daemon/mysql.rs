@@ -7,10 +7,6 @@ use maitred_mysql::{ClientRegistry, MyPool, MyPoolConfig, Router, ServerTarget};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
-
-/// Largest client packet accepted (the server's own max_allowed_packet still applies).
-const MAX_CLIENT_PACKET: usize = 64 << 20;
 
 /// Maps a configured pool to the MySQL crate's pool description.
 fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
@@ -44,7 +40,9 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
         },
         settings,
         max_statements_per_connection: maitred_mysql::stmt_cache::DEFAULT_MAX_PER_CONNECTION,
-        max_client_packet: MAX_CLIENT_PACKET,
+        // The server's own max_allowed_packet still applies.
+        max_client_packet: p.max_message_size(),
+        limits: super::client_limits(p),
     }
 }
 
@@ -55,13 +53,19 @@ pub async fn start(
     pools: &[&PoolConfig],
     admin: &maitred_admin::Admin,
     probe: bool,
-) -> Result<Vec<tokio::task::AbortHandle>, DaemonError> {
+) -> Result<super::live::Started, DaemonError> {
+    let mut started = super::live::Started::default();
     let clients = Arc::new(ClientRegistry::default());
     let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<MyPool>>> = BTreeMap::new();
     for p in pools {
         let pool = MyPool::new(my_pool_config(p));
         pool.pool.start_maintenance();
-        super::lifecycle::observe(admin, probe, "mysql", p.listen, &pool.pool);
+        let facts = super::observed::PoolFacts::of(p, pool.clients.clone());
+        super::lifecycle::observe(admin, probe, "mysql", p.listen, &pool.pool, facts);
+        started.pools.push(Arc::new(super::live::CoreLivePool {
+            protocol: "mysql",
+            pool: pool.pool.clone(),
+        }));
         tracing::info!(
             pool = %p.name,
             upstream = %p.upstream.redacted(),
@@ -71,11 +75,9 @@ pub async fn start(
         );
         by_addr.entry(p.listen).or_default().push(Arc::new(pool));
     }
-    let mut listeners = Vec::new();
     for (addr, pools) in by_addr {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| DaemonError::Bind { addr, source })?;
+        let listener =
+            super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
         let databases: Vec<&str> = pools.iter().filter_map(|p| p.database.as_deref()).collect();
         tracing::info!(%addr, ?databases, protocol = "mysql", "listening");
         let router = Arc::new(Router {
@@ -87,7 +89,7 @@ pub async fn start(
                 tracing::error!(%addr, error = %e, "listener stopped");
             }
         });
-        listeners.push(task.abort_handle());
+        started.listeners.push((addr, task.abort_handle()));
     }
-    Ok(listeners)
+    Ok(started)
 }

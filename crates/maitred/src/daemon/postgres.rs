@@ -9,13 +9,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio::task::AbortHandle;
 
 /// A PostgreSQL pool as the admin endpoint sees it.
 struct PgObserver {
     pool: Arc<PgPool>,
     listen: SocketAddr,
+    facts: super::observed::PoolFacts,
 }
 
 impl PoolObserver for PgObserver {
@@ -65,8 +64,61 @@ impl PoolObserver for PgObserver {
             })
             .collect()
     }
+    super::observed::observe_facts!(s => s.pool.pool);
     fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
         vec![("clients_pinned", self.pool.pinned_now() as f64)]
+    }
+}
+
+/// A PostgreSQL pool as a reload changes it: sizes and timeouts, users and passwords, the
+/// upstream (new server connections go to the new one; open ones are retired as they come
+/// back) and `max_pinned` take effect at once.
+struct PgLive {
+    pool: Arc<PgPool>,
+}
+
+impl super::live::LivePool for PgLive {
+    fn name(&self) -> &str {
+        &self.pool.name
+    }
+    fn protocol(&self) -> &'static str {
+        "postgres"
+    }
+    fn apply(&self, old: &PoolConfig, new: &PoolConfig) -> Vec<&'static str> {
+        let mut waiting = super::live::restart_keys(old, new);
+        if super::live::core_settings_changed(old, new) {
+            self.pool.pool.reconfigure(super::pool_settings(new));
+        }
+        if old.max_pinned() != new.max_pinned() {
+            self.pool.set_max_pinned(new.max_pinned());
+        }
+        // users and upstream are derived together: rebuild both from the new file.
+        let cfg = match pg_pool_config(new) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                tracing::warn!(pool = %new.name, error = %e, "reload: users and upstream not changed");
+                return waiting;
+            }
+        };
+        if old.users != new.users || old.client_auth != new.client_auth {
+            if let Err(e) = self.pool.set_users(&cfg.users) {
+                tracing::warn!(pool = %new.name, error = %e, "reload: users not changed");
+                waiting.push("users");
+            }
+        }
+        if old.upstream != new.upstream {
+            self.pool.pool.manager().set_target(cfg.target);
+            self.pool.pool.reconnect();
+            tracing::info!(
+                pool = %new.name,
+                upstream = %new.upstream.redacted(),
+                "reload: new upstream; open server connections are retired as they come back"
+            );
+        }
+        waiting
+    }
+    fn retire(&self) {
+        self.pool.pool.close();
     }
 }
 
@@ -163,6 +215,7 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
         settings,
         prepared_statements_per_connection: p.prepared_statements,
         max_pinned: p.max_pinned(),
+        limits: super::client_limits(p),
     })
 }
 
@@ -171,9 +224,10 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
 /// `admin`; returns the listener tasks, which the drain aborts to stop accepting.
 pub async fn start(
     pools: &[&PoolConfig],
-    admin: &Admin,
+    admin: &Arc<Admin>,
     probe: bool,
-) -> Result<Vec<AbortHandle>, DaemonError> {
+) -> Result<super::live::Started, DaemonError> {
+    let mut started = super::live::Started::default();
     let cancels = Arc::new(CancelRegistry::default());
     let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<PgPool>>> = BTreeMap::new();
     let mut tls_by_addr: BTreeMap<SocketAddr, Option<ClientTls>> = BTreeMap::new();
@@ -191,7 +245,9 @@ pub async fn start(
             "pool ready"
         );
         let pool = Arc::new(pool);
+        started.pools.push(Arc::new(PgLive { pool: pool.clone() }));
         admin.register(Arc::new(PgObserver {
+            facts: super::observed::PoolFacts::of(p, pool.clients.clone()),
             pool: pool.clone(),
             listen: p.listen,
         }));
@@ -203,15 +259,14 @@ pub async fn start(
         }
         by_addr.entry(p.listen).or_default().push(pool);
     }
-    let mut listeners = Vec::new();
     for (addr, pools) in by_addr {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| DaemonError::Bind { addr, source })?;
+        let listener =
+            super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
         let databases: Vec<&str> = pools.iter().map(|p| p.database.as_str()).collect();
         tracing::info!(%addr, ?databases, protocol = "postgres", "listening");
         let router = Arc::new(Router {
             pools,
+            console: Some(admin.clone()),
             cancels: cancels.clone(),
             tls: tls_by_addr.remove(&addr).flatten(),
         });
@@ -220,7 +275,7 @@ pub async fn start(
                 tracing::error!(%addr, error = %e, "listener stopped");
             }
         });
-        listeners.push(task.abort_handle());
+        started.listeners.push((addr, task.abort_handle()));
     }
-    Ok(listeners)
+    Ok(started)
 }
