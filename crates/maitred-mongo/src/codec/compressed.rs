@@ -14,6 +14,9 @@ use super::CodecError;
 use bytes::{BufMut, BytesMut};
 use std::io::{Read, Write};
 
+/// At most this much is allocated ahead of decompressed output.
+const PREALLOC_MAX: usize = 1 << 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compressor {
     Snappy,
@@ -75,7 +78,9 @@ pub fn decompress(msg: &[u8], max: usize) -> Result<BytesMut, CodecError> {
         return Err(CodecError::Malformed("OP_COMPRESSED: nested"));
     }
     let data = &msg[HEADER_LEN + 9..];
-    let mut out = BytesMut::with_capacity(HEADER_LEN + size);
+    // Declared sizes are only believed as far as the output grows: a few bytes declaring
+    // tens of MB must not allocate them up front.
+    let mut out = BytesMut::with_capacity(HEADER_LEN + size.min(PREALLOC_MAX));
     Header {
         length: HEADER_LEN + size,
         request_id: h.request_id,
@@ -95,7 +100,7 @@ pub fn decompress(msg: &[u8], max: usize) -> Result<BytesMut, CodecError> {
                 .map_err(|_| CodecError::Malformed("OP_COMPRESSED: snappy"))?
         }
         Compressor::Zlib => {
-            let mut v = Vec::with_capacity(size);
+            let mut v = Vec::with_capacity(size.min(PREALLOC_MAX));
             flate2::read::ZlibDecoder::new(data)
                 .take(size as u64 + 1)
                 .read_to_end(&mut v)
@@ -103,7 +108,7 @@ pub fn decompress(msg: &[u8], max: usize) -> Result<BytesMut, CodecError> {
             v
         }
         Compressor::Zstd => {
-            let mut v = Vec::with_capacity(size);
+            let mut v = Vec::with_capacity(size.min(PREALLOC_MAX));
             zstd::stream::read::Decoder::new(data)
                 .map_err(|_| CodecError::Malformed("OP_COMPRESSED: zstd"))?
                 .take(size as u64 + 1)

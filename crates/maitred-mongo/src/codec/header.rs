@@ -80,8 +80,14 @@ impl Header {
     }
 }
 
+/// Room reserved at a time for the rest of a message still arriving: a header alone must
+/// not make maitred hold its whole declared length (up to `max`) for a peer that may never
+/// send it.
+const RESERVE_STEP: usize = 1 << 20;
+
 /// Splits one whole message off the front of `buf`, or `None` if more bytes are needed.
-/// Reserves room for the rest of a message whose header has arrived (bounded by `max`).
+/// Reserves room for the rest of a message whose header has arrived, at most
+/// [`RESERVE_STEP`] at a time.
 pub fn decode_frame(
     buf: &mut BytesMut,
     max: usize,
@@ -90,7 +96,7 @@ pub fn decode_frame(
         return Ok(None);
     };
     if buf.len() < h.length {
-        buf.reserve(h.length - buf.len());
+        buf.reserve((h.length - buf.len()).min(RESERVE_STEP));
         return Ok(None);
     }
     Ok(Some((h, buf.split_to(h.length))))
@@ -139,5 +145,15 @@ mod tests {
         assert!(b.capacity() < 1024);
         let mut b = BytesMut::from(&[4u8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xdd, 7, 0, 0][..]);
         assert_eq!(decode_frame(&mut b, 100), Err(CodecError::TooShort(4)));
+    }
+
+    #[test]
+    fn a_header_alone_reserves_a_bounded_amount() {
+        // Found by the mongo_messages fuzz target: 16 bytes declaring 40 MB reserved 40 MB.
+        let mut b = BytesMut::new();
+        b.extend_from_slice(&40_000_000i32.to_le_bytes());
+        b.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0xdd, 7, 0, 0]);
+        assert_eq!(decode_frame(&mut b, 48_000_000), Ok(None));
+        assert!(b.capacity() <= 2 * RESERVE_STEP, "{}", b.capacity());
     }
 }

@@ -132,6 +132,34 @@ mod tests {
     }
 
     #[test]
+    fn long_command_is_joined_and_checked() {
+        let payload: Vec<u8> = (0..MAX_PAYLOAD + 10).map(|i| i as u8).collect();
+        let mut out = BytesMut::new();
+        write_packet(&mut out, 0, &payload);
+        let mut part = BytesMut::from(&out[..out.len() - 1]);
+        assert_eq!(take_command(&mut part, usize::MAX), Ok(None));
+        let got = take_command(&mut out, usize::MAX)
+            .expect("valid")
+            .expect("whole");
+        assert_eq!(&got[..], &payload[..]);
+        assert!(out.is_empty());
+        let mut again = BytesMut::new();
+        write_packet(&mut again, 0, &payload);
+        assert!(matches!(
+            take_command(&mut again, MAX_PAYLOAD),
+            Err(CodecError::TooLarge { .. })
+        ));
+        let mut bad_seq = BytesMut::from(&b"\x01\x00\x00\x05\x0e"[..]);
+        assert!(matches!(
+            take_command(&mut bad_seq, 100),
+            Err(CodecError::OutOfSequence {
+                expected: 0,
+                got: 5
+            })
+        ));
+    }
+
+    #[test]
     fn long_payload_is_split() {
         let payload = vec![7u8; MAX_PAYLOAD + 10];
         let mut out = BytesMut::new();

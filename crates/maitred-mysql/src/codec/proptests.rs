@@ -35,6 +35,19 @@ proptest! {
     }
 
     #[test]
+    fn commands_round_trip_through_framing(payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..5)) {
+        let mut buf = BytesMut::new();
+        for p in &payloads {
+            frame::write_packet(&mut buf, 0, p);
+        }
+        for p in &payloads {
+            let got = frame::take_command(&mut buf, 1 << 20).expect("valid").expect("whole");
+            prop_assert_eq!(&got[..], &p[..]);
+        }
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
     fn readers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), caps in any::<u32>()) {
         let _ = frame::peek_packet(&bytes, 1 << 20);
         let _ = packets::parse_ok(&bytes);
