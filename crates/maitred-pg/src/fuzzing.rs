@@ -246,7 +246,10 @@ pub fn scram(data: &[u8]) {
         let client_first = String::from_utf8_lossy(client.message()).into_owned();
         let client_nonce = attr(&client_first, "r=").unwrap_or_default();
         let first = with_nonce_prefix(first, client_nonce);
-        if client.update(&first).is_ok() {
+        // The back end checks the iteration count before the (costly) update, as here.
+        if crate::auth::scram::check_server_first_iterations(&first).is_ok()
+            && client.update(&first).is_ok()
+        {
             let _ = client.finish(last);
         }
     }
