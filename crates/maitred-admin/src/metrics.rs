@@ -2,6 +2,9 @@
 //! metrics-exporter-prometheus recorder at scrape time, then rendered by its
 //! `PrometheusHandle`; the checkout wait histogram (the pool core's buckets, summed up as
 //! Prometheus wants them, plus sum and count) is appended in the same text format.
+//!
+//! Each scrape fills a fresh recorder: every value is read from the observers anyway, and a
+//! pool that a reload removed (unregistered) then leaves no stale series behind.
 
 use crate::clients::ClientState;
 use crate::observer::PoolObserver;
@@ -88,14 +91,29 @@ const COUNTERS: [(&str, &str); 9] = [
     ),
 ];
 
-/// The recorder the scrape writes into, and its handle.
-pub(crate) struct Exporter {
+/// Renders `/metrics` (one [`Scrape`] per call).
+#[derive(Default)]
+pub(crate) struct Exporter;
+
+impl Exporter {
+    pub(crate) fn new() -> Exporter {
+        Exporter
+    }
+
+    /// Copies every observer's numbers into a fresh recorder and renders the text.
+    pub(crate) fn render(&self, observers: &[Arc<dyn PoolObserver>], draining: bool) -> String {
+        Scrape::new().render(observers, draining)
+    }
+}
+
+/// The recorder one scrape writes into, and its handle.
+struct Scrape {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
 }
 
-impl Exporter {
-    pub(crate) fn new() -> Exporter {
+impl Scrape {
+    fn new() -> Scrape {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         for (name, help) in GAUGES {
@@ -104,7 +122,7 @@ impl Exporter {
         for (name, help) in COUNTERS.into_iter().chain(TRAFFIC) {
             recorder.describe_counter(KeyName::from(name), None, SharedString::from(help));
         }
-        Exporter { recorder, handle }
+        Scrape { recorder, handle }
     }
 
     fn gauge(&self, name: &'static str, labels: Vec<Label>, value: f64) {
@@ -119,8 +137,7 @@ impl Exporter {
             .absolute(value);
     }
 
-    /// Copies every observer's numbers into the recorder and renders the text.
-    pub(crate) fn render(&self, observers: &[Arc<dyn PoolObserver>], draining: bool) -> String {
+    fn render(&self, observers: &[Arc<dyn PoolObserver>], draining: bool) -> String {
         self.gauge(
             "maitred_draining",
             Vec::new(),
@@ -289,6 +306,18 @@ mod tests {
                 "{line} missing from\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn an_unregistered_pool_leaves_no_series() {
+        let admin = Admin::new();
+        admin.register(Arc::new(FakePool::default()));
+        let l = r#"pool="app\"db""#;
+        assert!(admin.render_metrics().contains(l));
+        admin.unregister("postgres", "app\"db");
+        let text = admin.render_metrics();
+        assert!(!text.contains(l), "stale series of a removed pool:\n{text}");
+        assert!(text.lines().any(|x| x == "maitred_draining 0"), "{text}");
     }
 
     /// A pool whose clients and traffic are registered.
