@@ -56,6 +56,10 @@ pub fn max_message_size(protocol: Protocol) -> usize {
 
 /// `pools.client_auth`.
 pub const CLIENT_AUTH: ClientAuth = ClientAuth::ScramSha256;
+/// `pools.auth_query` when `auth_user` is set (PgBouncer's default).
+pub const AUTH_QUERY: &str = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
+/// `pools.auth_cache_ttl`.
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(60);
 
 pub(crate) fn shutdown_timeout() -> Duration {
     SHUTDOWN_TIMEOUT
@@ -99,4 +103,8 @@ pub(crate) fn client_login_timeout() -> Duration {
 
 pub(crate) fn max_clients() -> usize {
     MAX_CLIENTS
+}
+
+pub(crate) fn auth_cache_ttl() -> Duration {
+    AUTH_CACHE_TTL
 }

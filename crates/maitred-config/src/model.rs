@@ -212,6 +212,19 @@ pub struct PoolConfig {
     /// The users clients may log in as.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// PostgreSQL: the user of the dedicated connection that looks up users not in `users`
+    /// (PgBouncer's auth_user). Setting it turns the lookup on. Its password is the
+    /// upstream URL's when it is the upstream user, else its entry in `users`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_user: Option<String>,
+    /// PostgreSQL: the query returning (user name, SCRAM or md5 secret) for `$1`; default
+    /// `SELECT usename, passwd FROM pg_shadow WHERE usename=$1` (needs a superuser
+    /// auth_user; a SECURITY DEFINER function is the better way, see docs/postgres.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_query: Option<String>,
+    /// How long a secret fetched by `auth_query` is used before it is fetched again.
+    #[serde(default = "defaults::auth_cache_ttl", with = "humantime_serde")]
+    pub auth_cache_ttl: Duration,
 }
 
 impl PoolConfig {
@@ -243,7 +256,16 @@ impl PoolConfig {
             max_message_size: None,
             client_auth: defaults::CLIENT_AUTH,
             users: Vec::new(),
+            auth_user: None,
+            auth_query: None,
+            auth_cache_ttl: defaults::AUTH_CACHE_TTL,
         }
+    }
+
+    /// The query that looks users up, when `auth_user` is set: `auth_query` or the default.
+    pub fn effective_auth_query(&self) -> Option<&str> {
+        self.auth_user.as_ref()?;
+        Some(self.auth_query.as_deref().unwrap_or(defaults::AUTH_QUERY))
     }
 
     /// The database name clients ask for in their startup message:

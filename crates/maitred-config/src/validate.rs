@@ -175,12 +175,13 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
             ));
         }
     }
-    let durations: [(&str, Duration); 5] = [
+    let durations: [(&str, Duration); 6] = [
         ("queue_timeout", pool.queue_timeout),
         ("idle_timeout", pool.idle_timeout),
         ("max_lifetime", pool.max_lifetime),
         ("server_connect_timeout", pool.server_connect_timeout),
         ("client_login_timeout", pool.client_login_timeout),
+        ("auth_cache_ttl", pool.auth_cache_ttl),
     ];
     for (key, value) in durations {
         if value.is_zero() {
@@ -188,8 +189,11 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
         }
     }
 
+    for message in auth_query_problems(pool) {
+        problem(message);
+    }
     let auth = pool.client_auth;
-    if auth != ClientAuth::Trust && pool.users.is_empty() {
+    if auth != ClientAuth::Trust && pool.users.is_empty() && pool.auth_user.is_none() {
         problem(format!(
             "client_auth = \"{auth}\" needs at least one [[pools.users]] entry with a password"
         ));
@@ -239,6 +243,53 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// `auth_user` / `auth_query`: PostgreSQL only; the query needs a user to run as, whose
+/// password maitred has in plaintext (the upstream URL's, or its `users` entry).
+fn auth_query_problems(pool: &PoolConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if pool.auth_query.is_some() && pool.auth_user.is_none() {
+        problems.push(
+            "auth_query needs auth_user (the user the lookup connection logs in as)".to_owned(),
+        );
+    }
+    if pool
+        .auth_query
+        .as_deref()
+        .is_some_and(|q| q.trim().is_empty())
+    {
+        problems.push("auth_query must not be empty (leave it out for the default)".to_owned());
+    }
+    let Some(auth_user) = pool.auth_user.as_deref() else {
+        return problems;
+    };
+    if pool.upstream.protocol != crate::upstream::Protocol::Postgres {
+        problems
+            .push("auth_user and auth_query are only supported for PostgreSQL pools".to_owned());
+        return problems;
+    }
+    if auth_user.is_empty() {
+        problems.push("auth_user must not be empty".to_owned());
+        return problems;
+    }
+    if pool.client_auth == ClientAuth::Trust {
+        problems.push("auth_user needs client_auth = \"scram-sha-256\" or \"md5\": maitred logs in to the server as each looked-up user with what the client's password exchange reveals".to_owned());
+    }
+    let listed = pool.users.iter().find(|u| u.name == auth_user);
+    let has_password = match listed {
+        Some(u) => u
+            .password
+            .as_ref()
+            .is_some_and(|p| !p.is_empty() && p.password_kind() == PasswordKind::Plaintext),
+        None => pool.upstream.user == auth_user && pool.upstream.password.is_some(),
+    };
+    if !has_password {
+        problems.push(format!(
+            "auth_user \"{auth_user}\" needs a plaintext password: use the upstream URL's user (with its password) or list it in [[pools.users]] with a plaintext password"
+        ));
+    }
+    problems
 }
 
 /// `[[admin.users]]`: console users log in with SCRAM-SHA-256, so each needs a plaintext

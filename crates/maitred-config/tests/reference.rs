@@ -69,6 +69,9 @@ fn fully_populated() -> Config {
                 name: "app".to_owned(),
                 password: Some(Secret::new("pw")),
             }],
+            auth_user: Some("app".to_owned()),
+            auth_query: Some("SELECT usename, passwd FROM maitred.user_secret($1)".to_owned()),
+            auth_cache_ttl: Duration::from_secs(10),
         }],
     }
 }
@@ -121,7 +124,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 39, "{paths:#?}");
+    assert_eq!(paths.len(), 42, "{paths:#?}");
 }
 
 #[test]

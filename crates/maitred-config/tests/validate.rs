@@ -257,3 +257,61 @@ fn client_limits_zero_means_off_and_is_valid() {
     assert_eq!(pool.max_message_size(), 1024);
     assert_eq!(pool.max_clients, 10_000);
 }
+
+#[test]
+fn auth_query_needs_auth_user_and_a_postgres_pool() {
+    let no_users = |upstream: &str, extra: &str| {
+        format!("[[pools]]\nname = \"a\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"{upstream}\"\n{extra}\n")
+    };
+    // The upstream user as auth_user, no users at all: valid.
+    let ok: Config = parse_str_with_env(
+        &no_users("postgres://app:pw@db/app", "auth_user = \"app\""),
+        NO_ENV,
+    )
+    .unwrap();
+    assert_eq!(ok.validate(), Ok(()));
+    assert_eq!(
+        ok.pools[0].effective_auth_query(),
+        Some("SELECT usename, passwd FROM pg_shadow WHERE usename=$1")
+    );
+    let found = problems(&no_users(
+        "postgres://app:pw@db/app",
+        "auth_query = \"SELECT 1\"",
+    ));
+    assert!(has(&found, &["auth_query needs auth_user"]), "{found:#?}");
+    let found = problems(&no_users("mysql://app:pw@db/app", "auth_user = \"app\""));
+    assert!(
+        has(&found, &["only supported for PostgreSQL"]),
+        "{found:#?}"
+    );
+    let found = problems(&no_users(
+        "postgres://app:pw@db/app",
+        "auth_user = \"app\"\nclient_auth = \"trust\"",
+    ));
+    assert!(has(&found, &["auth_user needs client_auth"]), "{found:#?}");
+    let found = problems(&no_users(
+        "postgres://app:pw@db/app",
+        "auth_user = \"app\"\nauth_cache_ttl = \"0s\"",
+    ));
+    assert!(has(&found, &["auth_cache_ttl"]), "{found:#?}");
+}
+
+#[test]
+fn auth_user_needs_a_plaintext_password() {
+    // Neither the upstream user nor listed.
+    let found = problems(&pool("a", "127.0.0.1:6432", "auth_user = \"lookup\""));
+    assert!(
+        has(&found, &["auth_user \"lookup\"", "plaintext password"]),
+        "{found:#?}"
+    );
+    // Listed with a SCRAM secret: maitred could not log in with it.
+    let text = "[[pools]]\nname = \"a\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"postgres://app:pw@db/app\"\nauth_user = \"lookup\"\n  [[pools.users]]\n  name = \"lookup\"\n  password = \"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=\"\n";
+    assert!(has(&problems(text), &["plaintext password"]));
+    // Listed with a plaintext password: valid.
+    let text = text.replace(
+        "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+        "lookup-pw",
+    );
+    let config: Config = parse_str_with_env(&text, NO_ENV).unwrap();
+    assert_eq!(config.validate(), Ok(()));
+}

@@ -3,6 +3,8 @@
 //!
 //! Spec: <https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-START-UP>.
 
+use crate::auth::passthrough::PassthroughLogin;
+use crate::auth::scram_client_key::ClientKeyLogin;
 use crate::codec::frame;
 use crate::error::{BackendError, ServerErrorFields};
 use crate::statements::PreparedOnServer;
@@ -109,27 +111,32 @@ impl ServerConn {
         );
         frontend::startup_message(params.iter().copied(), &mut out)?;
         self.stream.write_all(&out).await?;
-        let mut scram: Option<ScramSha256> = None;
+        let mut scram: Option<ScramClient> = None;
+        let passthrough = target.passthrough.as_deref();
         loop {
             let msg = self.read_message().await?;
             out.clear();
             match msg {
                 Message::AuthenticationOk => {}
                 Message::AuthenticationCleartextPassword => {
-                    let pw = target.password.as_deref().ok_or(BackendError::NoPassword)?;
+                    let pw = password_of(target)?;
                     frontend::password_message(pw.as_bytes(), &mut out)?;
                 }
                 Message::AuthenticationMd5Password(body) => {
-                    let pw = target.password.as_deref().ok_or(BackendError::NoPassword)?;
-                    let hash = postgres_protocol::authentication::md5_hash(
-                        target.user.as_bytes(),
-                        pw.as_bytes(),
-                        body.salt(),
-                    );
+                    let hash = match passthrough {
+                        Some(PassthroughLogin::Md5 { user_hash }) => {
+                            crate::auth::md5::expected_response(user_hash, body.salt())
+                        }
+                        Some(other) => return Err(passthrough_mismatch("md5", other)),
+                        None => postgres_protocol::authentication::md5_hash(
+                            target.user.as_bytes(),
+                            password_of(target)?.as_bytes(),
+                            body.salt(),
+                        ),
+                    };
                     frontend::password_message(hash.as_bytes(), &mut out)?;
                 }
                 Message::AuthenticationSasl(body) => {
-                    let pw = target.password.as_deref().ok_or(BackendError::NoPassword)?;
                     let mut mechanisms = body.mechanisms();
                     let mut offered = false;
                     while let Some(m) = mechanisms.next()? {
@@ -140,27 +147,55 @@ impl ServerConn {
                             "SASL (without SCRAM-SHA-256)",
                         ));
                     }
-                    let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
-                    frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut out)?;
+                    let (s, first) = match passthrough {
+                        Some(PassthroughLogin::Scram { client_key, keys }) => {
+                            let (login, first) =
+                                ClientKeyLogin::start(client_key.clone(), keys.clone());
+                            (ScramClient::Key(login), first.into_bytes())
+                        }
+                        Some(other) => return Err(passthrough_mismatch("SCRAM-SHA-256", other)),
+                        None => {
+                            let pw = password_of(target)?;
+                            let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
+                            let first = s.message().to_vec();
+                            (ScramClient::Password(s), first)
+                        }
+                    };
+                    frontend::sasl_initial_response("SCRAM-SHA-256", &first, &mut out)?;
                     scram = Some(s);
                 }
                 Message::AuthenticationSaslContinue(body) => {
-                    let mut s = scram.take().ok_or(BackendError::Unexpected("SCRAM"))?;
                     let data = body.data().to_vec();
-                    crate::auth::scram::check_server_first_iterations(&data).map_err(|e| {
-                        BackendError::Scram(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-                    })?;
-                    // PBKDF2 is expensive: keep it off the reactor.
-                    let s = tokio::task::spawn_blocking(move || s.update(&data).map(|()| s))
-                        .await
-                        .map_err(|_| BackendError::Unexpected("SCRAM"))?
-                        .map_err(BackendError::Scram)?;
-                    frontend::sasl_response(s.message(), &mut out)?;
+                    let (s, answer) = match scram.take().ok_or(BackendError::Unexpected("SCRAM"))? {
+                        ScramClient::Key(mut login) => {
+                            let answer = login.respond(&data).map_err(scram_error)?;
+                            (ScramClient::Key(login), answer.into_bytes())
+                        }
+                        ScramClient::Password(mut s) => {
+                            crate::auth::scram::check_server_first_iterations(&data)
+                                .map_err(scram_error)?;
+                            // PBKDF2 is expensive: keep it off the reactor.
+                            let s =
+                                tokio::task::spawn_blocking(move || s.update(&data).map(|()| s))
+                                    .await
+                                    .map_err(|_| BackendError::Unexpected("SCRAM"))?
+                                    .map_err(BackendError::Scram)?;
+                            let answer = s.message().to_vec();
+                            (ScramClient::Password(s), answer)
+                        }
+                    };
+                    frontend::sasl_response(&answer, &mut out)?;
                     scram = Some(s);
                 }
                 Message::AuthenticationSaslFinal(body) => {
-                    let s = scram.as_mut().ok_or(BackendError::Unexpected("SCRAM"))?;
-                    s.finish(body.data()).map_err(BackendError::Scram)?;
+                    match scram.as_mut().ok_or(BackendError::Unexpected("SCRAM"))? {
+                        ScramClient::Key(login) => {
+                            login.verify_final(body.data()).map_err(scram_error)?
+                        }
+                        ScramClient::Password(s) => {
+                            s.finish(body.data()).map_err(BackendError::Scram)?
+                        }
+                    }
                 }
                 Message::AuthenticationKerberosV5
                 | Message::AuthenticationScmCredential
@@ -194,7 +229,7 @@ impl ServerConn {
     }
 
     /// Reads one whole message (login and reset paths only; the relay scans instead).
-    async fn read_message(&mut self) -> Result<Message, BackendError> {
+    pub(crate) async fn read_message(&mut self) -> Result<Message, BackendError> {
         loop {
             if frame::peek_header(&self.rbuf, MAX_SERVER_MESSAGE)?.is_some() {
                 if let Some(msg) = Message::parse(&mut self.rbuf)? {
@@ -312,6 +347,32 @@ impl ServerConn {
         }
         Ok(())
     }
+}
+
+/// The SCRAM exchange with the server: from the upstream's password, or from a client's
+/// ClientKey (auth_query users).
+enum ScramClient {
+    Password(ScramSha256),
+    Key(ClientKeyLogin),
+}
+
+fn password_of(target: &ServerTarget) -> Result<&str, BackendError> {
+    match (&target.passthrough, &target.password) {
+        (Some(p), _) => Err(passthrough_mismatch("a cleartext password", p)),
+        (None, Some(pw)) => Ok(pw),
+        (None, None) => Err(BackendError::NoPassword),
+    }
+}
+
+fn passthrough_mismatch(asked: &'static str, have: &PassthroughLogin) -> BackendError {
+    BackendError::PassthroughMismatch {
+        asked,
+        have: have.method(),
+    }
+}
+
+fn scram_error(e: crate::auth::AuthError) -> BackendError {
+    BackendError::Scram(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Asks the server for TLS when the target's sslmode says so (SSLRequest, then the

@@ -114,6 +114,7 @@ mod tests {
             port: 1,
             user: "u".into(),
             password: None,
+            passthrough: None,
             database: "d".into(),
             startup_params: vec![],
             tls: crate::tls::ServerTls::disabled(),

@@ -42,6 +42,11 @@ pub enum BackendError {
     UnsupportedAuth(&'static str),
     #[error("server asks for a password but the upstream URL has none")]
     NoPassword,
+    #[error("server asks for {asked}, but maitred can log this user in only with {have} (what the auth_query secret allows)")]
+    PassthroughMismatch {
+        asked: &'static str,
+        have: &'static str,
+    },
     #[error("server authentication failed: {0}")]
     Scram(std::io::Error),
     #[error("TLS handshake with the server failed: {0}")]

@@ -119,7 +119,7 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
         Box::pin(login(&mut stream, &mut buf, &router, startup, &mut slot)),
     )
     .await;
-    let (pool, params, user) = match login {
+    let (pool, params, user, _user_pool_guard) = match login {
         Ok(Ok(Some(done))) => done,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => {
@@ -163,8 +163,14 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     router.cancels.unregister(&cancel);
 }
 
-/// The client's pool, startup settings and user name.
-type LoggedIn = (Arc<PgPool>, Vec<(String, String)>, String);
+/// The client's pool, startup settings and user name; for an auth_query user, its place in
+/// its user pool (held for the whole session).
+type LoggedIn = (
+    Arc<PgPool>,
+    Vec<(String, String)>,
+    String,
+    Option<crate::auth_query::user_pools::UserPoolGuard>,
+);
 
 /// Runs the startup phase. `Ok(None)`: the connection was only a cancel request or the client
 /// went away; an error was already sent to the client where one is due.
@@ -282,7 +288,28 @@ async fn login(
     pool.counters
         .clients_accepted
         .fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = authenticate(stream, buf, &pool, &user).await {
+    let mut user_pool = None;
+    let authenticated = match (&pool.auth_query, pool.credentials(&user)) {
+        (Some(aq), None) => {
+            match crate::auth_query::login::authenticate(stream, buf, pool.client_auth, aq, &user)
+                .await
+            {
+                Ok(Ok(logged_in)) => {
+                    user_pool = Some(logged_in);
+                    Ok(())
+                }
+                Ok(Err(e)) => {
+                    pool.counters.login_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(pool = %pool.name, error = %e, "auth_query lookup failed");
+                    let msg = format!("maitred: could not look up user \"{user}\" on the server of pool \"{}\": {e}", pool.name);
+                    return reject(stream, sqlstate::CONNECTION_FAILURE, &msg).await;
+                }
+                Err(e) => Err(e),
+            }
+        }
+        _ => authenticate(stream, buf, &pool, &user).await,
+    };
+    if let Err(e) = authenticated {
         pool.counters.login_failures.fetch_add(1, Ordering::Relaxed);
         if matches!(e, SessionError::Auth(_)) {
             tracing::info!(pool = %pool.name, user = %user, "client authentication failed");
@@ -291,6 +318,11 @@ async fn login(
         }
         return Err(e);
     }
+    // An auth_query user is served by its own pool, logged in to the server as that user.
+    let (pool, user_guard) = match user_pool {
+        Some((user_pool, guard)) => (user_pool, Some(guard)),
+        None => (pool, None),
+    };
     // Clients are shown the settings of a real server connection: open one if none was yet.
     if pool.pool.manager().server_params().is_none() {
         if let Err(e) = pool.pool.checkout().await {
@@ -308,7 +340,7 @@ async fn login(
     let mut o = BytesMut::new();
     out::authentication_ok(&mut o);
     write(stream, &o).await?;
-    Ok(Some((pool, settings, user)))
+    Ok(Some((pool, settings, user, user_guard)))
 }
 
 /// Answers a 3.x startup with a minor version we do not speak, or `_pq_.` options, with
@@ -407,7 +439,7 @@ pub(crate) async fn authenticate_user(
 }
 
 /// Reads one password/SASL message ('p') during login.
-async fn read_login_message(
+pub(crate) async fn read_login_message(
     stream: &mut Stream,
     buf: &mut BytesMut,
 ) -> Result<BytesMut, SessionError> {
@@ -432,7 +464,7 @@ async fn read_login_message(
     }
 }
 
-async fn write(stream: &mut Stream, bytes: &[u8]) -> Result<(), SessionError> {
+pub(crate) async fn write(stream: &mut Stream, bytes: &[u8]) -> Result<(), SessionError> {
     stream
         .write_all(bytes)
         .await

@@ -2,6 +2,7 @@
 //!
 //! - [`codec`]: message framing and the messages maitred reads or writes itself (no I/O).
 //! - [`auth`]: SCRAM-SHA-256 (server side) and md5 state machines, user secrets (no I/O).
+//! - [`auth_query`]: users without a user list: secrets fetched from the server, per-user pools.
 //! - [`backend`]: a server connection: login as the pool's user, reset, liveness.
 //! - [`manager`]: the pool core's view of PostgreSQL (connect, check, reset).
 //! - [`pool`]: a configured pool (database name, users, mode) around the pool core.
@@ -21,6 +22,7 @@
 
 pub mod admin_console;
 pub mod auth;
+pub mod auth_query;
 pub mod backend;
 pub mod cancel;
 pub mod codec;

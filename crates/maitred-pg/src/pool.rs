@@ -3,6 +3,8 @@
 
 use crate::auth::secret::Credentials;
 use crate::auth::AuthError;
+use crate::auth_query::user_pools::UserPools;
+use crate::auth_query::{AuthQuery, AuthQueryConfig};
 use crate::manager::PgManager;
 use crate::notify::Notifier;
 use crate::sql_effects::PinReason;
@@ -52,6 +54,8 @@ pub struct PgPoolConfig {
     pub max_pinned: usize,
     /// Login, idle and query timeouts, `max_clients`, message size.
     pub limits: ClientLimits,
+    /// Users not in `users` are looked up on the server (auth_query), if set.
+    pub auth_query: Option<AuthQueryConfig>,
 }
 
 /// Counters specific to PostgreSQL sessions (the pool core keeps its own).
@@ -101,12 +105,22 @@ pub struct PgPool {
     pub client_count: ClientCount,
     /// The pool's logged-in clients and their traffic (admin console, metrics).
     pub clients: Arc<PoolClients>,
+    /// The lookup of users not in `users`, and their own pools.
+    pub auth_query: Option<AuthQuery>,
 }
 
 impl PgPool {
     /// Builds the pool; derives SCRAM keys of plaintext passwords once, here.
     pub fn new(cfg: PgPoolConfig) -> Result<PgPool, AuthError> {
         let users = credentials_of(&cfg.users)?;
+        let auth_query = cfg.auth_query.clone().map(|aq| {
+            let template = PgPoolConfig {
+                users: Vec::new(),
+                auth_query: None,
+                ..cfg.clone()
+            };
+            AuthQuery::new(aq, UserPools::new(template))
+        });
         let manager = PgManager::new(cfg.target, cfg.prepared_statements_per_connection);
         let notifier = Notifier::new(manager.target().clone());
         Ok(PgPool {
@@ -124,6 +138,7 @@ impl PgPool {
             client_count: ClientCount::new(cfg.limits.max_clients),
             limits: cfg.limits,
             clients: PoolClients::new(),
+            auth_query,
         })
     }
 

@@ -7,6 +7,9 @@ pub struct ServerTarget {
     pub port: u16,
     pub user: String,
     pub password: Option<String>,
+    /// Logs in without a password, with what the client's own login revealed (auth_query
+    /// users); when set, `password` is not used.
+    pub passthrough: Option<std::sync::Arc<crate::auth::passthrough::PassthroughLogin>>,
     pub database: String,
     /// Extra startup parameters from the upstream URL (e.g. `options`).
     pub startup_params: Vec<(String, String)>,
@@ -31,6 +34,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("addr", &self.addr())
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("passthrough", &self.passthrough)
             .field("database", &self.database)
             .field("tls", &self.tls.mode)
             .finish()
@@ -48,6 +52,7 @@ mod tests {
             port: 5432,
             user: "app".into(),
             password: Some("hunter2".into()),
+            passthrough: None,
             database: "app".into(),
             startup_params: vec![],
             tls: crate::tls::ServerTls::disabled(),

@@ -4,11 +4,15 @@
 //! - [`scram`]: the server side of SCRAM-SHA-256 (RFC 5802, RFC 7677), as PostgreSQL speaks it:
 //!   <https://www.postgresql.org/docs/15/sasl-authentication.html>.
 //! - [`md5`]: the md5 password exchange.
+//! - [`scram_client_key`], [`passthrough`]: logging in to the server as a client's own user
+//!   with what its login revealed (auth_query): the SCRAM ClientKey or the md5 hash.
 //!
 //! Key derivation (PBKDF2) happens once, when credentials are loaded, never per login.
 
 pub mod md5;
+pub mod passthrough;
 pub mod scram;
+pub mod scram_client_key;
 pub mod secret;
 
 use thiserror::Error;
@@ -28,6 +32,8 @@ pub enum AuthError {
     MalformedSecret(&'static str),
     #[error("this user's stored secret cannot be used with {0}")]
     MethodUnavailable(&'static str),
+    #[error("the server's SCRAM salt or iteration count differs from the stored secret (was the password changed?)")]
+    SecretOutOfDate,
     #[error(
         "the server asks for {0} SCRAM iterations; maitred accepts {min} to {max}",
         min = secret::MIN_ITERATIONS,

@@ -85,6 +85,17 @@ impl ScramServer {
 
     /// Checks client-final; on success returns the server-final message to send.
     pub fn finish(self, client_final: &[u8]) -> Result<String, AuthError> {
+        self.finish_revealing_client_key(client_final)
+            .map(|(server_final, _)| server_final)
+    }
+
+    /// Like [`ScramServer::finish`], and also returns the ClientKey the client's proof
+    /// reveals (ClientProof XOR ClientSignature), with which maitred can log in to the
+    /// server as this user (auth_query). Keep it in memory only.
+    pub fn finish_revealing_client_key(
+        self,
+        client_final: &[u8],
+    ) -> Result<(String, ClientKey), AuthError> {
         let text = std::str::from_utf8(client_final)
             .map_err(|_| AuthError::MalformedScram("client-final is not UTF-8"))?;
         let (without_proof, proof_b64) = text
@@ -117,13 +128,30 @@ impl ScramServer {
             self.client_first_bare, self.server_first, without_proof
         );
         let signature = hmac(&self.keys.stored_key, auth_message.as_bytes());
-        let client_key: Vec<u8> = proof.iter().zip(signature).map(|(p, s)| p ^ s).collect();
-        let derived_stored: [u8; 32] = Sha256::digest(&client_key).into();
+        let mut client_key = [0u8; 32];
+        for (k, (p, s)) in client_key.iter_mut().zip(proof.iter().zip(signature)) {
+            *k = p ^ s;
+        }
+        let derived_stored: [u8; 32] = Sha256::digest(client_key).into();
         if !bool::from(derived_stored.ct_eq(&self.keys.stored_key)) {
             return Err(AuthError::WrongPassword);
         }
         let server_signature = hmac(&self.keys.server_key, auth_message.as_bytes());
-        Ok(format!("v={}", B64.encode(server_signature)))
+        Ok((
+            format!("v={}", B64.encode(server_signature)),
+            ClientKey(client_key),
+        ))
+    }
+}
+
+/// A user's SCRAM ClientKey (HMAC(SaltedPassword, "Client Key")): enough to log in to a server
+/// that stores the matching StoredKey, so it is a secret. Debug prints `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientKey(pub [u8; 32]);
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientKey(***)")
     }
 }
 

@@ -3,6 +3,8 @@
 use super::DaemonError;
 use maitred_admin::{Admin, PoolObserver};
 use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
+use maitred_pg::auth_query::user_pools::UserPoolHooks;
+use maitred_pg::auth_query::AuthQueryConfig;
 use maitred_pg::tls::{ClientTls, ServerTls, SslMode};
 use maitred_pg::{CancelRegistry, PgPool, PgPoolConfig, Router, ServerTarget};
 use std::collections::BTreeMap;
@@ -86,6 +88,19 @@ impl super::live::LivePool for PgLive {
     }
     fn apply(&self, old: &PoolConfig, new: &PoolConfig) -> Vec<&'static str> {
         let mut waiting = super::live::restart_keys(old, new);
+        // The lookup connection and the users' pools keep the settings they started with.
+        if (
+            old.auth_user.clone(),
+            old.auth_query.clone(),
+            old.auth_cache_ttl,
+        ) != (
+            new.auth_user.clone(),
+            new.auth_query.clone(),
+            new.auth_cache_ttl,
+        ) || (old.auth_user.is_some() && old.upstream != new.upstream)
+        {
+            waiting.push("auth_user/auth_query");
+        }
         if super::live::core_settings_changed(old, new) {
             self.pool.pool.reconfigure(super::pool_settings(new));
         }
@@ -119,6 +134,9 @@ impl super::live::LivePool for PgLive {
     }
     fn retire(&self) {
         self.pool.pool.close();
+        if let Some(aq) = &self.pool.auth_query {
+            aq.users.close_all();
+        }
     }
 }
 
@@ -177,7 +195,7 @@ fn client_tls(p: &PoolConfig) -> Result<Option<ClientTls>, DaemonError> {
 fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
     let up = &p.upstream;
     let settings = super::pool_settings(p);
-    Ok(PgPoolConfig {
+    let mut cfg = PgPoolConfig {
         name: p.name.clone(),
         database: p.client_database().to_owned(),
         mode: match p.mode {
@@ -203,6 +221,7 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
             port: up.port,
             user: up.user.clone(),
             password: up.password.as_ref().map(|s| s.expose().to_owned()),
+            passthrough: None,
             database: up.database.clone(),
             startup_params: up
                 .params
@@ -216,7 +235,56 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
         prepared_statements_per_connection: p.prepared_statements,
         max_pinned: p.max_pinned(),
         limits: super::client_limits(p),
+        auth_query: None,
+    };
+    cfg.auth_query = auth_query_config(p, &cfg.target);
+    Ok(cfg)
+}
+
+/// The lookup of users not in `users` (auth_user/auth_query): the upstream, logged in as
+/// `auth_user` with its plaintext password (validation made sure there is one).
+fn auth_query_config(p: &PoolConfig, upstream: &ServerTarget) -> Option<AuthQueryConfig> {
+    let auth_user = p.auth_user.as_ref()?;
+    let listed = p.users.iter().find(|u| &u.name == auth_user);
+    let password = match listed {
+        Some(u) => u.password.as_ref().map(|s| s.expose().to_owned()),
+        None => upstream.password.clone(),
+    };
+    let mut target = upstream.clone();
+    target.user = auth_user.clone();
+    target.password = password;
+    Some(AuthQueryConfig {
+        query: p.effective_auth_query()?.to_owned(),
+        target,
+        cache_ttl: p.auth_cache_ttl,
+        timeout: p.server_connect_timeout,
     })
+}
+
+/// Registers each auth_query user's pool with the admin endpoint while it is open, as
+/// `<pool>/<user>`.
+struct UserPoolMetrics {
+    admin: std::sync::Weak<Admin>,
+    config: PoolConfig,
+}
+
+impl UserPoolHooks for UserPoolMetrics {
+    fn opened(&self, pool: &Arc<PgPool>) {
+        if let Some(admin) = self.admin.upgrade() {
+            let mut facts = super::observed::PoolFacts::of(&self.config, pool.clients.clone());
+            facts.server_user = pool.pool.manager().target().user.clone();
+            admin.register(Arc::new(PgObserver {
+                pool: pool.clone(),
+                listen: self.config.listen,
+                facts,
+            }));
+        }
+    }
+    fn closed(&self, pool: &Arc<PgPool>) {
+        if let Some(admin) = self.admin.upgrade() {
+            admin.unregister("postgres", &pool.name);
+        }
+    }
 }
 
 /// Starts the PostgreSQL pools and their listeners (pools sharing an address share a
@@ -244,6 +312,12 @@ pub async fn start(
             size = p.size,
             "pool ready"
         );
+        if let Some(aq) = &pool.auth_query {
+            aq.users.set_hooks(Arc::new(UserPoolMetrics {
+                admin: Arc::downgrade(admin),
+                config: (*p).clone(),
+            }));
+        }
         let pool = Arc::new(pool);
         started.pools.push(Arc::new(PgLive { pool: pool.clone() }));
         admin.register(Arc::new(PgObserver {
