@@ -1,8 +1,9 @@
 //! End-to-end tests of the operations surface: the admin endpoint (`--admin`) of the
 //! built binary in front of the real PostgreSQL named by `MAITRED_TEST_PG_URL`, and the
-//! graceful drain on SIGTERM / SIGINT (docs/operations.md).
+//! graceful drain on SIGTERM / SIGINT (docs/operations.md) for PostgreSQL, MySQL and
+//! MongoDB clients.
 //!
-//! Without `MAITRED_TEST_PG_URL` every test prints a skip notice and passes, except
+//! Without the test server's URL every test prints a skip notice and passes, except
 //! under `CI=true`, where it fails.
 
 use std::io::{Read, Write};
@@ -350,4 +351,146 @@ fn mysql_and_mongodb_pools_show_in_pools_metrics_and_readiness() {
             m.log()
         );
     }
+}
+
+/// A mysql_async connection straight to `url` (no unix-socket shortcut around maitred).
+async fn mysql_connect(url: &str) -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::from_opts(
+        mysql_async::Opts::from_url(url).expect("valid mysql URL"),
+    )
+    .prefer_socket(false);
+    tokio::time::timeout(Duration::from_secs(20), mysql_async::Conn::new(opts))
+        .await
+        .expect("connect within 20 s")
+        .unwrap_or_else(|e| panic!("connect to maitred: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_sigterm_lets_a_transaction_commit_and_says_goodbye_to_idle_clients() {
+    use mysql_async::prelude::Queryable;
+    let Some(url) = kit::mysql::require_mysql() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let (mut m, admin) = start_with_admin(&url, &["--pool-size", "2"]);
+    let (status, body) = wait_for_status(admin, "/readyz", 200, Duration::from_secs(15));
+    assert_eq!(status, 200, "{body}");
+    let client_url = kit::mysql::MysqlUrl::parse(&url).with_addr(m.addr());
+    let mut tx = mysql_connect(&client_url).await;
+    tx.query_drop("START TRANSACTION").await.expect("begin");
+    let one: Option<i64> = tx.query_first("SELECT 1").await.expect("select");
+    assert_eq!(one, Some(1));
+    let mut idle = mysql_connect(&client_url).await;
+    let one: Option<i64> = idle.query_first("SELECT 1").await.expect("idle select");
+    assert_eq!(one, Some(1));
+
+    send_signal(&m, "-TERM");
+    let (status, body) = wait_for_status(admin, "/readyz", 503, Duration::from_secs(5));
+    assert_eq!(status, 503, "{body}");
+    // The idle client is let go: its next command gets ERR 1053, or finds the connection
+    // closed (MySQL clients take no unsolicited packet, so an idle one is just closed).
+    let e = tokio::time::timeout(Duration::from_secs(10), idle.query_drop("SELECT 2"))
+        .await
+        .expect("the idle client's command hung")
+        .expect_err("an idle client's command during the drain is refused");
+    match &e {
+        mysql_async::Error::Server(s) => assert_eq!(s.code, 1053, "{e:?}"),
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => {}
+        other => panic!("unexpected error for the idle client: {other:?}"),
+    }
+    drop(idle);
+
+    // The transaction runs on and commits; then the client is let go too.
+    let answer: Option<i64> = tx.query_first("SELECT 41 + 1").await.expect("in txn");
+    assert_eq!(answer, Some(42));
+    assert!(
+        m.try_exit_status().is_none(),
+        "exited before the transaction ended"
+    );
+    tx.query_drop("COMMIT")
+        .await
+        .expect("COMMIT while draining");
+    let after = tokio::time::timeout(Duration::from_secs(10), tx.query_drop("SELECT 3"))
+        .await
+        .expect("the command after COMMIT hung");
+    assert!(after.is_err(), "a command after the transaction was served");
+
+    let status = wait_exit(&mut m, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}\n{}", m.log());
+    assert!(m.log().contains("drained"), "{}", m.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_sigterm_lets_a_transaction_commit_and_refuses_idle_clients() {
+    use mongodb::bson::{doc, Document};
+    let Some(url) = kit::mongo::require_mongo() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let (mut m, admin) = start_with_admin(&url, &["--pool-size", "2"]);
+    let (status, body) = wait_for_status(admin, "/readyz", 200, Duration::from_secs(15));
+    assert_eq!(status, 200, "{body}");
+    let client = |u: String| async move {
+        let mut opts = mongodb::options::ClientOptions::parse(&u)
+            .await
+            .expect("options");
+        opts.server_selection_timeout = Some(Duration::from_secs(5));
+        opts.max_pool_size = Some(1);
+        // No driver retry: the drain's reply must show here.
+        opts.retry_reads = Some(false);
+        opts.retry_writes = Some(false);
+        mongodb::Client::with_options(opts).expect("client")
+    };
+    let client_url = kit::mongo::with_addr(&url, m.addr());
+    let name = format!("drain_{}", std::process::id());
+    let tx_client = client(client_url.clone()).await;
+    let coll = tx_client.database("app").collection::<Document>(&name);
+    coll.drop().await.expect("drop");
+    coll.insert_one(doc! { "_id": 0 }).await.expect("insert");
+    let mut s = tx_client.start_session().await.expect("session");
+    s.start_transaction().await.expect("start");
+    coll.insert_one(doc! { "_id": 1 })
+        .session(&mut s)
+        .await
+        .expect("insert in txn");
+    let idle = client(client_url).await;
+    let idle_coll = idle.database("app").collection::<Document>(&name);
+    assert!(idle_coll.find_one(doc! {}).await.expect("find").is_some());
+
+    send_signal(&m, "-TERM");
+    let (status, body) = wait_for_status(admin, "/readyz", 503, Duration::from_secs(5));
+    assert_eq!(status, 503, "{body}");
+    // The idle client's next request: error 91 ShutdownInProgress, labelled for retry.
+    let e = tokio::time::timeout(Duration::from_secs(20), idle_coll.find_one(doc! {}))
+        .await
+        .expect("the idle client's request hung")
+        .expect_err("a request outside a transaction during the drain is refused");
+    match *e.kind {
+        mongodb::error::ErrorKind::Command(ref c) => {
+            assert_eq!(c.code, 91, "{e:?}");
+            assert!(e.contains_label("RetryableWriteError"), "{e:?}");
+        }
+        _ => panic!("expected ShutdownInProgress, got {e:?}"),
+    }
+
+    // The transaction goes on and commits; then maitred exits 0.
+    coll.insert_one(doc! { "_id": 2 })
+        .session(&mut s)
+        .await
+        .expect("insert in txn while draining");
+    assert!(
+        m.try_exit_status().is_none(),
+        "exited before the transaction ended"
+    );
+    s.commit_transaction().await.expect("commit while draining");
+    let status = wait_exit(&mut m, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}\n{}", m.log());
+    assert!(m.log().contains("drained"), "{}", m.log());
+
+    // Both writes of the transaction reached the server.
+    let direct = client(url.clone()).await;
+    let dcoll = direct.database("app").collection::<Document>(&name);
+    let n = dcoll.count_documents(doc! {}).await.expect("count");
+    assert_eq!(n, 3, "the committed transaction's writes");
+    dcoll.drop().await.expect("drop");
 }

@@ -1,10 +1,12 @@
 //! End-to-end tests of changing a running maitred without dropping anyone
 //! (docs/operations.md, "Reload" and "Rolling restart"): SIGHUP reload while real
-//! tokio-postgres clients keep running transactions, and a second maitred started on the
+//! tokio-postgres, mysql_async and mongodb clients keep running (sizes, users, the
+//! upstream, pools added and removed), and a second maitred started on the
 //! same address (SO_REUSEPORT) before the first drains, while a client loop keeps
 //! connecting.
 //!
-//! Without `MAITRED_TEST_PG_URL` every test prints a skip notice and passes, except
+//! Without the test server's URL (`MAITRED_TEST_PG_URL`, `_MYSQL_URL`, `_MONGO_URL`) a
+//! test prints a skip notice and passes, except
 //! under `CI=true`, where it fails.
 
 use std::io::{Read, Write};
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use maitred_testkit::fault_relay::FaultRelay;
 use maitred_testkit::{self as kit, Maitred};
 use tokio_postgres::NoTls;
 
@@ -257,6 +260,12 @@ async fn sighup_reload_changes_sizes_users_and_pools_while_clients_run() {
     }
     let refused = tokio_postgres::connect(&reloaded_url, NoTls).await;
     assert!(refused.is_err(), "the removed user is refused");
+    let (_, metrics) = http_get(admin, "/metrics");
+    assert!(
+        !metrics.contains("pool=\"app2\""),
+        "the removed pool's series stay in /metrics:\n{metrics}"
+    );
+    assert!(metrics.contains("pool=\"app\""), "{metrics}");
     assert!(
         !http_get(admin, "/readyz").1.contains("refused"),
         "a good reload clears the note"
@@ -416,4 +425,275 @@ async fn rolling_restart_on_one_address_refuses_no_connection() {
         connect_failures.len(),
         query_failures.len()
     );
+}
+
+/// The protocols whose reload tests share one body: the test server's URL, and clients of
+/// the real drivers (mysql_async, the mongodb crate).
+#[derive(Clone, Copy, Debug)]
+enum Other {
+    Mysql,
+    Mongo,
+}
+
+/// The `host:port` of a `scheme://user:password@host:port/...` URL.
+fn server_addr(url: &str) -> SocketAddr {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let hostpath = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let end = hostpath.find(['/', '?']).unwrap_or(hostpath.len());
+    hostpath[..end]
+        .parse()
+        .unwrap_or_else(|e| panic!("{url}: host:port: {e}"))
+}
+
+/// `url` with its user, password and address replaced (path and query kept).
+fn with_login(url: &str, user: &str, password: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let hostpath = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let tail = hostpath.find(['/', '?']).map_or("", |i| &hostpath[i..]);
+    format!("{scheme}://{user}:{password}@{addr}{tail}")
+}
+
+impl Other {
+    /// (user, password) of the test server's URL.
+    fn login(url: &str) -> (String, String) {
+        let rest = url.split_once("://").expect("scheme").1;
+        let userinfo = rest.rsplit_once('@').expect("user in URL").0;
+        let (u, p) = userinfo.split_once(':').expect("password in URL");
+        (u.to_owned(), p.to_owned())
+    }
+
+    async fn mysql(url: &str) -> Result<mysql_async::Conn, String> {
+        // prefer_socket(false): mysql_async would otherwise reconnect over the server's
+        // unix socket, around maitred.
+        let opts = mysql_async::OptsBuilder::from_opts(
+            mysql_async::Opts::from_url(url).map_err(|e| e.to_string())?,
+        )
+        .prefer_socket(false);
+        tokio::time::timeout(Duration::from_secs(20), mysql_async::Conn::new(opts))
+            .await
+            .map_err(|_| "connect hung".to_owned())?
+            .map_err(|e| e.to_string())
+    }
+
+    async fn mongo(url: &str) -> mongodb::Client {
+        let mut opts = mongodb::options::ClientOptions::parse(url)
+            .await
+            .expect("mongo options");
+        opts.server_selection_timeout = Some(Duration::from_secs(10));
+        opts.max_pool_size = Some(1);
+        // No driver retry: a failure must show here.
+        opts.retry_reads = Some(false);
+        opts.retry_writes = Some(false);
+        mongodb::Client::with_options(opts).expect("mongo client")
+    }
+
+    /// Logs in with `url` and runs one query.
+    async fn login_and_query(self, url: &str) -> Result<(), String> {
+        use mysql_async::prelude::Queryable;
+        match self {
+            Other::Mysql => {
+                let mut c = Self::mysql(url).await?;
+                let one: Option<i64> =
+                    c.query_first("SELECT 1").await.map_err(|e| e.to_string())?;
+                assert_eq!(one, Some(1));
+                let _ = c.disconnect().await;
+                Ok(())
+            }
+            Other::Mongo => {
+                let c = Self::mongo(url).await;
+                let r = tokio::time::timeout(
+                    Duration::from_secs(20),
+                    c.database("app")
+                        .collection::<mongodb::bson::Document>("reload_e2e")
+                        .find_one(mongodb::bson::doc! {}),
+                )
+                .await
+                .map_err(|_| "query hung".to_owned())?;
+                r.map(|_| ()).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// One client looping short requests (MySQL: a transaction) until `stop`.
+    async fn worker(
+        self,
+        url: String,
+        stop: Arc<AtomicBool>,
+        ok: Arc<AtomicU64>,
+        failed: Arc<AtomicU64>,
+    ) -> tokio::task::JoinHandle<Vec<String>> {
+        use mysql_async::prelude::Queryable;
+        let mut errors = Vec::new();
+        match self {
+            Other::Mysql => {
+                let mut c = Self::mysql(&url).await.expect("mysql client connects");
+                tokio::spawn(async move {
+                    while !stop.load(SeqCst) {
+                        let r = async {
+                            c.query_drop("START TRANSACTION").await?;
+                            c.query_drop("SELECT 1").await?;
+                            c.query_drop("COMMIT").await
+                        };
+                        match r.await {
+                            Ok(()) => ok.fetch_add(1, SeqCst),
+                            Err(e) => {
+                                errors.push(e.to_string());
+                                failed.fetch_add(1, SeqCst)
+                            }
+                        };
+                    }
+                    errors
+                })
+            }
+            Other::Mongo => {
+                let c = Self::mongo(&url).await;
+                let coll = c
+                    .database("app")
+                    .collection::<mongodb::bson::Document>("reload_e2e");
+                tokio::spawn(async move {
+                    while !stop.load(SeqCst) {
+                        match coll.find_one(mongodb::bson::doc! {}).await {
+                            Ok(_) => ok.fetch_add(1, SeqCst),
+                            Err(e) => {
+                                errors.push(e.to_string());
+                                failed.fetch_add(1, SeqCst)
+                            }
+                        };
+                    }
+                    errors
+                })
+            }
+        }
+    }
+}
+
+/// MySQL and MongoDB: while clients run, a reload adds a user (it logs in) and grows the
+/// pool, then points the upstream at a FaultRelay in front of the same server (new server
+/// connections go through it), then removes the user (refused); no client fails.
+async fn reload_users_size_and_upstream(proto: Other, server_url: &str) {
+    let (user, password) = Other::login(server_url);
+    let dir = std::env::temp_dir().join(format!("maitred-reload-{proto:?}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("maitred.toml");
+    let (admin, a) = (free_addr(), free_addr());
+    let users = [(user.as_str(), password.as_str())];
+    let users2 = [
+        (user.as_str(), password.as_str()),
+        ("reloaded", "reloaded_secret"),
+    ];
+    write_config(&config, admin, &[pool_toml("p", a, server_url, 2, &users)]);
+    let config_arg = config.to_str().expect("utf-8 path");
+    let m = Maitred::spawn_at(a, &["--config", config_arg]);
+    assert!(
+        kit::wait_for_port(admin, Duration::from_secs(10)),
+        "{}",
+        m.log()
+    );
+
+    let (stop, ok, failed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        let url = with_login(server_url, &user, &password, a);
+        workers.push(
+            proto
+                .worker(url, stop.clone(), ok.clone(), failed.clone())
+                .await,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A new user and a bigger pool.
+    write_config(&config, admin, &[pool_toml("p", a, server_url, 4, &users2)]);
+    signal(m.pid(), "-HUP");
+    wait_for_pools(admin, "after adding a user", |j| {
+        pool_size(j, "p") == Some(4)
+    });
+    let reloaded_url = with_login(server_url, "reloaded", "reloaded_secret", a);
+    proto
+        .login_and_query(&reloaded_url)
+        .await
+        .unwrap_or_else(|e| panic!("{proto:?}: the new user logs in: {e}\n{}", m.log()));
+
+    // The upstream moves to a relay in front of the same server.
+    let relay = FaultRelay::start(server_addr(server_url));
+    let via = with_login(server_url, &user, &password, relay.addr());
+    write_config(&config, admin, &[pool_toml("p", a, &via, 4, &users2)]);
+    signal(m.pid(), "-HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while relay.accepted() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{proto:?}: no server connection through the new upstream\n{}",
+            m.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // New server connections log in afresh (MongoDB: SCRAM, slow in a debug build).
+    let before = ok.load(SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ok.load(SeqCst) <= before + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "{proto:?}: clients stopped working after the upstream changed\n{}",
+            m.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        relay.open() > 0,
+        "{proto:?}: server connections via the relay"
+    );
+
+    // The new user is removed (and the pool shrunk, to know when the reload is in).
+    write_config(&config, admin, &[pool_toml("p", a, &via, 3, &users)]);
+    signal(m.pid(), "-HUP");
+    wait_for_pools(admin, "after removing the user", |j| {
+        pool_size(j, "p") == Some(3)
+    });
+    let refused = proto.login_and_query(&reloaded_url).await;
+    assert!(refused.is_err(), "{proto:?}: the removed user is refused");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, SeqCst);
+    let mut errors = Vec::new();
+    for w in workers {
+        errors.extend(w.await.expect("client task"));
+    }
+    assert_eq!(
+        failed.load(SeqCst),
+        0,
+        "{proto:?}: clients failed during reloads: {errors:?}\n{}",
+        m.log()
+    );
+    assert!(ok.load(SeqCst) > 30, "{proto:?}: clients kept working");
+    let log = m.log();
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(
+        !log.contains("takes effect at the next restart"),
+        "{proto:?}: users and upstream are live: {log}"
+    );
+    assert!(!log.contains(&password) && !log.contains("reloaded_secret"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_reload_changes_users_size_and_upstream_while_clients_run() {
+    let Some(url) = maitred_testkit::mysql::require_mysql() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    reload_users_size_and_upstream(Other::Mysql, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_reload_changes_users_size_and_upstream_while_clients_run() {
+    let Some(url) = maitred_testkit::mongo::require_mongo() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    reload_users_size_and_upstream(Other::Mongo, &url).await;
 }

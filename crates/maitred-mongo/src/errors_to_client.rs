@@ -7,6 +7,8 @@
 //! - 6 `HostUnreachable`: maitred could not open a server connection (drivers retry it).
 //! - 13 `Unauthorized`: a command before authentication.
 //! - 18 `AuthenticationFailed`.
+//! - 91 `ShutdownInProgress`: the pool was removed, or maitred drains (then labelled
+//!   `RetryableWriteError`, and the connection is closed after the reply).
 //! - 352 `UnsupportedOpQueryCommand`: a legacy OP_QUERY command other than hello.
 
 use crate::error::BackendError;
@@ -100,6 +102,18 @@ pub fn checkout_error(e: &CheckoutError<BackendError>) -> RawDocumentBuf {
             &[],
         ),
     }
+}
+
+/// The reply to a request that arrives while maitred drains (outside a transaction).
+/// Drivers take 91 as "this node is shutting down": they mark it unknown, retry reads, and
+/// retry writes that carry `RetryableWriteError`, on another node or a new connection.
+pub fn draining() -> RawDocumentBuf {
+    error_doc(
+        code::SHUTDOWN_IN_PROGRESS,
+        "ShutdownInProgress",
+        "maitred is shutting down (draining); reconnect",
+        &["RetryableWriteError"],
+    )
 }
 
 pub fn unauthorized(command: &str) -> RawDocumentBuf {

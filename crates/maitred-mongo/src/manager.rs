@@ -4,12 +4,14 @@
 use crate::backend::{ServerConn, ServerInfo};
 use crate::error::BackendError;
 use crate::target::ServerTarget;
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug)]
 pub struct MongoManager {
-    target: Arc<ServerTarget>,
+    /// Swapped by a reload that changes the upstream (see [`MongoManager::set_target`]).
+    target: ArcSwap<ServerTarget>,
     info: Mutex<Option<ServerInfo>>,
     /// The server's maxMessageSizeBytes (0 until a connection was opened), read on every
     /// client message without a lock.
@@ -19,14 +21,20 @@ pub struct MongoManager {
 impl MongoManager {
     pub fn new(target: ServerTarget) -> MongoManager {
         MongoManager {
-            target: Arc::new(target),
+            target: ArcSwap::from_pointee(target),
             info: Mutex::new(None),
             max_message_size: AtomicUsize::new(0),
         }
     }
 
-    pub fn target(&self) -> &Arc<ServerTarget> {
-        &self.target
+    pub fn target(&self) -> Arc<ServerTarget> {
+        self.target.load_full()
+    }
+
+    /// New server connections go to `target` from now on (a reload changed the upstream);
+    /// the pool must retire the open ones (`Pool::reconnect`).
+    pub fn set_target(&self, target: ServerTarget) {
+        self.target.store(Arc::new(target));
     }
 
     /// The server's maxMessageSizeBytes, once a connection was opened.
@@ -48,7 +56,8 @@ impl maitred_pool::Manager for MongoManager {
     type Error = BackendError;
 
     async fn connect(&self) -> Result<ServerConn, BackendError> {
-        let conn = ServerConn::connect(&self.target).await?;
+        let target = self.target.load_full();
+        let conn = ServerConn::connect(&target).await?;
         let max = conn.info.max_message_size_bytes.max(0) as usize;
         self.max_message_size.store(max, Ordering::Relaxed);
         *self.info.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.info.clone());

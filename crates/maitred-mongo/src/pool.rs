@@ -4,6 +4,7 @@
 use crate::auth::scram::{Mechanism, ScramKeys};
 use crate::manager::MongoManager;
 use crate::target::ServerTarget;
+use arc_swap::ArcSwap;
 use maitred_admin::PoolClients;
 use maitred_pool::{ClientCount, ClientLimits, Pool, PoolSettings};
 use std::collections::HashMap;
@@ -66,6 +67,25 @@ pub struct UserKeys {
 }
 
 impl UserKeys {
+    /// Derives both verifiers (fresh salts, the default iteration counts): CPU work of
+    /// tens of milliseconds, to run off the reactor.
+    pub fn derive(user: &str, password: &str) -> UserKeys {
+        UserKeys {
+            sha1: ScramKeys::derive(
+                Mechanism::Sha1,
+                user,
+                password,
+                Mechanism::Sha1.default_iterations(),
+            ),
+            sha256: ScramKeys::derive(
+                Mechanism::Sha256,
+                user,
+                password,
+                Mechanism::Sha256.default_iterations(),
+            ),
+        }
+    }
+
     pub fn for_mechanism(&self, m: Mechanism) -> &ScramKeys {
         match m {
             Mechanism::Sha1 => &self.sha1,
@@ -77,7 +97,8 @@ impl UserKeys {
 #[derive(Debug)]
 pub struct MongoPool {
     pub name: String,
-    users: HashMap<String, UserKeys>,
+    /// Swapped whole by a reload ([`MongoPool::set_users`]).
+    users: ArcSwap<HashMap<String, Arc<UserKeys>>>,
     pub pool: Pool<MongoManager>,
     pub counters: MongoCounters,
     pub max_message_size: usize,
@@ -96,28 +117,12 @@ impl MongoPool {
         let users = cfg
             .users
             .iter()
-            .map(|(u, pw)| {
-                let keys = UserKeys {
-                    sha1: ScramKeys::derive(
-                        Mechanism::Sha1,
-                        u,
-                        pw,
-                        Mechanism::Sha1.default_iterations(),
-                    ),
-                    sha256: ScramKeys::derive(
-                        Mechanism::Sha256,
-                        u,
-                        pw,
-                        Mechanism::Sha256.default_iterations(),
-                    ),
-                };
-                (u.clone(), keys)
-            })
+            .map(|(u, pw)| (u.clone(), Arc::new(UserKeys::derive(u, pw))))
             .collect();
         MongoPool {
             pool: Pool::new(MongoManager::new(cfg.target), cfg.settings),
             name: cfg.name,
-            users,
+            users: ArcSwap::from_pointee(users),
             counters: MongoCounters::default(),
             max_message_size: cfg.max_message_size,
             client_count: ClientCount::new(cfg.limits.max_clients),
@@ -129,10 +134,17 @@ impl MongoPool {
 
     /// Whether clients must authenticate.
     pub fn requires_auth(&self) -> bool {
-        !self.users.is_empty()
+        !self.users.load().is_empty()
     }
 
-    pub fn user(&self, name: &str) -> Option<&UserKeys> {
-        self.users.get(name)
+    pub fn user(&self, name: &str) -> Option<Arc<UserKeys>> {
+        self.users.load().get(name).cloned()
+    }
+
+    /// Replaces the users clients log in as (a reload): new logins see them at once;
+    /// clients already authenticated stay. With no user left, clients need no
+    /// authentication (as when the pool started without users).
+    pub fn set_users(&self, users: HashMap<String, Arc<UserKeys>>) {
+        self.users.store(Arc::new(users));
     }
 }

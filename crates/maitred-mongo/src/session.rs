@@ -203,6 +203,9 @@ impl Session {
             } else {
                 (h, msg)
             };
+            if maitred_pool::shutdown::started() && !self.allowed_while_draining(h.op_code, &msg) {
+                return self.refuse_while_draining(h, &msg).await;
+            }
             match h.op_code {
                 OpCode::Msg => self.on_msg(h, msg).await?,
                 OpCode::Query => self.on_query(h, &msg).await?,
@@ -214,6 +217,53 @@ impl Session {
                 self.crbuf = BytesMut::with_capacity(1024);
             }
         }
+    }
+
+    /// Whether the drain lets this request through: one of a transaction still running
+    /// (this session's pin, or one another connection of the same driver pinned: same
+    /// lsid), or a hello, which maitred answers itself. Drivers' monitoring connections
+    /// keep their hellos answered, so a driver does not mark maitred unknown and clear its
+    /// pool under a transaction that is about to commit; idle connections are closed when
+    /// the process exits.
+    fn allowed_while_draining(&self, op: OpCode, msg: &[u8]) -> bool {
+        if self.pin.is_some() {
+            return true;
+        }
+        if op == OpCode::Query {
+            return parse_query(msg).is_ok_and(|q| {
+                let name = q.query.iter().next().and_then(|e| e.ok()).map(|(k, _)| k);
+                name.is_some_and(|n| hello::hello_kind(n).is_some())
+            });
+        }
+        let Ok(m) = op_msg::parse(msg) else {
+            return false;
+        };
+        if m.command_name()
+            .is_some_and(|n| hello::hello_kind(n).is_some())
+        {
+            return true;
+        }
+        m.body
+            .get_document("lsid")
+            .is_ok_and(|lsid| self.pool.txns.contains(lsid.as_bytes()))
+    }
+
+    /// A request outside any transaction while maitred drains: error 91 (unless the
+    /// client asked for no reply), then the connection is closed.
+    async fn refuse_while_draining(&mut self, h: Header, msg: &[u8]) -> Result<(), SessionError> {
+        let kind = if h.op_code == OpCode::Query {
+            ReplyKind::Legacy
+        } else {
+            ReplyKind::Msg
+        };
+        let silent = h.op_code == OpCode::Msg && op_msg::parse(msg).is_ok_and(|m| m.more_to_come());
+        tracing::debug!(pool = %self.pool.name, "drain: request refused, client closed");
+        if !silent {
+            let _ = self
+                .reply(kind, h.request_id, &crate::errors_to_client::draining())
+                .await;
+        }
+        Ok(())
     }
 
     /// The next whole request, if it is in. One over `max` gets an error reply (to its

@@ -81,6 +81,14 @@ impl TxnRegistry {
         }
     }
 
+    /// Whether a transaction of `lsid` is pinned by some session now.
+    pub fn contains(&self, lsid: &[u8]) -> bool {
+        self.pins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(lsid)
+    }
+
     pub fn len(&self) -> usize {
         self.pins.lock().unwrap_or_else(|p| p.into_inner()).len()
     }

@@ -87,6 +87,8 @@ pub async fn serve_client(mut stream: TcpStream, peer: SocketAddr, router: Arc<R
     // This client's place under its pool's max_clients, held until it leaves.
     let mut slot = None;
     let login_timeout = router.login_timeout();
+    // The drain lets a login under way finish rather than cut it.
+    let logging_in = maitred_pool::shutdown::LoginInProgress::new();
     let login = tokio::time::timeout(
         login_timeout,
         login(
@@ -99,6 +101,7 @@ pub async fn serve_client(mut stream: TcpStream, peer: SocketAddr, router: Arc<R
         ),
     )
     .await;
+    drop(logging_in);
     let session = match login {
         Ok(Ok(Some(s))) => s,
         Ok(Ok(None)) => return,
@@ -234,7 +237,7 @@ async fn login(
             };
         }
         // Unknown users go through the same check with a password nobody has.
-        let (pw, known) = match password {
+        let (pw, known) = match password.as_deref() {
             Some(p) => (p.as_bytes(), true),
             None => (&b"\x01maitred-unknown-user"[..], false),
         };

@@ -3,13 +3,15 @@
 use crate::backend::{ServerConn, ServerInfo};
 use crate::error::BackendError;
 use crate::target::ServerTarget;
+use arc_swap::ArcSwap;
 use std::sync::{Arc, Mutex};
 
 /// Opens server connections for one pool and remembers what the first one reported
 /// (version, capabilities, collation), which clients are shown in maitred's handshake.
 #[derive(Debug)]
 pub struct MyManager {
-    target: Arc<ServerTarget>,
+    /// Swapped by a reload that changes the upstream (see [`MyManager::set_target`]).
+    target: ArcSwap<ServerTarget>,
     max_statements: usize,
     info: Mutex<Option<Arc<ServerInfo>>>,
 }
@@ -17,14 +19,20 @@ pub struct MyManager {
 impl MyManager {
     pub fn new(target: ServerTarget, max_statements: usize) -> MyManager {
         MyManager {
-            target: Arc::new(target),
+            target: ArcSwap::from_pointee(target),
             max_statements,
             info: Mutex::new(None),
         }
     }
 
-    pub fn target(&self) -> &Arc<ServerTarget> {
-        &self.target
+    pub fn target(&self) -> Arc<ServerTarget> {
+        self.target.load_full()
+    }
+
+    /// New server connections go to `target` from now on (a reload changed the upstream);
+    /// the pool must retire the open ones (`Pool::reconnect`).
+    pub fn set_target(&self, target: ServerTarget) {
+        self.target.store(Arc::new(target));
     }
 
     /// What a server connection reported, once one was opened.
@@ -38,7 +46,8 @@ impl maitred_pool::Manager for MyManager {
     type Error = BackendError;
 
     async fn connect(&self) -> Result<ServerConn, BackendError> {
-        let conn = ServerConn::connect(&self.target, self.max_statements).await?;
+        let target = self.target.load_full();
+        let conn = ServerConn::connect(&target, self.max_statements).await?;
         let mut info = self.info.lock().unwrap_or_else(|p| p.into_inner());
         if info.is_none() {
             *info = Some(Arc::new(conn.info.clone()));
@@ -51,6 +60,7 @@ impl maitred_pool::Manager for MyManager {
     }
 
     async fn reset(&self, conn: &mut ServerConn) -> Result<(), BackendError> {
-        conn.reset(&self.target).await
+        let target = self.target.load_full();
+        conn.reset(&target).await
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::manager::MyManager;
 use crate::target::ServerTarget;
+use arc_swap::ArcSwap;
 use maitred_admin::PoolClients;
 use maitred_pool::{ClientCount, ClientLimits, Pool, PoolSettings};
 use std::collections::HashMap;
@@ -125,7 +126,8 @@ pub struct MyPool {
     pub database: Option<String>,
     pub mode: PoolMode,
     pub check_passwords: bool,
-    users: HashMap<String, String>,
+    /// user -> plaintext password; swapped whole by a reload ([`MyPool::set_users`]).
+    users: ArcSwap<HashMap<String, Arc<str>>>,
     pub pool: Pool<MyManager>,
     pub counters: MyCounters,
     pub max_client_packet: usize,
@@ -147,7 +149,7 @@ impl MyPool {
             database: cfg.database,
             mode: cfg.mode,
             check_passwords: cfg.check_passwords,
-            users: cfg.users.into_iter().collect(),
+            users: ArcSwap::from_pointee(users_of(&cfg.users)),
             counters: MyCounters::default(),
             max_client_packet: cfg.max_client_packet,
             client_count: ClientCount::new(cfg.limits.max_clients),
@@ -157,11 +159,65 @@ impl MyPool {
     }
 
     /// The plaintext password of a configured user.
-    pub fn password(&self, user: &str) -> Option<&str> {
-        self.users.get(user).map(String::as_str)
+    pub fn password(&self, user: &str) -> Option<Arc<str>> {
+        self.users.load().get(user).cloned()
     }
 
     pub fn has_users(&self) -> bool {
-        !self.users.is_empty()
+        !self.users.load().is_empty()
+    }
+
+    /// Replaces the users who may log in (a reload): new logins and COM_CHANGE_USER see
+    /// the new list at once; clients logged in stay.
+    pub fn set_users(&self, users: &[(String, String)]) {
+        self.users.store(Arc::new(users_of(users)));
+    }
+}
+
+fn users_of(users: &[(String, String)]) -> HashMap<String, Arc<str>> {
+    users
+        .iter()
+        .map(|(user, password)| (user.clone(), Arc::from(password.as_str())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(users: &[(&str, &str)]) -> MyPoolConfig {
+        MyPoolConfig {
+            name: "app".into(),
+            database: None,
+            mode: PoolMode::Transaction,
+            check_passwords: true,
+            users: users
+                .iter()
+                .map(|(u, p)| ((*u).to_owned(), (*p).to_owned()))
+                .collect(),
+            target: ServerTarget {
+                host: "127.0.0.1".into(),
+                port: 3306,
+                user: "app".into(),
+                password: None,
+                database: None,
+            },
+            settings: PoolSettings::new("app", 1),
+            max_statements_per_connection: 8,
+            max_client_packet: 1 << 20,
+            limits: ClientLimits::new(1 << 20),
+        }
+    }
+
+    #[test]
+    fn set_users_adds_and_removes_logins() {
+        let pool = MyPool::new(config(&[("app", "pw")]));
+        assert_eq!(pool.password("app").as_deref(), Some("pw"));
+        pool.set_users(&[("app".into(), "new".into()), ("other".into(), "x".into())]);
+        assert_eq!(pool.password("app").as_deref(), Some("new"));
+        assert_eq!(pool.password("other").as_deref(), Some("x"));
+        pool.set_users(&[]);
+        assert_eq!(pool.password("app"), None);
+        assert!(!pool.has_users());
     }
 }

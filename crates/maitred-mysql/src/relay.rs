@@ -230,7 +230,15 @@ impl Relay {
                 }
             } else {
                 let deadline = self.limit_deadline();
+                // Only a client between transactions (no lease) is let go by the drain.
+                let idle = self.lease.is_none();
                 let n = tokio::select! {
+                    () = maitred_pool::shutdown::wait(), if idle => {
+                        // MySQL clients expect no unsolicited packet: an idle one is simply
+                        // closed, as a server that shuts down does (drivers reconnect).
+                        tracing::debug!(pool = %self.s.pool.name, "drain: idle client closed");
+                        return Ok(());
+                    }
                     () = maitred_pool::sleep_until(deadline) => {
                         if self.limit_reached().await == Flow::ClientDone {
                             return Ok(());
@@ -290,6 +298,18 @@ impl Relay {
             let Some(payload) = self.next_command()? else {
                 break;
             };
+            if self.lease.is_none() && maitred_pool::shutdown::started() {
+                // A command sent as the drain began, between transactions: refused.
+                if payload.first() != Some(&command::QUIT) {
+                    self.err_locally(
+                        code::SERVER_SHUTDOWN,
+                        "08S01",
+                        "Server shutdown in progress (maitred is draining; reconnect)",
+                    );
+                    let _ = self.flush_client().await;
+                }
+                return Ok(Flow::ClientDone);
+            }
             if self.handle_command(payload).await? == Flow::ClientDone {
                 self.flush_server().await?;
                 return Ok(Flow::ClientDone);

@@ -21,6 +21,8 @@
 //! - `saturation.rs`: rate-limited warnings when clients queue, time out or wait long.
 //! - `gate.rs`: connect backoff (one probe at a time while the server fails).
 //! - `error.rs`: [`CheckoutError`].
+//! - `shutdown.rs`: the process-wide drain notice every protocol's sessions watch, and
+//!   the count of logins in progress the drain waits for.
 //! - `client_limits.rs`: [`ClientLimits`] (login, idle, query timeouts, `max_clients`,
 //!   message size) that every protocol's front end enforces on its clients.
 //!
@@ -53,6 +55,7 @@ mod reset;
 mod saturation;
 mod settings;
 mod shared;
+pub mod shutdown;
 mod stats;
 mod waiters;
 

@@ -61,7 +61,7 @@ impl Relay {
                 tracing::warn!(pool = %pool, "server did not answer within query_timeout: query killed, server connection closed");
                 let mid_packet = self.lease.as_deref().is_some_and(|c| c.unread_body > 0);
                 if let Some(lease) = self.lease.take() {
-                    let target = self.s.pool.pool.manager().target().clone();
+                    let target = self.s.pool.pool.manager().target();
                     let thread = lease.connection_id;
                     tokio::spawn(async move {
                         let _ =

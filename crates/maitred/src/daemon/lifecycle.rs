@@ -3,9 +3,13 @@
 //!
 //! SIGTERM: readiness turns 503, listeners close (new connections are refused), clients
 //! in a transaction or request may finish until no server connection is leased or
-//! `runtime.shutdown_timeout` passes; then the process exits 0. Idle PostgreSQL clients
-//! get FATAL 57P01 admin_shutdown as soon as the drain starts (or their transaction
-//! ends); other clients are disconnected when the process exits. SIGINT does the same with
+//! `runtime.shutdown_timeout` passes; then the process exits 0. Idle clients are told
+//! goodbye in their protocol as soon as the drain starts (or their transaction ends):
+//! PostgreSQL FATAL 57P01 admin_shutdown; MySQL: the connection is closed (a command
+//! already sent gets ERR 1053); MongoDB: a request outside a transaction gets error 91
+//! ShutdownInProgress and the connection is closed (hellos are still answered, so drivers
+//! keep maitred selectable while their transactions finish; idle connections close at
+//! exit) (`maitred_pool::shutdown`). SIGINT does the same with
 //! at most [`SIGINT_DRAIN`]. A second signal during the drain ends it at once.
 //!
 //! SIGHUP, and RELOAD on the admin console, reload the configuration (`reload.rs`);
@@ -118,7 +122,7 @@ pub(super) async fn serve_until_drained(
         _ => shutdown_timeout,
     };
     admin.start_draining();
-    maitred_pg::shutdown::begin();
+    maitred_pool::shutdown::begin();
     running.close_listeners();
     tracing::info!(
         signal = ?stop,
@@ -128,7 +132,7 @@ pub(super) async fn serve_until_drained(
     let deadline = tokio::time::Instant::now() + timeout;
     let drained = async {
         // Logins already under way finish (and get their goodbye) rather than being cut.
-        maitred_pg::shutdown::wait_for_logins(deadline).await;
+        maitred_pool::shutdown::wait_for_logins(deadline).await;
         admin.wait_until_idle(timeout).await
     };
     tokio::select! {

@@ -97,41 +97,6 @@ pub(super) fn core_settings_changed(old: &PoolConfig, new: &PoolConfig) -> bool 
     )
 }
 
-/// A pool whose protocol only takes new core settings while running (users and the
-/// upstream need a restart).
-pub(super) struct CoreLivePool<M: maitred_pool::Manager> {
-    pub(super) protocol: &'static str,
-    pub(super) pool: maitred_pool::Pool<M>,
-}
-
-impl<M: maitred_pool::Manager> LivePool for CoreLivePool<M> {
-    fn name(&self) -> &str {
-        self.pool.name()
-    }
-    fn protocol(&self) -> &'static str {
-        self.protocol
-    }
-    fn apply(&self, old: &PoolConfig, new: &PoolConfig) -> Vec<&'static str> {
-        if core_settings_changed(old, new) {
-            self.pool.reconfigure(super::pool_settings(new));
-        }
-        let mut keys = restart_keys(old, new);
-        if old.upstream != new.upstream {
-            keys.push("upstream");
-        }
-        if old.users != new.users {
-            keys.push("users");
-        }
-        if old.max_pinned != new.max_pinned {
-            keys.push("max_pinned");
-        }
-        keys
-    }
-    fn retire(&self) {
-        self.pool.close();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,9 @@ use super::DaemonError;
 use maitred_config::model::{ClientAuth, PoolConfig};
 use maitred_mongo::auth::scram::Mechanism;
 use maitred_mongo::codec::compressed::Compressor;
+use maitred_mongo::pool::UserKeys;
 use maitred_mongo::{MongoPool, MongoPoolConfig, ServerTarget};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 fn param<'a>(p: &'a PoolConfig, key: &str) -> Option<&'a str> {
@@ -76,6 +78,87 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
     })
 }
 
+/// A MongoDB pool as a reload changes it: sizes and timeouts, users and passwords (new
+/// logins see them at once), and the upstream (new server connections go to the new one;
+/// open ones are retired as they come back) take effect at once.
+struct MongoLive {
+    pool: Arc<MongoPool>,
+}
+
+impl super::live::LivePool for MongoLive {
+    fn name(&self) -> &str {
+        &self.pool.name
+    }
+    fn protocol(&self) -> &'static str {
+        "mongodb"
+    }
+    fn apply(&self, old: &PoolConfig, new: &PoolConfig) -> Vec<&'static str> {
+        let mut waiting = super::live::restart_keys(old, new);
+        if super::live::core_settings_changed(old, new) {
+            self.pool.pool.reconfigure(super::pool_settings(new));
+        }
+        if old.max_pinned != new.max_pinned {
+            // MongoDB pins only transactions, without a cap.
+            waiting.push("max_pinned");
+        }
+        let (old_cfg, new_cfg) = match (mongo_pool_config(old), mongo_pool_config(new)) {
+            (Ok(o), Ok(n)) => (o, n),
+            (_, Err(e)) | (Err(e), _) => {
+                tracing::warn!(pool = %new.name, error = %e, "reload: users and upstream not changed");
+                waiting.push("upstream");
+                return waiting;
+            }
+        };
+        if old_cfg.users != new_cfg.users {
+            let users = derive_users(&self.pool, &old_cfg.users, &new_cfg.users);
+            self.pool.set_users(users);
+            tracing::info!(pool = %new.name, users = new_cfg.users.len(), "reload: users changed");
+        }
+        if old.upstream != new.upstream {
+            self.pool.pool.manager().set_target(new_cfg.target);
+            self.pool.pool.reconnect();
+            tracing::info!(
+                pool = %new.name,
+                upstream = %new.upstream.redacted(),
+                "reload: new upstream; open server connections are retired as they come back"
+            );
+        }
+        waiting
+    }
+    fn retire(&self) {
+        self.pool.pool.close();
+    }
+}
+
+/// The SCRAM verifiers of `new` users: kept from the running pool for a user whose
+/// password did not change, derived (PBKDF2, off the reactor when the runtime allows)
+/// for the others.
+fn derive_users(
+    pool: &MongoPool,
+    old: &[(String, String)],
+    new: &[(String, String)],
+) -> HashMap<String, Arc<UserKeys>> {
+    let derive = || {
+        new.iter()
+            .map(|(user, password)| {
+                let same = old.iter().any(|(u, p)| u == user && p == password);
+                let keys = match pool.user(user) {
+                    Some(keys) if same => keys,
+                    _ => Arc::new(UserKeys::derive(user, password)),
+                };
+                (user.clone(), keys)
+            })
+            .collect()
+    };
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(derive)
+    } else {
+        derive()
+    }
+}
+
 /// Starts the MongoDB pools, one listener each (MongoDB clients do not name a pool).
 /// Registers each pool with `admin`; returns the listener tasks, which the drain aborts.
 pub async fn start(
@@ -95,10 +178,6 @@ pub async fn start(
         pool.pool.start_maintenance();
         let facts = super::observed::PoolFacts::of(p, pool.clients.clone());
         super::lifecycle::observe(admin, probe, "mongodb", p.listen, &pool.pool, facts);
-        started.pools.push(Arc::new(super::live::CoreLivePool {
-            protocol: "mongodb",
-            pool: pool.pool.clone(),
-        }));
         let addr = p.listen;
         let listener =
             super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
@@ -112,6 +191,9 @@ pub async fn start(
             "listening"
         );
         let pool = Arc::new(pool);
+        started
+            .pools
+            .push(Arc::new(MongoLive { pool: pool.clone() }));
         let task = tokio::spawn(async move {
             if let Err(e) = maitred_mongo::listener::serve(listener, pool).await {
                 tracing::error!(%addr, error = %e, "listener stopped");

@@ -46,6 +46,50 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
     }
 }
 
+/// A MySQL pool as a reload changes it: sizes and timeouts, users and passwords (new
+/// logins and COM_CHANGE_USER see them at once), and the upstream (new server connections
+/// go to the new one; open ones are retired as they come back) take effect at once.
+struct MyLive {
+    pool: Arc<MyPool>,
+}
+
+impl super::live::LivePool for MyLive {
+    fn name(&self) -> &str {
+        &self.pool.name
+    }
+    fn protocol(&self) -> &'static str {
+        "mysql"
+    }
+    fn apply(&self, old: &PoolConfig, new: &PoolConfig) -> Vec<&'static str> {
+        let mut waiting = super::live::restart_keys(old, new);
+        if super::live::core_settings_changed(old, new) {
+            self.pool.pool.reconfigure(super::pool_settings(new));
+        }
+        if old.max_pinned != new.max_pinned {
+            // MySQL pools pin without a cap.
+            waiting.push("max_pinned");
+        }
+        let cfg = my_pool_config(new);
+        if old.users != new.users {
+            self.pool.set_users(&cfg.users);
+            tracing::info!(pool = %new.name, users = cfg.users.len(), "reload: users changed");
+        }
+        if old.upstream != new.upstream {
+            self.pool.pool.manager().set_target(cfg.target);
+            self.pool.pool.reconnect();
+            tracing::info!(
+                pool = %new.name,
+                upstream = %new.upstream.redacted(),
+                "reload: new upstream; open server connections are retired as they come back"
+            );
+        }
+        waiting
+    }
+    fn retire(&self) {
+        self.pool.pool.close();
+    }
+}
+
 /// Starts the MySQL pools and their listeners (pools sharing an address share a listener
 /// and are told apart by the client's database name).
 /// Registers each pool with `admin`; returns the listener tasks, which the drain aborts.
@@ -62,10 +106,6 @@ pub async fn start(
         pool.pool.start_maintenance();
         let facts = super::observed::PoolFacts::of(p, pool.clients.clone());
         super::lifecycle::observe(admin, probe, "mysql", p.listen, &pool.pool, facts);
-        started.pools.push(Arc::new(super::live::CoreLivePool {
-            protocol: "mysql",
-            pool: pool.pool.clone(),
-        }));
         tracing::info!(
             pool = %p.name,
             upstream = %p.upstream.redacted(),
@@ -73,7 +113,9 @@ pub async fn start(
             size = p.size,
             "pool ready"
         );
-        by_addr.entry(p.listen).or_default().push(Arc::new(pool));
+        let pool = Arc::new(pool);
+        started.pools.push(Arc::new(MyLive { pool: pool.clone() }));
+        by_addr.entry(p.listen).or_default().push(pool);
     }
     for (addr, pools) in by_addr {
         let listener =
