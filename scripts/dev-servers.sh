@@ -34,7 +34,7 @@ start)
     mongo_port="$(free_port)"
     start_secantus "$dir/mongo" "$mongo_port" 20 || die "SecantusDB did not start"
     my_port="$(free_port)"
-    start_mariadb "$dir/mariadb" "$my_port" 20 || die "MariaDB did not start"
+    start_mariadb "$dir/mariadb" "$my_port" 20 "$dir/pg/tls" || die "MariaDB did not start"
     cat >"$dir/env.sh" <<ENV
 export MAITRED_TEST_PG_URL='$(pg_app_url "$pg_port")'
 export MAITRED_TEST_PG_SUPERUSER_URL='$(pg_super_url "$pg_port")'

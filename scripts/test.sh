@@ -173,7 +173,7 @@ if needs_pg; then
     MY_DIR="$WORK/mariadb"
     MY_PORT="$(free_port)"
     log "starting MariaDB on 127.0.0.1:$MY_PORT (max_connections 20) in $MY_DIR"
-    start_mariadb "$MY_DIR" "$MY_PORT" 20
+    start_mariadb "$MY_DIR" "$MY_PORT" 20 "$PG_DIR/tls"
     export MAITRED_TEST_MYSQL_URL
     MAITRED_TEST_MYSQL_URL="$(mariadb_app_url "$MY_PORT")"
     log "MAITRED_TEST_MYSQL_URL=$MAITRED_TEST_MYSQL_URL"

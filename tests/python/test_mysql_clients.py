@@ -161,7 +161,9 @@ def test_pymysql_many_threads_over_pool_of_three(start_maitred):
     assert not errors, errors
 
 
-@pytest.mark.parametrize("plugin", ["caching_sha2_password", "mysql_native_password"])
+# caching_sha2_password's first login needs TLS (this client has no RSA): see
+# test_mysql_tls_auth.py.
+@pytest.mark.parametrize("plugin", ["mysql_native_password"])
 def test_mysql_connector_pure_python(start_maitred, plugin):
     m = start_maitred("--pool-size", "2")
     conn = connector_connect(m, auth_plugin=plugin, autocommit=True)

@@ -156,8 +156,9 @@ pub struct PoolConfig {
     /// Clients allowed to wait at once; more are refused at once.
     #[serde(default = "defaults::max_waiting")]
     pub max_waiting: usize,
-    /// Named prepared statements kept prepared on each server connection (PostgreSQL,
-    /// transaction mode); the least recently used is closed beyond it. At least 1.
+    /// Prepared statements kept prepared on each server connection (PostgreSQL named
+    /// statements in transaction mode, MySQL statements of any mode); the least recently
+    /// used is closed beyond it. At least 1.
     #[serde(default = "defaults::prepared_statements")]
     pub prepared_statements: usize,
     /// How many clients may be pinned to a server connection at once (session state that
@@ -165,7 +166,8 @@ pub struct PoolConfig {
     /// Default: half the pool size (at least 1). Must not exceed `size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_pinned: Option<usize>,
-    /// PEM certificate chain offered to clients that ask for TLS (PostgreSQL SSLRequest).
+    /// PEM certificate chain offered to clients that ask for TLS (PostgreSQL SSLRequest,
+    /// MySQL CLIENT_SSL).
     /// Pools sharing a listen address must share these TLS settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<std::path::PathBuf>,

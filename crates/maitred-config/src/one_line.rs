@@ -53,7 +53,7 @@ impl OneLine {
         }
     }
 
-    /// The configuration: one pool, named after the upstream database,
+    /// The configuration: one pool, named after the upstream database (or the protocol),
     /// whose only user is the upstream URL's user and password. Not yet
     /// validated (an upstream URL without a password fails validation,
     /// as clients would have nothing to log in with).
@@ -67,7 +67,12 @@ impl OneLine {
                 password: self.upstream.password.clone(),
             }]
         };
-        let name = self.upstream.database.clone();
+        // A MySQL URL may name no database (`mysql://u:p@h:3306`): the pool is then named
+        // after the protocol.
+        let name = match self.upstream.database.as_str() {
+            "" => self.upstream.protocol.schemes()[0].to_owned(),
+            db => db.to_owned(),
+        };
         let mut pool = PoolConfig::new(name, self.listen, self.upstream);
         pool.mode = self.mode;
         pool.size = self.size;

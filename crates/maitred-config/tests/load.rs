@@ -323,6 +323,17 @@ fn process_environment_is_used_by_load_str() {
 }
 
 #[test]
+fn one_line_mysql_url_without_a_database() {
+    let upstream = maitred_config::UpstreamUrl::parse("mysql://app:pw@db:3306").unwrap();
+    let config = maitred_config::OneLine::new(addr("127.0.0.1:6033"), upstream).into_config();
+    config.validate().unwrap();
+    let pool = &config.pools[0];
+    assert_eq!(pool.name, "mysql");
+    assert_eq!(pool.client_database(), "");
+    assert_eq!(pool.upstream.database, "");
+}
+
+#[test]
 fn one_line_config_logs_in_as_the_upstream_user() {
     let upstream = maitred_config::UpstreamUrl::parse("postgres://app:pw@db/appdb").unwrap();
     let mut one = maitred_config::OneLine::new(addr("127.0.0.1:6432"), upstream);

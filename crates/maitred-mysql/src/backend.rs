@@ -11,10 +11,11 @@ use crate::codec::{cap, command, frame, status};
 use crate::error::BackendError;
 use crate::stmt_cache::ServerStatements;
 use crate::target::ServerTarget;
+use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Largest packet accepted from the server (its own limit is 1 GB; larger payloads are
@@ -36,7 +37,7 @@ pub struct ServerInfo {
 
 /// A logged-in server connection and what the relay knows about its state.
 pub struct ServerConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub rbuf: BytesMut,
     /// The server's own connection (thread) id.
     pub connection_id: u32,
@@ -55,10 +56,32 @@ pub struct ServerConn {
     pub statements: ServerStatements,
     /// Session state was changed beyond what maitred tracks: reset before reuse.
     pub needs_reset: bool,
-    /// Whose replayable session `SET`s this connection carries: (maitred connection id of
-    /// the client, how many of its SETs were applied). `None`: server defaults.
-    pub session_owner: Option<(u32, usize)>,
+    /// Whose session this connection carries. `None`: server defaults.
+    pub session_owner: Option<SessionMark>,
+    /// OK packets carry session-state changes (CLIENT_SESSION_TRACK was negotiated): the
+    /// relay reads them and rewrites the packets for its clients.
+    pub session_track: bool,
+    /// The server reports every session variable change (`session_track_system_variables
+    /// = '*'` was accepted): variables follow their client from what the server reports.
+    pub tracks_variables: bool,
+    /// A client's COM_RESET_CONNECTION turned tracking off: turn it on before the next
+    /// command.
+    pub tracking_stale: bool,
 }
+
+/// The session a server connection carries: a client's replayable `SET` statements (up to
+/// `sets` of them) and its tracked variables (up to `vars_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionMark {
+    /// maitred's connection id of the client.
+    pub client: u32,
+    pub sets: usize,
+    pub vars_version: u64,
+}
+
+/// Asks the server to report every session variable, the schema and other state changes.
+const ENABLE_TRACKING: &str = "SET SESSION session_track_system_variables='*', \
+     session_track_schema=ON, session_track_state_change=ON";
 
 impl std::fmt::Debug for ServerConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,16 +100,23 @@ impl ServerConn {
         max_statements: usize,
     ) -> Result<ServerConn, BackendError> {
         let addr = target.addr();
-        let stream = TcpStream::connect((target.host.as_str(), target.port))
+        let mut tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
             .map_err(|source| BackendError::Connect {
                 addr: addr.clone(),
                 source,
             })?;
-        stream.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let mut rbuf = BytesMut::with_capacity(8192);
+        let (seq, greeting) = read_packet_from(&mut tcp, &mut rbuf).await?;
+        if greeting.first() == Some(&ERR) {
+            return Err(BackendError::Server(packets::parse_err(&greeting)?));
+        }
+        let greeting = packets::parse_greeting(&greeting)?;
+        let (stream, seq) = negotiate_tls(tcp, target, &greeting, seq).await?;
         let mut conn = ServerConn {
             stream,
-            rbuf: BytesMut::with_capacity(8192),
+            rbuf,
             connection_id: 0,
             info: ServerInfo {
                 version: String::new(),
@@ -101,17 +131,33 @@ impl ServerConn {
             statements: ServerStatements::new(max_statements),
             needs_reset: false,
             session_owner: None,
+            session_track: false,
+            tracks_variables: false,
+            tracking_stale: false,
         };
-        conn.login(target).await?;
+        conn.login(target, &greeting, seq).await?;
+        conn.session_track = conn.capabilities & cap::SESSION_TRACK != 0;
+        conn.enable_tracking().await?;
         Ok(conn)
     }
 
-    async fn login(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
-        let (seq, payload) = self.read_packet().await?;
-        if payload.first() == Some(&ERR) {
-            return Err(BackendError::Server(packets::parse_err(&payload)?));
+    /// Turns on the server's session tracking (again after COM_RESET_CONNECTION, which
+    /// puts the tracking variables back to their global values). A server that refuses
+    /// leaves variables to the SET statements maitred scans.
+    pub async fn enable_tracking(&mut self) -> Result<(), BackendError> {
+        if self.session_track {
+            self.tracks_variables = self.query(ENABLE_TRACKING).await?.is_ok();
         }
-        let greeting = packets::parse_greeting(&payload)?;
+        self.tracking_stale = false;
+        Ok(())
+    }
+
+    async fn login(
+        &mut self,
+        target: &ServerTarget,
+        greeting: &packets::ServerGreeting,
+        seq: u8,
+    ) -> Result<(), BackendError> {
         self.connection_id = greeting.connection_id;
         self.info = ServerInfo {
             version: greeting.server_version.clone(),
@@ -122,6 +168,9 @@ impl ServerConn {
             return Err(BackendError::UnsupportedAuth("pre-4.1".into()));
         }
         let mut caps = cap::SERVER_LEG & greeting.capabilities;
+        if self.stream.is_tls() {
+            caps |= cap::SSL;
+        }
         if target.database.is_some() {
             caps |= cap::CONNECT_WITH_DB;
         }
@@ -134,6 +183,7 @@ impl ServerConn {
         }
         let mut nonce = greeting.nonce.clone();
         let answer = auth::expected_answer(&plugin, &nonce, password).unwrap_or_default();
+        let tls = self.stream.is_tls();
         let hello = packets::client_hello(
             caps,
             DEFAULT_COLLATION,
@@ -157,6 +207,19 @@ impl ServerConn {
                 Some(&ERR) => return Err(BackendError::Server(packets::parse_err(&payload)?)),
                 Some(&EOF) => {
                     let (p, data) = packets::parse_auth_switch(&payload)?;
+                    if p == auth::ed25519::PLUGIN {
+                        // The nonce is 32 raw bytes (no NUL terminator to strip).
+                        let raw = &payload[p.len() + 2..];
+                        let nonce =
+                            raw.get(..auth::ed25519::NONCE_LEN)
+                                .ok_or(BackendError::Protocol(
+                                    crate::codec::CodecError::Malformed("client_ed25519 nonce"),
+                                ))?;
+                        plugin = p;
+                        frame::write_packet(&mut out, seq, &auth::ed25519::sign(password, nonce));
+                        self.stream.write_all(&out).await?;
+                        continue;
+                    }
                     if p != auth::NATIVE && p != auth::CACHING_SHA2 {
                         return Err(BackendError::UnsupportedAuth(
                             String::from_utf8_lossy(&p).into_owned(),
@@ -174,7 +237,14 @@ impl ServerConn {
                         if target.password.is_none() {
                             return Err(BackendError::NoPassword);
                         }
-                        frame::write_packet(&mut out, seq, &[auth::REQUEST_PUBLIC_KEY]);
+                        if tls {
+                            // Inside TLS the password goes in clear, NUL-terminated.
+                            let mut p = password.to_vec();
+                            p.push(0);
+                            frame::write_packet(&mut out, seq, &p);
+                        } else {
+                            frame::write_packet(&mut out, seq, &[auth::REQUEST_PUBLIC_KEY]);
+                        }
                     }
                     Some(pem) => {
                         let enc = auth::rsa_encrypted_password(password, &nonce, pem)
@@ -195,16 +265,7 @@ impl ServerConn {
 
     /// Reads one whole packet (login and maitred's own commands; the relay scans instead).
     async fn read_packet(&mut self) -> Result<(u8, Vec<u8>), BackendError> {
-        loop {
-            if let Some((len, seq)) = frame::peek_packet(&self.rbuf, MAX_SERVER_PACKET)? {
-                self.rbuf.advance(frame::HEADER_LEN);
-                let payload = self.rbuf.split_to(len).to_vec();
-                return Ok((seq, payload));
-            }
-            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(BackendError::Closed);
-            }
-        }
+        read_packet_from(&mut self.stream, &mut self.rbuf).await
     }
 
     /// Whether the relay may hand the connection to another client as it is.
@@ -222,7 +283,7 @@ impl ServerConn {
             return false;
         }
         let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        matches!(self.stream.tcp().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     /// Sends one command maitred composed and reads its single-packet answer (OK, EOF or
@@ -337,6 +398,7 @@ impl ServerConn {
         if r.is_ok() {
             self.statements.clear();
             self.session_owner = None;
+            self.enable_tracking().await?;
         }
         Ok(r.map(|_| ()))
     }
@@ -363,6 +425,7 @@ impl ServerConn {
         }
         self.statements.clear();
         self.session_owner = None;
+        self.enable_tracking().await?;
         self.database = None;
         if let Some(db) = &target.database {
             if let Err(e) = self.init_db(db).await? {
@@ -403,4 +466,57 @@ impl ServerConn {
         self.rbuf.clear();
         Ok(())
     }
+}
+
+/// Reads one whole packet from `stream` into `rbuf`.
+async fn read_packet_from<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+) -> Result<(u8, Vec<u8>), BackendError> {
+    loop {
+        if let Some((len, seq)) = frame::peek_packet(rbuf, MAX_SERVER_PACKET)? {
+            rbuf.advance(frame::HEADER_LEN);
+            let payload = rbuf.split_to(len).to_vec();
+            return Ok((seq, payload));
+        }
+        if stream.read_buf(rbuf).await? == 0 {
+            return Err(BackendError::Closed);
+        }
+    }
+}
+
+/// After the server's greeting: TLS if `ssl-mode` wants it and the server offers it (an SSL
+/// request, then the TLS handshake). Returns the stream and the sequence id the handshake
+/// response follows.
+async fn negotiate_tls(
+    mut tcp: TcpStream,
+    target: &ServerTarget,
+    greeting: &packets::ServerGreeting,
+    seq: u8,
+) -> Result<(Stream, u8), BackendError> {
+    let offered = greeting.capabilities & cap::SSL != 0;
+    if !target.tls.wanted() || !offered {
+        if target.tls.mode.requires_tls() {
+            let mode = match target.tls.mode {
+                crate::tls::SslMode::Required => "REQUIRED",
+                crate::tls::SslMode::VerifyCa => "VERIFY_CA",
+                _ => "VERIFY_IDENTITY",
+            };
+            return Err(BackendError::TlsRefused(mode));
+        }
+        return Ok((Stream::Plain(tcp), seq));
+    }
+    let mut caps = cap::SERVER_LEG & greeting.capabilities | cap::SSL;
+    if target.database.is_some() {
+        caps |= cap::CONNECT_WITH_DB;
+    }
+    let mut out = BytesMut::new();
+    frame::write_packet(
+        &mut out,
+        seq.wrapping_add(1),
+        &packets::ssl_request(caps, DEFAULT_COLLATION),
+    );
+    tcp.write_all(&out).await?;
+    let stream = target.tls.connect(tcp).await.map_err(BackendError::Tls)?;
+    Ok((stream, seq.wrapping_add(1)))
 }

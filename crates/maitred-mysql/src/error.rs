@@ -28,6 +28,10 @@ pub enum BackendError {
     NoPassword,
     #[error("could not encrypt the password with the server's RSA public key")]
     Rsa,
+    #[error("TLS with the server failed: {0}")]
+    Tls(std::io::Error),
+    #[error("the server does not offer TLS and the upstream URL has ssl-mode={0}")]
+    TlsRefused(&'static str),
     #[error("server did not finish {what} within {secs}s")]
     Timeout { what: &'static str, secs: u64 },
 }

@@ -1,6 +1,7 @@
 //! A client connection from accept to the end of login: maitred's own Handshake v10 (its
-//! own connection id and 20-byte scramble), the client's handshake response, password
-//! check (mysql_native_password, caching_sha2_password fast path, or an auth switch to
+//! own connection id and 20-byte scramble), TLS if the client asks (CLIENT_SSL), the
+//! client's handshake response, password check (mysql_native_password,
+//! caching_sha2_password fast path or full authentication, or an auth switch to
 //! mysql_native_password for any other plugin), routing to a pool. Then [`crate::relay`]
 //! takes over.
 //!
@@ -15,6 +16,7 @@ use crate::error::SessionError;
 use crate::errors_to_client::{checkout_error, code};
 use crate::pool::MyPool;
 use crate::relay::{ClientSession, Relay};
+use crate::tls::{ClientTls, Stream};
 use bytes::{Buf, BytesMut};
 use maitred_admin::ClientIdentity;
 use std::net::SocketAddr;
@@ -23,6 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod caching_sha2;
+
+/// ER_SECURE_TRANSPORT_REQUIRED: a plain client of a listener with `tls_required`.
+const SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 
 /// Largest packet accepted during login.
 const MAX_LOGIN_PACKET: usize = 64 * 1024;
@@ -47,6 +54,8 @@ pub struct Router {
     pub pools: Vec<Arc<MyPool>>,
     /// Every client of the process (shared by all routers), for KILL.
     pub clients: Arc<ClientRegistry>,
+    /// TLS for clients that ask (CLIENT_SSL), when the address has a certificate.
+    pub tls: Option<ClientTls>,
 }
 
 impl Router {
@@ -79,8 +88,10 @@ impl Router {
 }
 
 /// Serves one client connection to the end.
-pub async fn serve_client(mut stream: TcpStream, peer: SocketAddr, router: Arc<Router>) {
-    let _ = stream.set_nodelay(true);
+pub async fn serve_client(tcp: TcpStream, peer: SocketAddr, router: Arc<Router>) {
+    let _ = tcp.set_nodelay(true);
+    // `None` only while (or after a failed) TLS handshake replaces the plain socket.
+    let mut stream = Some(Stream::Plain(tcp));
     let connection_id = next_connection_id();
     tracing::Span::current().record("id", connection_id);
     let mut buf = BytesMut::with_capacity(1024);
@@ -112,9 +123,14 @@ pub async fn serve_client(mut stream: TcpStream, peer: SocketAddr, router: Arc<R
         Err(_) => {
             let mut o = BytesMut::new();
             crate::limits::login_timeout(&mut o, 2, login_timeout);
-            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&o)).await;
+            if let Some(stream) = stream.as_mut() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&o)).await;
+            }
             return;
         }
+    };
+    let Some(stream) = stream else {
+        return;
     };
     let pool_name = session.pool.name.clone();
     let relay = Relay::new(stream, buf, session);
@@ -141,7 +157,7 @@ async fn server_info(pool: &MyPool) -> Result<Arc<ServerInfo>, BytesMut> {
 }
 
 async fn login(
-    stream: &mut TcpStream,
+    conn: &mut Option<Stream>,
     buf: &mut BytesMut,
     router: &Router,
     connection_id: u32,
@@ -151,6 +167,9 @@ async fn login(
     let Some(first_pool) = router.pools.first() else {
         return Ok(None);
     };
+    let Some(stream) = conn.as_mut() else {
+        return Ok(None);
+    };
     let info = match server_info(first_pool).await {
         Ok(i) => i,
         Err(o) => {
@@ -158,7 +177,10 @@ async fn login(
             return Ok(None);
         }
     };
-    let caps = cap::SUPPORTED & info.capabilities;
+    let mut caps = cap::SUPPORTED & info.capabilities;
+    if router.tls.is_some() {
+        caps |= cap::SSL;
+    }
     let scramble = auth::new_scramble();
     let collation = if info.collation == 0 {
         DEFAULT_COLLATION
@@ -182,7 +204,43 @@ async fn login(
     frame::write_packet(&mut o, 0, &greeting);
     write(stream, &o).await?;
 
-    let (seq, payload) = read_packet(stream, buf, 1).await?;
+    let (mut seq, mut payload) = read_first_packet(stream, buf).await?;
+    if packets::is_ssl_request(&payload) {
+        // The TLS handshake follows at once (clients send it without waiting); the real
+        // handshake response comes inside.
+        let (Some(tls), true) = (&router.tls, buf.is_empty()) else {
+            return reject(
+                stream,
+                2,
+                1043,
+                "08S01",
+                "maitred: bad handshake: TLS is not offered",
+            )
+            .await;
+        };
+        let Some(Stream::Plain(tcp)) = conn.take() else {
+            return Ok(None);
+        };
+        *conn = Some(tls.accept(tcp).await.map_err(SessionError::ClientIo)?);
+        let Some(s) = conn.as_mut() else {
+            return Ok(None);
+        };
+        (seq, payload) = read_packet(s, buf, 2).await?;
+    }
+    let Some(stream) = conn.as_mut() else {
+        return Ok(None);
+    };
+    if router.tls.as_ref().is_some_and(|t| t.required) && !stream.is_tls() {
+        let msg = "Connections using insecure transport are prohibited: this maitred listener requires TLS (tls_required); connect with SSL";
+        return reject(
+            stream,
+            seq.wrapping_add(1),
+            SECURE_TRANSPORT_REQUIRED,
+            "HY000",
+            msg,
+        )
+        .await;
+    }
     let hello = match packets::parse_client_hello(&payload) {
         Ok(h) => h,
         Err(e) => {
@@ -250,14 +308,19 @@ async fn login(
     let result = if client_plugin == auth::NATIVE {
         check(auth::NATIVE, &hello.auth_response)
     } else if client_plugin == auth::CACHING_SHA2 {
-        let r = check(auth::CACHING_SHA2, &hello.auth_response);
-        if r.is_ok() {
-            // Fast path: "more data" 0x03, then OK.
-            let mut o = BytesMut::new();
-            next =
-                frame::write_packet(&mut o, next, &[packets::AUTH_MORE_DATA, auth::FAST_AUTH_OK]);
-            write(stream, &o).await?;
-        }
+        let sha2 = caching_sha2::Sha2Login {
+            pool: &pool,
+            user: &hello.user,
+            password: password.as_deref().map(str::as_bytes),
+            scramble: &scramble,
+            answer: &hello.auth_response,
+        };
+        let (r, n) = sha2
+            .run(stream, buf, next, |answer| {
+                check(auth::CACHING_SHA2, answer)
+            })
+            .await?;
+        next = n;
         r
     } else {
         // Any other plugin: switch the client to mysql_native_password.
@@ -300,7 +363,7 @@ async fn login(
         user: hello.user.clone(),
         database: database.clone().unwrap_or_default(),
         addr: Some(peer),
-        tls: false,
+        tls: stream.is_tls(),
     });
     let handle = router
         .clients
@@ -316,9 +379,33 @@ async fn login(
     }))
 }
 
+/// Reads the client's first packet (sequence id 1) and not a byte more: after an SSL
+/// request the TLS handshake's bytes must stay on the socket for the TLS acceptor.
+async fn read_first_packet(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+) -> Result<(u8, Vec<u8>), SessionError> {
+    let mut header = [0u8; frame::HEADER_LEN];
+    stream
+        .read_exact(&mut header)
+        .await
+        .map_err(SessionError::ClientIo)?;
+    buf.extend_from_slice(&header);
+    let Some((len, _)) = frame::peek_header(buf, MAX_LOGIN_PACKET)? else {
+        return Err(CodecError::Malformed("handshake response").into());
+    };
+    let mut payload = vec![0u8; len];
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(SessionError::ClientIo)?;
+    buf.extend_from_slice(&payload);
+    read_packet(stream, buf, 1).await
+}
+
 /// Reads one login packet, which must carry sequence id `expected`.
 async fn read_packet(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     expected: u8,
 ) -> Result<(u8, Vec<u8>), SessionError> {
@@ -338,7 +425,7 @@ async fn read_packet(
     }
 }
 
-async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), SessionError> {
+async fn write(stream: &mut Stream, bytes: &[u8]) -> Result<(), SessionError> {
     stream
         .write_all(bytes)
         .await
@@ -347,7 +434,7 @@ async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), SessionError>
 
 /// Sends an ERR packet and ends the login.
 async fn reject(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     seq: u8,
     code: u16,
     state: &str,

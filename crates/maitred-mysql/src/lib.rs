@@ -14,6 +14,7 @@
 //! - [`limits`]: the ERR packets of the client limits (login, idle and query timeouts,
 //!   `max_clients`); the relay enforces the time limits in `relay/time_limits.rs`.
 //! - [`errors_to_client`]: the ERR packets maitred composes itself, and their codes.
+//! - [`tls`]: TLS towards clients (CLIENT_SSL) and servers (`ssl-mode`, `ssl-ca`).
 //! - [`listener`]: the accept loop.
 #![forbid(unsafe_code)]
 
@@ -33,6 +34,7 @@ pub mod relay;
 pub mod session_sql;
 pub mod stmt_cache;
 pub mod target;
+pub mod tls;
 
 pub use clients::ClientRegistry;
 pub use frontend::Router;

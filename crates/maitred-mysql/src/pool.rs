@@ -40,10 +40,13 @@ pub enum PinReason {
     /// `SQL_CALC_FOUND_ROWS` / `FOUND_ROWS()` / `LAST_INSERT_ID()`: answers tied to one
     /// server connection.
     ConnectionFunction,
+    /// The server reported a session-state change without saying what (e.g. a user
+    /// variable or temporary table created inside a stored procedure).
+    SessionState,
 }
 
 impl PinReason {
-    pub const ALL: [PinReason; 8] = [
+    pub const ALL: [PinReason; 9] = [
         PinReason::SessionVariable,
         PinReason::UserVariable,
         PinReason::TemporaryTable,
@@ -52,6 +55,7 @@ impl PinReason {
         PinReason::SqlPrepare,
         PinReason::SetOption,
         PinReason::ConnectionFunction,
+        PinReason::SessionState,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +68,7 @@ impl PinReason {
             PinReason::SqlPrepare => "sql_prepare",
             PinReason::SetOption => "set_option",
             PinReason::ConnectionFunction => "connection_function",
+            PinReason::SessionState => "session_state",
         }
     }
 }
@@ -97,7 +102,7 @@ pub struct MyCounters {
     pub login_failures: AtomicU64,
     pub transactions: AtomicU64,
     pub protocol_errors: AtomicU64,
-    pins: [AtomicU64; 8],
+    pins: [AtomicU64; PinReason::ALL.len()],
 }
 
 impl MyCounters {
@@ -201,6 +206,7 @@ mod tests {
                 user: "app".into(),
                 password: None,
                 database: None,
+                tls: crate::tls::ServerTls::disabled(),
             },
             settings: PoolSettings::new("app", 1),
             max_statements_per_connection: 8,

@@ -9,10 +9,11 @@
 //!
 //! Spec: <https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html>.
 
-use crate::backend::{ServerConn, MAX_SERVER_PACKET};
+use crate::backend::{ServerConn, SessionMark, MAX_SERVER_PACKET};
 use crate::clients::{ClientHandle, ClientRegistry};
 use crate::codec::packets::{self, ErrInfo, OkInfo};
 use crate::codec::response::{Expect, Step};
+use crate::codec::session_state::{self, Change};
 use crate::codec::{cap, command, frame, status, stmt, CodecError};
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::{checkout_error, code};
@@ -22,15 +23,18 @@ use crate::session_sql::{
     classify, kill_target, rewrite_connection_id, rewrite_last_insert_id, QueryEffect,
 };
 use crate::stmt_cache::{ClientStatements, ClientStmt};
+use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
 use maitred_admin::{ClientState, ClientTicket};
 use maitred_pool::{ClientClock, Lease};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+mod session_vars;
 mod time_limits;
+
+use session_vars::{Replay, SessionVars};
 
 /// Session SETs replayed per client; beyond that the client is pinned instead.
 const MAX_SESSION_SETS: usize = 64;
@@ -77,7 +81,7 @@ enum Flow {
 
 /// One client's session after login.
 pub struct Relay {
-    client: TcpStream,
+    client: Stream,
     crbuf: BytesMut,
     cwbuf: BytesMut,
     swbuf: BytesMut,
@@ -92,8 +96,11 @@ pub struct Relay {
     hold: bool,
     /// A COM_STMT_PREPARE_OK to remember on the server connection once forwarded.
     prepared: Option<(Arc<[u8]>, u32)>,
-    /// The client's session SETs, in order, replayed on a server connection it lands on.
+    /// The client's session SETs, in order, replayed on a server connection it lands on
+    /// (servers that do not report variable changes).
     session_sets: Vec<Vec<u8>>,
+    /// The client's session variables as the server reported them (CLIENT_SESSION_TRACK).
+    vars: SessionVars,
     /// LOAD DATA LOCAL: the client is sending the file; its packets go to the server until
     /// an empty one.
     infile: bool,
@@ -107,7 +114,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(client: TcpStream, crbuf: BytesMut, s: ClientSession) -> Relay {
+    pub fn new(client: Stream, crbuf: BytesMut, s: ClientSession) -> Relay {
         Relay {
             client,
             crbuf,
@@ -122,6 +129,7 @@ impl Relay {
             hold: false,
             prepared: None,
             session_sets: Vec::new(),
+            vars: SessionVars::default(),
             infile: false,
             swallow_err: None,
             last_insert_id: 0,
@@ -328,7 +336,7 @@ impl Relay {
             } else {
                 0
             },
-            |c| c.status & !status::MORE_RESULTS_EXISTS,
+            |c| c.status & !(status::MORE_RESULTS_EXISTS | status::SESSION_STATE_CHANGED),
         );
         packets::write_ok(
             &mut self.cwbuf,
@@ -375,6 +383,7 @@ impl Relay {
             command::RESET_CONNECTION => {
                 self.stmts.clear();
                 self.session_sets.clear();
+                self.vars.clear();
                 self.pinned = None;
                 self.autocommit = true;
                 if self.lease.is_some() {
@@ -406,13 +415,23 @@ impl Relay {
                     p.extend_from_slice(&sql);
                     payload = p;
                 }
-                let inflight = match classify(&payload[1..]) {
+                let effect = classify(&payload[1..]);
+                if !self.acquire().await? {
+                    return Ok(Flow::Continue);
+                }
+                // With the server reporting variable changes, SETs need no scanning: what
+                // the server reports is recorded when the response is relayed.
+                let tracked = self.lease.as_deref().is_some_and(|c| c.tracks_variables);
+                let inflight = match effect {
                     QueryEffect::None => Inflight::Forward,
                     QueryEffect::Use(db) => Inflight::Database(db),
+                    QueryEffect::SessionSet | QueryEffect::SessionSetList if tracked => {
+                        Inflight::Forward
+                    }
                     QueryEffect::SessionSet if self.session_sets.len() < MAX_SESSION_SETS => {
                         Inflight::SessionSet(payload[1..].to_vec())
                     }
-                    QueryEffect::SessionSet => {
+                    QueryEffect::SessionSet | QueryEffect::SessionSetList => {
                         self.pin(PinReason::SessionVariable);
                         Inflight::Forward
                     }
@@ -421,9 +440,7 @@ impl Relay {
                         Inflight::Forward
                     }
                 };
-                if self.acquire().await? {
-                    self.forward(&payload, Expect::Results, inflight);
-                }
+                self.forward(&payload, Expect::Results, inflight);
             }
             command::SET_OPTION => {
                 self.pin(PinReason::SetOption);
@@ -500,6 +517,7 @@ impl Relay {
         }
         self.stmts.clear();
         self.session_sets.clear();
+        self.vars.clear();
         self.pinned = None;
         self.hold = false;
         self.autocommit = true;
@@ -737,20 +755,33 @@ impl Relay {
     }
 
     async fn sync_session(&mut self) -> Result<Result<(), ErrInfo>, BackendError> {
+        let mark = self.session_mark();
         let Some(conn) = self.lease.as_deref_mut() else {
             return Ok(Ok(()));
         };
+        if conn.tracking_stale {
+            conn.enable_tracking().await?;
+        }
         let me = self.s.connection_id;
-        let applied = match conn.session_owner {
-            Some((owner, n)) if owner == me && n <= self.session_sets.len() => n,
-            Some(_) => {
-                // Another client's session variables: back to defaults first.
-                if let Err(e) = conn.reset_session().await? {
-                    return Ok(Err(e));
-                }
-                0
+        let (applied, replay) = match conn.session_owner {
+            Some(m) if m.client == me && m.sets <= self.session_sets.len() => {
+                (m.sets, self.vars.replay_from(m.vars_version))
             }
-            None => 0,
+            Some(_) => (0, Replay::ResetFirst),
+            None if self.vars.is_empty() => (0, Replay::Nothing),
+            None => (0, Replay::All),
+        };
+        if replay == Replay::ResetFirst {
+            // Another client's session (or an older one of this client): back to
+            // defaults first.
+            if let Err(e) = conn.reset_session().await? {
+                return Ok(Err(e));
+            }
+        }
+        let applied = if replay == Replay::ResetFirst {
+            0
+        } else {
+            applied
         };
         for sql in self.session_sets.iter().skip(applied) {
             let sql = String::from_utf8_lossy(sql);
@@ -758,8 +789,15 @@ impl Relay {
                 return Ok(Err(e));
             }
         }
-        if !self.session_sets.is_empty() {
-            conn.session_owner = Some((me, self.session_sets.len()));
+        if replay != Replay::Nothing {
+            if let Some(sql) = self.vars.replay_sql() {
+                if let Err(e) = conn.query(&sql).await? {
+                    return Ok(Err(e));
+                }
+            }
+        }
+        if !self.session_sets.is_empty() || !self.vars.is_empty() {
+            conn.session_owner = Some(mark);
         }
         if conn.database != self.s.database {
             if let Some(db) = &self.s.database {
@@ -782,12 +820,59 @@ impl Relay {
         Ok(Ok(()))
     }
 
+    /// What a server connection carries once it has this client's session.
+    fn session_mark(&self) -> SessionMark {
+        SessionMark {
+            client: self.s.connection_id,
+            sets: self.session_sets.len(),
+            vars_version: self.vars.version(),
+        }
+    }
+
+    /// Acts on the session-state changes the server reported in an OK packet: variables
+    /// and the database follow the client; a change the server does not name pins it.
+    fn apply_session_changes(&mut self, changes: Vec<Change>, unknown: bool) {
+        tracing::trace!(
+            client = self.s.connection_id,
+            ?changes,
+            unknown,
+            "session state reported"
+        );
+        let mut changed = false;
+        for c in changes {
+            match c {
+                Change::SystemVariable { name, value } => {
+                    changed |= self.vars.set(name, value);
+                }
+                Change::Schema(db) => {
+                    if let Some(conn) = self.lease.as_deref_mut() {
+                        conn.database = Some(db.clone());
+                    }
+                    self.s.database = Some(db);
+                }
+                Change::StateChanged | Change::Other => {}
+            }
+        }
+        if unknown {
+            self.pin(PinReason::SessionState);
+        }
+        if changed {
+            let mark = self.session_mark();
+            if let Some(conn) = self.lease.as_deref_mut() {
+                conn.session_owner = Some(mark);
+            }
+        }
+    }
+
     /// Forwards server bytes to the client, following the response to its end.
     async fn handle_server_bytes(&mut self) -> Result<(), SessionError> {
         let Some(server) = self.lease.as_deref_mut() else {
             return Ok(());
         };
         let mut ended: Option<Option<u16>> = None;
+        // Session-state changes reported by OK packets of this response.
+        let mut changes: Vec<Change> = Vec::new();
+        let mut unknown_change = false;
         loop {
             if server.unread_body > 0 {
                 let n = server.unread_body.min(server.rbuf.len());
@@ -815,6 +900,7 @@ impl Relay {
             }
             let head = len.min(avail);
             let body = &server.rbuf[frame::HEADER_LEN..frame::HEADER_LEN + head];
+            let is_ok = server.scanner.may_be_ok() && body.first() == Some(&packets::OK);
             if server.scanner.at_result_start() && body.first() == Some(&packets::OK) {
                 if let Ok(ok) = packets::parse_ok(body) {
                     if ok.last_insert_id != 0 {
@@ -866,8 +952,26 @@ impl Relay {
                 continue;
             }
             let start = self.cwbuf.len();
-            self.cwbuf
-                .extend_from_slice(&server.rbuf[..frame::HEADER_LEN + head]);
+            let untracked = if is_ok && server.session_track && head == len {
+                // The client did not ask for CLIENT_SESSION_TRACK: its OK packets carry
+                // no state block and a plain info text.
+                let body = &server.rbuf[frame::HEADER_LEN..frame::HEADER_LEN + len];
+                let ok = session_state::parse_tracked_ok(body).map_err(BackendError::Protocol)?;
+                unknown_change |= ok.unknown_state_change();
+                let rewritten = ok.needs_rewrite().then(|| ok.untracked());
+                changes.extend(ok.changes);
+                rewritten
+            } else {
+                None
+            };
+            match untracked {
+                Some(p) => {
+                    frame::write_packet(&mut self.cwbuf, seq, &p);
+                }
+                None => self
+                    .cwbuf
+                    .extend_from_slice(&server.rbuf[..frame::HEADER_LEN + head]),
+            }
             server.rbuf.advance(frame::HEADER_LEN + head);
             server.unread_body = len - head;
             if let Inflight::Prepare(sql) = &self.inflight {
@@ -893,6 +997,9 @@ impl Relay {
                 ended = Some(s);
                 break;
             }
+        }
+        if !changes.is_empty() || unknown_change {
+            self.apply_session_changes(changes, unknown_change);
         }
         if let Some((sql, id)) = self.prepared.take() {
             if let Some(conn) = self.lease.as_deref_mut() {
@@ -941,11 +1048,17 @@ impl Relay {
             }
             Inflight::SessionSet(sql) if s.is_some() => {
                 self.session_sets.push(sql);
-                conn.session_owner = Some((self.s.connection_id, self.session_sets.len()));
+                conn.session_owner = Some(SessionMark {
+                    client: self.s.connection_id,
+                    sets: self.session_sets.len(),
+                    vars_version: self.vars.version(),
+                });
             }
             Inflight::ResetConnection => {
                 conn.statements.clear();
                 conn.session_owner = None;
+                // The reset put the tracking variables back to their global values.
+                conn.tracking_stale = conn.session_track;
             }
             Inflight::Fetch if s.is_none_or(|s| s & status::LAST_ROW_SENT != 0) => {
                 self.hold = false;

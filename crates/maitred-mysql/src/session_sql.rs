@@ -17,6 +17,10 @@ pub enum QueryEffect {
     /// `SET [SESSION] var = value, ...` of session variables: replayed on the client's next
     /// server connections once the server says OK.
     SessionSet,
+    /// A statement list starting with `SET` of session variables: it cannot be replayed
+    /// alone, so it pins unless the server reports the variables it changed
+    /// (CLIENT_SESSION_TRACK).
+    SessionSetList,
     /// State that cannot move between server connections.
     Pin(PinReason),
 }
@@ -131,10 +135,12 @@ pub fn classify(sql: &[u8]) -> QueryEffect {
         if next.eq_ignore_ascii_case(b"GLOBAL") {
             return QueryEffect::None;
         }
-        // SET TRANSACTION applies to the next transaction only, and a statement list
-        // cannot be replayed alone: both pin.
-        if next.eq_ignore_ascii_case(b"TRANSACTION") || has_inner_semicolon(rest) {
+        // SET TRANSACTION applies to the next transaction only: it pins.
+        if next.eq_ignore_ascii_case(b"TRANSACTION") {
             return QueryEffect::Pin(PinReason::SessionVariable);
+        }
+        if has_inner_semicolon(rest) {
+            return QueryEffect::SessionSetList;
         }
         return QueryEffect::SessionSet;
     }
@@ -384,12 +390,15 @@ mod tests {
 
     #[test]
     fn state_that_cannot_move_pins() {
-        let cases: [(&str, PinReason); 9] = [
+        assert_eq!(
+            classify(b"SET sql_mode=''; SELECT 1"),
+            QueryEffect::SessionSetList
+        );
+        let cases: [(&str, PinReason); 8] = [
             (
                 "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
                 PinReason::SessionVariable,
             ),
-            ("SET sql_mode=''; SELECT 1", PinReason::SessionVariable),
             ("SET @x = 1", PinReason::UserVariable),
             ("SELECT @x", PinReason::UserVariable),
             (

@@ -9,6 +9,8 @@ pub struct ServerTarget {
     pub password: Option<String>,
     /// The database selected at login; `None` selects none.
     pub database: Option<String>,
+    /// TLS towards the server (`ssl-mode`, `ssl-ca` of the upstream URL).
+    pub tls: crate::tls::ServerTls,
 }
 
 impl ServerTarget {
@@ -29,6 +31,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("database", &self.database)
+            .field("tls", &self.tls.mode)
             .finish()
     }
 }
@@ -45,6 +48,7 @@ mod tests {
             user: "app".into(),
             password: Some("hunter2".into()),
             database: Some("app".into()),
+            tls: crate::tls::ServerTls::disabled(),
         };
         let s = format!("{t:?}");
         assert!(!s.contains("hunter2"), "{s}");

@@ -2,13 +2,20 @@
 //!
 //! - Client side of maitred (clients log in to maitred): maitred hands out a 20-byte
 //!   scramble and checks `mysql_native_password` or `caching_sha2_password` answers
-//!   against the configured plaintext password. With the plaintext known, the
-//!   caching_sha2 fast path always applies (no RSA or TLS full authentication needed).
-//! - Server side (maitred logs in to the server): answers for `mysql_native_password`
-//!   and `caching_sha2_password`, including the RSA exchange of full authentication.
+//!   against the configured plaintext password. caching_sha2_password behaves as on a
+//!   MySQL server: full authentication (the password over TLS, or RSA-encrypted with
+//!   [`rsa_key`]) the first time a user logs in, the fast path once [`sha2_cache`] holds
+//!   the user.
+//! - Server side (maitred logs in to the server): answers for `mysql_native_password`,
+//!   `caching_sha2_password` (including the RSA exchange of full authentication, or the
+//!   password in clear over TLS) and MariaDB's `client_ed25519` ([`ed25519`]).
 //!
 //! Scrambles come from `mysql_common::scramble`.
 //! Spec: <https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase_authentication_methods.html>.
+
+pub mod ed25519;
+pub mod rsa_key;
+pub mod sha2_cache;
 
 use mysql_common::scramble::{scramble_native, scramble_sha256};
 use subtle::ConstantTimeEq;
@@ -71,6 +78,11 @@ pub fn verify(
     } else {
         Err(AuthError::WrongPassword)
     }
+}
+
+/// Compares a password a client sent in full with the configured one, in constant time.
+pub fn password_matches(expected: &[u8], got: &[u8]) -> bool {
+    expected.len() == got.len() && bool::from(expected.ct_eq(got))
 }
 
 /// caching_sha2_password full authentication over a plain connection: the password with a

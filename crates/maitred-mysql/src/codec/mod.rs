@@ -5,6 +5,8 @@
 //!   handshake response) and the length-encoded integers they use.
 //! - [`response`]: a scanner that follows a command's response packet by packet and says
 //!   when it is complete and with which status flags.
+//! - [`session_state`]: the session-state changes servers report in OK packets
+//!   (CLIENT_SESSION_TRACK, server leg only).
 //! - [`stmt`]: the few fields of prepared-statement packets maitred rewrites (statement
 //!   ids, parameter types).
 //!
@@ -15,6 +17,7 @@ pub mod packets;
 #[cfg(test)]
 mod proptests;
 pub mod response;
+pub mod session_state;
 pub mod stmt;
 
 use thiserror::Error;
@@ -74,10 +77,10 @@ pub mod cap {
     pub const SESSION_TRACK: u32 = 0x0080_0000;
     pub const DEPRECATE_EOF: u32 = 0x0100_0000;
 
-    /// What maitred speaks, on both legs. Left out on purpose: SSL and COMPRESS (not
-    /// implemented), DEPRECATE_EOF and
-    /// SESSION_TRACK (they change the shape of result packets: every client and every
-    /// server connection use the same shape, so packets are relayed without rewriting).
+    /// What maitred offers clients. Left out on purpose: COMPRESS (not implemented),
+    /// DEPRECATE_EOF and SESSION_TRACK (they change the shape of result packets: every
+    /// client gets the same shape; OK packets of server connections, which use
+    /// SESSION_TRACK, are rewritten). SSL is added when the listener has a certificate.
     pub const SUPPORTED: u32 = LONG_PASSWORD
         | FOUND_ROWS
         | LONG_FLAG
@@ -94,8 +97,8 @@ pub mod cap {
         | CONNECT_ATTRS
         | PLUGIN_AUTH_LENENC_CLIENT_DATA;
 
-    /// The flags of every server connection (FOUND_ROWS and CONNECT_WITH_DB vary: see
-    /// the back end).
+    /// The flags of every server connection (FOUND_ROWS, CONNECT_WITH_DB and SSL vary:
+    /// see the back end). SESSION_TRACK: the server reports session-state changes.
     pub const SERVER_LEG: u32 = LONG_PASSWORD
         | LONG_FLAG
         | LOCAL_FILES
@@ -106,7 +109,8 @@ pub mod cap {
         | MULTI_RESULTS
         | PS_MULTI_RESULTS
         | PLUGIN_AUTH
-        | PLUGIN_AUTH_LENENC_CLIENT_DATA;
+        | PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | SESSION_TRACK;
 }
 
 /// Server status flags (`SERVER_*`) carried by OK and EOF packets.
@@ -117,4 +121,6 @@ pub mod status {
     pub const CURSOR_EXISTS: u16 = 0x0040;
     pub const LAST_ROW_SENT: u16 = 0x0080;
     pub const IN_TRANS_READONLY: u16 = 0x2000;
+    /// The OK packet carries session-state changes (CLIENT_SESSION_TRACK).
+    pub const SESSION_STATE_CHANGED: u16 = 0x4000;
 }

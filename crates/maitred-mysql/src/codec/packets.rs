@@ -301,6 +301,25 @@ pub fn client_hello(
     out
 }
 
+/// The SSL request: the first 32 bytes of a handshake response (capabilities with
+/// CLIENT_SSL, maximum packet size, collation, 23 zero bytes), sent before the TLS handshake.
+pub fn ssl_request(capabilities: u32, collation: u8) -> Vec<u8> {
+    let mut p = Vec::with_capacity(32);
+    p.extend_from_slice(&(capabilities | cap::SSL).to_le_bytes());
+    p.extend_from_slice(&(16u32 * 1024 * 1024).to_le_bytes());
+    p.push(collation);
+    p.extend_from_slice(&[0; 23]);
+    p
+}
+
+/// Whether a client's handshake response is an SSL request (CLIENT_SSL, 32 bytes).
+pub fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32
+        && payload
+            .get(..4)
+            .is_some_and(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & cap::SSL != 0)
+}
+
 /// What maitred reads from COM_CHANGE_USER: user, auth response, database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeUser {

@@ -118,6 +118,12 @@ impl ResponseScanner {
         self.state == State::First && !self.continuation
     }
 
+    /// Whether the next packet may be an OK packet (a result of COM_QUERY /
+    /// COM_STMT_EXECUTE, or the single answer of COM_INIT_DB, COM_RESET_CONNECTION...).
+    pub fn may_be_ok(&self) -> bool {
+        matches!(self.state, State::First | State::Single) && !self.continuation
+    }
+
     /// Whether a response is being followed.
     pub fn is_busy(&self) -> bool {
         self.state != State::Idle

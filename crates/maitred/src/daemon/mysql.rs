@@ -8,8 +8,37 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Maps a configured pool to the MySQL crate's pool description.
+/// TLS towards the server, from the upstream URL's `ssl-mode` and `ssl-ca`.
+fn server_tls(p: &PoolConfig) -> Result<maitred_mysql::tls::ServerTls, DaemonError> {
+    maitred_mysql::tls::server_tls(&p.upstream.params, &p.upstream.host).map_err(|source| {
+        DaemonError::Tls {
+            pool: p.name.clone(),
+            source,
+        }
+    })
+}
+
+/// TLS for the pool's clients (CLIENT_SSL), when it has a certificate.
+fn client_tls(p: &PoolConfig) -> Result<Option<maitred_mysql::tls::ClientTls>, DaemonError> {
+    match (&p.tls_cert, &p.tls_key) {
+        (Some(cert), Some(key)) => maitred_mysql::tls::ClientTls::load(cert, key, p.tls_required)
+            .map(Some)
+            .map_err(|source| DaemonError::Tls {
+                pool: p.name.clone(),
+                source,
+            }),
+        _ => Ok(None),
+    }
+}
+
+/// Maps a configured pool to the MySQL crate's pool description. TLS settings that do not
+/// load (checked at start; a reload may bring a broken `ssl-ca`) fail closed: no server
+/// connection opens.
 fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
+    let tls = server_tls(p).unwrap_or_else(|e| {
+        tracing::error!(pool = %p.name, error = %e, "upstream TLS settings do not load: no server connection will open");
+        maitred_mysql::tls::ServerTls::refusing()
+    });
     let up = &p.upstream;
     let settings = super::pool_settings(p);
     let database = Some(p.client_database().to_owned()).filter(|d| !d.is_empty());
@@ -37,9 +66,11 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
             user: up.user.clone(),
             password: up.password.as_ref().map(|s| s.expose().to_owned()),
             database: Some(up.database.clone()).filter(|d| !d.is_empty()),
+            tls,
         },
         settings,
-        max_statements_per_connection: maitred_mysql::stmt_cache::DEFAULT_MAX_PER_CONNECTION,
+        // Same meaning as for PostgreSQL: statements kept prepared per server connection.
+        max_statements_per_connection: p.prepared_statements,
         // The server's own max_allowed_packet still applies.
         max_client_packet: p.max_message_size(),
         limits: super::client_limits(p),
@@ -101,7 +132,12 @@ pub async fn start(
     let mut started = super::live::Started::default();
     let clients = Arc::new(ClientRegistry::default());
     let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<MyPool>>> = BTreeMap::new();
+    let mut tls_by_addr = BTreeMap::new();
     for p in pools {
+        server_tls(p)?;
+        if let std::collections::btree_map::Entry::Vacant(e) = tls_by_addr.entry(p.listen) {
+            e.insert(client_tls(p)?);
+        }
         let pool = MyPool::new(my_pool_config(p));
         pool.pool.start_maintenance();
         let facts = super::observed::PoolFacts::of(p, pool.clients.clone());
@@ -125,6 +161,7 @@ pub async fn start(
         let router = Arc::new(Router {
             pools,
             clients: clients.clone(),
+            tls: tls_by_addr.remove(&addr).flatten(),
         });
         let task = tokio::spawn(async move {
             if let Err(e) = maitred_mysql::listener::serve(listener, router).await {

@@ -1,0 +1,155 @@
+//! A client's session variables as the server reported them (CLIENT_SESSION_TRACK), so
+//! they follow the client to another server connection: whatever changed them (a plain
+//! `SET`, a `SET` inside a statement list or a stored procedure, `SET NAMES`).
+
+/// Variables maitred does not replay: autocommit follows the status flags instead, and
+/// the tracking settings are maitred's own.
+fn is_ignored(name: &str) -> bool {
+    name == "autocommit" || name.starts_with("session_track_")
+}
+
+/// The variables one client changed, in the order first changed, and a version that grows
+/// with every change, so a server connection can tell whether it carries the latest.
+#[derive(Debug, Default)]
+pub struct SessionVars {
+    vars: Vec<(String, String)>,
+    version: u64,
+    /// The version at the last [`SessionVars::clear`]: a connection that carries an
+    /// older version carries variables the client no longer has.
+    cleared: u64,
+}
+
+/// What a server connection that carries this client's variables up to some version needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    Nothing,
+    /// SET every variable (an older version of them is there).
+    All,
+    /// Back to defaults first (COM_RESET_CONNECTION), then SET every variable.
+    ResetFirst,
+}
+
+impl SessionVars {
+    /// Records a reported change; `false` if the variable is not replayed.
+    pub fn set(&mut self, name: String, value: String) -> bool {
+        if is_ignored(&name) {
+            return false;
+        }
+        match self.vars.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) if *v == value => return true,
+            Some((_, v)) => *v = value,
+            None => self.vars.push((name, value)),
+        }
+        self.version += 1;
+        true
+    }
+
+    /// The client's session went back to defaults (COM_RESET_CONNECTION, COM_CHANGE_USER).
+    pub fn clear(&mut self) {
+        self.vars.clear();
+        self.version += 1;
+        self.cleared = self.version;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// What a connection carrying this client's variables at version `applied` needs.
+    pub fn replay_from(&self, applied: u64) -> Replay {
+        if applied == self.version {
+            Replay::Nothing
+        } else if applied < self.cleared {
+            Replay::ResetFirst
+        } else {
+            Replay::All
+        }
+    }
+
+    /// One `SET` statement that gives a server connection these values; `None` when empty.
+    pub fn replay_sql(&self) -> Option<String> {
+        if self.vars.is_empty() {
+            return None;
+        }
+        let mut sql = String::from("SET ");
+        for (i, (name, value)) in self.vars.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("@@SESSION.");
+            sql.push_str(name);
+            sql.push('=');
+            push_literal(&mut sql, value);
+        }
+        Some(sql)
+    }
+}
+
+/// A reported value as SQL: numbers bare (integer variables refuse strings), NULL as NULL,
+/// anything else as a quoted string.
+fn push_literal(sql: &mut String, value: &str) {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    let numeric = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1
+        && !digits.starts_with('.')
+        && !digits.ends_with('.');
+    if numeric || value == "NULL" {
+        sql.push_str(value);
+        return;
+    }
+    sql.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => sql.push_str("''"),
+            '\\' => sql.push_str("\\\\"),
+            c => sql.push(c),
+        }
+    }
+    sql.push('\'');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_statement_quotes_strings_only() {
+        let mut v = SessionVars::default();
+        assert_eq!(v.replay_sql(), None);
+        assert!(v.set("sql_mode".into(), "ANSI_QUOTES,O'DD\\".into()));
+        assert!(v.set("sort_buffer_size".into(), "300000".into()));
+        assert!(v.set("long_query_time".into(), "1.500000".into()));
+        assert!(v.set("time_zone".into(), "-05:00".into()));
+        assert!(!v.set("autocommit".into(), "OFF".into()));
+        assert!(!v.set("session_track_schema".into(), "ON".into()));
+        assert_eq!(
+            v.replay_sql().as_deref(),
+            Some(
+                "SET @@SESSION.sql_mode='ANSI_QUOTES,O''DD\\\\', @@SESSION.sort_buffer_size=300000, \
+                 @@SESSION.long_query_time=1.500000, @@SESSION.time_zone='-05:00'"
+            )
+        );
+    }
+
+    #[test]
+    fn versions_tell_what_a_connection_needs() {
+        let mut v = SessionVars::default();
+        assert_eq!(v.replay_from(0), Replay::Nothing);
+        v.set("time_zone".into(), "+01:00".into());
+        let first = v.version();
+        assert_eq!(v.replay_from(0), Replay::All);
+        // The same value again changes nothing.
+        v.set("time_zone".into(), "+01:00".into());
+        assert_eq!(v.replay_from(first), Replay::Nothing);
+        v.set("time_zone".into(), "+02:00".into());
+        assert_eq!(v.replay_from(first), Replay::All);
+        v.clear();
+        assert_eq!(v.replay_from(first), Replay::ResetFirst);
+        assert_eq!(v.replay_from(v.version()), Replay::Nothing);
+    }
+}
