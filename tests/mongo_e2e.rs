@@ -108,3 +108,85 @@ async fn rust_driver_wrong_password_is_refused() {
         .expect_err("wrong password must fail");
     assert!(err.to_string().contains("Authentication failed"), "{err}");
 }
+
+/// TLS between the Rust driver and maitred (`tls=true&tlsCAFile=...`, the test CA's
+/// certificate for 127.0.0.1 from `MAITRED_TEST_PG_TLS_DIR`), with `tls_required`: a
+/// plain client is refused with a message naming the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_driver_over_tls() {
+    let Some(upstream) = require_mongo() else {
+        return;
+    };
+    let tls = match std::env::var_os("MAITRED_TEST_PG_TLS_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None if kit::is_ci() => panic!("MAITRED_TEST_PG_TLS_DIR is not set under CI"),
+        None => {
+            eprintln!("skipping: no MAITRED_TEST_PG_TLS_DIR (run scripts/test.sh)");
+            return;
+        }
+    };
+    let _serial = kit::serial().await;
+    let port = kit::free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let dir = std::env::temp_dir().join(format!("maitred-mongo-tls-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // maitred refuses a key other users can read: a private copy.
+    let key = dir.join("server.key");
+    std::fs::copy(tls.join("server.key"), &key).expect("copy key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let config = dir.join("maitred.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[pools]]
+name = "mongo-tls"
+listen = "{addr}"
+upstream = "{upstream}"
+size = 2
+tls_cert = "{cert}"
+tls_key = "{key}"
+tls_required = true
+  [[pools.users]]
+  name = "rusty"
+  password = "rusty_pw"
+"#,
+            cert = tls.join("server.pem").display(),
+            key = key.display(),
+        ),
+    )
+    .expect("write config");
+    let config_arg = config.display().to_string();
+    let m = Maitred::spawn_at(addr, &["--config", config_arg.as_str()]);
+    let url = format!(
+        "mongodb://rusty:rusty_pw@{addr}/app?authSource=admin&tls=true&tlsCAFile={}",
+        tls.join("ca.pem").display()
+    );
+    let c = client(&url).await;
+    let coll = c.database("app").collection::<Document>("rust_tls_e2e");
+    coll.drop().await.expect("drop");
+    let docs: Vec<Document> = (0..120).map(|i| doc! { "_id": i }).collect();
+    coll.insert_many(docs).await.expect("insert_many over TLS");
+    let mut cursor = coll.find(doc! {}).batch_size(25).await.expect("find");
+    let mut n = 0;
+    while cursor.advance().await.expect("advance") {
+        n += 1;
+    }
+    assert_eq!(n, 120, "{}", m.log());
+
+    let mut plain = ClientOptions::parse(format!(
+        "mongodb://rusty:rusty_pw@{addr}/app?authSource=admin"
+    ))
+    .await
+    .expect("options");
+    plain.server_selection_timeout = Some(Duration::from_secs(2));
+    let plain = Client::with_options(plain).expect("client");
+    let err = plain
+        .database("app")
+        .run_command(doc! { "ping": 1 })
+        .await
+        .expect_err("a plain client got in");
+    assert!(err.to_string().contains("requires TLS"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

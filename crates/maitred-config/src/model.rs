@@ -377,4 +377,12 @@ pub struct UserConfig {
     /// may be left out only with `client_auth = "trust"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
+    /// MongoDB pools: the server login this user's requests run as, on server connections
+    /// of its own (a pool per user). Needs `server_password`. Default: the upstream URL's
+    /// user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_user: Option<String>,
+    /// Plaintext password of `server_user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_password: Option<Secret>,
 }

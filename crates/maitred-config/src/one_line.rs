@@ -65,6 +65,8 @@ impl OneLine {
             vec![UserConfig {
                 name: self.upstream.user.clone(),
                 password: self.upstream.password.clone(),
+                server_user: None,
+                server_password: None,
             }]
         };
         // A MySQL URL may name no database (`mysql://u:p@h:3306`): the pool is then named

@@ -192,6 +192,9 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
     for message in auth_query_problems(pool) {
         problem(message);
     }
+    for message in server_login_problems(pool) {
+        problem(message);
+    }
     let auth = pool.client_auth;
     if auth != ClientAuth::Trust && pool.users.is_empty() && pool.auth_user.is_none() {
         problem(format!(
@@ -292,6 +295,29 @@ fn auth_query_problems(pool: &PoolConfig) -> Vec<String> {
     problems
 }
 
+/// `server_user` / `server_password` of `[[pools.users]]`: MongoDB only, both or neither.
+fn server_login_problems(pool: &PoolConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    for user in &pool.users {
+        let label = format!("user \"{}\"", user.name);
+        match (&user.server_user, &user.server_password) {
+            (None, None) => continue,
+            (Some(_), None) => problems.push(format!("{label}: server_user needs server_password")),
+            (None, Some(_)) => problems.push(format!("{label}: server_password needs server_user")),
+            (Some(u), Some(_)) if u.is_empty() => {
+                problems.push(format!("{label}: server_user must not be empty"))
+            }
+            (Some(_), Some(_)) => {}
+        }
+        if pool.upstream.protocol != crate::upstream::Protocol::Mongodb {
+            problems.push(format!(
+                "{label}: server_user and server_password are only supported for MongoDB pools"
+            ));
+        }
+    }
+    problems
+}
+
 /// `[[admin.users]]`: console users log in with SCRAM-SHA-256, so each needs a plaintext
 /// password or a SCRAM secret.
 fn validate_admin_users(users: &[crate::model::UserConfig], problems: &mut Vec<String>) {
@@ -308,6 +334,11 @@ fn validate_admin_users(users: &[crate::model::UserConfig], problems: &mut Vec<S
             ));
         }
         let label = format!("admin user \"{}\"", user.name);
+        if user.server_user.is_some() || user.server_password.is_some() {
+            problems.push(format!(
+                "{label}: server_user and server_password have no meaning for admin users"
+            ));
+        }
         match user.password.as_ref().filter(|p| !p.is_empty()) {
             None => problems.push(format!(
                 "{label} has no password; the admin console always asks for one (SCRAM-SHA-256)"

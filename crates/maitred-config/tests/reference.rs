@@ -30,6 +30,8 @@ fn fully_populated() -> Config {
             users: vec![UserConfig {
                 name: "admin".to_owned(),
                 password: Some(Secret::new("admin-pw".to_owned())),
+                server_user: None,
+                server_password: None,
             }],
         }),
         runtime: RuntimeConfig {
@@ -40,40 +42,58 @@ fn fully_populated() -> Config {
             format: LogFormat::Json,
             level: "debug".to_owned(),
         },
-        pools: vec![PoolConfig {
-            name: "app".to_owned(),
-            listen: "127.0.0.1:6432".parse().unwrap(),
-            upstream,
-            database: Some("app".to_owned()),
-            mode: PoolMode::Session,
-            size: 3,
-            min_idle: 1,
-            queue_timeout: Duration::from_secs(1),
-            max_waiting: 7,
-            prepared_statements: 50,
-            max_pinned: Some(3),
-            tls_cert: Some("/etc/maitred/server.crt".into()),
-            tls_key: Some("/etc/maitred/server.key".into()),
-            tls_required: true,
-            idle_timeout: Duration::from_secs(2),
-            max_lifetime: Duration::from_secs(3),
-            server_connect_timeout: Duration::from_secs(4),
-            client_login_timeout: Duration::from_secs(5),
-            idle_transaction_timeout: Duration::from_secs(6),
-            client_idle_timeout: Duration::from_secs(7),
-            query_timeout: Duration::from_secs(8),
-            max_clients: 100,
-            max_message_size: Some(1 << 20),
-            client_auth: ClientAuth::Md5,
-            users: vec![UserConfig {
+        pools: vec![
+            PoolConfig {
                 name: "app".to_owned(),
-                password: Some(Secret::new("pw")),
-            }],
-            auth_user: Some("app".to_owned()),
-            auth_query: Some("SELECT usename, passwd FROM maitred.user_secret($1)".to_owned()),
-            auth_cache_ttl: Duration::from_secs(10),
-        }],
+                listen: "127.0.0.1:6432".parse().unwrap(),
+                upstream,
+                database: Some("app".to_owned()),
+                mode: PoolMode::Session,
+                size: 3,
+                min_idle: 1,
+                queue_timeout: Duration::from_secs(1),
+                max_waiting: 7,
+                prepared_statements: 50,
+                max_pinned: Some(3),
+                tls_cert: Some("/etc/maitred/server.crt".into()),
+                tls_key: Some("/etc/maitred/server.key".into()),
+                tls_required: true,
+                idle_timeout: Duration::from_secs(2),
+                max_lifetime: Duration::from_secs(3),
+                server_connect_timeout: Duration::from_secs(4),
+                client_login_timeout: Duration::from_secs(5),
+                idle_transaction_timeout: Duration::from_secs(6),
+                client_idle_timeout: Duration::from_secs(7),
+                query_timeout: Duration::from_secs(8),
+                max_clients: 100,
+                max_message_size: Some(1 << 20),
+                client_auth: ClientAuth::Md5,
+                users: vec![UserConfig {
+                    name: "app".to_owned(),
+                    password: Some(Secret::new("pw")),
+                    server_user: None,
+                    server_password: None,
+                }],
+                auth_user: Some("app".to_owned()),
+                auth_query: Some("SELECT usename, passwd FROM maitred.user_secret($1)".to_owned()),
+                auth_cache_ttl: Duration::from_secs(10),
+            },
+            mongo_pool_with_server_logins(),
+        ],
     }
+}
+
+/// The keys only a MongoDB pool may set: a user with its own server login.
+fn mongo_pool_with_server_logins() -> PoolConfig {
+    let upstream = UpstreamUrl::parse("mongodb://app:pw@db:27017/app?authSource=admin").unwrap();
+    let mut pool = PoolConfig::new("mongo", "127.0.0.1:27100".parse().unwrap(), upstream);
+    pool.users = vec![UserConfig {
+        name: "reporting".to_owned(),
+        password: Some(Secret::new("client-pw")),
+        server_user: Some("reporting_ro".to_owned()),
+        server_password: Some(Secret::new("server-pw")),
+    }];
+    pool
 }
 
 /// Every dotted key path of a TOML value; arrays of tables add no index
@@ -124,7 +144,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 42, "{paths:#?}");
+    assert_eq!(paths.len(), 44, "{paths:#?}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use crate::codec::header::decode_frame;
 use crate::codec::{op_msg, CodecError, Header, OpCode, DEFAULT_MAX_MESSAGE};
 use crate::error::BackendError;
 use crate::target::ServerTarget;
+use crate::tls::Stream;
 use bson::{rawdoc, RawDocument, RawDocumentBuf};
 use bytes::BytesMut;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -58,7 +59,7 @@ pub fn next_request_id() -> i32 {
 
 /// A logged-in server connection.
 pub struct ServerConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub rbuf: BytesMut,
     pub info: ServerInfo,
     /// The compressor agreed with the server in hello (from the URL's `compressors`).
@@ -68,19 +69,30 @@ pub struct ServerConn {
 impl std::fmt::Debug for ServerConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConn")
-            .field("peer", &self.stream.peer_addr().ok())
+            .field("peer", &self.stream.tcp().peer_addr().ok())
+            .field("tls", &self.stream.is_tls())
             .finish()
     }
 }
 
 impl ServerConn {
-    /// Opens a TCP connection, says hello and logs in if the target has a user.
+    /// Opens a TCP connection (with TLS if the target says so), says hello and logs in if
+    /// the target has a user.
     pub async fn connect(target: &ServerTarget) -> Result<ServerConn, BackendError> {
-        let addr = target.addr();
-        let stream = TcpStream::connect((target.host.as_str(), target.port))
+        let tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
-            .map_err(|source| BackendError::Connect { addr, source })?;
-        stream.set_nodelay(true)?;
+            .map_err(|source| BackendError::Connect {
+                addr: target.addr(),
+                source,
+            })?;
+        tcp.set_nodelay(true)?;
+        let stream = match &target.tls {
+            Some(tls) => tls.connect(tcp).await.map_err(|e| BackendError::Tls {
+                addr: target.addr(),
+                reason: e.to_string(),
+            })?,
+            None => Stream::Plain(tcp),
+        };
         let mut conn = ServerConn {
             stream,
             rbuf: BytesMut::with_capacity(4096),
@@ -203,13 +215,14 @@ impl ServerConn {
     }
 
     /// An idle connection is usable if nothing is buffered and the socket has nothing to
-    /// read (no EOF, no unsolicited bytes).
+    /// read (no EOF, no unsolicited bytes). Under TLS the probe reads the TCP socket
+    /// beneath: a byte there (a close_notify, say) means the connection is discarded anyway.
     pub fn is_idle_and_open(&mut self) -> bool {
         if !self.rbuf.is_empty() {
             return false;
         }
         let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        matches!(self.stream.tcp().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 }
 

@@ -13,6 +13,8 @@ pub enum BackendError {
         #[source]
         source: std::io::Error,
     },
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
     #[error("server connection I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("server closed the connection")]

@@ -9,10 +9,13 @@
 //! - [`session`]: one client: local commands (hello, SASL), then [`relay`] for the rest.
 //! - [`relay`]: leasing, forwarding, pinning (transactions), cursor tracking and cleanup.
 //! - [`txn`]: transaction pins shared by a pool's sessions.
+//! - [`user_pools`]: server connections of client users with their own server login.
 //! - [`limits`]: the error replies of the client limits (`max_clients`, message size,
 //!   `query_timeout`); the login and idle timeouts are in `session/time_limits.rs`.
 //! - [`errors_to_client`]: the error replies maitred composes itself, and their codes.
 //! - [`listener`]: the accept loop.
+//! - [`tls`]: TLS with clients (detected from the first bytes) and with the server (URL
+//!   options).
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -29,7 +32,9 @@ pub mod pool;
 pub mod relay;
 pub mod session;
 pub mod target;
+pub mod tls;
 pub mod txn;
+pub mod user_pools;
 
 pub use pool::{MongoPool, MongoPoolConfig};
 pub use target::ServerTarget;

@@ -32,6 +32,9 @@ pub struct MongoPoolConfig {
     pub name: String,
     /// (user, plaintext password) pairs clients may log in as; empty = no client auth.
     pub users: Vec<(String, String)>,
+    /// Client users whose requests run as their own server login (their own pool of
+    /// server connections); the others run as `target`'s user.
+    pub server_logins: HashMap<String, crate::user_pools::ServerLogin>,
     pub target: ServerTarget,
     pub settings: PoolSettings,
     /// Largest message accepted from a client (the server's own limit applies too).
@@ -48,6 +51,8 @@ pub struct MongoCounters {
     pub requests: AtomicU64,
     pub pins_transaction: AtomicU64,
     pub overload_replies: AtomicU64,
+    /// Awaitable hellos held (streaming monitors count once per stream).
+    pub awaitable_hellos: AtomicU64,
 }
 
 impl MongoCounters {
@@ -109,6 +114,8 @@ pub struct MongoPool {
     pub txns: crate::txn::TxnRegistry,
     /// The pool's connected clients and their traffic (admin console, metrics).
     pub clients: Arc<PoolClients>,
+    /// The server connections of client users with their own server login.
+    pub user_pools: crate::user_pools::UserPools,
 }
 
 impl MongoPool {
@@ -119,7 +126,10 @@ impl MongoPool {
             .iter()
             .map(|(u, pw)| (u.clone(), Arc::new(UserKeys::derive(u, pw))))
             .collect();
+        let user_pools =
+            crate::user_pools::UserPools::new(&cfg.target, &cfg.settings, &cfg.server_logins);
         MongoPool {
+            user_pools,
             pool: Pool::new(MongoManager::new(cfg.target), cfg.settings),
             name: cfg.name,
             users: ArcSwap::from_pointee(users),
@@ -130,6 +140,13 @@ impl MongoPool {
             txns: crate::txn::TxnRegistry::default(),
             clients: PoolClients::new(),
         }
+    }
+
+    /// The server connections a client logged in as `user` runs on: its own server login's
+    /// pool if it has one, else the pool of the upstream URL's user.
+    pub fn server_pool(&self, user: Option<&str>) -> &Pool<MongoManager> {
+        user.and_then(|u| self.user_pools.get(u))
+            .unwrap_or(&self.pool)
     }
 
     /// Whether clients must authenticate.

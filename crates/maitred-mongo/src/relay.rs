@@ -106,7 +106,7 @@ impl Session {
         }
         if self.lease.is_none() {
             self.ticket.set_state(ClientState::Waiting);
-            let checkout = self.pool.pool.checkout().await;
+            let checkout = self.server_pool().checkout().await;
             self.ticket.set_state(if checkout.is_ok() {
                 ClientState::Active
             } else {
@@ -264,7 +264,7 @@ impl Session {
             return;
         }
         if self.lease.is_none() {
-            match self.pool.pool.checkout().await {
+            match self.server_pool().checkout().await {
                 Ok(l) => self.lease = Some(l),
                 Err(_) => return,
             }

@@ -14,6 +14,7 @@ use crate::errors_to_client::{auth_failed, checkout_error, code, error_doc, unau
 use crate::hello;
 use crate::manager::MongoManager;
 use crate::pool::MongoPool;
+use crate::tls::Stream;
 use bson::{rawdoc, RawDocument, RawDocumentBuf};
 use bytes::BytesMut;
 use maitred_admin::{ClientIdentity, ClientTicket};
@@ -22,8 +23,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+mod awaitable;
 mod time_limits;
 
 static NEXT_CONNECTION_ID: AtomicI64 = AtomicI64::new(1);
@@ -38,6 +39,7 @@ const ALLOWED_BEFORE_AUTH: &[&str] = &["ping", "endSessions"];
 struct Conversation {
     server: ScramServer,
     known_user: bool,
+    user: String,
 }
 
 /// How a reply goes back: OP_MSG, or OP_REPLY for a legacy OP_QUERY.
@@ -48,11 +50,14 @@ pub(crate) enum ReplyKind {
 }
 
 pub struct Session {
-    pub(crate) client: TcpStream,
+    pub(crate) client: Stream,
     pub(crate) crbuf: BytesMut,
     pub(crate) pool: Arc<MongoPool>,
     connection_id: i64,
     authenticated: bool,
+    /// The user this client logged in as (it picks the server connections, see
+    /// [`crate::user_pools`]).
+    user: Option<String>,
     conversation: Option<Conversation>,
     pub(crate) lease: Option<Lease<MongoManager>>,
     /// The transaction this client is pinned for.
@@ -74,10 +79,12 @@ pub struct Session {
     login_deadline: Option<tokio::time::Instant>,
     /// How long the client has been idle (or idle in a transaction).
     clock: ClientClock,
+    /// The pool requires TLS and this client came in plain: its first request is refused.
+    refuse_plain: bool,
 }
 
 impl Session {
-    pub fn new(client: TcpStream, pool: Arc<MongoPool>) -> Session {
+    pub fn new(client: Stream, pool: Arc<MongoPool>) -> Session {
         pool.counters
             .clients_accepted
             .fetch_add(1, Ordering::Relaxed);
@@ -86,8 +93,8 @@ impl Session {
         let ticket = pool.clients.register(ClientIdentity {
             user: String::new(),
             database: String::new(),
-            addr: client.peer_addr().ok(),
-            tls: false,
+            addr: client.tcp().peer_addr().ok(),
+            tls: client.is_tls(),
         });
         Session {
             slot: pool.client_count.try_admit(),
@@ -98,6 +105,7 @@ impl Session {
             crbuf: BytesMut::with_capacity(1024),
             authenticated: !pool.requires_auth(),
             pool,
+            user: None,
             connection_id,
             conversation: None,
             lease: None,
@@ -105,7 +113,14 @@ impl Session {
             cursors: HashMap::new(),
             compressors: Vec::new(),
             reply_compressor: None,
+            refuse_plain: false,
         }
+    }
+
+    /// Refuses this client at its first request if it is not using TLS.
+    pub fn require_tls(mut self, required: bool) -> Session {
+        self.refuse_plain = required && !self.client.is_tls();
+        self
     }
 
     /// Serves the client to the end, then cleans up what it left on the server.
@@ -176,12 +191,18 @@ impl Session {
                 self.ticket.traffic().received(n);
             };
             self.request_received();
+            let kind = if h.op_code == OpCode::Query {
+                ReplyKind::Legacy
+            } else {
+                ReplyKind::Msg
+            };
+            if self.refuse_plain {
+                tracing::info!(pool = %self.pool.name, "client refused: tls_required and the client did not use TLS");
+                let doc = crate::tls::plain_refused(&self.pool.name);
+                self.reply(kind, h.request_id, &doc).await?;
+                return Ok(());
+            }
             if self.slot.is_none() {
-                let kind = if h.op_code == OpCode::Query {
-                    ReplyKind::Legacy
-                } else {
-                    ReplyKind::Msg
-                };
                 let max_clients = self.pool.limits.max_clients;
                 tracing::warn!(pool = %self.pool.name, max_clients, "client refused: max_clients reached");
                 let doc = crate::limits::too_many_clients(&self.pool.name, max_clients);
@@ -291,6 +312,11 @@ impl Session {
             .ok_or(crate::codec::CodecError::Malformed("OP_MSG: empty command"))?;
         let silent = parsed.more_to_come();
         let local = if let Some(legacy) = hello::hello_kind(name) {
+            if let Some(wait) = hello::await_time(parsed.body).filter(|_| !silent) {
+                let exhaust = parsed.flags & op_msg::EXHAUST_ALLOWED != 0;
+                let body = parsed.body.to_raw_document_buf();
+                return self.awaitable_hello(h, &body, legacy, wait, exhaust).await;
+            }
             Some(self.hello(parsed.body, legacy).await)
         } else if name == "saslStart" {
             Some(self.sasl_start(parsed.body))
@@ -299,6 +325,7 @@ impl Session {
         } else if name == "logout" {
             // Never forwarded: it would log the shared server connection out.
             self.authenticated = !self.pool.requires_auth();
+            self.user = None;
             Some(hello::ok())
         } else if name == "authenticate" {
             Some(error_doc(
@@ -502,6 +529,7 @@ impl Session {
                 self.conversation = Some(Conversation {
                     server,
                     known_user: known.is_some(),
+                    user,
                 });
                 rawdoc! {
                     "conversationId": 1,
@@ -526,6 +554,7 @@ impl Session {
         match conv.server.finish(&payload) {
             Ok(fin) if conv.known_user => {
                 self.authenticated = true;
+                self.user = Some(conv.user);
                 rawdoc! {
                     "conversationId": 1,
                     "done": true,
@@ -535,6 +564,11 @@ impl Session {
             }
             _ => self.failed_login(),
         }
+    }
+
+    /// The server connections this client's requests run on.
+    pub(crate) fn server_pool(&self) -> &maitred_pool::Pool<MongoManager> {
+        self.pool.server_pool(self.user.as_deref())
     }
 
     fn failed_login(&mut self) -> RawDocumentBuf {

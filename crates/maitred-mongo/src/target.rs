@@ -14,6 +14,8 @@ pub struct ServerTarget {
     pub mechanism: crate::auth::scram::Mechanism,
     /// `compressors` from the URL: offered to the server in hello (none: no compression).
     pub compressors: Vec<crate::codec::compressed::Compressor>,
+    /// TLS from the URL's `tls`/`tlsCAFile`/... options; `None`: plain TCP.
+    pub tls: Option<crate::tls::TlsConnect>,
 }
 
 impl ServerTarget {
@@ -33,6 +35,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("auth_source", &self.auth_source)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -51,6 +54,7 @@ mod tests {
             auth_source: "admin".into(),
             mechanism: crate::auth::scram::Mechanism::Sha256,
             compressors: vec![],
+            tls: None,
         };
         let s = format!("{t:?}");
         assert!(!s.contains("hunter2"), "{s}");

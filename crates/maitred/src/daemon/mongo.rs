@@ -5,6 +5,7 @@ use maitred_config::model::{ClientAuth, PoolConfig};
 use maitred_mongo::auth::scram::Mechanism;
 use maitred_mongo::codec::compressed::Compressor;
 use maitred_mongo::pool::UserKeys;
+use maitred_mongo::user_pools::ServerLogin;
 use maitred_mongo::{MongoPool, MongoPoolConfig, ServerTarget};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,9 +59,28 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
             })
             .collect()
     };
+    // `[[pools.users]]` entries with their own server login (validated: both keys or none).
+    let server_logins = p
+        .users
+        .iter()
+        .filter_map(|u| {
+            let login = ServerLogin {
+                user: u.server_user.clone()?,
+                password: u.server_password.as_ref()?.expose().to_owned(),
+            };
+            Some((u.name.clone(), login))
+        })
+        .collect();
+    let tls = maitred_mongo::tls::server_tls(&up.params, &up.host).map_err(|source| {
+        DaemonError::Tls {
+            pool: p.name.clone(),
+            source,
+        }
+    })?;
     Ok(MongoPoolConfig {
         name: p.name.clone(),
         users,
+        server_logins,
         target: ServerTarget {
             host: up.host.clone(),
             port: up.port,
@@ -71,6 +91,7 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
                 .unwrap_or_else(|| up.database.clone()),
             mechanism,
             compressors,
+            tls,
         },
         settings,
         max_message_size: p.max_message_size(),
@@ -176,6 +197,18 @@ pub async fn start(
                 source: Box::new(e),
             })?;
         pool.pool.start_maintenance();
+        pool.user_pools.start_maintenance();
+        let client_tls = match (&p.tls_cert, &p.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                maitred_mongo::tls::ClientTls::load(cert, key, p.tls_required).map_err(
+                    |source| DaemonError::Tls {
+                        pool: p.name.clone(),
+                        source,
+                    },
+                )?,
+            ),
+            _ => None,
+        };
         let facts = super::observed::PoolFacts::of(p, pool.clients.clone());
         super::lifecycle::observe(admin, probe, "mongodb", p.listen, &pool.pool, facts);
         let addr = p.listen;
@@ -195,7 +228,7 @@ pub async fn start(
             .pools
             .push(Arc::new(MongoLive { pool: pool.clone() }));
         let task = tokio::spawn(async move {
-            if let Err(e) = maitred_mongo::listener::serve(listener, pool).await {
+            if let Err(e) = maitred_mongo::listener::serve(listener, pool, client_tls).await {
                 tracing::error!(%addr, error = %e, "listener stopped");
             }
         });
