@@ -74,11 +74,11 @@ fn ratios(s: &Summary, out: &mut String) {
         }
         let one = |t: &str| s.find(p, "steady", t, 1);
         if let Some(d) = one(STRAIGHT) {
-            for t in ["maitred", "pgbouncer"] {
+            for (t, shown) in [("maitred", "maitred"), ("pgbouncer", "PgBouncer")] {
                 if let Some(x) = one(t) {
                     let _ = writeln!(
                         out,
-                        "- {name}: 1-client latency added by {t}: **{:+.3} ms** at p50 ({:.3} vs {:.3} ms straight).",
+                        "- {name}: 1-client latency added by {shown}: **{:+.3} ms** at p50 ({:.3} vs {:.3} ms straight).",
                         x.latency_ms.p50 - d.latency_ms.p50, x.latency_ms.p50, d.latency_ms.p50
                     );
                 }

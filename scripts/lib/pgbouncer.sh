@@ -4,6 +4,9 @@
 #   start_pgbouncer <dir> <listen_port> <pg_dir> <pg_port> [pool_size=10] [pool_mode=transaction]
 #   stop_pgbouncer <dir>
 #
+# PGBOUNCER_MAX_CLIENT_CONN (default 1000) sets max_client_conn (benches/compare.sh raises
+# it for its idle-clients run).
+#
 # Auth: clients use SCRAM-SHA-256 as `app`; the userlist holds app's SCRAM
 # secret copied from pg_authid, which lets PgBouncer both verify clients and
 # log in to PostgreSQL with the client's SCRAM keys (no plain password stored).
@@ -34,7 +37,7 @@ auth_file = $dir/userlist.txt
 pool_mode = $mode
 default_pool_size = $pool_size
 max_db_connections = $pool_size
-max_client_conn = 1000
+max_client_conn = ${PGBOUNCER_MAX_CLIENT_CONN:-1000}
 ignore_startup_parameters = extra_float_digits
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
