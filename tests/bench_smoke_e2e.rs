@@ -57,7 +57,7 @@ fn bench(args: &[&str]) -> String {
 fn steady_and_storm(protocol: &str, url: &str, addr: std::net::SocketAddr) {
     let dir = std::env::temp_dir().join(format!("bench-smoke-{protocol}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    for (mode, clients, secs) in [("steady", "3", "1s"), ("storm", "2", "2s")] {
+    for (mode, clients, secs) in [("steady", "3", "3s"), ("storm", "2", "2s")] {
         let json = dir.join(format!("{mode}.json"));
         let json_arg = json.to_string_lossy().into_owned();
         let text = bench(&[
