@@ -268,7 +268,12 @@ pub enum ListenCommand {
 
 /// Recognises a query that is exactly one LISTEN/UNLISTEN statement.
 pub fn listen_command(sql: &str) -> Option<ListenCommand> {
-    let s = sql.trim().trim_end_matches(';').trim();
+    let s = sql.trim_start();
+    // Every idle client's query comes through here: reject all but (UN)LISTEN at once.
+    if !matches!(s.as_bytes().first(), Some(b'l' | b'L' | b'u' | b'U')) {
+        return None;
+    }
+    let s = s.trim_end().trim_end_matches(';').trim();
     if s.contains(';') {
         return None;
     }

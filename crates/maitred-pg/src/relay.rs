@@ -197,6 +197,11 @@ impl Relay {
         if self.handle_client_bytes().await? == Flow::ClientDone {
             return Ok(());
         }
+        // One drain subscription for the whole session, not one per wait: a new one joins
+        // (and leaves) the process-wide waiter list, under its lock, on every transaction.
+        // Polled only while idle, and never again once it fired (the session ends).
+        let shutdown = crate::shutdown::wait();
+        tokio::pin!(shutdown);
         loop {
             if self.lease.is_none() {
                 self.ticket.set_state(ClientState::Idle);
@@ -228,12 +233,12 @@ impl Relay {
                     Some((_, rx)) => tokio::select! {
                         r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
                         Some(n) = rx.recv() => Event::Notification(n),
-                        () = crate::shutdown::wait() => Event::Shutdown,
+                        () = &mut shutdown => Event::Shutdown,
                         () = maitred_pool::sleep_until(deadline) => Event::Limit,
                     },
                     None => tokio::select! {
                         r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
-                        () = crate::shutdown::wait() => Event::Shutdown,
+                        () = &mut shutdown => Event::Shutdown,
                         () = maitred_pool::sleep_until(deadline) => Event::Limit,
                     },
                 },

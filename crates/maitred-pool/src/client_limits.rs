@@ -45,13 +45,17 @@ impl ClientLimits {
 
     /// When a client that has been in `state` since `since` runs out of time, if ever.
     pub fn deadline(&self, state: ClientState, since: Instant) -> Option<Instant> {
-        let limit = match state {
+        self.limit_for(state).map(|d| since + d)
+    }
+
+    /// How long a client may stay in `state`, if a limit applies.
+    pub fn limit_for(&self, state: ClientState) -> Option<Duration> {
+        match state {
             ClientState::Idle => self.idle_timeout,
             ClientState::IdleInTransaction => self.idle_transaction_timeout,
             ClientState::AwaitingServer => self.query_timeout,
             ClientState::Other => None,
-        };
-        limit.map(|d| since + d)
+        }
     }
 }
 
@@ -69,18 +73,21 @@ pub enum ClientState {
 }
 
 /// Tracks how long a client has been in its current [`ClientState`], and says when it is
-/// out of time.
+/// out of time. The clock is read only while a limit applies to the current state: most
+/// pools set none, and this runs several times per transaction.
 #[derive(Debug)]
 pub struct ClientClock {
     state: ClientState,
-    since: Instant,
+    /// When the client entered `state` (or last showed activity); `None` until a limit
+    /// needs it, and after a change, to be read at the next [`observe`](Self::observe).
+    since: Option<Instant>,
 }
 
 impl Default for ClientClock {
     fn default() -> Self {
         ClientClock {
             state: ClientState::Other,
-            since: Instant::now(),
+            since: None,
         }
     }
 }
@@ -91,15 +98,16 @@ impl ClientClock {
     pub fn observe(&mut self, state: ClientState, limits: &ClientLimits) -> Option<Instant> {
         if state != self.state {
             self.state = state;
-            self.since = Instant::now();
+            self.since = None;
         }
-        limits.deadline(self.state, self.since)
+        let limit = limits.limit_for(state)?;
+        Some(*self.since.get_or_insert_with(Instant::now) + limit)
     }
 
     /// The client sent something: an idle client's silence starts over.
     pub fn client_active(&mut self) {
         if self.state != ClientState::AwaitingServer {
-            self.since = Instant::now();
+            self.since = None;
         }
     }
 
