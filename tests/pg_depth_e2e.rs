@@ -487,3 +487,406 @@ async fn listen_notify_without_pinning() {
         "a notification arrived after UNLISTEN"
     );
 }
+
+/// `url` with a startup `application_name`.
+fn with_application_name(url: &str, name: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}application_name={name}")
+}
+
+const CUSTOM_SETTING: &str = "select current_setting('maitred.test', true)";
+
+/// What a client sees of the custom setting `maitred.test` when it never set it: undefined
+/// (NULL), or empty once a RESET left a placeholder on the connection.
+fn unset(v: &Option<String>) -> bool {
+    matches!(v.as_deref(), None | Some(""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_config_follows_its_client_and_never_leaks() {
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    // One server connection shared by both clients.
+    let m = start(&pg, &["--pool-size", "1"]);
+    let url = m.url_for(&pg);
+    let a = connect(&url).await;
+    let b = connect(&with_application_name(&url, "client_b")).await;
+    let default_path = scalar(&b, "show search_path").await;
+
+    assert_eq!(
+        scalar(&a, "SELECT set_config('maitred.test', 'from_a', false)")
+            .await
+            .as_deref(),
+        Some("from_a")
+    );
+    assert_eq!(scalar(&a, CUSTOM_SETTING).await.as_deref(), Some("from_a"));
+    let seen = scalar(&b, CUSTOM_SETTING).await;
+    assert!(unset(&seen), "B sees A's set_config: {seen:?}");
+    assert_eq!(
+        scalar(&a, CUSTOM_SETTING).await.as_deref(),
+        Some("from_a"),
+        "A lost its set_config after B used the connection"
+    );
+
+    // A list setting: the raw value is a list of schemas, and stays one.
+    scalar(
+        &a,
+        "select set_config('search_path', 'maitred_other, public', false)",
+    )
+    .await;
+    assert_eq!(scalar(&b, "show search_path").await, default_path);
+    assert_eq!(
+        scalar(&a, "show search_path").await.as_deref(),
+        Some("maitred_other, public")
+    );
+
+    // Transaction-local: gone with its transaction, not replayed.
+    scalar(&a, "select set_config('maitred.test', 'local', true)").await;
+    scalar(&b, "select 1").await;
+    assert_eq!(scalar(&a, CUSTOM_SETTING).await.as_deref(), Some("from_a"));
+
+    // Inside a block that rolls back: does not stick; one that commits does.
+    a.batch_execute("BEGIN; select set_config('maitred.test', 'rolled_back', false); ROLLBACK")
+        .await
+        .expect("rollback");
+    scalar(&b, "select 1").await;
+    assert_eq!(scalar(&a, CUSTOM_SETTING).await.as_deref(), Some("from_a"));
+    a.batch_execute("BEGIN; select set_config('maitred.test', 'committed', false); COMMIT")
+        .await
+        .expect("commit");
+    let seen = scalar(&b, CUSTOM_SETTING).await;
+    assert!(unset(&seen), "B sees A's set_config: {seen:?}");
+    assert_eq!(
+        scalar(&a, CUSTOM_SETTING).await.as_deref(),
+        Some("committed")
+    );
+    assert_eq!(
+        scalar(&b, "show application_name").await.as_deref(),
+        Some("client_b")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_through_the_extended_protocol_follow_their_client() {
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    let m = start(&pg, &["--pool-size", "1"]);
+    let url = m.url_for(&pg);
+    let a = connect(&url).await;
+    let b = connect(&with_application_name(&url, "client_b")).await;
+    let default_timeout = scalar(&b, "show statement_timeout").await;
+
+    // `execute` with a query string prepares a named statement (Parse "s<n>", Describe,
+    // Sync) and runs it with Bind/Execute/Sync.
+    a.execute("SET application_name = 'ext_a'", &[])
+        .await
+        .expect("SET via a named statement");
+    assert_eq!(
+        scalar(&b, "show application_name").await.as_deref(),
+        Some("client_b"),
+        "B sees A's SET"
+    );
+    assert_eq!(
+        scalar(&a, "show application_name").await.as_deref(),
+        Some("ext_a")
+    );
+
+    // `query_typed` uses the unnamed statement: Parse "" Bind Describe Execute Sync.
+    a.query_typed("SET statement_timeout = '4321'", &[])
+        .await
+        .expect("SET via the unnamed statement");
+    assert_eq!(scalar(&b, "show statement_timeout").await, default_timeout);
+    assert_eq!(
+        scalar(&a, "show statement_timeout").await.as_deref(),
+        Some("4321ms")
+    );
+
+    // set_config with literals, through the extended protocol.
+    let v: String = a
+        .query_one("select set_config('maitred.test', 'ext', false)", &[])
+        .await
+        .expect("set_config")
+        .get(0);
+    assert_eq!(v, "ext");
+    let seen = scalar(&b, CUSTOM_SETTING).await;
+    assert!(unset(&seen), "B sees A's set_config: {seen:?}");
+    assert_eq!(scalar(&a, CUSTOM_SETTING).await.as_deref(), Some("ext"));
+
+    // A failing SET changes nothing.
+    assert!(a
+        .execute("SET statement_timeout = 'not a duration'", &[])
+        .await
+        .is_err());
+    scalar(&b, "select 1").await;
+    assert_eq!(
+        scalar(&a, "show statement_timeout").await.as_deref(),
+        Some("4321ms")
+    );
+
+    // In a block: rolled back, not kept; committed (by an extended COMMIT), kept.
+    a.batch_execute("BEGIN").await.expect("begin");
+    a.execute("SET application_name = 'rolled_back'", &[])
+        .await
+        .expect("set");
+    a.batch_execute("ROLLBACK").await.expect("rollback");
+    scalar(&b, "select 1").await;
+    assert_eq!(
+        scalar(&a, "show application_name").await.as_deref(),
+        Some("ext_a")
+    );
+    a.batch_execute("BEGIN").await.expect("begin");
+    a.execute("SET application_name = 'committed'", &[])
+        .await
+        .expect("set");
+    a.execute("COMMIT", &[]).await.expect("commit");
+    assert_eq!(
+        scalar(&b, "show application_name").await.as_deref(),
+        Some("client_b")
+    );
+    assert_eq!(
+        scalar(&a, "show application_name").await.as_deref(),
+        Some("committed")
+    );
+
+    // RESET returns to A's startup value (none: the server's default).
+    a.execute("RESET application_name", &[])
+        .await
+        .expect("reset");
+    scalar(&b, "select 1").await;
+    assert_eq!(
+        scalar(&a, "show application_name").await.as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        scalar(&b, "show application_name").await.as_deref(),
+        Some("client_b")
+    );
+}
+
+fn admin_metrics(admin: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&admin, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to admin {admin}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {admin}\r\n\r\n").expect("write request");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read response");
+    raw
+}
+
+/// The value of the PostgreSQL pool's `metric`, with `label` (e.g. `reason="listen"`) after
+/// the pool labels.
+fn metric(text: &str, metric: &str, label: Option<&str>) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(metric)?.strip_prefix("{pool=\"")?;
+        let (_, rest) = rest.split_once("\",protocol=\"postgres\"")?;
+        let rest = match label {
+            Some(label) => rest.strip_prefix(',')?.strip_prefix(label)?,
+            None => rest,
+        };
+        rest.strip_prefix("} ")?.trim().parse().ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_pins_with_its_cap_and_is_cleaned_after() {
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{}", kit::free_port())
+        .parse()
+        .expect("admin addr");
+    let admin_arg = admin.to_string();
+    // Pool of 2: max_pinned defaults to 1.
+    let m = start(&pg, &["--pool-size", "2", "--admin", &admin_arg]);
+    assert!(kit::wait_for_port(admin, Duration::from_secs(10)));
+    let url = m.url_for(&pg);
+    let a = connect(&url).await;
+    let b = connect(&url).await;
+    let pins = |reason: &str| {
+        metric(
+            &admin_metrics(admin),
+            "maitred_pins_total",
+            Some(&format!("reason=\"{reason}\"")),
+        )
+    };
+
+    // `query` with parameters: Parse/Describe/Sync, then Bind/Execute/Sync.
+    a.query("SELECT pg_advisory_lock($1)", &[&4343i64])
+        .await
+        .expect("lock");
+    assert_eq!(pins("advisory_lock"), Some(1.0));
+    assert_eq!(
+        metric(&admin_metrics(admin), "maitred_clients_pinned", None),
+        Some(1.0)
+    );
+    // A keeps its connection: B, on the other one, cannot take the lock.
+    for _ in 0..3 {
+        assert_eq!(
+            scalar(&b, "select pg_try_advisory_xact_lock(4343)")
+                .await
+                .as_deref(),
+            Some("f")
+        );
+        let v: i32 = a
+            .query_one("select $1::int4", &[&7i32])
+            .await
+            .expect("A goes on")
+            .get(0);
+        assert_eq!(v, 7);
+    }
+
+    // The cap holds for the extended protocol too: B's pins are refused, and B goes on.
+    let err = b
+        .query("SELECT pg_advisory_lock($1)", &[&4344i64])
+        .await
+        .expect_err("max_pinned reached");
+    let db = err.as_db_error().expect("db error");
+    assert_eq!(db.code().code(), "53300");
+    assert!(db.message().contains("advisory_lock"), "{}", db.message());
+    let err = b
+        .query_one("select set_config('maitred.test', $1, false)", &[&"x"])
+        .await
+        .expect_err("max_pinned reached");
+    let db = err.as_db_error().expect("db error");
+    assert_eq!(db.code().code(), "53300");
+    assert!(db.message().contains("set_config"), "{}", db.message());
+    let v: i32 = b
+        .query_one("select $1::int4", &[&8i32])
+        .await
+        .expect("B goes on")
+        .get(0);
+    assert_eq!(v, 8);
+    assert_eq!(
+        scalar(&b, "select pg_try_advisory_xact_lock(4344)")
+            .await
+            .as_deref(),
+        Some("t"),
+        "B's refused lock was taken anyway"
+    );
+    assert_eq!(
+        metric(&admin_metrics(admin), "maitred_pins_refused_total", None),
+        Some(2.0)
+    );
+
+    // A leaves: its lock goes with it, and its place under the cap is free.
+    drop(a);
+    let mut freed = false;
+    for _ in 0..50 {
+        if scalar(&b, "select pg_try_advisory_xact_lock(4343)")
+            .await
+            .as_deref()
+            == Some("t")
+            && metric(&admin_metrics(admin), "maitred_clients_pinned", None) == Some(0.0)
+        {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "the advisory lock or the pin outlived its client");
+
+    // set_config with a parameter cannot be followed: the client is pinned.
+    let c = connect(&url).await;
+    let v: String = c
+        .query_one("select set_config('maitred.test', $1, false)", &[&"from_c"])
+        .await
+        .expect("set_config")
+        .get(0);
+    assert_eq!(v, "from_c");
+    assert_eq!(pins("set_config"), Some(1.0));
+    for _ in 0..3 {
+        assert_eq!(scalar(&c, CUSTOM_SETTING).await.as_deref(), Some("from_c"));
+        let seen = scalar(&b, CUSTOM_SETTING).await;
+        assert!(unset(&seen), "B sees C's set_config: {seen:?}");
+    }
+}
+
+/// The number tokio-postgres will give the next statement it prepares (`s<n>`), read from a
+/// statement prepared on a direct connection.
+async fn last_statement_number(direct: &Client) -> u64 {
+    let _probe = direct.prepare("select 1").await.expect("prepare");
+    scalar(
+        direct,
+        "select max(substr(name, 2)::int8) from pg_prepared_statements where name ~ '^s[0-9]+$'",
+    )
+    .await
+    .and_then(|n| n.parse().ok())
+    .expect("a statement number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_deallocate_of_a_protocol_statement() {
+    let Some(pg) = kit::require_pg() else { return };
+    let _serial = kit::serial().await;
+    let m = start(&pg, &["--pool-size", "1"]);
+    let url = m.url_for(&pg);
+    let a = connect(&url).await;
+    let direct = connect(&pg).await;
+
+    // tokio-postgres does not show statement names: learn them from its counter, checked
+    // on both sides.
+    let before = last_statement_number(&direct).await;
+    let first = a.prepare("select 42::int4").await.expect("prepare");
+    let second = a.prepare("select 43::int4").await.expect("prepare");
+    let after = last_statement_number(&direct).await;
+    assert_eq!(
+        after,
+        before + 3,
+        "another statement was prepared meanwhile"
+    );
+    let (first_name, second_name) = (format!("s{}", before + 1), format!("s{}", before + 2));
+    let v: i32 = a.query_one(&first, &[]).await.expect("run").get(0);
+    assert_eq!(v, 42);
+
+    // While idle (no server connection held): answered by maitred.
+    a.batch_execute(&format!("DEALLOCATE {first_name}"))
+        .await
+        .expect("DEALLOCATE of a protocol-level statement");
+    let err = a
+        .query_one(&first, &[])
+        .await
+        .expect_err("the statement is gone");
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().code()),
+        Some("26000"),
+        "{err:?}"
+    );
+    let err = a
+        .batch_execute(&format!("DEALLOCATE {first_name}"))
+        .await
+        .expect_err("a second DEALLOCATE fails, as in PostgreSQL");
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().code()),
+        Some("26000"),
+        "{err:?}"
+    );
+
+    // Inside a transaction block (a server connection held), with PREPARE and upper case.
+    a.batch_execute("BEGIN").await.expect("begin");
+    let v: i32 = a.query_one(&second, &[]).await.expect("run").get(0);
+    assert_eq!(v, 43);
+    a.batch_execute(&format!(
+        "DEALLOCATE PREPARE {};",
+        second_name.to_uppercase()
+    ))
+    .await
+    .expect("DEALLOCATE PREPARE inside a block");
+    assert_eq!(scalar(&a, "select 1").await.as_deref(), Some("1"));
+    a.batch_execute("COMMIT").await.expect("commit");
+    let err = a
+        .query_one(&second, &[])
+        .await
+        .expect_err("the statement is gone");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("26000"));
+
+    // DEALLOCATE ALL still forgets every statement.
+    let third = a.prepare("select 44::int4").await.expect("prepare");
+    let v: i32 = a.query_one(&third, &[]).await.expect("run").get(0);
+    assert_eq!(v, 44);
+    a.batch_execute("DEALLOCATE ALL")
+        .await
+        .expect("DEALLOCATE ALL");
+    assert!(a.query_one(&third, &[]).await.is_err());
+    assert_eq!(scalar(&a, "select 2").await.as_deref(), Some("2"));
+}

@@ -76,6 +76,7 @@ fn client_message(t: u8, msg: &[u8]) {
         tag::QUERY => {
             if let Some(sql) = query_text(msg) {
                 let _ = sql_effects::effects(sql);
+                let _ = sql_effects::deallocate_name(sql);
                 let _ = listen_command(sql);
             }
         }
@@ -83,6 +84,9 @@ fn client_message(t: u8, msg: &[u8]) {
             let name = client_msgs::parse_statement_name(msg);
             if let Ok(parts) = extended::split_parse(msg) {
                 assert_eq!(name, Ok(parts.name));
+                if let Some(sql) = extended::parse_query_text(parts.definition) {
+                    let _ = sql_effects::effects(sql);
+                }
                 let mut again = BytesMut::new();
                 extended::write_parse(&mut again, parts.name, parts.definition);
                 assert_eq!(&again[..], msg, "Parse round trip");

@@ -69,7 +69,7 @@ pub struct PgCounters {
     /// Statements prepared on a server connection (client Parse or maitred's own).
     pub statement_prepares: AtomicU64,
     /// Clients pinned so far, by reason (index: position in [`PinReason::ALL`]).
-    pub pins: [AtomicU64; 5],
+    pub pins: [AtomicU64; PinReason::ALL.len()],
     /// Pins refused because `max_pinned` clients were pinned already.
     pub pins_refused: AtomicU64,
 }

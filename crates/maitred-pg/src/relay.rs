@@ -8,12 +8,18 @@
 //! ([`crate::replies`]), no extended-protocol batch is open and the transaction status is
 //! idle.
 //!
+//! What the client's SQL does to session state ([`crate::sql_effects`]: SET, RESET,
+//! `set_config`, statements that pin) is found for each simple query, and once per
+//! statement for the extended protocol (named statements when the pool first sees them,
+//! the unnamed one at its Parse): a pin applies at the Bind, settings at the ReadyForQuery
+//! of the Query or Sync, unless it failed or its transaction rolled back.
+//!
 //! Spec: <https://www.postgresql.org/docs/15/protocol-flow.html>.
 
 use crate::backend::{ServerConn, MAX_SERVER_MESSAGE};
 use crate::cancel::CancelHandle;
 use crate::codec::client_msgs::tag;
-use crate::codec::extended::{self, Target};
+use crate::codec::extended::{self, parse_query_text, Target};
 use crate::codec::frame;
 use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::error::{BackendError, SessionError};
@@ -85,6 +91,13 @@ pub struct Relay {
     query_effects: VecDeque<Option<QueryEffects>>,
     /// SET/RESET run inside the open transaction block: kept if it commits.
     pending_in_transaction: Vec<Effect>,
+    /// What the client's unnamed statement (its last unnamed Parse) does to session state.
+    unnamed_effects: Vec<Effect>,
+    /// SET/RESET and transaction control of the statements bound in the open
+    /// extended-protocol batch: they become the effects of the batch's Sync.
+    batch_effects: Vec<Effect>,
+    /// The server reported an error in the open batch before the client sent its Sync.
+    batch_failed: bool,
     /// The last CommandComplete of the client was COMMIT (not ROLLBACK).
     last_was_commit: bool,
     /// Why the client keeps its server connection, if it does.
@@ -113,7 +126,8 @@ pub struct Relay {
     ticket: ClientTicket,
 }
 
-/// The session effects of one simple query, and whether it failed.
+/// The session effects of one simple query or extended-protocol batch, and whether it
+/// failed.
 struct QueryEffects {
     effects: Vec<Effect>,
     failed: bool,
@@ -141,6 +155,9 @@ impl Relay {
             startup,
             query_effects: VecDeque::new(),
             pending_in_transaction: Vec::new(),
+            unnamed_effects: Vec::new(),
+            batch_effects: Vec::new(),
+            batch_failed: false,
             last_was_commit: false,
             pinned: None,
             copy_in: false,
@@ -366,6 +383,11 @@ impl Relay {
             tag::SYNC => out::ready_for_query(&mut self.cwbuf, b'I'),
             tag::FLUSH => {}
             tag::QUERY => {
+                if self.deallocate_locally(query_text(msg)) {
+                    out::command_complete(&mut self.cwbuf, "DEALLOCATE");
+                    out::ready_for_query(&mut self.cwbuf, b'I');
+                    return Ok(true);
+                }
                 let Some(cmd) = query_text(msg).and_then(listen_command) else {
                     return Ok(false);
                 };
@@ -464,9 +486,25 @@ impl Relay {
         let rename = self.pool.mode != PoolMode::Session;
         let mut effects = None;
         if t == tag::QUERY && rename {
-            let found = query_text(msg)
-                .map(sql_effects::effects)
-                .unwrap_or_default();
+            let text = query_text(msg);
+            let status = self.lease.as_deref().map_or(b'I', |s| s.tx_status);
+            // In a failed block the server refuses it (25P02), as it should.
+            if status != b'E' && self.deallocate_locally(text) {
+                let mut reply = BytesMut::new();
+                out::command_complete(&mut reply, "DEALLOCATE");
+                out::ready_for_query(&mut reply, status);
+                self.replies.composed(reply.freeze(), &mut self.cwbuf);
+                return Ok(());
+            }
+            let mut found = text.map(sql_effects::effects).unwrap_or_default();
+            // A simple query replaces the unnamed statement, and ends an extended batch
+            // still open (its implicit transaction goes with the query's).
+            self.unnamed_effects.clear();
+            if !self.batch_effects.is_empty() {
+                let mut all = std::mem::take(&mut self.batch_effects);
+                all.append(&mut found);
+                found = all;
+            }
             if self.pool.mode == PoolMode::Statement && found.contains(&Effect::Begin) {
                 self.refuse_transaction_block();
                 return Ok(());
@@ -475,22 +513,11 @@ impl Relay {
                 Effect::Pin(r) => Some(*r),
                 _ => None,
             }) {
-                if !self.pin(reason) {
+                if !self.pin(reason, false) {
                     return Ok(());
                 }
             }
-            if found.iter().any(|e| {
-                matches!(
-                    e,
-                    Effect::Set { .. } | Effect::Reset { .. } | Effect::ResetAll
-                )
-            }) {
-                effects = Some(QueryEffects {
-                    effects: found,
-                    failed: false,
-                    in_block: self.lease.as_deref().is_some_and(|s| s.tx_status != b'I'),
-                });
-            }
+            effects = worth_settling(found, status != b'I');
         }
         let Some(server) = self.lease.as_deref_mut() else {
             return Ok(());
@@ -508,7 +535,15 @@ impl Relay {
                 server.pending_sync += 1;
                 if t == tag::SYNC {
                     server.extended_open = false;
+                    if !self.batch_effects.is_empty() {
+                        let batch = std::mem::take(&mut self.batch_effects);
+                        effects = worth_settling(batch, server.tx_status != b'I');
+                    }
                 }
+                if let Some(q) = effects.as_mut() {
+                    q.failed |= self.batch_failed;
+                }
+                self.batch_failed = false;
                 self.replies.client(Request::UntilReady);
                 self.query_effects.push_back(effects);
             }
@@ -536,8 +571,9 @@ impl Relay {
     }
 
     /// Pins the client to its server connection for the rest of its session, if a place
-    /// under `max_pinned` is free; otherwise answers the query with an error.
-    fn pin(&mut self, reason: PinReason) -> bool {
+    /// under `max_pinned` is free; otherwise answers the query with an error (`in_batch`: the
+    /// Bind of an extended-protocol batch, which then skips to its Sync).
+    fn pin(&mut self, reason: PinReason, in_batch: bool) -> bool {
         if self.pinned.is_some() {
             return true;
         }
@@ -561,12 +597,66 @@ impl Relay {
                 code: sqlstate::TOO_MANY_CONNECTIONS,
                 message: &message,
                 detail: None,
-                hint: Some("Use transaction-scoped alternatives (pg_advisory_xact_lock, ON COMMIT DROP temp tables, protocol-level prepared statements), session mode, or raise max_pinned."),
+                hint: Some(match reason {
+                    PinReason::SessionSetting => "Pass set_config's arguments as literals (maitred then follows the setting like SET), use SET, session mode, or raise max_pinned.",
+                    _ => "Use transaction-scoped alternatives (pg_advisory_xact_lock, ON COMMIT DROP temp tables, protocol-level prepared statements), session mode, or raise max_pinned.",
+                }),
             },
         );
-        out::ready_for_query(&mut e, status);
+        if in_batch {
+            self.abandon_batch_effects();
+            self.skip_until_sync = true;
+        } else {
+            out::ready_for_query(&mut e, status);
+        }
         self.replies.composed(e.freeze(), &mut self.cwbuf);
         false
+    }
+
+    /// Applies at a Bind what the bound statement does to session state: a pin now (the
+    /// Bind is refused when no place is free), SET/RESET and transaction control with the
+    /// batch's Sync. False if the Bind was refused.
+    fn bind_effects(&mut self, effects: &[Effect]) -> bool {
+        for e in effects {
+            if let Effect::Pin(reason) = e {
+                if !self.pin(*reason, true) {
+                    return false;
+                }
+            }
+        }
+        self.batch_effects.extend(
+            effects
+                .iter()
+                .filter(|e| !matches!(e, Effect::Pin(_) | Effect::None))
+                .cloned(),
+        );
+        true
+    }
+
+    /// maitred refused a message of an extended batch: the client sees the batch fail, yet
+    /// what ran before the refusal is committed by the server at Sync. Settings changed that
+    /// way are not the client's: the server connection is given DISCARD ALL before reuse.
+    fn abandon_batch_effects(&mut self) {
+        if self.batch_effects.iter().any(changes_settings) {
+            if let Some(server) = self.lease.as_deref_mut() {
+                server.needs_discard = true;
+            }
+        }
+        self.batch_effects.clear();
+    }
+
+    /// Whether `sql` is a lone SQL `DEALLOCATE name` of one of the client's protocol-level
+    /// statements, which the server knows only under maitred's name: then the statement is
+    /// forgotten here, like at a Close (the caller answers).
+    fn deallocate_locally(&mut self, sql: Option<&str>) -> bool {
+        let Some(name) = sql.and_then(sql_effects::deallocate_name) else {
+            return false;
+        };
+        if self.statements.get(&name).is_none() {
+            return false;
+        }
+        self.statements.remove(&name);
+        true
     }
 
     /// Statement mode: answers a query that opens a transaction block with an error.
@@ -594,6 +684,10 @@ impl Relay {
     fn forward_parse(&mut self, msg: &[u8]) -> Result<(), SessionError> {
         let parts = extended::split_parse(msg)?;
         if parts.name.is_empty() {
+            // Found at each unnamed Parse; the fast path keeps plain queries cheap.
+            self.unnamed_effects = parse_query_text(parts.definition)
+                .map(sql_effects::effects)
+                .unwrap_or_default();
             self.replies.client(Request::Parse(None));
             self.swbuf.extend_from_slice(msg);
             return Ok(());
@@ -663,11 +757,22 @@ impl Relay {
     fn forward_bind(&mut self, msg: &[u8]) -> Result<(), SessionError> {
         let name = extended::bind_statement(msg)?;
         if name.is_empty() {
+            if !self.unnamed_effects.is_empty() {
+                let effects = std::mem::take(&mut self.unnamed_effects);
+                let bound = self.bind_effects(&effects);
+                self.unnamed_effects = effects;
+                if !bound {
+                    return Ok(());
+                }
+            }
             self.swbuf.extend_from_slice(msg);
         } else {
             let Some(stmt) = self.statement_on_server(name) else {
                 return Ok(());
             };
+            if !stmt.effects.is_empty() && !self.bind_effects(&stmt.effects) {
+                return Ok(());
+            }
             extended::write_bind_renamed(&mut self.swbuf, msg, &stmt.server_name)?;
         }
         self.replies.client(Request::Bind);
@@ -718,6 +823,7 @@ impl Relay {
             },
         );
         self.replies.composed(e.freeze(), &mut self.cwbuf);
+        self.abandon_batch_effects();
         self.skip_until_sync = true;
     }
 
@@ -801,11 +907,12 @@ impl Relay {
                             );
                         }
                     }
-                    b'E' if forward => {
-                        if let Some(Some(q)) = self.query_effects.front_mut() {
-                            q.failed = true;
-                        }
-                    }
+                    b'E' if forward => match self.query_effects.front_mut() {
+                        Some(Some(q)) => q.failed = true,
+                        Some(None) => {}
+                        // The error is in the open batch, whose Sync is still to come.
+                        None => self.batch_failed = true,
+                    },
                     b'C' if forward => {
                         let tag = frame::body(msg);
                         if tag.starts_with(b"COMMIT") {
@@ -912,6 +1019,8 @@ impl Relay {
             && lease.tx_status == b'I';
         self.replies.clear();
         self.query_effects.clear();
+        self.batch_effects.clear();
+        self.batch_failed = false;
         lease.discard();
         tracing::warn!(pool = %self.pool.name, error = %e, "server connection lost");
         if idle && self.pool.mode != PoolMode::Session && self.pinned.is_none() {
@@ -994,6 +1103,26 @@ fn query_text(msg: &[u8]) -> Option<&str> {
     let body = frame::body(msg);
     let end = body.iter().position(|b| *b == 0)?;
     std::str::from_utf8(&body[..end]).ok()
+}
+
+/// The effects of a query or batch that must be settled at its ReadyForQuery: those with a
+/// SET or RESET (transaction control alone is followed through the transaction status).
+fn worth_settling(effects: Vec<Effect>, in_block: bool) -> Option<QueryEffects> {
+    effects
+        .iter()
+        .any(changes_settings)
+        .then_some(QueryEffects {
+            effects,
+            failed: false,
+            in_block,
+        })
+}
+
+fn changes_settings(e: &Effect) -> bool {
+    matches!(
+        e,
+        Effect::Set { .. } | Effect::Reset { .. } | Effect::ResetAll
+    )
 }
 
 /// Applies what a finished query did to session settings, following its transaction

@@ -105,14 +105,14 @@ pub fn sync_settings(applied: &mut Settings, wanted: &Settings, swbuf: &mut Byte
 }
 
 /// Setting names are identifiers: letters, digits, '_' and '.' (for extension settings).
-fn is_setting_name(name: &str) -> bool {
+pub(crate) fn is_setting_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
-fn quote_literal(value: &str) -> String {
+pub(crate) fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 

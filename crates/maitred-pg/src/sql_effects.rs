@@ -1,14 +1,21 @@
-//! What a simple-query string does to session state, found by a light scan of its
-//! statements (no full SQL parser): SET/RESET that must follow the client to other server
-//! connections, and statements that leave state that cannot move (the client is pinned).
+//! What a query string does to session state, found by a light scan of its statements (no
+//! full SQL parser): SET/RESET and `set_config(name, value, false)` that must follow the
+//! client to other server connections, and statements that leave state that cannot move
+//! (the client is pinned). The same text comes from a simple Query or from the Parse of an
+//! extended-protocol statement.
 //!
 //! Statements are split on `;` outside quotes, dollar quotes and comments. Only the first
-//! words of each statement are looked at.
+//! words of each statement are looked at, plus the arguments of `set_config` calls.
+//! [`deallocate_name`] recognises a lone SQL `DEALLOCATE name`.
+
+use crate::settings::is_setting_name;
 
 /// The effect of one statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// `SET [SESSION] name {TO|=} value`: `value` is the SQL text after TO/=.
+    /// `SET [SESSION] name {TO|=} value`: `value` is the SQL text after TO/=. Also
+    /// `set_config('name', 'value', false)`, with `value` written as SQL text that sets the
+    /// same thing.
     Set { name: String, value: String },
     /// `RESET name`.
     Reset { name: String },
@@ -35,15 +42,19 @@ pub enum PinReason {
     Listen,
     HoldCursor,
     SqlPrepare,
+    /// `set_config(name, value, false)` whose arguments are not plain literals (a parameter,
+    /// an expression, a column), or inside a DO block: the value cannot be known.
+    SessionSetting,
 }
 
 impl PinReason {
-    pub const ALL: [PinReason; 5] = [
+    pub const ALL: [PinReason; 6] = [
         PinReason::AdvisoryLock,
         PinReason::TempTable,
         PinReason::Listen,
         PinReason::HoldCursor,
         PinReason::SqlPrepare,
+        PinReason::SessionSetting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +64,7 @@ impl PinReason {
             PinReason::Listen => "listen",
             PinReason::HoldCursor => "with_hold_cursor",
             PinReason::SqlPrepare => "sql_prepare",
+            PinReason::SessionSetting => "set_config",
         }
     }
 }
@@ -62,15 +74,23 @@ pub fn effects(sql: &str) -> Vec<Effect> {
     if plainly_without_effects(sql) {
         return Vec::new();
     }
-    split_statements(sql)
-        .into_iter()
-        .map(|s| effect_of(s.trim()))
-        .filter(|e| *e != Effect::None)
-        .collect()
+    let mut out = Vec::new();
+    for stmt in split_statements(sql) {
+        let stmt = stmt.trim();
+        match effect_of(stmt) {
+            Effect::None => {}
+            e => out.push(e),
+        }
+        if contains_ignore_case(stmt, "set_config") {
+            set_config_effects(stmt, &mut out);
+        }
+    }
+    out
 }
 
-/// The hot path: a single SELECT/INSERT/UPDATE/DELETE/WITH/VALUES statement that does not
-/// mention advisory locks has no session effect; decided without allocating.
+/// The hot path: a single SELECT/INSERT/UPDATE/DELETE/WITH/VALUES statement that mentions
+/// neither advisory locks nor `set_config` has no session effect; decided without
+/// allocating, in one pass over the text.
 fn plainly_without_effects(sql: &str) -> bool {
     let s = sql.trim_start();
     let body = s.trim_end().trim_end_matches(';');
@@ -86,14 +106,22 @@ fn plainly_without_effects(sql: &str) -> bool {
     ]
     .iter()
     .any(|k| first.eq_ignore_ascii_case(k));
-    plain && !contains_ignore_case(s, "advisory")
+    plain && !mentions_any(s.as_bytes(), &[b"advisory", b"set_config"])
+}
+
+/// Whether `haystack` contains one of `needles`, ASCII case ignored.
+fn mentions_any(haystack: &[u8], needles: &[&[u8]]) -> bool {
+    (0..haystack.len()).any(|i| {
+        let rest = &haystack[i..];
+        needles.iter().any(|n| {
+            rest.get(..n.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(n))
+        })
+    })
 }
 
 fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    mentions_any(haystack.as_bytes(), &[needle.as_bytes()])
 }
 
 fn effect_of(stmt: &str) -> Effect {
@@ -125,6 +153,8 @@ fn effect_of(stmt: &str) -> Effect {
             _ => Effect::Rollback,
         },
         "prepare" => Effect::Pin(PinReason::SqlPrepare),
+        // A DO block's body is a string maitred does not look into.
+        "do" if lower.contains("set_config") => Effect::Pin(PinReason::SessionSetting),
         "declare" if contains_seq(&words, &["with", "hold"]) => Effect::Pin(PinReason::HoldCursor),
         "create"
             if words
@@ -170,10 +200,7 @@ fn set_effect(stmt: &str, words: &[&str]) -> Effect {
         if let Some(after) = lower_rest.strip_prefix(prefix) {
             if after.starts_with(char::is_whitespace) {
                 let value = rest[prefix.len()..].trim();
-                return Effect::Set {
-                    name: name.to_owned(),
-                    value: value.to_owned(),
-                };
+                return setting(name.to_owned(), value.to_owned());
             }
         }
     }
@@ -193,10 +220,16 @@ fn set_effect(stmt: &str, words: &[&str]) -> Effect {
     if name.is_empty() {
         return Effect::None;
     }
-    Effect::Set {
-        name,
-        value: value.trim().to_owned(),
+    setting(name, value.trim().to_owned())
+}
+
+/// A session-level setting, except the `transaction_*` settings, which end with their
+/// transaction (like SET TRANSACTION).
+fn setting(name: String, value: String) -> Effect {
+    if name.starts_with("transaction_") {
+        return Effect::None;
     }
+    Effect::Set { name, value }
 }
 
 fn canonical_name(name: &str) -> String {
@@ -211,6 +244,397 @@ fn skip_words(s: &str, n: usize) -> &str {
         rest = rest[end..].trim_start();
     }
     rest
+}
+
+/// The settings whose list values PostgreSQL quotes as identifiers (`GUC_LIST_QUOTE`): a
+/// raw `set_config` value for them is not the same as a single literal after `SET ... TO`.
+const LIST_QUOTED_SETTINGS: [&str; 4] = [
+    "search_path",
+    "temp_tablespaces",
+    "session_preload_libraries",
+    "local_preload_libraries",
+];
+
+/// The `set_config(name, value, is_local)` calls of one statement. A call with literal
+/// arguments and `is_local` false is a SET; with `is_local` true it ends with its
+/// transaction (nothing to track); any other call pins the client, since its value cannot
+/// be known. Quoted strings, quoted identifiers other than `"set_config"`, comments and
+/// dollar quotes are skipped.
+fn set_config_effects(stmt: &str, out: &mut Vec<Effect>) {
+    let b = stmt.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let after_name = match b[i] {
+            b'\'' => {
+                i = skip_string(b, i, false);
+                continue;
+            }
+            b'"' => {
+                let exact = b[i + 1..].starts_with(b"set_config\"") && b.get(i + 12) != Some(&b'"');
+                i = skip_string(b, i, false);
+                if !exact {
+                    continue;
+                }
+                i
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = skip_line_comment(b, i);
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = skip_block_comment(b, i);
+                continue;
+            }
+            b'$' => {
+                i = skip_dollar(b, i);
+                continue;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                let start = i;
+                while i < b.len() && is_ident_byte(b[i]) {
+                    i += 1;
+                }
+                let word = &b[start..i];
+                if word.eq_ignore_ascii_case(b"e") && b.get(i) == Some(&b'\'') {
+                    // E'...': backslash escapes.
+                    i = skip_string(b, i, true);
+                    continue;
+                }
+                if !word.eq_ignore_ascii_case(b"set_config") {
+                    continue;
+                }
+                i
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let mut p = Cursor { b, i: after_name };
+        p.skip_blank();
+        if !p.eat(b'(') {
+            // A column or an alias named set_config.
+            i = after_name;
+            continue;
+        }
+        match set_config_call(&mut p) {
+            Some(Some(e)) => out.push(e),
+            Some(None) => {}
+            None => {
+                out.push(Effect::Pin(PinReason::SessionSetting));
+                return;
+            }
+        }
+        i = p.i;
+    }
+}
+
+/// The arguments of a `set_config(` call, after its parenthesis: `Some(Some(Set))` for a
+/// session-level call with literal arguments, `Some(None)` for a transaction-local one (or a
+/// `transaction_*` setting), `None` when the call cannot be followed.
+fn set_config_call(p: &mut Cursor<'_>) -> Option<Option<Effect>> {
+    p.skip_blank();
+    let name = p.string_literal()?;
+    p.comma()?;
+    let value = p.string_literal()?;
+    p.comma()?;
+    let local = p.bool_argument()?;
+    p.skip_blank();
+    if !p.eat(b')') {
+        return None;
+    }
+    if local {
+        return Some(None);
+    }
+    // Setting names are case-insensitive.
+    let name = name.to_ascii_lowercase();
+    if !is_setting_name(&name) {
+        return None;
+    }
+    let value = if LIST_QUOTED_SETTINGS.contains(&name.as_str()) {
+        quote_identifier_list(&value)?
+    } else {
+        crate::settings::quote_literal(&value)
+    };
+    match setting(name, value) {
+        Effect::None => Some(None),
+        e => Some(Some(e)),
+    }
+}
+
+/// A raw list value (as `set_config` and the server's list parser take it: identifiers
+/// separated by commas, unquoted ones folded to lower case) as the SQL text of `SET name TO`
+/// that gives the same list. None for an empty list (SET cannot write one) or a malformed
+/// value.
+fn quote_identifier_list(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    let skip_space = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    skip_space(&mut i);
+    if i == b.len() {
+        return None;
+    }
+    loop {
+        let element = if b[i] == b'"' {
+            let end = string_end(b, i, false)?;
+            if end - i < 3 {
+                return None;
+            }
+            let inner = &raw[i + 1..end - 1];
+            i = end;
+            inner.replace("\"\"", "\"")
+        } else {
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b',' && b[i] != b'"' {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            raw[start..i].to_ascii_lowercase()
+        };
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push('"');
+        out.push_str(&element.replace('"', "\"\""));
+        out.push('"');
+        skip_space(&mut i);
+        if i == b.len() {
+            return Some(out);
+        }
+        if b[i] != b',' {
+            return None;
+        }
+        i += 1;
+        skip_space(&mut i);
+        if i == b.len() {
+            return None;
+        }
+    }
+}
+
+/// A position in a statement, for reading the arguments of a call.
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    /// Skips whitespace and comments.
+    fn skip_blank(&mut self) {
+        loop {
+            match self.b.get(self.i) {
+                Some(c) if c.is_ascii_whitespace() => self.i += 1,
+                Some(b'-') if self.b.get(self.i + 1) == Some(&b'-') => {
+                    self.i = skip_line_comment(self.b, self.i)
+                }
+                Some(b'/') if self.b.get(self.i + 1) == Some(&b'*') => {
+                    self.i = skip_block_comment(self.b, self.i)
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `,` after optional blanks, then blanks.
+    fn comma(&mut self) -> Option<()> {
+        self.skip_blank();
+        if !self.eat(b',') {
+            return None;
+        }
+        self.skip_blank();
+        Some(())
+    }
+
+    /// A plain `'...'` literal (`''` for a quote) and its value. None for anything else,
+    /// and for a backslash, whose meaning depends on `standard_conforming_strings`.
+    fn string_literal(&mut self) -> Option<String> {
+        if self.b.get(self.i) != Some(&b'\'') {
+            return None;
+        }
+        let mut value = Vec::new();
+        let mut j = self.i + 1;
+        loop {
+            match *self.b.get(j)? {
+                b'\\' => return None,
+                b'\'' if self.b.get(j + 1) == Some(&b'\'') => {
+                    value.push(b'\'');
+                    j += 2;
+                }
+                b'\'' => break,
+                c => {
+                    value.push(c);
+                    j += 1;
+                }
+            }
+        }
+        self.i = j + 1;
+        String::from_utf8(value).ok()
+    }
+
+    /// `true`/`false`, or a literal PostgreSQL reads as a boolean.
+    fn bool_argument(&mut self) -> Option<bool> {
+        let text = if self.b.get(self.i) == Some(&b'\'') {
+            self.string_literal()?
+        } else {
+            let start = self.i;
+            while self.i < self.b.len() && is_ident_byte(self.b[self.i]) {
+                self.i += 1;
+            }
+            let word = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+            if !word.eq_ignore_ascii_case("true") && !word.eq_ignore_ascii_case("false") {
+                return None;
+            }
+            word.to_owned()
+        };
+        match text.trim().to_ascii_lowercase().as_str() {
+            "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+            "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+fn is_ident_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+/// The index after the quoted string (or identifier) opening at `i`, or the end of the
+/// text if it is not closed; see [`string_end`].
+fn skip_string(b: &[u8], i: usize, backslashes: bool) -> usize {
+    string_end(b, i, backslashes).unwrap_or(b.len())
+}
+
+/// The index after the closing quote of the string (or identifier) opening at `i`: `''`
+/// (or `""`) inside continues it, and with `backslashes` a backslash escapes the next byte.
+fn string_end(b: &[u8], i: usize, backslashes: bool) -> Option<usize> {
+    let q = b[i];
+    let mut j = i + 1;
+    while j < b.len() {
+        if backslashes && b[j] == b'\\' {
+            j += 2;
+            continue;
+        }
+        if b[j] == q {
+            if b.get(j + 1) == Some(&q) {
+                j += 2;
+                continue;
+            }
+            return Some(j + 1);
+        }
+        j += 1;
+    }
+    None
+}
+
+fn skip_line_comment(b: &[u8], i: usize) -> usize {
+    b[i..]
+        .iter()
+        .position(|c| *c == b'\n')
+        .map_or(b.len(), |n| i + n)
+}
+
+/// Block comments nest in PostgreSQL.
+fn skip_block_comment(b: &[u8], i: usize) -> usize {
+    let mut depth = 0;
+    let mut j = i;
+    while j + 1 < b.len() {
+        match (b[j], b[j + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                j += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                j += 2;
+                if depth == 0 {
+                    return j;
+                }
+            }
+            _ => j += 1,
+        }
+    }
+    b.len()
+}
+
+/// Past a `$tag$ ... $tag$` string opening at `i`, or past the `$` of a parameter (`$1`).
+fn skip_dollar(b: &[u8], i: usize) -> usize {
+    let mut j = i + 1;
+    if b.get(j).is_some_and(|c| c.is_ascii_digit()) {
+        return j;
+    }
+    while j < b.len() && b[j] != b'$' && is_ident_byte(b[j]) {
+        j += 1;
+    }
+    if b.get(j) != Some(&b'$') {
+        return i + 1;
+    }
+    let tag = &b[i..=j];
+    let body = j + 1;
+    b[body..]
+        .windows(tag.len())
+        .position(|w| w == tag)
+        .map_or(b.len(), |n| body + n + tag.len())
+}
+
+/// The statement name of a query that is exactly one `DEALLOCATE [PREPARE] name` (not
+/// `ALL`), as PostgreSQL reads the identifier: folded to lower case unless quoted. Costs a
+/// comparison of the first word for any other query.
+pub fn deallocate_name(sql: &str) -> Option<String> {
+    let s = sql.trim_start();
+    if !s.get(..10)?.eq_ignore_ascii_case("deallocate") {
+        return None;
+    }
+    let rest = &s[10..];
+    if !rest.starts_with(|c: char| c.is_ascii_whitespace() || c == '"') {
+        return None;
+    }
+    let (mut name, mut quoted, mut rest) = identifier(rest.trim_start())?;
+    if !quoted && name == "prepare" {
+        if let Some(next) = identifier(rest.trim_start()) {
+            (name, quoted, rest) = next;
+        }
+    }
+    if !quoted && name == "all" {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix(';').unwrap_or(rest);
+    rest.trim().is_empty().then_some(name)
+}
+
+/// An identifier at the start of `s`: its name, whether it was quoted, and what follows.
+fn identifier(s: &str) -> Option<(String, bool, &str)> {
+    let b = s.as_bytes();
+    match b.first()? {
+        b'"' => {
+            let end = string_end(b, 0, false)?;
+            if end < 3 {
+                return None;
+            }
+            Some((s[1..end - 1].replace("\"\"", "\""), true, &s[end..]))
+        }
+        c if c.is_ascii_alphabetic() || *c == b'_' || *c >= 0x80 => {
+            let end = b.iter().position(|c| !is_ident_byte(*c)).unwrap_or(b.len());
+            Some((s[..end].to_ascii_lowercase(), false, &s[end..]))
+        }
+        _ => None,
+    }
 }
 
 /// Splits on `;` outside single/double quotes, dollar quotes and comments.
@@ -375,6 +799,8 @@ mod tests {
             "  update t set a = 1",
             "select 1; set a = 2",
             "WITH x AS (select 1) select * from x",
+            "select set_config('a.b', 'x', false)",
+            "select current_setting('a.b')",
         ] {
             let fast = plainly_without_effects(sql);
             assert!(
@@ -395,6 +821,182 @@ mod tests {
         assert_eq!(effects("select 'SET x = 1; LISTEN a'"), vec![]);
         assert_eq!(effects("select $$; LISTEN a$$ -- ; LISTEN b\n"), vec![]);
         assert_eq!(effects("/* ; */ select 1; SET a = 1"), vec![set("a", "1")]);
+    }
+
+    const PIN_SETTING: Effect = Effect::Pin(PinReason::SessionSetting);
+
+    #[test]
+    fn set_config_with_literals_is_a_set() {
+        assert_eq!(
+            effects("SELECT set_config('application_name', 'app', false)"),
+            vec![set("application_name", "'app'")]
+        );
+        // Quotes doubled inside the literal stay doubled in the replayed SQL literal.
+        assert_eq!(
+            effects("select set_config('maitred.test', 'it''s', FALSE)"),
+            vec![set("maitred.test", "'it''s'")]
+        );
+        // Mixed case function and setting names, a schema, blanks and comments.
+        assert_eq!(
+            effects("SELECT pg_catalog.Set_Config ( 'DateStyle' , /* c */ 'ISO, MDY', 'off' )"),
+            vec![set("datestyle", "'ISO, MDY'")]
+        );
+        assert_eq!(
+            effects(r#"select "set_config"('timezone', 'UTC', false)"#),
+            vec![set("timezone", "'UTC'")]
+        );
+        // Two calls in one statement.
+        assert_eq!(
+            effects("select set_config('a.b', '1', false), set_config('a.c', '2', 'f')"),
+            vec![set("a.b", "'1'"), set("a.c", "'2'")]
+        );
+    }
+
+    #[test]
+    fn set_config_of_a_list_setting_keeps_the_list() {
+        // The raw value is a list of identifiers: written so SET gives the same list.
+        assert_eq!(
+            effects("select set_config('search_path', 'foo, Public', false)"),
+            vec![set("search_path", r#""foo", "public""#)]
+        );
+        assert_eq!(
+            effects(r#"select set_config('search_path', '"$user",  "My Schema"', false)"#),
+            vec![set("search_path", r#""$user", "My Schema""#)]
+        );
+        // An empty list cannot be written with SET: pinned.
+        assert_eq!(
+            effects("select set_config('search_path', '', false)"),
+            vec![PIN_SETTING]
+        );
+        assert_eq!(
+            effects("select set_config('search_path', 'a,,b', false)"),
+            vec![PIN_SETTING]
+        );
+    }
+
+    #[test]
+    fn transaction_local_set_config_is_not_tracked() {
+        assert_eq!(
+            effects("select set_config('application_name', 'x', true)"),
+            vec![]
+        );
+        assert_eq!(
+            effects("select set_config('application_name', 'x', 'on')"),
+            vec![]
+        );
+        // transaction_* settings end with the transaction, by either route.
+        assert_eq!(
+            effects("select set_config('transaction_isolation', 'serializable', false)"),
+            vec![]
+        );
+        assert_eq!(effects("SET transaction_read_only = on"), vec![]);
+    }
+
+    #[test]
+    fn set_config_with_unknown_arguments_pins() {
+        for sql in [
+            "select set_config('search_path', $1, false)",
+            "select set_config($1, 'x', false)",
+            "select set_config('a.b', 'x', $1)",
+            "select set_config('a.b', 'x' || 'y', false)",
+            "select set_config('a.b', 'x'::text, false)",
+            "select set_config(name, setting, false) from pg_settings",
+            "select set_config('a.b', E'x', false)",
+            r"select set_config('a.b', 'x\y', false)",
+            "select set_config('a.b', 'x', false",
+            "select set_config('a b', 'x', false)",
+            "select set_config('a.b', 'x', maybe)",
+            "DO $$ BEGIN PERFORM set_config('a.b', 'x', false); END $$",
+        ] {
+            assert_eq!(effects(sql), vec![PIN_SETTING], "{sql}");
+        }
+    }
+
+    #[test]
+    fn set_config_in_strings_comments_or_as_a_column_is_nothing() {
+        for sql in [
+            "select 'set_config(''a.b'', $1, false)'",
+            "select E'\\' set_config(x, y, false)'",
+            "select 1 -- set_config(x, y, false)\n",
+            "select /* /* nested */ set_config(x, y, false) */ 1",
+            "select $q$ set_config(x, y, false) $q$",
+            "select set_config from t",
+            "select \"set_config\"\"\" (x, y, false)",
+            "create function f() returns text as $$ select set_config(x, y, false) $$ language sql",
+        ] {
+            assert_eq!(effects(sql), vec![], "{sql}");
+        }
+    }
+
+    #[test]
+    fn set_config_in_a_multi_statement_string() {
+        assert_eq!(
+            effects(
+                "BEGIN; select set_config('a.b', 'x;y', false); select 1; \
+                 select set_config('a.c', $1, false); COMMIT"
+            ),
+            vec![
+                Effect::Begin,
+                set("a.b", "'x;y'"),
+                PIN_SETTING,
+                Effect::Commit
+            ]
+        );
+        assert_eq!(
+            effects("select pg_advisory_lock(1), set_config('a.b', 'x', false)"),
+            vec![Effect::Pin(PinReason::AdvisoryLock), set("a.b", "'x'")]
+        );
+    }
+
+    #[test]
+    fn fast_path_looks_for_set_config() {
+        assert!(!plainly_without_effects(
+            "SELECT SET_CONFIG('a.b', 'x', false)"
+        ));
+        assert!(!plainly_without_effects(
+            "update t set v = set_config('a.b', 'x', false)"
+        ));
+        assert!(plainly_without_effects("select setconfig, set_conf from t"));
+        assert!(plainly_without_effects("select current_setting('a.b')"));
+    }
+
+    #[test]
+    fn deallocate_names() {
+        assert_eq!(deallocate_name("DEALLOCATE s0").as_deref(), Some("s0"));
+        assert_eq!(
+            deallocate_name("  deallocate PREPARE S1 ; ").as_deref(),
+            Some("s1")
+        );
+        assert_eq!(deallocate_name("deallocate \"S1\"").as_deref(), Some("S1"));
+        assert_eq!(
+            deallocate_name("deallocate\"a\"\"b\";").as_deref(),
+            Some("a\"b")
+        );
+        // `prepare` alone is the name.
+        assert_eq!(
+            deallocate_name("deallocate prepare").as_deref(),
+            Some("prepare")
+        );
+        for sql in [
+            "DEALLOCATE ALL",
+            "deallocate prepare all;",
+            "DEALLOCATE s0; select 1",
+            "DEALLOCATE s0 s1",
+            "DEALLOCATE",
+            "DEALLOCATEs0",
+            "deallocate \"unterminated",
+            "deallocate \"\"",
+            "select 'DEALLOCATE s0'",
+            "DEALLOC",
+            "DEALLOCATÉ s0",
+        ] {
+            assert_eq!(deallocate_name(sql), None, "{sql}");
+        }
+        // "DEALLOCATE ALL" by a quoted name is a statement named ALL.
+        assert_eq!(
+            deallocate_name("deallocate \"all\"").as_deref(),
+            Some("all")
+        );
     }
 
     #[test]

@@ -8,8 +8,12 @@
 //! - each server connection remembers which maitred names it has prepared
 //!   ([`PreparedOnServer`], bounded, least recently used evicted and closed);
 //! - the relay prepares a statement on the server a client lands on when it is missing, and
-//!   answers the client's Parse and Close itself when the server needs no work.
+//!   answers the client's Parse and Close itself when the server needs no work;
+//! - what a statement does to session state (SET, pins, see [`crate::sql_effects`]) is
+//!   found once, when the pool first sees it, and applied by the relay at each Bind.
 
+use crate::codec::extended::parse_query_text;
+use crate::sql_effects::{self, Effect};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +27,8 @@ pub struct Statement {
     pub server_name: String,
     /// Query text and parameter types, exactly as in the Parse message after the name.
     pub definition: Bytes,
+    /// What running the statement does to session state; empty for almost every statement.
+    pub effects: Vec<Effect>,
 }
 
 /// The pool's map from statement definitions to maitred names.
@@ -46,6 +52,9 @@ impl StatementRegistry {
             id,
             server_name: format!("mtd_{id}"),
             definition: definition.clone(),
+            effects: parse_query_text(&definition)
+                .map(sql_effects::effects)
+                .unwrap_or_default(),
         });
         map.insert(definition, stmt.clone());
         stmt
@@ -174,6 +183,24 @@ mod tests {
         assert_eq!(a.server_name, b.server_name);
         assert_ne!(a.server_name, c.server_name);
         assert_eq!(reg.len(), 2);
+    }
+
+    #[test]
+    fn effects_are_found_once_per_definition() {
+        let reg = StatementRegistry::default();
+        assert!(reg.intern(b"select $1::int\0\0\0").effects.is_empty());
+        assert_eq!(
+            reg.intern(b"SET application_name = 'x'\0\0\0").effects,
+            vec![Effect::Set {
+                name: "application_name".into(),
+                value: "'x'".into()
+            }]
+        );
+        assert_eq!(
+            reg.intern(b"select pg_advisory_lock($1)\0\0\x01\0\0\0\x14")
+                .effects,
+            vec![Effect::Pin(sql_effects::PinReason::AdvisoryLock)]
+        );
     }
 
     #[test]

@@ -24,6 +24,12 @@ pub fn split_parse(msg: &[u8]) -> Result<ParseParts<'_>, CodecError> {
     Ok(ParseParts { name, definition })
 }
 
+/// The query text of a Parse definition (what follows the statement name), if it is UTF-8.
+pub fn parse_query_text(definition: &[u8]) -> Option<&str> {
+    let end = definition.iter().position(|b| *b == 0)?;
+    std::str::from_utf8(&definition[..end]).ok()
+}
+
 /// Writes a Parse message for `name` with a definition taken from a client's Parse.
 pub fn write_parse(out: &mut BytesMut, name: &str, definition: &[u8]) {
     out.put_u8(b'P');
@@ -97,6 +103,7 @@ mod tests {
         frontend::parse("s1", "select $1::int", [23u32], &mut msg).expect("parse");
         let parts = split_parse(&msg).expect("split");
         assert_eq!(parts.name, "s1");
+        assert_eq!(parse_query_text(parts.definition), Some("select $1::int"));
         let mut out = BytesMut::new();
         write_parse(&mut out, "mtd_7", parts.definition);
         let mut expected = BytesMut::new();
