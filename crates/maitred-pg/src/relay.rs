@@ -383,12 +383,13 @@ impl Relay {
             tag::SYNC => out::ready_for_query(&mut self.cwbuf, b'I'),
             tag::FLUSH => {}
             tag::QUERY => {
-                if self.deallocate_locally(query_text(msg)) {
+                let text = query_text(msg);
+                if self.deallocate_locally(text) {
                     out::command_complete(&mut self.cwbuf, "DEALLOCATE");
                     out::ready_for_query(&mut self.cwbuf, b'I');
                     return Ok(true);
                 }
-                let Some(cmd) = query_text(msg).and_then(listen_command) else {
+                let Some(cmd) = text.and_then(listen_command) else {
                     return Ok(false);
                 };
                 self.listen(cmd).await;

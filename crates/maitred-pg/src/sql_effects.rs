@@ -106,7 +106,27 @@ fn plainly_without_effects(sql: &str) -> bool {
     ]
     .iter()
     .any(|k| first.eq_ignore_ascii_case(k));
-    plain && !mentions_any(s.as_bytes(), &[b"advisory", b"set_config"])
+    plain && !mentions_session_functions(s.as_bytes())
+}
+
+/// Whether `sql` may call `pg_[try_]advisory_lock*` or `set_config`, ASCII case ignored:
+/// both names hold an underscore, so only the (few) underscores of a query are looked at.
+/// Every simple query of an idle client passes here.
+fn mentions_session_functions(sql: &[u8]) -> bool {
+    sql.iter().enumerate().any(|(i, &b)| {
+        b == b'_' && {
+            let after = &sql[i + 1..];
+            let starts = |word: &[u8]| {
+                after
+                    .get(..word.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(word))
+            };
+            starts(b"advisory")
+                || (starts(b"config")
+                    && i >= 3
+                    && sql[i - 3..i].eq_ignore_ascii_case(b"set"))
+        }
+    })
 }
 
 /// Whether `haystack` contains one of `needles`, ASCII case ignored.
@@ -114,8 +134,11 @@ fn mentions_any(haystack: &[u8], needles: &[&[u8]]) -> bool {
     (0..haystack.len()).any(|i| {
         let rest = &haystack[i..];
         needles.iter().any(|n| {
-            rest.get(..n.len())
-                .is_some_and(|w| w.eq_ignore_ascii_case(n))
+            // The first byte alone rules out almost every position.
+            n.first().is_some_and(|f| f.eq_ignore_ascii_case(&rest[0]))
+                && rest
+                    .get(..n.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(n))
         })
     })
 }
@@ -958,6 +981,12 @@ mod tests {
         ));
         assert!(plainly_without_effects("select setconfig, set_conf from t"));
         assert!(plainly_without_effects("select current_setting('a.b')"));
+        assert!(!plainly_without_effects("select PG_TRY_ADVISORY_LOCK(1)"));
+        assert!(!plainly_without_effects("select pg_advisory_lock_shared(1)"));
+        assert!(plainly_without_effects(
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 1;"
+        ));
+        assert!(plainly_without_effects("select _x, set_ from t_"));
     }
 
     #[test]

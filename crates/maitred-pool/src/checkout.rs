@@ -21,7 +21,8 @@ use crate::manager::Manager;
 use crate::saturation::slow_threshold;
 use crate::shared::{Health, OpenError, Pooled, Shared, SlotGuard};
 use crate::stats::bump;
-use crate::waiters::{Grant, RegisterError, Ticket};
+use crate::sweeper;
+use crate::waiters::{Grant, Outcome, RegisterError, Ticket};
 
 type Result<M, T> = std::result::Result<T, CheckoutError<<M as Manager>::Error>>;
 
@@ -119,10 +120,17 @@ async fn connect<M: Manager>(
 }
 
 /// Parks in the wait queue until a grant arrives, the pool closes, or
-/// `queue_timeout` (counted from `started`) passes.
-async fn wait<M: Manager>(shared: &Shared<M>, started: Instant) -> Result<M, Grant<M::Connection>> {
-    let settings = shared.settings();
-    let ticket = match shared.waiters.register(settings.max_waiting) {
+/// `queue_timeout` (counted from `started`) passes: the pool's sweeper tells
+/// the waiter so (see `sweeper.rs`).
+async fn wait<M: Manager>(shared: &Arc<Shared<M>>, started: Instant) -> Result<M, Grant<M::Connection>> {
+    // Copied out: a settings guard held across the wait would pin one of the
+    // few fast-path slots of arc-swap for every parked checkout.
+    let (max_waiting, queue_timeout) = {
+        let settings = shared.settings();
+        (settings.max_waiting, settings.queue_timeout)
+    };
+    sweeper::ensure_started(shared);
+    let ticket = match shared.waiters.register(max_waiting, started + queue_timeout) {
         Ok(ticket) => ticket,
         Err(RegisterError::Closed) => return Err(closed(shared)),
         Err(RegisterError::Full) => {
@@ -130,10 +138,10 @@ async fn wait<M: Manager>(shared: &Shared<M>, started: Instant) -> Result<M, Gra
             let state = shared.state();
             shared
                 .saturation
-                .queue_full(shared.name(), settings.max_waiting, &state);
+                .queue_full(shared.name(), max_waiting, &state);
             return Err(CheckoutError::QueueFull {
                 pool: shared.name().to_owned(),
-                max_waiting: settings.max_waiting,
+                max_waiting,
                 state,
             });
         }
@@ -151,32 +159,28 @@ async fn wait<M: Manager>(shared: &Shared<M>, started: Instant) -> Result<M, Gra
     fence(SeqCst);
     shared.dispatch();
 
-    let deadline = started + settings.queue_timeout;
-    let outcome = tokio::time::timeout_at(deadline, &mut guard.ticket.rx).await;
+    let outcome = (&mut guard.ticket.rx).await;
     guard.done = true;
     match outcome {
-        Ok(Ok(grant)) => Ok(grant),
-        // The sender was dropped without a grant: only close() does that.
-        Ok(Err(_)) => Err(closed(shared)),
-        Err(_elapsed) => {
-            let state = shared.state();
-            match shared.waiters.cancel(&mut guard.ticket) {
-                // Granted at the last moment: take it rather than waste it.
-                Some(grant) => Ok(grant),
-                None => {
-                    bump(&shared.counters.queue_timeouts);
-                    let waited = started.elapsed();
-                    shared
-                        .saturation
-                        .queue_timeout(shared.name(), waited, &state);
-                    Err(CheckoutError::QueueTimeout {
-                        pool: shared.name().to_owned(),
-                        waited,
-                        state,
-                    })
-                }
-            }
+        Ok(Outcome::Granted(grant)) => Ok(grant),
+        Ok(Outcome::TimedOut) => {
+            // The state when it timed out: the sweeper has just taken this waiter off
+            // the queue, but it was still waiting then.
+            let mut state = shared.state();
+            state.waiting += 1;
+            bump(&shared.counters.queue_timeouts);
+            let waited = started.elapsed();
+            shared
+                .saturation
+                .queue_timeout(shared.name(), waited, &state);
+            Err(CheckoutError::QueueTimeout {
+                pool: shared.name().to_owned(),
+                waited,
+                state,
+            })
         }
+        // The sender was dropped without a word: only close() does that.
+        Err(_) => Err(closed(shared)),
     }
 }
 
@@ -272,6 +276,37 @@ mod tests {
         }
         assert_eq!(*order.lock().expect("order lock"), vec![0, 1, 2, 3, 99]);
         assert_eq!(pool.state().size, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_queue_timeout_from_a_reload_applies_behind_older_waiters() {
+        let mut s = settings(1);
+        s.queue_timeout = Duration::from_secs(10);
+        let (pool, _fake) = fake_pool(s.clone());
+        let _held = pool.checkout().await.expect("checkout");
+        let started = tokio::time::Instant::now();
+        let early = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.checkout().await.map(drop) }
+        });
+        while pool.state().waiting < 1 {
+            tokio::task::yield_now().await;
+        }
+        s.queue_timeout = Duration::from_secs(1);
+        pool.reconfigure(s);
+        let err = pool.checkout().await.expect_err("must time out");
+        assert!(matches!(err, CheckoutError::QueueTimeout { .. }), "{err:?}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
+            "timed out after {waited:?}, not at the new 1 s"
+        );
+        // The older waiter keeps the deadline it joined with.
+        assert!(!early.is_finished());
+        let early = early.await.expect("task");
+        assert!(matches!(early, Err(CheckoutError::QueueTimeout { .. })));
+        assert!(started.elapsed() >= Duration::from_secs(10));
+        assert_eq!(pool.state().waiting, 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,6 +14,8 @@
 //!   accounting, the lock-free idle queue, hand-off to waiters, close.
 //! - `idle.rs`: idle connections, most recently returned first (lock-free).
 //! - `waiters.rs`: the FIFO queue of parked checkouts (the pool's only lock).
+//! - `sweeper.rs`: the one task per pool that times out parked checkouts
+//!   (`queue_timeout`), instead of a timer per waiter.
 //! - `lease.rs`: [`Lease`], the guard that returns, resets or discards.
 //! - `reset.rs`: resetting dirty connections in a spawned task.
 //! - `maintenance.rs`: the per-pool background task (expiry, `min_idle`).
@@ -38,7 +40,8 @@
 //! # Runtime
 //!
 //! [`Pool::new`] works anywhere. [`Pool::checkout`] needs a Tokio runtime with
-//! timers; [`Pool::start_maintenance`] must be called inside one. Dropping a
+//! timers (the first checkout that parks spawns the pool's sweeper on it, so a
+//! pool is served by one runtime); [`Pool::start_maintenance`] must be called inside one. Dropping a
 //! dirty [`Lease`] spawns the reset on the current runtime; outside any
 //! runtime the connection is closed instead.
 
@@ -56,6 +59,7 @@ mod saturation;
 mod settings;
 mod shared;
 pub mod shutdown;
+mod sweeper;
 mod stats;
 mod waiters;
 

@@ -67,8 +67,11 @@ impl<M: Manager> Shared<M> {
     /// Opens connections until `min_idle` are idle, while nobody waits (a
     /// waiter gets a slot grant and connects by itself).
     async fn prewarm(&self) {
-        let settings = self.settings();
-        let target = settings.min_idle.min(settings.max_size);
+        // Not a settings guard held across the connects below (arc-swap's fast slots).
+        let target = {
+            let settings = self.settings();
+            settings.min_idle.min(settings.max_size)
+        };
         while !self.is_closed() && self.waiters.waiting() == 0 && self.idle_len() < target {
             // While the server fails, only when a probe is due (see gate.rs).
             let Some(permit) = self.gate.try_pass() else {

@@ -90,6 +90,8 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) counters: Counters,
     pub(crate) waiters: WaitQueue<M::Connection>,
     pub(crate) maintenance_started: AtomicBool,
+    /// Whether the queue-timeout sweeper runs (see `sweeper.rs`).
+    pub(crate) sweeper_started: AtomicBool,
     /// Rate-limited warnings when clients queue, time out or wait long.
     pub(crate) saturation: SaturationLog,
     pub(crate) gate: ConnectGate,
@@ -111,6 +113,7 @@ impl<M: Manager> Shared<M> {
             counters: Counters::default(),
             waiters: WaitQueue::new(),
             maintenance_started: AtomicBool::new(false),
+            sweeper_started: AtomicBool::new(false),
             saturation: SaturationLog::new(),
             gate: ConnectGate::default(),
             total: AtomicUsize::new(0),
@@ -141,6 +144,9 @@ impl<M: Manager> Shared<M> {
             tracing::debug!(pool = %self.name(), "closing idle connection above the new max_size");
             self.close_conn(pooled);
         }
+        // Waiters parked under the old queue_timeout keep their deadlines; the sweeper
+        // looks again in case the new one is shorter.
+        self.waiters.rearm.notify_one();
         fence(SeqCst);
         if self.waiters.waiting() > 0 {
             self.dispatch();

@@ -1,17 +1,25 @@
 //! The FIFO queue of parked checkouts: the only lock in the pool, taken only
 //! by checkouts that must wait and by whoever hands them something.
 //!
-//! A waiter is an entry with a oneshot sender. [`WaitQueue::dispatch`] pops
-//! front entries and sends each a [`Grant`] while holding the lock, so a
-//! waiter that is no longer in the queue has either been sent its grant or
-//! was dropped by [`WaitQueue::close`]. [`WaitQueue::cancel`] relies on that
-//! to hand back a grant that arrived too late.
+//! A waiter is an entry with a oneshot sender and its deadline. [`WaitQueue::dispatch`]
+//! pops front entries and sends each a [`Grant`] while holding the lock, so a
+//! waiter that is no longer in the queue has either been sent its grant, been
+//! told it timed out by [`WaitQueue::expire`], or was dropped by
+//! [`WaitQueue::close`]. [`WaitQueue::cancel`] relies on that to hand back a
+//! grant that arrived too late.
+//!
+//! `queue_timeout` is enforced by one sweeper per pool (`sweeper.rs`), not by a
+//! timer per waiter: a timer inserted and removed for every parked checkout was
+//! a measurable share of the proxy's CPU at saturation, where nearly every
+//! checkout parks. Waiters join in FIFO order with the same timeout, so the
+//! front one's deadline is the next to pass.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
 
 use crate::shared::Pooled;
 
@@ -23,6 +31,14 @@ pub(crate) enum Grant<C> {
     Conn(Pooled<C>),
     /// A reserved slot: the waiter may open a new connection.
     Slot,
+}
+
+/// What a parked checkout learns.
+#[derive(Debug)]
+pub(crate) enum Outcome<C> {
+    Granted(Grant<C>),
+    /// Its deadline passed first (`queue_timeout`); it was taken off the queue.
+    TimedOut,
 }
 
 /// Why a checkout could not join the queue.
@@ -38,13 +54,14 @@ pub(crate) enum RegisterError {
 #[derive(Debug)]
 pub(crate) struct Ticket<C> {
     id: u64,
-    pub(crate) rx: oneshot::Receiver<Grant<C>>,
+    pub(crate) rx: oneshot::Receiver<Outcome<C>>,
 }
 
 #[derive(Debug)]
 struct Entry<C> {
     id: u64,
-    tx: oneshot::Sender<Grant<C>>,
+    deadline: Instant,
+    tx: oneshot::Sender<Outcome<C>>,
 }
 
 #[derive(Debug)]
@@ -61,6 +78,9 @@ pub(crate) struct WaitQueue<C> {
     /// Always equal to `queue.entries.len()`; only changed under the lock,
     /// read without it (SeqCst: see `Shared::push_idle`).
     waiting: AtomicUsize,
+    /// Wakes the sweeper: a waiter joined an empty queue, the timeout changed, or
+    /// the queue closed.
+    pub(crate) rearm: Arc<Notify>,
 }
 
 impl<C> WaitQueue<C> {
@@ -72,6 +92,7 @@ impl<C> WaitQueue<C> {
                 closed: false,
             }),
             waiting: AtomicUsize::new(0),
+            rearm: Arc::new(Notify::new()),
         }
     }
 
@@ -85,10 +106,14 @@ impl<C> WaitQueue<C> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Joins the back of the queue. The caller must then make a dispatch
-    /// attempt (after a SeqCst fence) so it cannot sleep next to an idle
-    /// connection or a free slot.
-    pub(crate) fn register(&self, max_waiting: usize) -> Result<Ticket<C>, RegisterError> {
+    /// Joins the back of the queue, to be told [`Outcome::TimedOut`] once
+    /// `deadline` passes. The caller must then make a dispatch attempt (after a
+    /// SeqCst fence) so it cannot sleep next to an idle connection or a free slot.
+    pub(crate) fn register(
+        &self,
+        max_waiting: usize,
+        deadline: Instant,
+    ) -> Result<Ticket<C>, RegisterError> {
         let mut queue = self.lock();
         if queue.closed {
             return Err(RegisterError::Closed);
@@ -99,9 +124,35 @@ impl<C> WaitQueue<C> {
         let id = queue.next_id;
         queue.next_id = queue.next_id.wrapping_add(1);
         let (tx, rx) = oneshot::channel();
-        queue.entries.push_back(Entry { id, tx });
+        let was_empty = queue.entries.is_empty();
+        queue.entries.push_back(Entry { id, deadline, tx });
         self.waiting.fetch_add(1, SeqCst);
+        drop(queue);
+        if was_empty {
+            // The sweeper may be asleep with nothing to watch: this deadline is the next.
+            self.rearm.notify_one();
+        }
         Ok(Ticket { id, rx })
+    }
+
+    /// Tells every waiter whose deadline is at or before `now` that it timed
+    /// out, and takes it off the queue. Returns the earliest deadline left.
+    pub(crate) fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut queue = self.lock();
+        let mut next: Option<Instant> = None;
+        let mut kept = VecDeque::with_capacity(queue.entries.len());
+        for entry in queue.entries.drain(..) {
+            if entry.deadline <= now {
+                self.waiting.fetch_sub(1, SeqCst);
+                // A receiver already gone cancels itself (and finds nothing).
+                let _ = entry.tx.send(Outcome::TimedOut);
+            } else {
+                next = Some(next.map_or(entry.deadline, |n| n.min(entry.deadline)));
+                kept.push_back(entry);
+            }
+        }
+        queue.entries = kept;
+        next
     }
 
     /// Leaves the queue. Returns the grant if one was already sent, so the
@@ -116,10 +167,13 @@ impl<C> WaitQueue<C> {
                 return None;
             }
         }
-        // Not queued any more: dispatched (grant sent under the lock, so it is
-        // in the channel by now) or dropped by close (nothing to receive).
+        // Not queued any more: dispatched or expired (sent under the lock, so it
+        // is in the channel by now) or dropped by close (nothing to receive).
         ticket.rx.close();
-        ticket.rx.try_recv().ok()
+        match ticket.rx.try_recv() {
+            Ok(Outcome::Granted(grant)) => Some(grant),
+            Ok(Outcome::TimedOut) | Err(_) => None,
+        }
     }
 
     /// Hands grants to front waiters, oldest first, while `acquire` finds
@@ -147,7 +201,7 @@ impl<C> WaitQueue<C> {
             };
             self.waiting.fetch_sub(1, SeqCst);
             // Fails only if the receiver vanished without cancelling.
-            if let Err(grant) = entry.tx.send(grant) {
+            if let Err(Outcome::Granted(grant)) = entry.tx.send(Outcome::Granted(grant)) {
                 spare = Some(grant);
             }
         }
@@ -167,12 +221,18 @@ impl<C> WaitQueue<C> {
             std::mem::take(&mut queue.entries)
         };
         drop(dropped);
+        self.rearm.notify_one();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
 
     fn slot_source(mut n: usize) -> impl FnMut() -> Option<Grant<()>> {
         move || {
@@ -188,41 +248,41 @@ mod tests {
     #[test]
     fn dispatch_serves_oldest_first_and_stops_when_nothing_to_give() {
         let q = WaitQueue::<()>::new();
-        let mut tickets: Vec<_> = (0..3).map(|_| q.register(10).expect("register")).collect();
+        let mut tickets: Vec<_> = (0..3).map(|_| q.register(10, later()).expect("register")).collect();
         assert_eq!(q.waiting(), 3);
         q.dispatch(slot_source(2), |_| panic!("nothing to restore"));
         assert_eq!(q.waiting(), 1);
-        assert!(matches!(tickets[0].rx.try_recv(), Ok(Grant::Slot)));
-        assert!(matches!(tickets[1].rx.try_recv(), Ok(Grant::Slot)));
+        assert!(matches!(tickets[0].rx.try_recv(), Ok(Outcome::Granted(Grant::Slot))));
+        assert!(matches!(tickets[1].rx.try_recv(), Ok(Outcome::Granted(Grant::Slot))));
         assert!(tickets[2].rx.try_recv().is_err());
     }
 
     #[test]
     fn register_refuses_beyond_max_waiting_and_after_close() {
         let q = WaitQueue::<()>::new();
-        let _a = q.register(1).expect("register");
-        assert_eq!(q.register(1).err(), Some(RegisterError::Full));
+        let _a = q.register(1, later()).expect("register");
+        assert_eq!(q.register(1, later()).err(), Some(RegisterError::Full));
         q.close();
         assert_eq!(q.waiting(), 0);
-        assert_eq!(q.register(1).err(), Some(RegisterError::Closed));
+        assert_eq!(q.register(1, later()).err(), Some(RegisterError::Closed));
     }
 
     #[test]
     fn cancel_before_grant_leaves_no_trace() {
         let q = WaitQueue::<()>::new();
-        let mut a = q.register(10).expect("register");
-        let mut b = q.register(10).expect("register");
+        let mut a = q.register(10, later()).expect("register");
+        let mut b = q.register(10, later()).expect("register");
         assert!(q.cancel(&mut a).is_none());
         assert_eq!(q.waiting(), 1);
         q.dispatch(slot_source(1), |_| panic!("nothing to restore"));
-        assert!(matches!(b.rx.try_recv(), Ok(Grant::Slot)));
+        assert!(matches!(b.rx.try_recv(), Ok(Outcome::Granted(Grant::Slot))));
         assert_eq!(q.waiting(), 0);
     }
 
     #[test]
     fn cancel_after_grant_returns_the_grant() {
         let q = WaitQueue::<()>::new();
-        let mut a = q.register(10).expect("register");
+        let mut a = q.register(10, later()).expect("register");
         q.dispatch(slot_source(1), |_| panic!("nothing to restore"));
         assert!(matches!(q.cancel(&mut a), Some(Grant::Slot)));
         assert_eq!(q.waiting(), 0);
@@ -231,13 +291,13 @@ mod tests {
     #[test]
     fn undeliverable_grant_goes_to_next_waiter_or_back() {
         let q = WaitQueue::<()>::new();
-        let gone = q.register(10).expect("register");
-        let mut b = q.register(10).expect("register");
+        let gone = q.register(10, later()).expect("register");
+        let mut b = q.register(10, later()).expect("register");
         drop(gone); // receiver vanished without cancelling
         q.dispatch(slot_source(1), |_| panic!("b should get it"));
-        assert!(matches!(b.rx.try_recv(), Ok(Grant::Slot)));
+        assert!(matches!(b.rx.try_recv(), Ok(Outcome::Granted(Grant::Slot))));
 
-        let gone = q.register(10).expect("register");
+        let gone = q.register(10, later()).expect("register");
         drop(gone);
         let mut restored = 0;
         q.dispatch(slot_source(1), |_| restored += 1);
@@ -248,12 +308,29 @@ mod tests {
     #[test]
     fn close_wakes_waiters_with_a_dropped_sender() {
         let q = WaitQueue::<()>::new();
-        let mut a = q.register(10).expect("register");
+        let mut a = q.register(10, later()).expect("register");
         q.close();
         assert!(matches!(
             a.rx.try_recv(),
             Err(oneshot::error::TryRecvError::Closed)
         ));
         assert!(q.cancel(&mut a).is_none());
+    }
+
+    #[test]
+    fn expire_tells_only_the_waiters_past_their_deadline() {
+        let q = WaitQueue::<()>::new();
+        let now = Instant::now();
+        let mut early = q.register(10, now).expect("register");
+        let mut late = q.register(10, now + Duration::from_secs(5)).expect("register");
+        assert_eq!(q.expire(now), Some(now + Duration::from_secs(5)));
+        assert_eq!(q.waiting(), 1);
+        assert!(matches!(early.rx.try_recv(), Ok(Outcome::TimedOut)));
+        // A timed-out waiter that cancels afterwards finds no grant to give back.
+        assert!(q.cancel(&mut early).is_none());
+        assert!(late.rx.try_recv().is_err());
+        q.dispatch(slot_source(1), |_| panic!("late should get it"));
+        assert!(matches!(late.rx.try_recv(), Ok(Outcome::Granted(Grant::Slot))));
+        assert_eq!(q.expire(now + Duration::from_secs(10)), None);
     }
 }
