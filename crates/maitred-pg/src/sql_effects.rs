@@ -122,9 +122,7 @@ fn mentions_session_functions(sql: &[u8]) -> bool {
                     .is_some_and(|w| w.eq_ignore_ascii_case(word))
             };
             starts(b"advisory")
-                || (starts(b"config")
-                    && i >= 3
-                    && sql[i - 3..i].eq_ignore_ascii_case(b"set"))
+                || (starts(b"config") && i >= 3 && sql[i - 3..i].eq_ignore_ascii_case(b"set"))
         }
     })
 }
@@ -982,7 +980,9 @@ mod tests {
         assert!(plainly_without_effects("select setconfig, set_conf from t"));
         assert!(plainly_without_effects("select current_setting('a.b')"));
         assert!(!plainly_without_effects("select PG_TRY_ADVISORY_LOCK(1)"));
-        assert!(!plainly_without_effects("select pg_advisory_lock_shared(1)"));
+        assert!(!plainly_without_effects(
+            "select pg_advisory_lock_shared(1)"
+        ));
         assert!(plainly_without_effects(
             "SELECT abalance FROM pgbench_accounts WHERE aid = 1;"
         ));

@@ -122,7 +122,10 @@ async fn connect<M: Manager>(
 /// Parks in the wait queue until a grant arrives, the pool closes, or
 /// `queue_timeout` (counted from `started`) passes: the pool's sweeper tells
 /// the waiter so (see `sweeper.rs`).
-async fn wait<M: Manager>(shared: &Arc<Shared<M>>, started: Instant) -> Result<M, Grant<M::Connection>> {
+async fn wait<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    started: Instant,
+) -> Result<M, Grant<M::Connection>> {
     // Copied out: a settings guard held across the wait would pin one of the
     // few fast-path slots of arc-swap for every parked checkout.
     let (max_waiting, queue_timeout) = {
@@ -130,7 +133,10 @@ async fn wait<M: Manager>(shared: &Arc<Shared<M>>, started: Instant) -> Result<M
         (settings.max_waiting, settings.queue_timeout)
     };
     sweeper::ensure_started(shared);
-    let ticket = match shared.waiters.register(max_waiting, started + queue_timeout) {
+    let ticket = match shared
+        .waiters
+        .register(max_waiting, started + queue_timeout)
+    {
         Ok(ticket) => ticket,
         Err(RegisterError::Closed) => return Err(closed(shared)),
         Err(RegisterError::Full) => {

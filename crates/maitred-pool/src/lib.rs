@@ -59,8 +59,8 @@ mod saturation;
 mod settings;
 mod shared;
 pub mod shutdown;
-mod sweeper;
 mod stats;
+mod sweeper;
 mod waiters;
 
 #[cfg(test)]

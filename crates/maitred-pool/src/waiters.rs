@@ -248,12 +248,20 @@ mod tests {
     #[test]
     fn dispatch_serves_oldest_first_and_stops_when_nothing_to_give() {
         let q = WaitQueue::<()>::new();
-        let mut tickets: Vec<_> = (0..3).map(|_| q.register(10, later()).expect("register")).collect();
+        let mut tickets: Vec<_> = (0..3)
+            .map(|_| q.register(10, later()).expect("register"))
+            .collect();
         assert_eq!(q.waiting(), 3);
         q.dispatch(slot_source(2), |_| panic!("nothing to restore"));
         assert_eq!(q.waiting(), 1);
-        assert!(matches!(tickets[0].rx.try_recv(), Ok(Outcome::Granted(Grant::Slot))));
-        assert!(matches!(tickets[1].rx.try_recv(), Ok(Outcome::Granted(Grant::Slot))));
+        assert!(matches!(
+            tickets[0].rx.try_recv(),
+            Ok(Outcome::Granted(Grant::Slot))
+        ));
+        assert!(matches!(
+            tickets[1].rx.try_recv(),
+            Ok(Outcome::Granted(Grant::Slot))
+        ));
         assert!(tickets[2].rx.try_recv().is_err());
     }
 
@@ -322,7 +330,9 @@ mod tests {
         let q = WaitQueue::<()>::new();
         let now = Instant::now();
         let mut early = q.register(10, now).expect("register");
-        let mut late = q.register(10, now + Duration::from_secs(5)).expect("register");
+        let mut late = q
+            .register(10, now + Duration::from_secs(5))
+            .expect("register");
         assert_eq!(q.expire(now), Some(now + Duration::from_secs(5)));
         assert_eq!(q.waiting(), 1);
         assert!(matches!(early.rx.try_recv(), Ok(Outcome::TimedOut)));
@@ -330,7 +340,10 @@ mod tests {
         assert!(q.cancel(&mut early).is_none());
         assert!(late.rx.try_recv().is_err());
         q.dispatch(slot_source(1), |_| panic!("late should get it"));
-        assert!(matches!(late.rx.try_recv(), Ok(Outcome::Granted(Grant::Slot))));
+        assert!(matches!(
+            late.rx.try_recv(),
+            Ok(Outcome::Granted(Grant::Slot))
+        ));
         assert_eq!(q.expire(now + Duration::from_secs(10)), None);
     }
 }

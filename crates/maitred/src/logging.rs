@@ -87,7 +87,9 @@ fn parse_directive(d: &str) -> Option<Filter> {
     if let Ok(level) = d.parse::<LevelFilter>() {
         return Some(Filter::Level(level));
     }
-    EnvFilter::try_new(d).ok().map(|f| Filter::Directives(Box::new(f)))
+    EnvFilter::try_new(d)
+        .ok()
+        .map(|f| Filter::Directives(Box::new(f)))
 }
 
 #[cfg(test)]
