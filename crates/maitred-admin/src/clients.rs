@@ -8,12 +8,10 @@
 //! clients, so the hot path pays nothing for it.
 
 use crate::traffic::Traffic;
-use futures_util::task::AtomicWaker;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 
@@ -114,10 +112,6 @@ struct Entry {
     waiting_since: AtomicU64,
     killed: AtomicBool,
     kill: Notify,
-    /// The session's own wait for the kill ([`KillSignal`]): polled at every wake-up of its
-    /// task, so a register-and-check of one waker instead of a [`Notify`] (which takes a
-    /// lock at every poll).
-    session_waker: AtomicWaker,
 }
 
 /// The monotonic origin of `waiting_since`.
@@ -153,7 +147,6 @@ impl PoolClients {
             waiting_since: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
-            session_waker: AtomicWaker::new(),
         });
         self.lock().insert(entry.id, entry.clone());
         ClientTicket {
@@ -231,7 +224,6 @@ impl PoolClients {
         for e in &entries {
             e.killed.store(true, Ordering::Release);
             e.kill.notify_waiters();
-            e.session_waker.wake();
         }
         entries.len()
     }
@@ -290,19 +282,9 @@ impl ClientTicket {
 pub struct KillSignal(Arc<Entry>);
 
 impl KillSignal {
-    /// Completes once the client was killed (at once if it already was). Meant for the
-    /// session's own task, which selects on it beside its work: one waiter at a time (use
-    /// [`ClientTicket::killed`] anywhere else).
+    /// Completes once the client was killed (at once if it already was).
     pub async fn killed(&self) {
-        std::future::poll_fn(|cx| {
-            self.0.session_waker.register(cx.waker());
-            if self.0.killed.load(Ordering::Acquire) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+        self.0.killed().await;
     }
 }
 
@@ -387,37 +369,5 @@ mod tests {
             .await
             .expect("already killed");
         assert!(!bystander.is_killed());
-    }
-
-    #[tokio::test]
-    async fn kill_signal_wakes_the_session_task_selecting_on_it() {
-        let pool = PoolClients::new();
-        let a = pool.register(someone("a"));
-        let signal = a.kill_signal();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let session = tokio::spawn(async move {
-            // Like a relay: woken by its own work many times before the kill comes.
-            let mut wakes = 0;
-            loop {
-                tokio::select! {
-                    () = signal.killed() => return wakes,
-                    Some(()) = rx.recv() => wakes += 1,
-                }
-            }
-        });
-        for _ in 0..3 {
-            tx.send(()).expect("send");
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(pool.kill_all(), 1);
-        let wakes = tokio::time::timeout(Duration::from_secs(2), session)
-            .await
-            .expect("the kill woke the session")
-            .expect("task");
-        assert_eq!(wakes, 3);
-        // A signal taken after the kill resolves at once.
-        tokio::time::timeout(Duration::from_millis(100), a.kill_signal().killed())
-            .await
-            .expect("already killed");
     }
 }

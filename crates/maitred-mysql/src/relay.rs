@@ -193,6 +193,10 @@ impl Relay {
     }
 
     async fn run_loop(&mut self) -> Result<(), SessionError> {
+        // One drain subscription for the session, not one per wait (each would join and
+        // leave the process-wide waiter list); never polled again once it fired.
+        let shutdown = maitred_pool::shutdown::wait();
+        tokio::pin!(shutdown);
         loop {
             self.s.ticket.set_state(if self.lease.is_some() {
                 ClientState::Active
@@ -241,7 +245,7 @@ impl Relay {
                 // Only a client between transactions (no lease) is let go by the drain.
                 let idle = self.lease.is_none();
                 let n = tokio::select! {
-                    () = maitred_pool::shutdown::wait(), if idle => {
+                    () = &mut shutdown, if idle => {
                         // MySQL clients expect no unsolicited packet: an idle one is simply
                         // closed, as a server that shuts down does (drivers reconnect).
                         tracing::debug!(pool = %self.s.pool.name, "drain: idle client closed");
