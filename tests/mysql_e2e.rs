@@ -417,6 +417,42 @@ async fn sixty_clients_share_two_server_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_async_with_default_options_stays_on_maitred() {
+    // mysql_async's default prefer_socket reads @@socket after login and moves a loopback
+    // connection to the server's Unix socket: maitred answers NULL, so the driver stays.
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let mut direct = must_connect(&url).await;
+    let socket = scalar_string(&mut direct, "SELECT @@socket").await;
+    assert!(socket.is_some(), "the test server has a Unix socket");
+    let m = start_maitred(&url, &["--pool-size", "1"]);
+    let url_m = MysqlUrl::parse(&url).with_addr(m.addr());
+    let mut c = within(
+        20,
+        "connect",
+        Conn::new(Opts::from_url(&url_m).expect("URL")),
+    )
+    .await
+    .expect("connect with default options");
+    assert!(Opts::from_url(&url_m).expect("URL").prefer_socket());
+    // Over the socket the server would see the client as app@localhost; through maitred
+    // it sees maitred's TCP connection from 127.0.0.1.
+    let user = scalar_string(&mut c, "SELECT USER()").await;
+    assert_eq!(
+        user.as_deref(),
+        Some("app@127.0.0.1"),
+        "the driver went around maitred"
+    );
+    assert_eq!(scalar_string(&mut c, "SELECT @@socket").await, None);
+    // Literals and other variables are untouched.
+    assert_eq!(
+        scalar_string(&mut c, "SELECT '@@socket'").await.as_deref(),
+        Some("@@socket")
+    );
+    c.disconnect().await.expect("disconnect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_timeout_gives_1040_and_connection_stays_usable() {
     let Some(url) = require_mysql() else { return };
     let _g = kit::serial().await;

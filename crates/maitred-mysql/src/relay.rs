@@ -20,7 +20,8 @@ use crate::errors_to_client::{checkout_error, code};
 use crate::manager::MyManager;
 use crate::pool::{MyPool, PinReason, PoolMode};
 use crate::session_sql::{
-    classify, kill_target, rewrite_connection_id, rewrite_last_insert_id, QueryEffect,
+    classify, kill_target, rewrite_connection_id, rewrite_last_insert_id, rewrite_socket_variable,
+    QueryEffect,
 };
 use crate::stmt_cache::{ClientStatements, ClientStmt};
 use crate::tls::Stream;
@@ -407,17 +408,19 @@ impl Relay {
                     return self.kill(query_only, target).await;
                 }
                 let mut payload = payload;
-                if let Some(sql) = rewrite_connection_id(&payload[1..], self.s.connection_id) {
-                    let mut p = BytesMut::with_capacity(sql.len() + 1);
-                    p.extend_from_slice(&[command::QUERY]);
-                    p.extend_from_slice(&sql);
-                    payload = p;
-                }
-                if let Some(sql) = rewrite_last_insert_id(&payload[1..], self.last_insert_id) {
-                    let mut p = BytesMut::with_capacity(sql.len() + 1);
-                    p.extend_from_slice(&[command::QUERY]);
-                    p.extend_from_slice(&sql);
-                    payload = p;
+                let (id, last_insert_id) = (self.s.connection_id, self.last_insert_id);
+                let rewrites: [&dyn Fn(&[u8]) -> Option<Vec<u8>>; 3] = [
+                    &|sql| rewrite_connection_id(sql, id),
+                    &|sql| rewrite_last_insert_id(sql, last_insert_id),
+                    &rewrite_socket_variable,
+                ];
+                for rewrite in rewrites {
+                    if let Some(sql) = rewrite(&payload[1..]) {
+                        let mut p = BytesMut::with_capacity(sql.len() + 1);
+                        p.extend_from_slice(&[command::QUERY]);
+                        p.extend_from_slice(&sql);
+                        payload = p;
+                    }
                 }
                 let effect = classify(&payload[1..]);
                 if !self.acquire().await? {

@@ -172,6 +172,63 @@ pub fn rewrite_last_insert_id(sql: &[u8], value: u64) -> Option<Vec<u8>> {
     rewrite_call(sql, b"LAST_INSERT_ID", &value.to_string())
 }
 
+/// The SQL with every `@@socket` (or `@@global.socket`, `@@session.socket`) outside
+/// literals replaced by `NULL`, or `None` when it has none. The server's Unix socket is no
+/// way to reach maitred, and a driver that learns it moves there, around the proxy:
+/// mysql_async does by default (`prefer_socket`) on every loopback connection, in the
+/// `SELECT @@max_allowed_packet,@@wait_timeout,@@socket` it sends after login.
+pub fn rewrite_socket_variable(sql: &[u8]) -> Option<Vec<u8>> {
+    // The common case, no system variable at all, costs one scan for '@'.
+    if !sql.windows(2).any(|w| w == b"@@") {
+        return None;
+    }
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < sql.len() {
+        let b = sql[i];
+        if matches!(b, b'\'' | b'"' | b'`') {
+            i += 1;
+            while i < sql.len() && sql[i] != b {
+                if sql[i] == b'\\' && b != b'`' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if sql[i..].starts_with(b"@@") {
+            let mut j = i + 2;
+            for scope in [&b"global."[..], b"session.", b"local."] {
+                if sql.len() >= j + scope.len()
+                    && sql[j..j + scope.len()].eq_ignore_ascii_case(scope)
+                {
+                    j += scope.len();
+                    break;
+                }
+            }
+            let name = b"socket";
+            let end = j + name.len();
+            let ends_word = sql
+                .get(end)
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'$'));
+            if sql.len() >= end && sql[j..end].eq_ignore_ascii_case(name) && ends_word {
+                let o = out.get_or_insert_with(|| Vec::with_capacity(sql.len()));
+                o.extend_from_slice(&sql[copied..i]);
+                o.extend_from_slice(b"NULL");
+                copied = end;
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    let mut o = out?;
+    o.extend_from_slice(&sql[copied..]);
+    Some(o)
+}
+
 /// A `;` outside literals followed by more than space: a statement list.
 fn has_inner_semicolon(sql: &[u8]) -> bool {
     let mut i = 0;
@@ -312,6 +369,26 @@ fn scan_anywhere(sql: &[u8]) -> Option<PinReason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_servers_socket_is_hidden_from_clients() {
+        let r = |sql: &str| {
+            rewrite_socket_variable(sql.as_bytes()).map(|v| String::from_utf8(v).expect("utf-8"))
+        };
+        assert_eq!(
+            r("SELECT @@max_allowed_packet,@@wait_timeout,@@socket").as_deref(),
+            Some("SELECT @@max_allowed_packet,@@wait_timeout,NULL")
+        );
+        assert_eq!(
+            r("select @@GLOBAL.Socket, 1").as_deref(),
+            Some("select NULL, 1")
+        );
+        assert_eq!(r("SELECT @@socket;").as_deref(), Some("SELECT NULL;"));
+        assert_eq!(r("SELECT @@socket_x, @@sockets"), None);
+        assert_eq!(r("SELECT '@@socket', `@@socket`"), None);
+        assert_eq!(r("SELECT @@port"), None);
+        assert_eq!(r("SELECT 1"), None);
+    }
 
     #[test]
     fn plain_queries_do_not_pin() {
