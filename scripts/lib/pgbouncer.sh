@@ -44,7 +44,11 @@ pidfile = $dir/pgbouncer.pid
 INI
     own_dir "$dir/userlist.txt"
     own_dir "$dir/pgbouncer.ini"
-    if ! as_service_user "$PGBOUNCER_BIN" -d -q "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1; then
+    # One descriptor per client and per server connection: raise the soft limit (the
+    # default 1024 would cap PgBouncer near 1000 clients and stall larger idle runs).
+    local fds=$((${PGBOUNCER_MAX_CLIENT_CONN:-1000} + pool_size + 100))
+    if ! as_service_user bash -c 'ulimit -n "$1" 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$2" -d -q "$3"' \
+        _ "$fds" "$PGBOUNCER_BIN" "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1; then
         cat "$dir/start.log" "$dir/pgbouncer.log" >&2 2>/dev/null
         die "pgbouncer did not start"
     fi
