@@ -37,6 +37,9 @@ mod time_limits;
 
 use session_vars::{Replay, SessionVars};
 
+/// Rewrites a COM_QUERY's SQL before it is sent, or says `None` (leave it as it is).
+type QueryRewrite<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<u8>>;
+
 /// Session SETs replayed per client; beyond that the client is pinned instead.
 const MAX_SESSION_SETS: usize = 64;
 /// Server packets longer than this are forwarded as they arrive instead of whole.
@@ -409,7 +412,7 @@ impl Relay {
                 }
                 let mut payload = payload;
                 let (id, last_insert_id) = (self.s.connection_id, self.last_insert_id);
-                let rewrites: [&dyn Fn(&[u8]) -> Option<Vec<u8>>; 3] = [
+                let rewrites: [QueryRewrite<'_>; 3] = [
                     &|sql| rewrite_connection_id(sql, id),
                     &|sql| rewrite_last_insert_id(sql, last_insert_id),
                     &rewrite_socket_variable,

@@ -67,22 +67,31 @@ pub fn rewrite_connection_id(sql: &[u8], id: u32) -> Option<Vec<u8>> {
     rewrite_call(sql, b"CONNECTION_ID", &id.to_string())
 }
 
+/// If a quoted string or identifier ('...', "...", `...`) starts at `i`, the index just
+/// past its closing quote (backslash escapes count, except in backticks).
+fn past_literal(sql: &[u8], i: usize) -> Option<usize> {
+    let quote = sql[i];
+    if !matches!(quote, b'\'' | b'"' | b'`') {
+        return None;
+    }
+    let mut j = i + 1;
+    while j < sql.len() && sql[j] != quote {
+        if sql[j] == b'\\' && quote != b'`' {
+            j += 1;
+        }
+        j += 1;
+    }
+    Some(j + 1)
+}
+
 /// Replaces argument-less calls of `name` outside literals with `value`.
 fn rewrite_call(sql: &[u8], name: &[u8], value: &str) -> Option<Vec<u8>> {
     let mut out: Option<Vec<u8>> = None;
     let mut copied = 0;
     let mut i = 0;
     while i < sql.len() {
-        let b = sql[i];
-        if matches!(b, b'\'' | b'"' | b'`') {
-            i += 1;
-            while i < sql.len() && sql[i] != b {
-                if sql[i] == b'\\' && b != b'`' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i += 1;
+        if let Some(next) = past_literal(sql, i) {
+            i = next;
             continue;
         }
         let boundary = i == 0
@@ -186,16 +195,8 @@ pub fn rewrite_socket_variable(sql: &[u8]) -> Option<Vec<u8>> {
     let mut copied = 0;
     let mut i = 0;
     while i < sql.len() {
-        let b = sql[i];
-        if matches!(b, b'\'' | b'"' | b'`') {
-            i += 1;
-            while i < sql.len() && sql[i] != b {
-                if sql[i] == b'\\' && b != b'`' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i += 1;
+        if let Some(next) = past_literal(sql, i) {
+            i = next;
             continue;
         }
         if sql[i..].starts_with(b"@@") {
@@ -233,16 +234,11 @@ pub fn rewrite_socket_variable(sql: &[u8]) -> Option<Vec<u8>> {
 fn has_inner_semicolon(sql: &[u8]) -> bool {
     let mut i = 0;
     while i < sql.len() {
-        let b = sql[i];
-        if matches!(b, b'\'' | b'"' | b'`') {
-            i += 1;
-            while i < sql.len() && sql[i] != b {
-                if sql[i] == b'\\' && b != b'`' {
-                    i += 1;
-                }
-                i += 1;
-            }
-        } else if b == b';' && !sql[i + 1..].trim_ascii().is_empty() {
+        if let Some(next) = past_literal(sql, i) {
+            i = next;
+            continue;
+        }
+        if sql[i] == b';' && !sql[i + 1..].trim_ascii().is_empty() {
             return true;
         }
         i += 1;
