@@ -5,10 +5,10 @@
 //! Needs `MAITRED_TEST_PG_URL`, `MAITRED_TEST_MYSQL_URL` and `MAITRED_TEST_MONGO_URL`;
 //! without them every test prints a skip notice and passes, except under `CI=true`.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use maitred_testkit::admin_http::http_body;
 use maitred_testkit::mongo::require_mongo;
 use maitred_testkit::mysql::{require_mysql, MysqlUrl};
 use maitred_testkit::{self as kit, Maitred};
@@ -175,7 +175,7 @@ impl Setup {
     }
 
     fn metrics(&self) -> String {
-        http_get(self.admin, "/metrics")
+        http_body(self.admin, "/metrics")
     }
 
     /// The value of one metric line, 0 when absent.
@@ -190,18 +190,6 @@ fn metric_value(text: &str, name: &str, pool: &str, protocol: &str, extra: &str)
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map_or(0.0, |v| v.trim().parse().expect("number"))
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("write");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
-    raw.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
 }
 
 async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {

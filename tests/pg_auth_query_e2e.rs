@@ -11,12 +11,12 @@
 //! everyone; a pg_hba.conf line for that one role, removed at the end, lets it use md5).
 //! Without the server the tests print a skip notice and pass, except under `CI=true`.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use maitred_testkit::admin_http::http_body;
 use maitred_testkit::{self as kit, Maitred};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
@@ -28,19 +28,6 @@ fn free_addr() -> SocketAddr {
     format!("127.0.0.1:{}", kit::free_port())
         .parse()
         .expect("addr")
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect to admin {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("write request");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read response");
-    raw.split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
 }
 
 async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
@@ -306,7 +293,7 @@ async fn auth_query_users_log_in_as_themselves() {
     assert_eq!(nobody, wrong.replace(&scram, &unknown));
 
     // The user's own pool shows in the metrics.
-    let metrics = tokio::task::block_in_place(|| http_get(admin, "/metrics"));
+    let metrics = tokio::task::block_in_place(|| http_body(admin, "/metrics"));
     assert!(
         metrics.contains(&format!("pool=\"app/{scram}\"")),
         "no metrics for app/{scram}:\n{metrics}"
@@ -407,7 +394,7 @@ async fn auth_query_users_log_in_as_themselves() {
     let name = format!("\"aq_idle/{scram}\"");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let pools = tokio::task::block_in_place(|| http_get(admin, "/pools"));
+        let pools = tokio::task::block_in_place(|| http_body(admin, "/pools"));
         if !pools.contains(&name) {
             break;
         }

@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use maitred_testkit::admin_http::http_body;
 use maitred_testkit::{self as kit, Maitred};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
@@ -663,18 +664,6 @@ async fn settings_through_the_extended_protocol_follow_their_client() {
     );
 }
 
-fn admin_metrics(admin: std::net::SocketAddr) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&admin, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect to admin {admin}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {admin}\r\n\r\n").expect("write request");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read response");
-    raw
-}
-
 /// The value of the PostgreSQL pool's `metric`, with `label` (e.g. `reason="listen"`) after
 /// the pool labels.
 fn metric(text: &str, metric: &str, label: Option<&str>) -> Option<f64> {
@@ -705,7 +694,7 @@ async fn extended_protocol_pins_with_its_cap_and_is_cleaned_after() {
     let b = connect(&url).await;
     let pins = |reason: &str| {
         metric(
-            &admin_metrics(admin),
+            &http_body(admin, "/metrics"),
             "maitred_pins_total",
             Some(&format!("reason=\"{reason}\"")),
         )
@@ -717,7 +706,11 @@ async fn extended_protocol_pins_with_its_cap_and_is_cleaned_after() {
         .expect("lock");
     assert_eq!(pins("advisory_lock"), Some(1.0));
     assert_eq!(
-        metric(&admin_metrics(admin), "maitred_clients_pinned", None),
+        metric(
+            &http_body(admin, "/metrics"),
+            "maitred_clients_pinned",
+            None
+        ),
         Some(1.0)
     );
     // A keeps its connection: B, on the other one, cannot take the lock.
@@ -765,7 +758,11 @@ async fn extended_protocol_pins_with_its_cap_and_is_cleaned_after() {
         "B's refused lock was taken anyway"
     );
     assert_eq!(
-        metric(&admin_metrics(admin), "maitred_pins_refused_total", None),
+        metric(
+            &http_body(admin, "/metrics"),
+            "maitred_pins_refused_total",
+            None
+        ),
         Some(2.0)
     );
 
@@ -777,7 +774,11 @@ async fn extended_protocol_pins_with_its_cap_and_is_cleaned_after() {
             .await
             .as_deref()
             == Some("t")
-            && metric(&admin_metrics(admin), "maitred_clients_pinned", None) == Some(0.0)
+            && metric(
+                &http_body(admin, "/metrics"),
+                "maitred_clients_pinned",
+                None,
+            ) == Some(0.0)
         {
             freed = true;
             break;

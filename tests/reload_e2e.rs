@@ -9,34 +9,17 @@
 //! test prints a skip notice and passes, except
 //! under `CI=true`, where it fails.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use maitred_testkit::admin_http::http_get;
 use maitred_testkit::fault_relay::FaultRelay;
 use maitred_testkit::{self as kit, Maitred};
 use tokio_postgres::NoTls;
-
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect to admin {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("write request");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("header end");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    (status, body.to_owned())
-}
 
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")

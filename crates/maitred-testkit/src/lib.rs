@@ -13,7 +13,9 @@
 //! * [`fault_relay::FaultRelay`]: a TCP relay between maitred and a server
 //!   that injects delay, drop, reset, blackhole and refusal at runtime.
 //! * [`pg_server::pg_control`]: restart the test PostgreSQL (`pg_ctl`).
+//! * [`admin_http::http_get`]: GET from maitred's admin endpoint (status, body).
 
+pub mod admin_http;
 pub mod fault_relay;
 pub mod mongo;
 pub mod mysql;
