@@ -7,13 +7,13 @@
 //! Counting by state happens when someone asks (a scrape, SHOW POOLS), by walking the
 //! clients, so the hot path pays nothing for it.
 
+use crate::kill::{KillSwitch, Killed};
 use crate::traffic::Traffic;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::Notify;
 
 /// Client ids are unique across the pools of the process.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -110,8 +110,7 @@ struct Entry {
     state: AtomicU8,
     /// Nanoseconds since [`epoch`] when the client started waiting.
     waiting_since: AtomicU64,
-    killed: AtomicBool,
-    kill: Notify,
+    kill: KillSwitch,
 }
 
 /// The monotonic origin of `waiting_since`.
@@ -145,8 +144,7 @@ impl PoolClients {
             connected_at: SystemTime::now(),
             state: AtomicU8::new(ClientState::Idle.to_u8()),
             waiting_since: AtomicU64::new(0),
-            killed: AtomicBool::new(false),
-            kill: Notify::new(),
+            kill: KillSwitch::default(),
         });
         self.lock().insert(entry.id, entry.clone());
         ClientTicket {
@@ -222,8 +220,7 @@ impl PoolClients {
     pub fn kill_all(&self) -> usize {
         let entries = self.entries();
         for e in &entries {
-            e.killed.store(true, Ordering::Release);
-            e.kill.notify_waiters();
+            e.kill.kill();
         }
         entries.len()
     }
@@ -257,12 +254,12 @@ impl ClientTicket {
     }
 
     pub fn is_killed(&self) -> bool {
-        self.entry.killed.load(Ordering::Acquire)
+        self.entry.kill.is_killed()
     }
 
     /// Completes once the client was killed (at once if it already was).
-    pub async fn killed(&self) {
-        self.entry.killed().await;
+    pub fn killed(&self) -> Killed<'_> {
+        self.entry.kill.killed()
     }
 
     /// A handle that only waits for the kill, to select on while the session itself is
@@ -283,22 +280,8 @@ pub struct KillSignal(Arc<Entry>);
 
 impl KillSignal {
     /// Completes once the client was killed (at once if it already was).
-    pub async fn killed(&self) {
-        self.0.killed().await;
-    }
-}
-
-impl Entry {
-    async fn killed(&self) {
-        loop {
-            let notified = self.kill.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.killed.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
+    pub fn killed(&self) -> Killed<'_> {
+        self.0.kill.killed()
     }
 }
 

@@ -34,8 +34,8 @@ pub(crate) async fn checkout<M: Manager>(shared: &Arc<Shared<M>>) -> Result<M, L
     let started = Instant::now();
 
     if shared.waiters.waiting() == 0 && !shared.is_paused() {
-        if let Some(pooled) = shared.take_idle() {
-            return Ok(lease(shared, pooled, started));
+        if let Some(pooled) = shared.take_idle(started) {
+            return Ok(lease(shared, pooled, started, started));
         }
         if shared.try_reserve() {
             return connect(shared, SlotGuard::new(shared), started).await;
@@ -47,18 +47,19 @@ pub(crate) async fn checkout<M: Manager>(shared: &Arc<Shared<M>>) -> Result<M, L
     let slot = SlotGuard::new(shared.as_ref());
     match grant {
         Grant::Conn(mut pooled) => {
-            match shared.health(&mut pooled, Instant::now()) {
+            let now = Instant::now();
+            match shared.health(&mut pooled, now) {
                 Health::Usable => {
                     slot.keep();
-                    return Ok(lease(shared, pooled, started));
+                    return Ok(lease(shared, pooled, started, now));
                 }
                 health => shared.drop_unhealthy(pooled, health),
             }
             // Keep our place at the front: another idle connection, else use
             // the slot to open a fresh one.
-            if let Some(pooled) = shared.take_idle() {
+            if let Some(pooled) = shared.take_idle(now) {
                 drop(slot);
-                return Ok(lease(shared, pooled, started));
+                return Ok(lease(shared, pooled, started, now));
             }
             connect(shared, slot, started).await
         }
@@ -100,7 +101,7 @@ async fn connect<M: Manager>(
                 return Err(closed(shared));
             }
             slot.keep();
-            Ok(lease(shared, pooled, started))
+            Ok(lease(shared, pooled, started, Instant::now()))
         }
         Err(OpenError::Failed(source)) => {
             drop(slot);
@@ -154,7 +155,7 @@ async fn wait<M: Manager>(
     };
     shared
         .saturation
-        .client_queued(shared.name(), || shared.state());
+        .client_queued(shared.name(), started, || shared.state());
     let mut guard = WaitGuard {
         shared,
         ticket,
@@ -209,12 +210,15 @@ impl<M: Manager> Drop for WaitGuard<'_, M> {
     }
 }
 
+/// `now` is the caller's latest reading of the clock (one read serves the health check and
+/// the wait time).
 fn lease<M: Manager>(
     shared: &Arc<Shared<M>>,
     pooled: Pooled<M::Connection>,
     started: Instant,
+    now: Instant,
 ) -> Lease<M> {
-    let waited = started.elapsed();
+    let waited = now.saturating_duration_since(started);
     shared.counters.record_checkout(waited);
     if waited >= slow_threshold(shared.settings().queue_timeout) {
         shared.saturation.slow_checkout(shared.name(), waited);

@@ -36,7 +36,12 @@ impl Limiter {
     /// `Some(folded)` when a line may be written now (`folded`: events suppressed since the
     /// last one); `None` when this event is only counted.
     fn admit(&self, origin: Instant) -> Option<u64> {
-        let now = u64::try_from(origin.elapsed().as_millis())
+        self.admit_at(origin, Instant::now())
+    }
+
+    /// [`admit`](Self::admit) with the caller's reading of the clock.
+    fn admit_at(&self, origin: Instant, at: Instant) -> Option<u64> {
+        let now = u64::try_from(at.saturating_duration_since(origin).as_millis())
             .unwrap_or(u64::MAX)
             .saturating_add(1);
         let last = self.last_ms.load(Relaxed);
@@ -78,8 +83,10 @@ impl SaturationLog {
     }
 
     /// A client found every server connection busy and joined the queue.
-    pub(crate) fn client_queued(&self, pool: &str, state: impl FnOnce() -> PoolState) {
-        if let Some(folded) = self.queued.admit(self.origin) {
+    /// A client joined the queue at `at` (the caller's clock reading: this runs for nearly
+    /// every checkout of a saturated pool).
+    pub(crate) fn client_queued(&self, pool: &str, at: Instant, state: impl FnOnce() -> PoolState) {
+        if let Some(folded) = self.queued.admit_at(self.origin, at) {
             let state = state();
             tracing::warn!(
                 pool,

@@ -33,9 +33,14 @@ use crate::settings::PoolSettings;
 use crate::stats::{bump, Counters, PoolState};
 use crate::waiters::{Grant, WaitQueue};
 
-/// A server connection with the times the pool needs.
+/// A server connection with the times the pool needs, boxed once when it is opened: it
+/// travels (idle queue, grant, lease) as a pointer, not as a few hundred bytes copied at
+/// every hand-off.
 #[derive(Debug)]
-pub(crate) struct Pooled<C> {
+pub(crate) struct Pooled<C>(Box<PooledConn<C>>);
+
+#[derive(Debug)]
+pub(crate) struct PooledConn<C> {
     pub(crate) conn: C,
     pub(crate) created_at: Instant,
     pub(crate) idle_since: Instant,
@@ -46,12 +51,25 @@ pub(crate) struct Pooled<C> {
 impl<C> Pooled<C> {
     pub(crate) fn new(conn: C, generation: u64) -> Self {
         let now = Instant::now();
-        Self {
+        Self(Box::new(PooledConn {
             conn,
             created_at: now,
             idle_since: now,
             generation,
-        }
+        }))
+    }
+}
+
+impl<C> std::ops::Deref for Pooled<C> {
+    type Target = PooledConn<C>;
+    fn deref(&self) -> &PooledConn<C> {
+        &self.0
+    }
+}
+
+impl<C> std::ops::DerefMut for Pooled<C> {
+    fn deref_mut(&mut self) -> &mut PooledConn<C> {
+        &mut self.0
     }
 }
 
@@ -276,8 +294,7 @@ impl<M: Manager> Shared<M> {
 
     /// Pops idle connections until a usable one turns up; unusable ones are
     /// closed and their slots freed.
-    pub(crate) fn take_idle(&self) -> Option<Pooled<M::Connection>> {
-        let now = Instant::now();
+    pub(crate) fn take_idle(&self, now: Instant) -> Option<Pooled<M::Connection>> {
         while let Some(mut pooled) = self.idle.pop() {
             let slot = SlotGuard::new(self);
             match self.health(&mut pooled, now) {
@@ -327,6 +344,16 @@ impl<M: Manager> Shared<M> {
     /// Puts a connection (whose slot is counted) in the idle queue and hands
     /// it on if checkouts are waiting. No lock unless someone waits.
     pub(crate) fn push_idle(&self, pooled: Pooled<M::Connection>) {
+        // Clients queue: straight to the oldest. If it left meanwhile, the usual path below
+        // (push, fence, dispatch) still serves anyone who registers from now on.
+        let pooled = if self.waiters.waiting() > 0 && !self.is_paused() && !self.is_closed() {
+            match self.waiters.hand_over(pooled) {
+                None => return,
+                Some(pooled) => pooled,
+            }
+        } else {
+            pooled
+        };
         self.idle.push(pooled);
         // Pairs with the fence after `register` (waiters) and after setting
         // `closed` (close): one side always sees the other's write.
