@@ -149,7 +149,7 @@ start_target() {
     straight) TARGET_URL="${URL[$p]}" ;;
     maitred)
         port="$(free_port)"
-        "$MAITRED_BIN" --listen "127.0.0.1:$port" --upstream "${URL[$p]}" --pool-size "$POOL_SIZE" \
+        as_daemon "$MAITRED_BIN" --listen "127.0.0.1:$port" --upstream "${URL[$p]}" --pool-size "$POOL_SIZE" \
             --pool-mode transaction --log-level warn </dev/null >>"$OUT/maitred-$p.log" 2>&1 &
         MPID=$!
         wait_for_port "$port" 10 127.0.0.1 "$MPID" || die "maitred did not start (see $OUT/maitred-$p.log)"

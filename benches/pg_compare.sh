@@ -53,7 +53,7 @@ run() {
 start_maitred() {
     local port
     port="$(free_port)"
-    "$BIN" --listen "127.0.0.1:$port" --upstream "$DIRECT" --pool-size "$POOL" </dev/null >"$WORK/maitred.log" 2>&1 &
+    as_daemon "$BIN" --listen "127.0.0.1:$port" --upstream "$DIRECT" --pool-size "$POOL" </dev/null >"$WORK/maitred.log" 2>&1 &
     MPID=$!
     wait_for_port "$port" 10 127.0.0.1 "$MPID" || die "maitred did not start"
     MURL="postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$port/$PG_APP_DB"

@@ -96,7 +96,7 @@ fi
 if [[ -n "$BIN" ]]; then
     M_PORT="$(free_port)"
     log "starting maitred on 127.0.0.1:$M_PORT (pool size $DEMO_POOL_SIZE, transaction mode)"
-    RUST_LOG="${RUST_LOG:-info}" "$BIN" --listen "127.0.0.1:$M_PORT" --upstream "$DIRECT_URL" \
+    RUST_LOG="${RUST_LOG:-info}" as_daemon "$BIN" --listen "127.0.0.1:$M_PORT" --upstream "$DIRECT_URL" \
         --pool-size "$DEMO_POOL_SIZE" --pool-mode transaction \
         </dev/null >"$WORK/maitred.log" 2>&1 &
     MAITRED_PID=$!

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use atomic_waker::AtomicWaker;
 
@@ -41,6 +41,7 @@ impl KillSwitch {
         Killed {
             switch: self,
             slot: None,
+            registered: None,
         }
     }
 
@@ -54,6 +55,9 @@ impl KillSwitch {
 pub struct Killed<'a> {
     switch: &'a KillSwitch,
     slot: Option<Arc<AtomicWaker>>,
+    /// The waker last registered: a task polls with the same one every time, and then
+    /// there is nothing to swap.
+    registered: Option<Waker>,
 }
 
 impl Future for Killed<'_> {
@@ -62,6 +66,14 @@ impl Future for Killed<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.switch.is_killed() {
             return Poll::Ready(());
+        }
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            // Same task as last time: its waker is in the slot already.
+            return Poll::Pending;
         }
         match &self.slot {
             Some(slot) => slot.register(cx.waker()),
@@ -72,6 +84,7 @@ impl Future for Killed<'_> {
                 self.slot = Some(slot);
             }
         }
+        self.registered = Some(cx.waker().clone());
         // Registered first, checked second: a kill in between wakes the slot.
         if self.switch.is_killed() {
             Poll::Ready(())
