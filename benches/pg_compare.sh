@@ -53,7 +53,11 @@ run() {
 start_maitred() {
     local port
     port="$(free_port)"
-    as_daemon "$BIN" --listen "127.0.0.1:$port" --upstream "$DIRECT" --pool-size "$POOL" </dev/null >"$WORK/maitred.log" 2>&1 &
+    # setsid: maitred runs in a session of its own, as under a service manager and as PgBouncer
+    # -d runs itself. With autogroup scheduling (the Debian default) the kernel shares CPU
+    # between sessions first; left in this script's session, maitred would share one slice with
+    # the load generator. Backgrounded, setsid execs in place, so $! is maitred's pid.
+    setsid "$BIN" --listen "127.0.0.1:$port" --upstream "$DIRECT" --pool-size "$POOL" </dev/null >"$WORK/maitred.log" 2>&1 &
     MPID=$!
     wait_for_port "$port" 10 127.0.0.1 "$MPID" || die "maitred did not start"
     MURL="postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$port/$PG_APP_DB"

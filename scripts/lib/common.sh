@@ -65,16 +65,6 @@ wait_for_port() {
     return 1
 }
 
-# as_daemon <cmd...>: run a command in a session of its own, as a service manager or a
-# container would (and as PgBouncer -d and pg_ctl do). With the kernel's autogroup
-# scheduling (sched_autogroup_enabled=1, the default on Debian), CPU is shared between
-# sessions first: a proxy left in the benchmark's session shares one session's slice with
-# the load generator, which skews any side-by-side run against a daemonized PgBouncer.
-# `setsid` execs in place when run in the background, so `$!` stays the command's pid.
-as_daemon() {
-    setsid "$@"
-}
-
 # kill_pid <pid> [grace_seconds=5]: SIGTERM, wait, then SIGKILL. Only for
 # processes this script started itself.
 kill_pid() {
