@@ -31,7 +31,8 @@ start_secantus() {
     launcher="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/secantus_launch.py"
     [[ -x "$py" ]] || die "start_secantus: $py missing (run ensure_deps python)"
     rm -f "$dir/ready"
-    "$py" "$launcher" "$dir" "$port" "$max_conn" "$auth" >"$dir/secantus.log" 2>&1 &
+    # In a session of its own, like the other servers (see start_mariadb).
+    setsid "$py" "$launcher" "$dir" "$port" "$max_conn" "$auth" >"$dir/secantus.log" 2>&1 &
     echo $! >"$dir/secantus.pid"
     local i
     for ((i = 0; i < 600; i++)); do

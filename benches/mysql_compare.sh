@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Side-by-side MySQL benchmark with sysbench oltp_point_select: 10 threads straight to
+# MariaDB against 200 threads through maitred (pool 10), interleaved A B A B so drift on a
+# shared machine cancels out. Prints one line per run and the medians (issue 4's target:
+# 200 through maitred >= 0.8 of 10 straight).
+#
+#   benches/mysql_compare.sh
+#
+# Environment: ROUNDS=3, SECONDS_PER_RUN=10, CLIENTS=200, STRAIGHT_CLIENTS=10, POOL_SIZE=10,
+#              PS_MODE=auto|disable (sysbench --db-ps-mode), MAITRED_BIN=target/release/maitred
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
+# shellcheck source=scripts/lib/mariadb.sh
+source "$REPO_ROOT/scripts/lib/mariadb.sh"
+cd "$REPO_ROOT" || exit 1
+
+ROUNDS="${ROUNDS:-3}"
+SECS="${SECONDS_PER_RUN:-10}"
+CLIENTS="${CLIENTS:-200}"
+STRAIGHT="${STRAIGHT_CLIENTS:-10}"
+POOL="${POOL_SIZE:-10}"
+PS_MODE="${PS_MODE:-auto}"
+
+ensure_deps
+BIN="${MAITRED_BIN:-}"
+if [[ -z "$BIN" ]]; then
+    cargo build --release -q -p maitred || die "build failed"
+    BIN="$REPO_ROOT/target/release/maitred"
+fi
+
+WORK="$(mktemp -d /tmp/maitred-mybench.XXXXXX)"
+chmod 755 "$WORK"
+MPID=""
+cleanup() {
+    kill_pid "$MPID" 5
+    stop_mariadb "$WORK/my" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+MY_PORT="$(free_port)"
+start_mariadb "$WORK/my" "$MY_PORT" 40
+
+# sb <port> <threads> <command> -> "qps errors" (for run)
+sb() {
+    sysbench --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$1" --mysql-user="$MY_APP_USER" \
+        --mysql-password="$MY_APP_PASSWORD" --mysql-db=sbtest --tables=1 --table-size=10000 \
+        --db-ps-mode="$PS_MODE" --threads="$2" --time="$SECS" oltp_point_select "$3" 2>&1
+}
+sb "$MY_PORT" 1 prepare >"$WORK/prepare.log" || { cat "$WORK/prepare.log"; die "sysbench prepare failed"; }
+run() {
+    sb "$1" "$2" run | awk '/queries:/{gsub(/[(]/,"",$3); q=$3} /^ *errors:/{e=$2} END{printf "%.0f %s\n", q, (e==""?"-":e)}'
+}
+
+declare -a M_QPS S_QPS
+for ((r = 1; r <= ROUNDS; r++)); do
+    read -r qps errors <<<"$(run "$MY_PORT" "$STRAIGHT")"
+    echo "round $r straight: $STRAIGHT threads qps=$qps errors=$errors"
+    S_QPS+=("$qps")
+
+    port="$(free_port)"
+    # In a session of its own, as a service would be (see benches/pg_compare.sh).
+    setsid "$BIN" --listen "127.0.0.1:$port" --upstream "$(mariadb_app_url "$MY_PORT" | sed 's#/app$#/sbtest#')" \
+        --pool-size "$POOL" --queue-timeout 30s </dev/null >"$WORK/maitred.log" 2>&1 &
+    MPID=$!
+    wait_for_port "$port" 10 127.0.0.1 "$MPID" || die "maitred did not start"
+    read -r qps errors <<<"$(run "$port" "$CLIENTS")"
+    echo "round $r maitred : $CLIENTS threads qps=$qps errors=$errors"
+    M_QPS+=("$qps")
+    kill_pid "$MPID" 5
+    MPID=""
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+mq="$(median "${M_QPS[@]}")"
+sq="$(median "${S_QPS[@]}")"
+echo
+echo "medians over $ROUNDS rounds (sysbench oltp_point_select, ps-mode $PS_MODE, pool $POOL, ${SECS}s runs)"
+echo "  $STRAIGHT threads straight: $sq qps; $CLIENTS threads through maitred: $mq qps; ratio $(awk -v a="$mq" -v b="$sq" 'BEGIN{printf "%.2f", a/b}')"
