@@ -149,10 +149,7 @@ start_target() {
     straight) TARGET_URL="${URL[$p]}" ;;
     maitred)
         port="$(free_port)"
-        # setsid: maitred runs in a session of its own, as under a service manager and as PgBouncer
-        # -d runs itself. With autogroup scheduling (the Debian default) the kernel shares CPU
-        # between sessions first; left in this script's session, maitred would share one slice with
-        # the load generator. Backgrounded, setsid execs in place, so $! is maitred's pid.
+        # setsid: a session of its own, as a service runs (see "Sessions" in scripts/lib/common.sh).
         setsid "$MAITRED_BIN" --listen "127.0.0.1:$port" --upstream "${URL[$p]}" --pool-size "$POOL_SIZE" \
             --pool-mode transaction --log-level warn </dev/null >>"$OUT/maitred-$p.log" 2>&1 &
         MPID=$!

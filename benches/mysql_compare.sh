@@ -22,11 +22,7 @@ POOL="${POOL_SIZE:-10}"
 PS_MODE="${PS_MODE:-auto}"
 
 ensure_deps
-BIN="${MAITRED_BIN:-}"
-if [[ -z "$BIN" ]]; then
-    cargo build --release -q -p maitred || die "build failed"
-    BIN="$REPO_ROOT/target/release/maitred"
-fi
+BIN="$(maitred_release_bin)" || exit 1
 
 WORK="$(mktemp -d /tmp/maitred-mybench.XXXXXX)"
 chmod 755 "$WORK"
@@ -59,7 +55,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     S_QPS+=("$qps")
 
     port="$(free_port)"
-    # In a session of its own, as a service would be (see benches/pg_compare.sh).
+    # setsid: a session of its own, as a service runs (see "Sessions" in scripts/lib/common.sh).
     setsid "$BIN" --listen "127.0.0.1:$port" --upstream "$(mariadb_app_url "$MY_PORT" | sed 's#/app$#/sbtest#')" \
         --pool-size "$POOL" --queue-timeout 30s </dev/null >"$WORK/maitred.log" 2>&1 &
     MPID=$!

@@ -20,11 +20,7 @@ MODE="${MODE:-simple}"
 case "${SCRIPT:-select}" in select) SARGS=(-S) ;; tpcb) SARGS=() ;; *) die "SCRIPT: select|tpcb" ;; esac
 
 ensure_deps
-BIN="${MAITRED_BIN:-}"
-if [[ -z "$BIN" ]]; then
-    cargo build --release -q -p maitred || die "build failed"
-    BIN="$REPO_ROOT/target/release/maitred"
-fi
+BIN="$(maitred_release_bin)" || exit 1
 
 WORK="$(mktemp -d /tmp/maitred-bench.XXXXXX)"
 chmod 755 "$WORK"
@@ -53,10 +49,7 @@ run() {
 start_maitred() {
     local port
     port="$(free_port)"
-    # setsid: maitred runs in a session of its own, as under a service manager and as PgBouncer
-    # -d runs itself. With autogroup scheduling (the Debian default) the kernel shares CPU
-    # between sessions first; left in this script's session, maitred would share one slice with
-    # the load generator. Backgrounded, setsid execs in place, so $! is maitred's pid.
+    # setsid: a session of its own, as a service runs (see "Sessions" in scripts/lib/common.sh).
     setsid "$BIN" --listen "127.0.0.1:$port" --upstream "$DIRECT" --pool-size "$POOL" </dev/null >"$WORK/maitred.log" 2>&1 &
     MPID=$!
     wait_for_port "$port" 10 127.0.0.1 "$MPID" || die "maitred did not start"

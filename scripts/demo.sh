@@ -96,10 +96,7 @@ fi
 if [[ -n "$BIN" ]]; then
     M_PORT="$(free_port)"
     log "starting maitred on 127.0.0.1:$M_PORT (pool size $DEMO_POOL_SIZE, transaction mode)"
-    # setsid: maitred runs in a session of its own, as under a service manager and as PgBouncer
-    # -d runs itself. With autogroup scheduling (the Debian default) the kernel shares CPU
-    # between sessions first; left in this script's session, maitred would share one slice with
-    # the load generator. Backgrounded, setsid execs in place, so $! is maitred's pid.
+    # setsid: a session of its own, as a service runs (see "Sessions" in scripts/lib/common.sh).
     RUST_LOG="${RUST_LOG:-info}" setsid "$BIN" --listen "127.0.0.1:$M_PORT" --upstream "$DIRECT_URL" \
         --pool-size "$DEMO_POOL_SIZE" --pool-mode transaction \
         </dev/null >"$WORK/maitred.log" 2>&1 &

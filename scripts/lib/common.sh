@@ -65,6 +65,25 @@ wait_for_port() {
     return 1
 }
 
+# Sessions: the scripts start maitred and the servers with `setsid`, in a session of their
+# own, as a service manager or a container would (PgBouncer -d and pg_ctl do it
+# themselves). With autogroup scheduling (sched_autogroup_enabled=1, the Debian default) the
+# kernel shares CPU between sessions first: a daemon left in a script's session shares one
+# slice with the load generator, which skews any side-by-side run (docs/benchmarks.md).
+# Backgrounded, setsid execs in place, so $! is the daemon's pid. Call it directly: `f &`
+# on a shell function wrapping it would leave $! as the subshell's pid.
+
+# maitred_release_bin: prints $MAITRED_BIN if set, else builds the release binary and
+# prints its path. Use as BIN="$(maitred_release_bin)" || exit 1.
+maitred_release_bin() {
+    if [[ -n "${MAITRED_BIN:-}" ]]; then
+        echo "$MAITRED_BIN"
+        return 0
+    fi
+    cargo build --release -q -p maitred >&2 || die "build failed"
+    echo "$REPO_ROOT/target/release/maitred"
+}
+
 # kill_pid <pid> [grace_seconds=5]: SIGTERM, wait, then SIGKILL. Only for
 # processes this script started itself.
 kill_pid() {

@@ -70,8 +70,7 @@ start_mariadb() {
         cat "$dir/install.log" >&2
         die "mariadb-install-db failed in $dir/data"
     fi
-    # setsid: a server in a session of its own, as under systemd (and as pg_ctl starts
-    # PostgreSQL), so autogroup scheduling does not lump it with the load generator.
+    # setsid: a session of its own, as a service runs (see "Sessions" in scripts/lib/common.sh).
     setsid "$bin" --no-defaults "${user_opt[@]}" --datadir="$dir/data" --socket="$dir/mysql.sock" \
         --pid-file="$dir/mariadb.pid" --tmpdir="$dir/tmp" --log-error="$dir/mariadb.log" \
         --bind-address=127.0.0.1 --port="$port" --max-connections="$max_conn" \

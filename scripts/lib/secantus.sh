@@ -31,7 +31,7 @@ start_secantus() {
     launcher="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/secantus_launch.py"
     [[ -x "$py" ]] || die "start_secantus: $py missing (run ensure_deps python)"
     rm -f "$dir/ready"
-    # In a session of its own, like the other servers (see start_mariadb).
+    # setsid: a session of its own, as a service runs (see "Sessions" in scripts/lib/common.sh).
     setsid "$py" "$launcher" "$dir" "$port" "$max_conn" "$auth" >"$dir/secantus.log" 2>&1 &
     echo $! >"$dir/secantus.pid"
     local i

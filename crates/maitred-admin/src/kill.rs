@@ -40,8 +40,7 @@ impl KillSwitch {
     pub(crate) fn killed(&self) -> Killed<'_> {
         Killed {
             switch: self,
-            slot: None,
-            registered: None,
+            registration: None,
         }
     }
 
@@ -54,10 +53,16 @@ impl KillSwitch {
 #[derive(Debug)]
 pub struct Killed<'a> {
     switch: &'a KillSwitch,
-    slot: Option<Arc<AtomicWaker>>,
-    /// The waker last registered: a task polls with the same one every time, and then
-    /// there is nothing to swap.
-    registered: Option<Waker>,
+    /// Set at the first poll.
+    registration: Option<Registration>,
+}
+
+/// This future's slot on the switch's list, and the waker last put in it: a task polls
+/// with the same waker every time, and then there is nothing to swap.
+#[derive(Debug)]
+struct Registration {
+    slot: Arc<AtomicWaker>,
+    waker: Waker,
 }
 
 impl Future for Killed<'_> {
@@ -67,26 +72,26 @@ impl Future for Killed<'_> {
         if self.switch.is_killed() {
             return Poll::Ready(());
         }
-        if self
-            .registered
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
+        let this = &mut *self;
+        match &mut this.registration {
             // Same task as last time: its waker is in the slot already.
-            return Poll::Pending;
-        }
-        match &self.slot {
-            Some(slot) => slot.register(cx.waker()),
+            Some(r) if r.waker.will_wake(cx.waker()) => return Poll::Pending,
+            Some(r) => {
+                r.slot.register(cx.waker());
+                r.waker = cx.waker().clone();
+            }
             None => {
                 let slot = Arc::new(AtomicWaker::new());
                 slot.register(cx.waker());
-                self.switch.lock().push(Arc::clone(&slot));
-                self.slot = Some(slot);
+                this.switch.lock().push(Arc::clone(&slot));
+                this.registration = Some(Registration {
+                    slot,
+                    waker: cx.waker().clone(),
+                });
             }
         }
-        self.registered = Some(cx.waker().clone());
         // Registered first, checked second: a kill in between wakes the slot.
-        if self.switch.is_killed() {
+        if this.switch.is_killed() {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -96,8 +101,8 @@ impl Future for Killed<'_> {
 
 impl Drop for Killed<'_> {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            self.switch.lock().retain(|s| !Arc::ptr_eq(s, &slot));
+        if let Some(r) = self.registration.take() {
+            self.switch.lock().retain(|s| !Arc::ptr_eq(s, &r.slot));
         }
     }
 }

@@ -82,9 +82,8 @@ impl SaturationLog {
         }
     }
 
-    /// A client found every server connection busy and joined the queue.
-    /// A client joined the queue at `at` (the caller's clock reading: this runs for nearly
-    /// every checkout of a saturated pool).
+    /// A client found every server connection busy and joined the queue at `at` (the
+    /// caller's clock reading: this runs for nearly every checkout of a saturated pool).
     pub(crate) fn client_queued(&self, pool: &str, at: Instant, state: impl FnOnce() -> PoolState) {
         if let Some(folded) = self.queued.admit_at(self.origin, at) {
             let state = state();

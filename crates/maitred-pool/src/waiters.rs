@@ -212,22 +212,18 @@ impl<C> WaitQueue<C> {
     }
 
     /// Gives an idle connection to the oldest waiter still listening, if there is one;
-    /// otherwise returns it. The fast lane of a check-in while clients queue: one lock, no
-    /// trip through the idle queue and back.
-    pub(crate) fn hand_over(&self, mut pooled: Pooled<C>) -> Option<Pooled<C>> {
-        let mut queue = self.lock();
-        while let Some(entry) = queue.entries.pop_front() {
-            self.waiting.fetch_sub(1, SeqCst);
-            // A failed send gives back what it was given; the receiver vanished without
-            // cancelling, so the next waiter gets it.
-            let Err(Outcome::Granted(Grant::Conn(back))) =
-                entry.tx.send(Outcome::Granted(Grant::Conn(pooled)))
-            else {
-                return None;
-            };
-            pooled = back;
+    /// otherwise returns it. The fast lane of a check-in while clients queue: one
+    /// [`dispatch`](Self::dispatch) of this connection alone, no trip through the idle queue
+    /// and back.
+    pub(crate) fn hand_over(&self, pooled: Pooled<C>) -> Option<Pooled<C>> {
+        let mut offer = Some(Grant::Conn(pooled));
+        let mut undelivered = None;
+        self.dispatch(|| offer.take(), |grant| undelivered = Some(grant));
+        match undelivered.or(offer) {
+            Some(Grant::Conn(pooled)) => Some(pooled),
+            // Only a connection was offered: nothing else can come back.
+            Some(Grant::Slot) | None => None,
         }
-        Some(pooled)
     }
 
     /// Refuses new waiters and drops the parked ones: their receivers see the
