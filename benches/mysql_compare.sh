@@ -67,7 +67,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
     MPID=""
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 mq="$(median "${M_QPS[@]}")"
 sq="$(median "${S_QPS[@]}")"
 echo

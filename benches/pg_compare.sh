@@ -81,7 +81,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
     D_LAT1+=("$lat1")
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 mt="$(median "${M_TPS[@]}")"; bt="$(median "${B_TPS[@]}")"
 ml="$(median "${M_LAT1[@]}")"; bl="$(median "${B_LAT1[@]}")"; dl="$(median "${D_LAT1[@]}")"
 echo

@@ -84,6 +84,10 @@ maitred_release_bin() {
     echo "$REPO_ROOT/target/release/maitred"
 }
 
+# median <numbers...>: the middle value (the lower middle of an even count), for the
+# interleaved rounds of benches/*_compare.sh.
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+
 # kill_pid <pid> [grace_seconds=5]: SIGTERM, wait, then SIGKILL. Only for
 # processes this script started itself.
 kill_pid() {
