@@ -199,6 +199,8 @@ impl Admin {
                     ("closed_expired", s.closed_expired),
                     ("resets", s.resets),
                     ("reset_failures", s.reset_failures),
+                    ("sent_ahead", s.sent_ahead),
+                    ("sent_ahead_lost", s.sent_ahead_lost),
                 ] {
                     counters.insert(k.to_owned(), json!(v));
                 }
@@ -303,6 +305,8 @@ pub(crate) mod tests {
                 closed_expired: 0,
                 resets: 0,
                 reset_failures: 0,
+                sent_ahead: 0,
+                sent_ahead_lost: 0,
             }
         }
         fn extra_counters(&self) -> Vec<(&'static str, u64)> {

@@ -52,7 +52,7 @@ const TRAFFIC: [(&str, &str); 3] = [
 ];
 
 /// Core counters: (name, help).
-const COUNTERS: [(&str, &str); 9] = [
+const COUNTERS: [(&str, &str); 11] = [
     (
         "maitred_checkouts_total",
         "Server connections handed to clients.",
@@ -88,6 +88,14 @@ const COUNTERS: [(&str, &str); 9] = [
     (
         "maitred_server_reset_failures_total",
         "Dirty server connections closed because their reset failed.",
+    ),
+    (
+        "maitred_sent_ahead_total",
+        "Queued clients' queries written on a busy server connection behind the current one (send_ahead).",
+    ),
+    (
+        "maitred_sent_ahead_lost_total",
+        "Queries sent ahead whose server connection was lost before the hand-over (the client got an error).",
     ),
 ];
 
@@ -200,6 +208,8 @@ impl Scrape {
                 s.closed_expired,
                 s.resets,
                 s.reset_failures,
+                s.sent_ahead,
+                s.sent_ahead_lost,
             ];
             for ((name, _), value) in COUNTERS.iter().zip(core) {
                 self.counter((*name).to_owned(), labels(), value);

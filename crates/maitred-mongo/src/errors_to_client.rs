@@ -95,6 +95,12 @@ pub fn checkout_error(e: &CheckoutError<BackendError>) -> RawDocumentBuf {
             ),
             &["RetryableError"],
         ),
+        CheckoutError::SentAheadLost { pool } => error_doc(
+            code::HOST_UNREACHABLE,
+            "HostUnreachable",
+            &format!("maitred: the server connection of pool \"{pool}\" that this request was sent ahead on was lost before its reply; the request may have run"),
+            &["RetryableError"],
+        ),
         CheckoutError::Closed { pool } => error_doc(
             code::SHUTDOWN_IN_PROGRESS,
             "ShutdownInProgress",

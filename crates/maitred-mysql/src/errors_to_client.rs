@@ -81,6 +81,11 @@ pub fn checkout_error(o: &mut BytesMut, seq: u8, e: &CheckoutError<BackendError>
                 humanize(*down_for)
             ),
         ),
+        CheckoutError::SentAheadLost { pool } => (
+            code::UNKNOWN_ERROR,
+            "08S01",
+            format!("maitred: the server connection of pool \"{pool}\" that this command was sent ahead on was lost before its reply; the command may have run: retry it"),
+        ),
         CheckoutError::Closed { pool } => (
             code::SERVER_SHUTDOWN,
             "08S01",

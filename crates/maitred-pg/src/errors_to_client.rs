@@ -72,6 +72,12 @@ pub fn checkout_error(o: &mut BytesMut, e: &CheckoutError<BackendError>, severit
             None,
             Some("maitred keeps retrying with backoff; check that the upstream server is up.".to_owned()),
         ),
+        CheckoutError::SentAheadLost { pool } => (
+            sqlstate::CONNECTION_FAILURE,
+            format!("maitred: the server connection of pool \"{pool}\" that this query was sent ahead on was lost before its reply"),
+            Some("Its previous client or the server went away; the query may have run.".to_owned()),
+            Some("Retry the query; set send_ahead = false on the pool to never share a wait this way.".to_owned()),
+        ),
         CheckoutError::Closed { pool } => (
             sqlstate::CANNOT_CONNECT_NOW,
             format!("maitred: pool \"{pool}\" is shutting down"),

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use crate::ahead::Ahead;
 use crate::error::CheckoutError;
 use crate::lease::Lease;
 use crate::manager::Manager;
@@ -27,7 +28,10 @@ use crate::waiters::{Grant, Outcome, RegisterError, Ticket};
 type Result<M, T> = std::result::Result<T, CheckoutError<<M as Manager>::Error>>;
 
 /// Checks out a connection; see [`Pool::checkout`](crate::Pool::checkout).
-pub(crate) async fn checkout<M: Manager>(shared: &Arc<Shared<M>>) -> Result<M, Lease<M>> {
+pub(crate) async fn checkout<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    ahead: Option<Ahead>,
+) -> Result<M, Lease<M>> {
     if shared.is_closed() {
         return Err(closed(shared));
     }
@@ -42,7 +46,7 @@ pub(crate) async fn checkout<M: Manager>(shared: &Arc<Shared<M>>) -> Result<M, L
         }
     }
 
-    let grant = wait(shared, started).await?;
+    let grant = wait(shared, started, ahead).await?;
     // The grant carries one slot, now ours.
     let slot = SlotGuard::new(shared.as_ref());
     match grant {
@@ -64,6 +68,15 @@ pub(crate) async fn checkout<M: Manager>(shared: &Arc<Shared<M>>) -> Result<M, L
             connect(shared, slot, started).await
         }
         Grant::Slot => connect(shared, slot, started).await,
+        // Not judged by `health`: the reply to the request sent ahead is expected.
+        Grant::Sent(pooled) => {
+            slot.keep();
+            let now = Instant::now();
+            shared
+                .counters
+                .record_checkout(now.saturating_duration_since(started));
+            Ok(Lease::sent_ahead(Arc::clone(shared), pooled))
+        }
     }
 }
 
@@ -126,6 +139,7 @@ async fn connect<M: Manager>(
 async fn wait<M: Manager>(
     shared: &Arc<Shared<M>>,
     started: Instant,
+    ahead: Option<Ahead>,
 ) -> Result<M, Grant<M::Connection>> {
     // Copied out: a settings guard held across the wait would pin one of the
     // few fast-path slots of arc-swap for every parked checkout.
@@ -136,7 +150,7 @@ async fn wait<M: Manager>(
     sweeper::ensure_started(shared);
     let ticket = match shared
         .waiters
-        .register(max_waiting, started + queue_timeout)
+        .register(max_waiting, started + queue_timeout, ahead)
     {
         Ok(ticket) => ticket,
         Err(RegisterError::Closed) => return Err(closed(shared)),
@@ -186,6 +200,9 @@ async fn wait<M: Manager>(
                 state,
             })
         }
+        Ok(Outcome::Lost) => Err(CheckoutError::SentAheadLost {
+            pool: shared.name().to_owned(),
+        }),
         // The sender was dropped without a word: only close() does that.
         Err(_) => Err(closed(shared)),
     }
@@ -194,7 +211,7 @@ async fn wait<M: Manager>(
 /// Removes a waiter whose checkout future is dropped while parked, and gives
 /// back whatever was already granted to it.
 struct WaitGuard<'a, M: Manager> {
-    shared: &'a Shared<M>,
+    shared: &'a Arc<Shared<M>>,
     ticket: Ticket<M::Connection>,
     done: bool,
 }

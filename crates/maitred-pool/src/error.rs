@@ -74,6 +74,17 @@ pub enum CheckoutError<E> {
         /// The last attempt's error (the server's reason or the timeout).
         last_error: String,
     },
+    /// The request was sent ahead on a busy connection (see `ahead.rs`), and that
+    /// connection was lost before its reply: the request may have run; its result is gone.
+    #[error(
+        "pool '{pool}': the server connection this request was sent ahead on was lost \
+         before the reply (its previous client or the server went away); the request may \
+         have run: retry it if it is safe to"
+    )]
+    SentAheadLost {
+        /// Pool name.
+        pool: String,
+    },
     /// The pool was closed.
     #[error("pool '{pool}' is closed")]
     Closed {
@@ -91,6 +102,7 @@ impl<E> CheckoutError<E> {
             | Self::Connect { pool, .. }
             | Self::ConnectTimeout { pool, .. }
             | Self::ServerUnreachable { pool, .. }
+            | Self::SentAheadLost { pool }
             | Self::Closed { pool } => pool,
         }
     }

@@ -5,6 +5,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ahead::{self, Successor};
 use crate::manager::Manager;
 use crate::reset;
 use crate::shared::{Pooled, Shared};
@@ -34,6 +35,8 @@ pub struct Lease<M: Manager> {
     /// `Some` until the lease ends (drop).
     pooled: Option<Pooled<M::Connection>>,
     disposition: Disposition,
+    /// The checkout's own request was written on the connection by its previous holder.
+    request_sent: bool,
 }
 
 impl<M: Manager> Lease<M> {
@@ -42,7 +45,46 @@ impl<M: Manager> Lease<M> {
             shared,
             pooled: Some(pooled),
             disposition: Disposition::Clean,
+            request_sent: false,
         }
+    }
+
+    /// A lease for a waiter whose request the previous holder already wrote.
+    pub(crate) fn sent_ahead(shared: Arc<Shared<M>>, pooled: Pooled<M::Connection>) -> Self {
+        let mut lease = Self::new(shared, pooled);
+        lease.request_sent = true;
+        lease
+    }
+
+    /// Whether the request offered with
+    /// [`Pool::checkout_ahead`](crate::Pool::checkout_ahead) was already written on this
+    /// connection by its previous holder: its reply is owed, and may already sit in the
+    /// connection's buffers. Never true for a plain [`Pool::checkout`](crate::Pool::checkout).
+    pub fn request_sent(&self) -> bool {
+        self.request_sent
+    }
+
+    /// Claims the oldest waiting checkout if it offered a request with this `affinity`
+    /// and the connection may be passed on (pool not paused or closed, connection not
+    /// retired, expired or above `max_size`). The caller writes
+    /// [`Successor::request`] on the connection behind its own request, and must only
+    /// call this when its own request leaves the connection as the successor expects it
+    /// (see `ahead.rs`).
+    pub fn claim_successor(&self, affinity: u64) -> Option<Successor<M>> {
+        let pooled = self.pooled.as_ref()?;
+        if self.disposition != Disposition::Clean
+            || self.shared.waiters.waiting() == 0
+            || !ahead::may_pass_on(&self.shared, pooled.generation, pooled.created_at)
+        {
+            return None;
+        }
+        let claimed = self.shared.waiters.claim(affinity)?;
+        Some(Successor::new(Arc::clone(&self.shared), claimed))
+    }
+
+    /// Takes the connection out, leaving a lease that does nothing when dropped.
+    pub(crate) fn take_pooled(&mut self) -> Option<Pooled<M::Connection>> {
+        self.pooled.take()
     }
 
     /// On drop, reset the connection with [`Manager::reset`] in a spawned task
@@ -116,6 +158,7 @@ impl<M: Manager> fmt::Debug for Lease<M> {
             .field("pool", &self.shared.name())
             .field("disposition", &self.disposition)
             .field("age", &self.age())
+            .field("request_sent", &self.request_sent)
             .finish_non_exhaustive()
     }
 }

@@ -17,6 +17,8 @@
 //! - `sweeper.rs`: the one task per pool that times out parked checkouts
 //!   (`queue_timeout`), instead of a timer per waiter.
 //! - `lease.rs`: [`Lease`], the guard that returns, resets or discards.
+//! - `ahead.rs`: sending a waiter's request ahead on a busy connection ([`Ahead`],
+//!   [`Successor`]), so the server finds it queued when it finishes the current one.
 //! - `reset.rs`: resetting dirty connections in a spawned task.
 //! - `maintenance.rs`: the per-pool background task (expiry, `min_idle`).
 //! - `stats.rs`: [`PoolState`], [`PoolStats`] and their atomic counters.
@@ -45,6 +47,7 @@
 //! dirty [`Lease`] spawns the reset on the current runtime; outside any
 //! runtime the connection is closed instead.
 
+mod ahead;
 mod checkout;
 mod client_limits;
 mod error;
@@ -70,6 +73,7 @@ mod stress_tests;
 #[cfg(test)]
 mod test_support;
 
+pub use ahead::{Ahead, Successor};
 pub use client_limits::{
     sleep_until, ClientClock, ClientCount, ClientLimits, ClientSlot, ClientState,
 };

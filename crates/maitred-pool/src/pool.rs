@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::ahead::Ahead;
 use crate::checkout;
 use crate::error::CheckoutError;
 use crate::lease::Lease;
@@ -57,7 +58,20 @@ impl<M: Manager> Pool<M> {
     ///
     /// Needs a Tokio runtime with the time driver enabled.
     pub async fn checkout(&self) -> Result<Lease<M>, CheckoutError<M::Error>> {
-        checkout::checkout(&self.shared).await
+        checkout::checkout(&self.shared, None).await
+    }
+
+    /// Like [`checkout`](Self::checkout), and if it must wait, offers `ahead`: the holder
+    /// of a busy connection may then write the request behind its own and hand the
+    /// connection over with the reply owed ([`Lease::request_sent`]), see
+    /// [`Lease::claim_successor`]. Such a waiter is no longer timed out by
+    /// `queue_timeout` once claimed; it fails with
+    /// [`CheckoutError::SentAheadLost`] if the connection is lost before the hand-over.
+    pub async fn checkout_ahead(
+        &self,
+        ahead: Ahead,
+    ) -> Result<Lease<M>, CheckoutError<M::Error>> {
+        checkout::checkout(&self.shared, Some(ahead)).await
     }
 
     /// The pool's name (from the settings).

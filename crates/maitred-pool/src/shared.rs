@@ -114,7 +114,7 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) saturation: SaturationLog,
     pub(crate) gate: ConnectGate,
     idle: IdleQueue<Pooled<M::Connection>>,
-    total: AtomicUsize,
+    pub(crate) total: AtomicUsize,
     closed: AtomicBool,
     /// While set, nothing is handed out: checkouts wait (see [`Shared::pause`]).
     paused: AtomicBool,
@@ -365,11 +365,13 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Gives back a grant that its waiter did not use.
-    pub(crate) fn give_back(&self, grant: Grant<M::Connection>) {
+    /// Gives back a grant that its waiter did not use. A connection with a request sent
+    /// ahead owes a reply nobody will read: it is reset (which drains it) first.
+    pub(crate) fn give_back(self: &Arc<Self>, grant: Grant<M::Connection>) {
         match grant {
             Grant::Conn(pooled) => self.push_idle(pooled),
             Grant::Slot => self.release_slot(),
+            Grant::Sent(pooled) => crate::reset::reset_then_return(self, pooled),
         }
     }
 
@@ -395,6 +397,8 @@ impl<M: Manager> Shared<M> {
                 Grant::Slot => {
                     self.total.fetch_sub(1, SeqCst);
                 }
+                // dispatch only hands out idle connections and slots.
+                Grant::Sent(pooled) => self.close_conn(pooled),
             },
         );
     }

@@ -80,6 +80,12 @@ pub struct PoolStats {
     /// Dirty connections closed instead: reset failed or timed out, or no
     /// runtime was there to run it.
     pub reset_failures: u64,
+    /// Requests of waiting clients written by the previous holder of a connection, behind
+    /// its own (see `ahead.rs`).
+    pub sent_ahead: u64,
+    /// Of those, the ones whose connection was lost before the hand-over (the waiter got
+    /// [`CheckoutError::SentAheadLost`](crate::CheckoutError::SentAheadLost)).
+    pub sent_ahead_lost: u64,
 }
 
 impl PoolStats {
@@ -110,6 +116,8 @@ pub(crate) struct Counters {
     pub(crate) closed_expired: AtomicU64,
     pub(crate) resets: AtomicU64,
     pub(crate) reset_failures: AtomicU64,
+    pub(crate) sent_ahead: AtomicU64,
+    pub(crate) sent_ahead_lost: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -147,6 +155,8 @@ impl Counters {
             closed_expired: self.closed_expired.load(Relaxed),
             resets: self.resets.load(Relaxed),
             reset_failures: self.reset_failures.load(Relaxed),
+            sent_ahead: self.sent_ahead.load(Relaxed),
+            sent_ahead_lost: self.sent_ahead_lost.load(Relaxed),
         }
     }
 }

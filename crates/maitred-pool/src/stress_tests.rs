@@ -35,6 +35,10 @@ struct Tally {
     connect_timeout: AtomicUsize,
     closed: AtomicUsize,
     cancelled: AtomicUsize,
+    /// Checkouts whose request was sent ahead on a connection then lost.
+    lost: AtomicUsize,
+    /// Leases handed over with the request sent ahead.
+    sent: AtomicUsize,
 }
 
 impl Tally {
@@ -47,6 +51,7 @@ impl Tally {
             &self.connect_timeout,
             &self.closed,
             &self.cancelled,
+            &self.lost,
         ]
         .iter()
         .map(|n| n.load(SeqCst))
@@ -73,6 +78,12 @@ async fn client(pool: Pool<FakeManager>, tally: Arc<Tally>, seed: u64) {
                     continue;
                 }
             }
+        } else if rng.below(2) == 0 {
+            pool.checkout_ahead(crate::Ahead {
+                request: bytes::Bytes::from_static(b"q"),
+                affinity: rng.below(2),
+            })
+            .await
         } else {
             pool.checkout().await
         };
@@ -87,12 +98,29 @@ async fn client(pool: Pool<FakeManager>, tally: Arc<Tally>, seed: u64) {
                     }
                     CheckoutError::ConnectTimeout { .. } => &tally.connect_timeout,
                     CheckoutError::Closed { .. } => &tally.closed,
+                    CheckoutError::SentAheadLost { .. } => &tally.lost,
                 };
                 bucket.fetch_add(1, SeqCst);
                 continue;
             }
         };
         tally.ok.fetch_add(1, SeqCst);
+        if lease.request_sent() {
+            tally.sent.fetch_add(1, SeqCst);
+        }
+        // Send the next waiter's request ahead, then hand over, or lose it.
+        if rng.below(3) == 0 {
+            if let Some(successor) = lease.claim_successor(rng.below(2)) {
+                tokio::task::yield_now().await;
+                if rng.below(8) == 0 {
+                    lease.mark_dirty();
+                    drop(successor);
+                } else if let Err(mut back) = successor.hand_over(lease) {
+                    back.mark_dirty();
+                }
+                continue;
+            }
+        }
         match rng.below(4) {
             0 => tokio::task::yield_now().await,
             1 => {}
@@ -181,6 +209,7 @@ async fn stress_many_tasks_never_exceed_max_size_nor_lose_connections() {
     );
     assert_eq!(tally.closed.load(SeqCst), 0, "{tally:?}");
     assert!(tally.ok.load(SeqCst) > 0, "{tally:?}");
+    assert!(tally.sent.load(SeqCst) > 0, "no request was sent ahead: {tally:?}");
     assert!(
         fake.max_open.load(SeqCst) <= MAX_SIZE,
         "max open {} > {MAX_SIZE}",

@@ -18,9 +18,11 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
+use crate::ahead::Ahead;
 use crate::shared::Pooled;
 
 /// What a waiter is handed. Either way it carries one unit of the pool's
@@ -31,6 +33,10 @@ pub(crate) enum Grant<C> {
     Conn(Pooled<C>),
     /// A reserved slot: the waiter may open a new connection.
     Slot,
+    /// A connection on which the waiter's [`Ahead`] request was already written by the
+    /// previous holder (see `ahead.rs`): its reply is on the way, so the connection is not
+    /// idle and must never be checked in as it is.
+    Sent(Pooled<C>),
 }
 
 /// What a parked checkout learns.
@@ -39,6 +45,9 @@ pub(crate) enum Outcome<C> {
     Granted(Grant<C>),
     /// Its deadline passed first (`queue_timeout`); it was taken off the queue.
     TimedOut,
+    /// Its request was sent ahead on a connection that was then lost before the
+    /// hand-over (the previous holder's client or server went away).
+    Lost,
 }
 
 /// Why a checkout could not join the queue.
@@ -62,6 +71,16 @@ struct Entry<C> {
     id: u64,
     deadline: Instant,
     tx: oneshot::Sender<Outcome<C>>,
+    /// The request this waiter lets the holder of a connection send for it.
+    ahead: Option<Ahead>,
+}
+
+/// A waiter taken off the queue by [`WaitQueue::claim`]: its request, and where to send
+/// the connection once the request was written on it.
+#[derive(Debug)]
+pub(crate) struct Claimed<C> {
+    pub(crate) tx: oneshot::Sender<Outcome<C>>,
+    pub(crate) request: Bytes,
 }
 
 #[derive(Debug)]
@@ -113,6 +132,7 @@ impl<C> WaitQueue<C> {
         &self,
         max_waiting: usize,
         deadline: Instant,
+        ahead: Option<Ahead>,
     ) -> Result<Ticket<C>, RegisterError> {
         let mut queue = self.lock();
         if queue.closed {
@@ -125,7 +145,12 @@ impl<C> WaitQueue<C> {
         queue.next_id = queue.next_id.wrapping_add(1);
         let (tx, rx) = oneshot::channel();
         let was_empty = queue.entries.is_empty();
-        queue.entries.push_back(Entry { id, deadline, tx });
+        queue.entries.push_back(Entry {
+            id,
+            deadline,
+            tx,
+            ahead,
+        });
         self.waiting.fetch_add(1, SeqCst);
         drop(queue);
         if was_empty {
@@ -155,6 +180,24 @@ impl<C> WaitQueue<C> {
         next
     }
 
+    /// Takes the front waiter off the queue if it offered a request with this `affinity`
+    /// (FIFO holds: only the oldest waiter can be claimed). Its deadline no longer applies:
+    /// it is served by whoever claimed it, or told [`Outcome::Lost`].
+    pub(crate) fn claim(&self, affinity: u64) -> Option<Claimed<C>> {
+        let mut queue = self.lock();
+        let front = queue.entries.front_mut()?;
+        if front.ahead.as_ref().map(|a| a.affinity) != Some(affinity) || front.tx.is_closed() {
+            return None;
+        }
+        let request = front.ahead.take().map(|a| a.request)?;
+        let entry = queue.entries.pop_front()?;
+        self.waiting.fetch_sub(1, SeqCst);
+        Some(Claimed {
+            tx: entry.tx,
+            request,
+        })
+    }
+
     /// Leaves the queue. Returns the grant if one was already sent, so the
     /// caller can give it back (or use it).
     pub(crate) fn cancel(&self, ticket: &mut Ticket<C>) -> Option<Grant<C>> {
@@ -172,7 +215,7 @@ impl<C> WaitQueue<C> {
         ticket.rx.close();
         match ticket.rx.try_recv() {
             Ok(Outcome::Granted(grant)) => Some(grant),
-            Ok(Outcome::TimedOut) | Err(_) => None,
+            Ok(Outcome::TimedOut | Outcome::Lost) | Err(_) => None,
         }
     }
 
@@ -222,7 +265,7 @@ impl<C> WaitQueue<C> {
         match undelivered.or(offer) {
             Some(Grant::Conn(pooled)) => Some(pooled),
             // Only a connection was offered: nothing else can come back.
-            Some(Grant::Slot) | None => None,
+            Some(Grant::Slot | Grant::Sent(_)) | None => None,
         }
     }
 
@@ -264,7 +307,7 @@ mod tests {
     fn dispatch_serves_oldest_first_and_stops_when_nothing_to_give() {
         let q = WaitQueue::<()>::new();
         let mut tickets: Vec<_> = (0..3)
-            .map(|_| q.register(10, later()).expect("register"))
+            .map(|_| q.register(10, later(), None).expect("register"))
             .collect();
         assert_eq!(q.waiting(), 3);
         q.dispatch(slot_source(2), |_| panic!("nothing to restore"));
@@ -283,18 +326,18 @@ mod tests {
     #[test]
     fn register_refuses_beyond_max_waiting_and_after_close() {
         let q = WaitQueue::<()>::new();
-        let _a = q.register(1, later()).expect("register");
-        assert_eq!(q.register(1, later()).err(), Some(RegisterError::Full));
+        let _a = q.register(1, later(), None).expect("register");
+        assert_eq!(q.register(1, later(), None).err(), Some(RegisterError::Full));
         q.close();
         assert_eq!(q.waiting(), 0);
-        assert_eq!(q.register(1, later()).err(), Some(RegisterError::Closed));
+        assert_eq!(q.register(1, later(), None).err(), Some(RegisterError::Closed));
     }
 
     #[test]
     fn cancel_before_grant_leaves_no_trace() {
         let q = WaitQueue::<()>::new();
-        let mut a = q.register(10, later()).expect("register");
-        let mut b = q.register(10, later()).expect("register");
+        let mut a = q.register(10, later(), None).expect("register");
+        let mut b = q.register(10, later(), None).expect("register");
         assert!(q.cancel(&mut a).is_none());
         assert_eq!(q.waiting(), 1);
         q.dispatch(slot_source(1), |_| panic!("nothing to restore"));
@@ -305,7 +348,7 @@ mod tests {
     #[test]
     fn cancel_after_grant_returns_the_grant() {
         let q = WaitQueue::<()>::new();
-        let mut a = q.register(10, later()).expect("register");
+        let mut a = q.register(10, later(), None).expect("register");
         q.dispatch(slot_source(1), |_| panic!("nothing to restore"));
         assert!(matches!(q.cancel(&mut a), Some(Grant::Slot)));
         assert_eq!(q.waiting(), 0);
@@ -314,13 +357,13 @@ mod tests {
     #[test]
     fn undeliverable_grant_goes_to_next_waiter_or_back() {
         let q = WaitQueue::<()>::new();
-        let gone = q.register(10, later()).expect("register");
-        let mut b = q.register(10, later()).expect("register");
+        let gone = q.register(10, later(), None).expect("register");
+        let mut b = q.register(10, later(), None).expect("register");
         drop(gone); // receiver vanished without cancelling
         q.dispatch(slot_source(1), |_| panic!("b should get it"));
         assert!(matches!(b.rx.try_recv(), Ok(Outcome::Granted(Grant::Slot))));
 
-        let gone = q.register(10, later()).expect("register");
+        let gone = q.register(10, later(), None).expect("register");
         drop(gone);
         let mut restored = 0;
         q.dispatch(slot_source(1), |_| restored += 1);
@@ -333,8 +376,8 @@ mod tests {
         let conn = || Pooled::new((), 0);
         let q = WaitQueue::<()>::new();
         assert!(q.hand_over(conn()).is_some());
-        let gone = q.register(10, later()).expect("register");
-        let mut b = q.register(10, later()).expect("register");
+        let gone = q.register(10, later(), None).expect("register");
+        let mut b = q.register(10, later(), None).expect("register");
         drop(gone);
         assert!(q.hand_over(conn()).is_none());
         assert!(matches!(
@@ -348,7 +391,7 @@ mod tests {
     #[test]
     fn close_wakes_waiters_with_a_dropped_sender() {
         let q = WaitQueue::<()>::new();
-        let mut a = q.register(10, later()).expect("register");
+        let mut a = q.register(10, later(), None).expect("register");
         q.close();
         assert!(matches!(
             a.rx.try_recv(),
@@ -361,9 +404,9 @@ mod tests {
     fn expire_tells_only_the_waiters_past_their_deadline() {
         let q = WaitQueue::<()>::new();
         let now = Instant::now();
-        let mut early = q.register(10, now).expect("register");
+        let mut early = q.register(10, now, None).expect("register");
         let mut late = q
-            .register(10, now + Duration::from_secs(5))
+            .register(10, now + Duration::from_secs(5), None)
             .expect("register");
         assert_eq!(q.expire(now), Some(now + Duration::from_secs(5)));
         assert_eq!(q.waiting(), 1);
