@@ -36,6 +36,8 @@ pub const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CLIENT_LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// `pools.max_clients`.
 pub const MAX_CLIENTS: usize = 10_000;
+/// Whether PostgreSQL pools send a queued client's SELECT ahead on a busy connection.
+pub const SEND_AHEAD: bool = true;
 /// `pools.max_message_size` of PostgreSQL pools: 256 MiB.
 pub const PG_MAX_MESSAGE_SIZE: usize = 256 << 20;
 /// `pools.max_message_size` of MySQL pools: 64 MiB (the server's max_allowed_packet applies too).
@@ -107,4 +109,8 @@ pub(crate) fn max_clients() -> usize {
 
 pub(crate) fn auth_cache_ttl() -> Duration {
     AUTH_CACHE_TTL
+}
+
+pub(crate) fn send_ahead() -> bool {
+    SEND_AHEAD
 }

@@ -29,6 +29,8 @@ pub struct OneLine {
     pub queue_timeout: Duration,
     /// Clients allowed to wait at once.
     pub max_waiting: usize,
+    /// Whether queued clients' lone SELECTs are sent ahead (PostgreSQL).
+    pub send_ahead: bool,
     /// Admin endpoint address, if any.
     pub admin: Option<SocketAddr>,
     /// Log format.
@@ -47,6 +49,7 @@ impl OneLine {
             size: defaults::POOL_SIZE,
             queue_timeout: defaults::QUEUE_TIMEOUT,
             max_waiting: defaults::MAX_WAITING,
+            send_ahead: defaults::SEND_AHEAD,
             admin: None,
             log_format: defaults::LOG_FORMAT,
             workers: defaults::WORKERS,
@@ -78,6 +81,7 @@ impl OneLine {
         let mut pool = PoolConfig::new(name, self.listen, self.upstream);
         pool.mode = self.mode;
         pool.size = self.size;
+        pool.send_ahead = self.send_ahead;
         pool.queue_timeout = self.queue_timeout;
         pool.max_waiting = self.max_waiting;
         if users.is_empty() {

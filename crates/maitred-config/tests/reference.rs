@@ -55,6 +55,7 @@ fn fully_populated() -> Config {
                 max_waiting: 7,
                 prepared_statements: 50,
                 max_pinned: Some(3),
+                send_ahead: false,
                 tls_cert: Some("/etc/maitred/server.crt".into()),
                 tls_key: Some("/etc/maitred/server.key".into()),
                 tls_required: true,
@@ -144,7 +145,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 44, "{paths:#?}");
+    assert_eq!(paths.len(), 45, "{paths:#?}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use maitred_admin::PoolClients;
 use maitred_pool::{ClientCount, ClientLimits, Pool, PoolSettings};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// When a server connection goes back to the pool.
@@ -52,6 +52,9 @@ pub struct PgPoolConfig {
     pub prepared_statements_per_connection: usize,
     /// At most this many clients may be pinned to a server connection at once.
     pub max_pinned: usize,
+    /// Whether a queued client's lone SELECT may be sent ahead on a busy connection
+    /// (see `relay/send_ahead.rs`).
+    pub send_ahead: bool,
     /// Login, idle and query timeouts, `max_clients`, message size.
     pub limits: ClientLimits,
     /// Users not in `users` are looked up on the server (auth_query), if set.
@@ -98,6 +101,7 @@ pub struct PgPool {
     pub statements: StatementRegistry,
     max_pinned: AtomicUsize,
     pinned_now: AtomicUsize,
+    send_ahead: AtomicBool,
     /// The shared LISTEN connection of this pool.
     pub notifier: Notifier,
     pub limits: ClientLimits,
@@ -129,6 +133,7 @@ impl PgPool {
             statements: StatementRegistry::default(),
             max_pinned: AtomicUsize::new(cfg.max_pinned),
             pinned_now: AtomicUsize::new(0),
+            send_ahead: AtomicBool::new(cfg.send_ahead && cfg.mode != PoolMode::Session),
             name: cfg.name,
             database: cfg.database,
             mode: cfg.mode,
@@ -182,6 +187,17 @@ impl PgPool {
     pub fn set_users(&self, users: &[(String, String)]) -> Result<(), AuthError> {
         self.users.store(Arc::new(credentials_of(users)?));
         Ok(())
+    }
+
+    /// Whether queued clients' lone SELECTs may be sent ahead (never in session mode).
+    pub fn send_ahead(&self) -> bool {
+        self.send_ahead.load(Ordering::Relaxed)
+    }
+
+    /// Turns sending ahead on or off (a reload); requests already sent ahead finish.
+    pub fn set_send_ahead(&self, on: bool) {
+        self.send_ahead
+            .store(on && self.mode != PoolMode::Session, Ordering::Relaxed);
     }
 
     /// Changes the cap on pinned clients (a reload); clients pinned now stay pinned.

@@ -34,13 +34,14 @@ use crate::statements::{ClientStatements, Statement};
 use crate::tls::Stream;
 use bytes::{Buf, Bytes, BytesMut};
 use maitred_admin::{ClientState, ClientTicket};
-use maitred_pool::{CheckoutError, ClientClock, Lease};
+use maitred_pool::{Ahead, CheckoutError, ClientClock, Lease, Successor};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+mod send_ahead;
 mod time_limits;
 
 /// The default largest message accepted from a client (`max_message_size`; PostgreSQL's own
@@ -124,6 +125,17 @@ pub struct Relay {
     clock: ClientClock,
     /// This client in its pool's client registry: state, traffic, KILL.
     ticket: ClientTicket,
+    /// A queued client whose query was written behind ours on the leased connection
+    /// (`send_ahead`): it gets the connection once our reply is read.
+    successor: Option<Successor<PgManager>>,
+    /// Everything sent on the lease so far is one query that may have a successor sent
+    /// behind it (see `relay/send_ahead.rs`).
+    lease_request_safe: bool,
+    /// The lease came with our query already sent, and its reply may already sit in the
+    /// connection's buffer: read it before waiting for the socket.
+    server_bytes_pending: bool,
+    /// Client messages held back while a successor was claimed, to handle now.
+    client_bytes_pending: bool,
 }
 
 /// The session effects of one simple query or extended-protocol batch, and whether it
@@ -171,6 +183,10 @@ impl Relay {
             unprepared: Vec::new(),
             clock: ClientClock::default(),
             ticket,
+            successor: None,
+            lease_request_safe: false,
+            server_bytes_pending: false,
+            client_bytes_pending: false,
         }
     }
 
@@ -192,6 +208,7 @@ impl Relay {
     /// KILL from the admin console: whatever the session was doing is abandoned (a held
     /// server connection, in an unknown state, is closed) and the client told why.
     async fn say_killed(&mut self) {
+        self.successor = None;
         if let Some(lease) = self.lease.take() {
             self.replies.clear();
             lease.discard();
@@ -220,6 +237,18 @@ impl Relay {
         let shutdown = crate::shutdown::wait();
         tokio::pin!(shutdown);
         loop {
+            if std::mem::take(&mut self.server_bytes_pending) && self.lease.is_some() {
+                if self.handle_server_bytes().await? == Flow::ClientDone {
+                    return Ok(());
+                }
+                continue;
+            }
+            if std::mem::take(&mut self.client_bytes_pending) {
+                if self.handle_client_bytes().await? == Flow::ClientDone {
+                    return Ok(());
+                }
+                continue;
+            }
             if self.lease.is_none() {
                 self.ticket.set_state(ClientState::Idle);
                 self.shrink_idle_buffers();
@@ -315,7 +344,12 @@ impl Relay {
     /// connection first when none is held.
     async fn handle_client_bytes(&mut self) -> Result<Flow, SessionError> {
         let max = self.pool.limits.max_message_size;
-        while let Some((t, len)) = self.peek_client_header(max).await? {
+        // While a successor's query is queued behind ours, nothing more of ours may go to
+        // the server: it would run after the successor's. Held until the hand-over.
+        while self.successor.is_none() {
+            let Some((t, len)) = self.peek_client_header(max).await? else {
+                break;
+            };
             if self.crbuf.len() < len {
                 self.crbuf
                     .reserve((len - self.crbuf.len()).min(RESERVE_STEP));
@@ -339,14 +373,31 @@ impl Relay {
             if self.lease.is_none() && self.answer_without_server(t, &msg).await? {
                 continue;
             }
-            if self.lease.is_none() {
-                if let Err(e) = self.acquire().await {
-                    self.refuse_message(t, &e);
-                    continue;
+            let fresh = self.lease.is_none();
+            let offer = if fresh {
+                self.ahead_offer(t, &msg)
+            } else {
+                None
+            };
+            let safe = offer.is_some();
+            let mut sent = false;
+            if fresh {
+                match self.acquire(offer).await {
+                    Ok(s) => sent = s,
+                    Err(e) => {
+                        self.refuse_message(t, &e);
+                        continue;
+                    }
                 }
             }
-            self.forward_client_message(t, &msg)?;
+            if sent {
+                self.account_sent_request(t, &msg)?;
+            } else {
+                self.forward_client_message(t, &msg)?;
+            }
+            self.lease_request_safe = fresh && safe;
         }
+        self.claim_successor();
         self.flush_server().await?;
         self.flush_client().await?;
         self.release_if_done();
@@ -828,10 +879,15 @@ impl Relay {
         self.skip_until_sync = true;
     }
 
-    async fn acquire(&mut self) -> Result<(), CheckoutError<BackendError>> {
+    /// Leases a server connection, offering `ahead` to be sent by the holder of a busy one
+    /// while this client waits. True if it was: the query is on the wire already.
+    async fn acquire(&mut self, ahead: Option<Ahead>) -> Result<bool, CheckoutError<BackendError>> {
         tracing::trace!(client = self.cancel.process_id, state = ?self.pool.pool.state(), "checkout");
         self.ticket.set_state(ClientState::Waiting);
-        let checkout = self.pool.pool.checkout().await;
+        let checkout = match ahead {
+            Some(ahead) => self.pool.pool.checkout_ahead(ahead).await,
+            None => self.pool.pool.checkout().await,
+        };
         self.ticket.set_state(if checkout.is_ok() {
             ClientState::Active
         } else {
@@ -840,12 +896,16 @@ impl Relay {
         let mut lease = checkout?;
         tracing::trace!(client = self.cancel.process_id, "leased");
         self.cancel.set_server(lease.process_id, lease.secret_key);
-        if sync_settings(&mut lease.applied, &self.settings, &mut self.swbuf) {
+        let sent = lease.request_sent();
+        // A query sent ahead was claimed for the settings this connection has (same
+        // affinity): nothing to sync, and nothing may go before it now anyway.
+        if !sent && sync_settings(&mut lease.applied, &self.settings, &mut self.swbuf) {
             lease.pending_sync += 1;
             self.replies.injected(Request::UntilReady);
         }
         self.lease = Some(lease);
-        Ok(())
+        self.server_bytes_pending = sent;
+        Ok(sent)
     }
 
     /// Forwards server bytes to the client, watching the replies owed to know when the
@@ -855,6 +915,10 @@ impl Relay {
             return Ok(Flow::Continue);
         };
         loop {
+            if self.successor.is_some() && self.replies.is_empty() && server.unread_body == 0 {
+                // The rest is the successor's reply.
+                break;
+            }
             if server.unread_body > 0 {
                 let n = server.unread_body.min(server.rbuf.len());
                 if n == 0 {
@@ -980,6 +1044,10 @@ impl Relay {
 
     /// In transaction mode, gives the server connection back once the transaction is over.
     fn release_if_done(&mut self) {
+        if self.successor.is_some() {
+            self.pass_to_successor();
+            return;
+        }
         if self.pool.mode == PoolMode::Session || !self.replies.is_empty() || self.pinned.is_some()
         {
             tracing::trace!(replies = ?self.replies, "lease kept: replies owed");
@@ -1010,6 +1078,8 @@ impl Relay {
     /// The server connection failed. If the client had nothing in flight it goes on with
     /// a new server connection next time; otherwise it is told and disconnected.
     async fn server_lost(&mut self, e: BackendError) -> Result<Flow, SessionError> {
+        // A query sent ahead on this connection is lost with it.
+        self.successor = None;
         let Some(lease) = self.lease.take() else {
             return Ok(Flow::Continue);
         };
@@ -1050,6 +1120,8 @@ impl Relay {
     /// The client is gone: whatever it left on its server connection is cleaned up before
     /// anyone else gets that connection.
     fn finish(&mut self) {
+        // The successor's query owes its reply on our connection, which is reset now.
+        self.successor = None;
         self.cancel.clear_server();
         if self.notifications.take().is_some() {
             self.pool.notifier.unlisten(self.cancel.process_id, None);

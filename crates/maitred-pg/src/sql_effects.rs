@@ -109,6 +109,29 @@ fn plainly_without_effects(sql: &str) -> bool {
     plain && !mentions_session_functions(s.as_bytes())
 }
 
+/// Whether a simple query may be sent ahead on another client's busy server connection
+/// (`send_ahead`): one read-only statement (SELECT, VALUES or TABLE) that leaves the
+/// session as it found it, so it runs the same on any connection with the client's
+/// settings and cannot open a transaction. SELECT INTO (which creates a table, perhaps a
+/// temporary one) and anything naming advisory locks or `set_config` are excluded; so is
+/// a statement list, even one that would qualify statement by statement.
+pub fn may_send_ahead(sql: &str) -> bool {
+    let s = sql.trim_start();
+    let body = s.trim_end().trim_end_matches(';');
+    if body.contains(';') {
+        return false;
+    }
+    let first = s
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("");
+    ["select", "values", "table"]
+        .iter()
+        .any(|k| first.eq_ignore_ascii_case(k))
+        && !mentions_session_functions(s.as_bytes())
+        && !mentions_any(s.as_bytes(), &[b"into"])
+}
+
 /// Whether `sql` may call `pg_[try_]advisory_lock*` or `set_config`, ASCII case ignored:
 /// both names hold an underscore, so only the (few) underscores of a query are looked at.
 /// Every simple query of an idle client passes here.
@@ -718,6 +741,34 @@ fn split_statements(sql: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_lone_read_only_statements_may_be_sent_ahead() {
+        for yes in [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 42;",
+            "  select 1",
+            "VALUES (1), (2)",
+            "TABLE t",
+            "SELECT now();  ",
+        ] {
+            assert!(may_send_ahead(yes), "{yes}");
+        }
+        for no in [
+            "SELECT 1; SELECT 2",
+            "SELECT pg_advisory_lock(1)",
+            "SELECT set_config('search_path', 'x', false)",
+            "SELECT * INTO TEMP t FROM s",
+            "INSERT INTO t VALUES (1)",
+            "UPDATE t SET a = 1",
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+            "BEGIN",
+            "SET search_path = x",
+            "/* comment */ SELECT 1",
+            "",
+        ] {
+            assert!(!may_send_ahead(no), "{no}");
+        }
+    }
 
     fn set(name: &str, value: &str) -> Effect {
         Effect::Set {

@@ -148,8 +148,9 @@ mod tests {
         pool: &Pool<FakeManager>,
         request: &'static str,
         affinity: u64,
-    ) -> tokio::task::JoinHandle<Result<Lease<FakeManager>, CheckoutError<crate::test_support::FakeError>>>
-    {
+    ) -> tokio::task::JoinHandle<
+        Result<Lease<FakeManager>, CheckoutError<crate::test_support::FakeError>>,
+    > {
         let before = pool.state().waiting;
         let task = tokio::spawn({
             let pool = pool.clone();
@@ -210,11 +211,18 @@ mod tests {
         drop(successor);
         drop(held);
         let err = waiter.await.expect("task").expect_err("lost");
-        assert!(matches!(err, CheckoutError::SentAheadLost { .. }), "{err:?}");
+        assert!(
+            matches!(err, CheckoutError::SentAheadLost { .. }),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("retry"), "{err}");
         assert_eq!(pool.stats().sent_ahead_lost, 1);
         settle().await;
-        assert_eq!(pool.state().idle, 1, "the dirty connection was reset and kept");
+        assert_eq!(
+            pool.state().idle,
+            1,
+            "the dirty connection was reset and kept"
+        );
     }
 
     #[tokio::test(start_paused = true)]

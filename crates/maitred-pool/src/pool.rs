@@ -67,11 +67,20 @@ impl<M: Manager> Pool<M> {
     /// [`Lease::claim_successor`]. Such a waiter is no longer timed out by
     /// `queue_timeout` once claimed; it fails with
     /// [`CheckoutError::SentAheadLost`] if the connection is lost before the hand-over.
-    pub async fn checkout_ahead(
-        &self,
-        ahead: Ahead,
-    ) -> Result<Lease<M>, CheckoutError<M::Error>> {
+    pub async fn checkout_ahead(&self, ahead: Ahead) -> Result<Lease<M>, CheckoutError<M::Error>> {
         checkout::checkout(&self.shared, Some(ahead)).await
+    }
+
+    /// Whether checkouts are queued now (one atomic read): a cheap test before preparing
+    /// anything for [`Lease::claim_successor`].
+    pub fn has_waiters(&self) -> bool {
+        self.shared.waiters.waiting() > 0
+    }
+
+    /// Whether a checkout now would likely have to wait: clients queue already, or no
+    /// connection is idle. A cheap test before preparing an [`Ahead`] offer.
+    pub fn likely_to_wait(&self) -> bool {
+        self.shared.waiters.waiting() > 0 || self.shared.idle_len() == 0
     }
 
     /// The pool's name (from the settings).

@@ -209,7 +209,10 @@ async fn stress_many_tasks_never_exceed_max_size_nor_lose_connections() {
     );
     assert_eq!(tally.closed.load(SeqCst), 0, "{tally:?}");
     assert!(tally.ok.load(SeqCst) > 0, "{tally:?}");
-    assert!(tally.sent.load(SeqCst) > 0, "no request was sent ahead: {tally:?}");
+    assert!(
+        tally.sent.load(SeqCst) > 0,
+        "no request was sent ahead: {tally:?}"
+    );
     assert!(
         fake.max_open.load(SeqCst) <= MAX_SIZE,
         "max open {} > {MAX_SIZE}",

@@ -327,10 +327,16 @@ mod tests {
     fn register_refuses_beyond_max_waiting_and_after_close() {
         let q = WaitQueue::<()>::new();
         let _a = q.register(1, later(), None).expect("register");
-        assert_eq!(q.register(1, later(), None).err(), Some(RegisterError::Full));
+        assert_eq!(
+            q.register(1, later(), None).err(),
+            Some(RegisterError::Full)
+        );
         q.close();
         assert_eq!(q.waiting(), 0);
-        assert_eq!(q.register(1, later(), None).err(), Some(RegisterError::Closed));
+        assert_eq!(
+            q.register(1, later(), None).err(),
+            Some(RegisterError::Closed)
+        );
     }
 
     #[test]

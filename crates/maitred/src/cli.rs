@@ -70,6 +70,11 @@ pub struct Cli {
     #[arg(long, env = "MAITRED_MAX_WAITING", value_name = "N")]
     pub max_waiting: Option<usize>,
 
+    /// PostgreSQL: while clients queue, write the next queued client's lone SELECT behind
+    /// the current query on a busy server connection [default: true].
+    #[arg(long, env = "MAITRED_SEND_AHEAD", value_name = "BOOL")]
+    pub send_ahead: Option<bool>,
+
     /// Address of the admin endpoint (overrides the file's admin.listen).
     #[arg(long, env = "MAITRED_ADMIN", value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
@@ -158,7 +163,7 @@ struct PoolFlag {
 /// The flags that describe the one-line pool; with `--config` they are an
 /// error on the command line and ignored (with a warning) from the
 /// environment.
-static POOL_FLAGS: [PoolFlag; 6] = [
+static POOL_FLAGS: [PoolFlag; 7] = [
     PoolFlag {
         id: "listen",
         flag: "--listen",
@@ -188,6 +193,11 @@ static POOL_FLAGS: [PoolFlag; 6] = [
         id: "max_waiting",
         flag: "--max-waiting",
         env: "MAITRED_MAX_WAITING",
+    },
+    PoolFlag {
+        id: "send_ahead",
+        flag: "--send-ahead",
+        env: "MAITRED_SEND_AHEAD",
     },
 ];
 
@@ -227,6 +237,7 @@ impl Cli {
             self.pool_mode.is_some(),
             self.queue_timeout.is_some(),
             self.max_waiting.is_some(),
+            self.send_ahead.is_some(),
         ];
         POOL_FLAGS
             .iter()
@@ -264,6 +275,9 @@ impl Cli {
         }
         if let Some(max_waiting) = self.max_waiting {
             one.max_waiting = max_waiting;
+        }
+        if let Some(send_ahead) = self.send_ahead {
+            one.send_ahead = send_ahead;
         }
         Ok(one)
     }

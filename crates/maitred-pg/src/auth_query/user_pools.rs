@@ -231,6 +231,7 @@ mod tests {
             settings,
             prepared_statements_per_connection: 10,
             max_pinned: 1,
+            send_ahead: true,
             limits: maitred_pool::ClientLimits::new(1 << 20),
             auth_query: None,
         }

@@ -55,6 +55,7 @@ impl Relay {
                 };
                 tracing::warn!(pool = %pool, "server did not answer within query_timeout: query cancelled, server connection closed");
                 let mid_message = self.lease.as_deref().is_some_and(|s| s.unread_body > 0);
+                self.successor = None;
                 if let Some(lease) = self.lease.take() {
                     let target = self.pool.pool.manager().target().clone();
                     let (pid, key) = (lease.process_id, lease.secret_key);

@@ -107,6 +107,9 @@ impl super::live::LivePool for PgLive {
         if old.max_pinned() != new.max_pinned() {
             self.pool.set_max_pinned(new.max_pinned());
         }
+        if old.send_ahead != new.send_ahead {
+            self.pool.set_send_ahead(new.send_ahead);
+        }
         // users and upstream are derived together: rebuild both from the new file.
         let cfg = match pg_pool_config(new) {
             Ok(cfg) => cfg,
@@ -234,6 +237,7 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
         settings,
         prepared_statements_per_connection: p.prepared_statements,
         max_pinned: p.max_pinned(),
+        send_ahead: p.send_ahead,
         limits: super::client_limits(p),
         auth_query: None,
     };

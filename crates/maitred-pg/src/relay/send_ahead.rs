@@ -1,0 +1,188 @@
+//! Sending a queued client's query ahead (`send_ahead`, on by default in transaction and
+//! statement modes).
+//!
+//! At saturation every server connection is busy and clients queue. Without this, a
+//! connection that finishes a query sits idle until the next client in the queue is
+//! scheduled, reads its grant and writes its query; the server process sleeps and wakes in
+//! between. With it, the client holding the connection writes the next client's query
+//! right behind its own, so the server reads it the moment it is done. The pool core does
+//! the queueing part (`maitred_pool::Ahead`, `Lease::claim_successor`); this file decides
+//! when it is safe for PostgreSQL:
+//!
+//! - The waiter offers only a lone read-only simple query
+//!   ([`sql_effects::may_send_ahead`]), unpinned, outside any batch, and its affinity is a
+//!   hash of its session settings: it runs only on a connection that has exactly those.
+//! - The holder claims only while its lease carries exactly one such query (its own, or
+//!   one sent ahead for it), no injected SET, nothing else buffered from its client, and
+//!   the server connection is idle apart from that query. A lone SELECT in autocommit
+//!   cannot leave a transaction open or change settings, so the successor's query finds
+//!   the connection as it would after a check-in.
+//! - While the successor is claimed, the holder forwards nothing more of its own client's
+//!   (it is held back until the hand-over), and it stops reading server messages at the
+//!   ReadyForQuery that ends its own reply: the rest belongs to the successor.
+//! - The hand-over passes the connection, its buffered bytes and the successor's owed
+//!   ReadyForQuery (`pending_sync` 1). Every other way a lease ends (client gone, server
+//!   lost, KILL, a time limit) drops the successor, whose checkout then fails with 08006,
+//!   and the dirty connection's reset drains the reply nobody reads.
+//!
+//! The cost, documented in docs/postgres.md: the successor waits for this connection's
+//! current query, not for the first connection to come free.
+
+use super::{query_text, Relay};
+use crate::codec::client_msgs::tag;
+use crate::error::SessionError;
+use crate::settings::Settings;
+use crate::sql_effects;
+use bytes::Bytes;
+use maitred_pool::Ahead;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::Ordering;
+
+/// A query larger than this is never sent ahead (it is copied into the offer).
+const MAX_AHEAD_QUERY: usize = 8 * 1024;
+
+impl Relay {
+    /// What this client offers to have sent ahead while it waits for a connection for
+    /// message `t`, if it may.
+    pub(super) fn ahead_offer(&self, t: u8, msg: &[u8]) -> Option<Ahead> {
+        if t != tag::QUERY
+            || msg.len() > MAX_AHEAD_QUERY
+            || !self.pool.send_ahead()
+            || self.pinned.is_some()
+            || self.copy_in
+            || !self.batch_effects.is_empty()
+            || !self.pending_in_transaction.is_empty()
+            || !self.pool.pool.likely_to_wait()
+        {
+            return None;
+        }
+        if !query_text(msg).is_some_and(sql_effects::may_send_ahead) {
+            return None;
+        }
+        Some(Ahead {
+            request: Bytes::copy_from_slice(msg),
+            affinity: settings_affinity(&self.settings),
+        })
+    }
+
+    /// The lease came with this client's query already written by its previous holder:
+    /// record what the server owes for it, as forwarding it would, without writing it.
+    pub(super) fn account_sent_request(&mut self, t: u8, msg: &[u8]) -> Result<(), SessionError> {
+        let mark = self.swbuf.len();
+        self.forward_client_message(t, msg)?;
+        // Only a plain Query is ever sent ahead: forwarding it appended it whole and
+        // counted one ReadyForQuery.
+        debug_assert_eq!(self.swbuf.len(), mark + msg.len());
+        self.swbuf.truncate(mark);
+        if let Some(server) = self.lease.as_deref_mut() {
+            server.pending_sync = server.pending_sync.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    /// Claims the oldest queued client and writes its query behind ours, when the lease
+    /// carries exactly one query that leaves the connection as the successor needs it.
+    pub(super) fn claim_successor(&mut self) {
+        if self.successor.is_some()
+            || !self.lease_request_safe
+            || self.pinned.is_some()
+            || !self.crbuf.is_empty()
+            || !self.pool.send_ahead()
+            || !self.pool.pool.has_waiters()
+        {
+            return;
+        }
+        let Some(lease) = self.lease.as_ref() else {
+            return;
+        };
+        let server: &crate::backend::ServerConn = lease;
+        if server.pending_sync != 1
+            || server.extended_open
+            || server.tx_status != b'I'
+            || server.needs_discard
+            || server.unread_body != 0
+        {
+            return;
+        }
+        let Some(successor) = lease.claim_successor(settings_affinity(&server.applied)) else {
+            return;
+        };
+        self.swbuf.extend_from_slice(successor.request());
+        if let Some(server) = self.lease.as_deref_mut() {
+            server.pending_sync += 1;
+        }
+        self.successor = Some(successor);
+    }
+
+    /// Our reply is read: the connection, with the successor's reply owed, goes to it. In
+    /// any state other than the expected one the successor is dropped (its checkout fails)
+    /// and the connection is reset.
+    pub(super) fn pass_to_successor(&mut self) {
+        if !self.replies.is_empty() {
+            return;
+        }
+        let Some(successor) = self.successor.take() else {
+            return;
+        };
+        let Some(mut lease) = self.lease.take() else {
+            return;
+        };
+        self.cancel.clear_server();
+        self.lease_request_safe = false;
+        self.pool
+            .counters
+            .transactions
+            .fetch_add(1, Ordering::Relaxed);
+        let as_expected = lease.pending_sync == 1
+            && !lease.extended_open
+            && lease.tx_status == b'I'
+            && lease.unread_body == 0
+            && !lease.needs_discard;
+        if as_expected {
+            if let Err(mut back) = successor.hand_over(lease) {
+                // The successor left: the reset drains its reply.
+                back.mark_dirty();
+            }
+        } else {
+            tracing::warn!(pool = %self.pool.name, "connection not idle after a query sent ahead was queued; the queued client is told to retry");
+            drop(successor);
+            lease.mark_dirty();
+        }
+        if !self.crbuf.is_empty() {
+            self.client_bytes_pending = true;
+        }
+    }
+}
+
+/// A hash of a set of settings that ignores their order: two clients with the same
+/// settings get the same affinity, whatever order their SETs came in.
+fn settings_affinity(settings: &Settings) -> u64 {
+    settings.iter().fold(0u64, |acc, pair| {
+        let mut h = DefaultHasher::new();
+        pair.hash(&mut h);
+        acc.wrapping_add(h.finish())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settings_affinity;
+    use crate::settings::Settings;
+
+    #[test]
+    fn affinity_follows_the_set_of_settings_not_their_order() {
+        let mut a = Settings::default();
+        a.set("application_name", "'x'");
+        a.set("search_path", "app");
+        let mut b = Settings::default();
+        b.set("search_path", "app");
+        b.set("application_name", "'x'");
+        assert_eq!(settings_affinity(&a), settings_affinity(&b));
+        b.set("search_path", "other");
+        assert_ne!(settings_affinity(&a), settings_affinity(&b));
+        assert_ne!(
+            settings_affinity(&a),
+            settings_affinity(&Settings::default())
+        );
+    }
+}
