@@ -3,6 +3,7 @@
 #
 #   scripts/test.sh            # all stages
 #   scripts/test.sh test pytest   # only some stages (fmt clippy build test pytest)
+#   CARGO_TEST_ARGS="--test pg_e2e" scripts/test.sh test   # some test targets only
 #
 # Starts a throwaway PostgreSQL 15 (max_connections 20) on a free port and
 # exports, for the tests:
@@ -192,7 +193,10 @@ if wants test; then
         # The e2e tests share one PostgreSQL capped at 20 connections; they
         # serialize themselves (maitred_testkit::serial), so the default
         # thread count is safe.
-        TMPDIR="$WORK/tmp" run_stage test cargo test --workspace --no-fail-fast
+        # CARGO_TEST_ARGS narrows the stage while developing, e.g.
+        # CARGO_TEST_ARGS="--test pg_e2e" scripts/test.sh test
+        # shellcheck disable=SC2086
+        TMPDIR="$WORK/tmp" run_stage test cargo test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-}
     else
         skip_stage test "the build failed"
     fi
