@@ -548,6 +548,8 @@ upstream = "postgres://svc:pw@db/svc"
             "250ms",
             "--max-waiting",
             "7",
+            "--send-ahead",
+            "false",
             "--admin",
             "127.0.0.1:9930",
             "--log-format",
@@ -558,6 +560,7 @@ upstream = "postgres://svc:pw@db/svc"
         .unwrap();
         let config = load(&cli).unwrap().config;
         let pool = &config.pools[0];
+        assert!(!pool.send_ahead);
         assert_eq!(pool.size, 3);
         assert_eq!(pool.mode, PoolMode::Session);
         assert_eq!(pool.queue_timeout, Duration::from_millis(250));
@@ -579,6 +582,7 @@ upstream = "postgres://svc:pw@db/svc"
             ("MAITRED_POOL_MODE", "session"),
             ("MAITRED_QUEUE_TIMEOUT", "2s"),
             ("MAITRED_MAX_WAITING", "9"),
+            ("MAITRED_SEND_AHEAD", "false"),
             ("MAITRED_ADMIN", "127.0.0.1:9931"),
             ("MAITRED_LOG_FORMAT", "json"),
             ("MAITRED_WORKERS", "3"),
@@ -586,6 +590,7 @@ upstream = "postgres://svc:pw@db/svc"
         let config = load(&parse(&[]).unwrap()).unwrap().config;
         let pool = &config.pools[0];
         assert_eq!((pool.size, pool.max_waiting), (4, 9));
+        assert!(!pool.send_ahead);
         assert_eq!(pool.mode, PoolMode::Session);
         assert_eq!(pool.queue_timeout, Duration::from_secs(2));
         assert!(config.admin.is_some());

@@ -126,6 +126,12 @@ fn pool_entries(p: &PoolConfig) -> Vec<ConfigEntry> {
             false,
         ),
         row(
+            &key("send_ahead"),
+            p.send_ahead.to_string(),
+            d.send_ahead.to_string(),
+            true,
+        ),
+        row(
             &key("idle_timeout"),
             duration(p.idle_timeout),
             duration(d.idle_timeout),
