@@ -113,7 +113,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn pgbench_select_200_clients_are_sent_ahead_with_zero_failures() {
+fn pgbench_select_200_clients_are_sent_ahead_with_zero_failures_in_every_query_mode() {
     let Some(pg_url) = kit::require_pg() else {
         return;
     };
@@ -125,27 +125,97 @@ fn pgbench_select_200_clients_are_sent_ahead_with_zero_failures() {
     assert!(out.status.success(), "pgbench -i: {}", text(&out.stderr));
     let (mut m, admin) = start(&pg_url, &["--pool-size", "10"]);
     let url = m.url_for(&pg_url);
-    let out = kit::output_with_timeout(
-        Command::new("pgbench")
-            .args(["-S", "-c", "200", "-j", "2", "-T", "5", "-n", &url])
-            .env("PGCONNECT_TIMEOUT", "15"),
-        Duration::from_secs(90),
-    );
-    let shown = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "pgbench failed: {shown}");
-    assert!(
-        shown.contains("number of failed transactions: 0 "),
-        "failed transactions: {shown}"
-    );
-    assert!(m.try_exit_status().is_none(), "maitred exited");
-    let sent = metric(admin, "maitred_sent_ahead_total");
+    // simple: Query; extended: unnamed Parse/Bind/Describe/Execute/Sync; prepared: Bind of
+    // a named statement (renamed for the server, sent ahead only where it is prepared).
+    let mut sent_before = 0.0;
+    for mode in ["simple", "extended", "prepared"] {
+        let out = kit::output_with_timeout(
+            Command::new("pgbench")
+                .args([
+                    "-S", "-M", mode, "-c", "200", "-j", "2", "-T", "4", "-n", &url,
+                ])
+                .env("PGCONNECT_TIMEOUT", "15"),
+            Duration::from_secs(90),
+        );
+        let shown = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "pgbench -M {mode} failed: {shown}");
+        assert!(
+            shown.contains("number of failed transactions: 0 "),
+            "-M {mode}: failed transactions: {shown}"
+        );
+        assert!(m.try_exit_status().is_none(), "maitred exited");
+        let sent = metric(admin, "maitred_sent_ahead_total");
+        eprintln!(
+            "pgbench -S -M {mode} through maitred: {} sent ahead",
+            sent - sent_before
+        );
+        assert!(
+            sent - sent_before > 100.0,
+            "-M {mode}: queued requests were not sent ahead: {}",
+            sent - sent_before
+        );
+        sent_before = sent;
+    }
     let lost = metric(admin, "maitred_sent_ahead_lost_total");
-    eprintln!("pgbench -S through maitred: {sent} queries sent ahead, {lost} lost");
-    assert!(sent > 100.0, "queued SELECTs were not sent ahead: {sent}");
     assert_eq!(
         lost, 0.0,
         "no client left mid-query, so nothing may be lost"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_sent_ahead_get_their_own_parameters_back() {
+    let Some(pg_url) = kit::require_pg() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let (m, admin) = start(&pg_url, &["--pool-size", "2"]);
+    let url = m.url_for(&pg_url);
+    let mut tasks = Vec::new();
+    for id in 0..16i32 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let (client, conn) = connect(&url).await;
+            // Two statements per client, the same texts in every client: the pool shares
+            // them, each server connection prepares them once.
+            let echo = client
+                .prepare("SELECT $1::int4, $2::int4")
+                .await
+                .expect("prepare");
+            let plus = client
+                .prepare("SELECT $1::int4 + 1000")
+                .await
+                .expect("prepare");
+            for i in 0..120i32 {
+                let row = client.query_one(&echo, &[&id, &i]).await.expect("echo");
+                assert_eq!((row.get::<_, i32>(0), row.get::<_, i32>(1)), (id, i));
+                let row = client.query_one(&plus, &[&id]).await.expect("plus");
+                assert_eq!(row.get::<_, i32>(0), id + 1000);
+            }
+            drop(client);
+            let _ = conn.await;
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(120), t)
+            .await
+            .expect("clients finish")
+            .expect("client task");
+    }
+    let (sent, lost) = tokio::task::spawn_blocking(move || {
+        (
+            metric(admin, "maitred_sent_ahead_total"),
+            metric(admin, "maitred_sent_ahead_lost_total"),
+        )
+    })
+    .await
+    .expect("metrics");
+    assert!(
+        sent > 0.0,
+        "16 clients over 2 connections: some executions must be sent ahead"
+    );
+    assert_eq!(lost, 0.0);
+    drop(m);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,9 +128,14 @@ pub struct Relay {
     /// A queued client whose query was written behind ours on the leased connection
     /// (`send_ahead`): it gets the connection once our reply is read.
     successor: Option<Successor<PgManager>>,
-    /// Everything sent on the lease so far is one query that may have a successor sent
+    /// Everything sent on the lease so far is one request that may have a successor sent
     /// behind it (see `relay/send_ahead.rs`).
     lease_request_safe: bool,
+    /// Messages of that request still to be handled.
+    ahead_messages_left: usize,
+    /// The request was written by the connection's previous holder: its messages are
+    /// accounted for, not forwarded.
+    ahead_was_sent: bool,
     /// The lease came with our query already sent, and its reply may already sit in the
     /// connection's buffer: read it before waiting for the socket.
     server_bytes_pending: bool,
@@ -185,6 +190,8 @@ impl Relay {
             ticket,
             successor: None,
             lease_request_safe: false,
+            ahead_messages_left: 0,
+            ahead_was_sent: false,
             server_bytes_pending: false,
             client_bytes_pending: false,
         }
@@ -373,29 +380,33 @@ impl Relay {
             if self.lease.is_none() && self.answer_without_server(t, &msg).await? {
                 continue;
             }
-            let fresh = self.lease.is_none();
-            let offer = if fresh {
-                self.ahead_offer(t, &msg)
-            } else {
-                None
-            };
-            let safe = offer.is_some();
-            let mut sent = false;
-            if fresh {
-                match self.acquire(offer).await {
-                    Ok(s) => sent = s,
+            if self.lease.is_none() {
+                let offer = self.ahead_offer(t, &msg);
+                let messages = offer.as_ref().map_or(0, |o| o.messages);
+                let affinity = send_ahead::settings_affinity(&self.settings);
+                let ahead = offer.map(|o| o.into_ahead(affinity));
+                match self.acquire(ahead).await {
+                    Ok(sent) => {
+                        self.lease_request_safe = messages > 0;
+                        self.ahead_messages_left = messages;
+                        self.ahead_was_sent = sent;
+                    }
                     Err(e) => {
                         self.refuse_message(t, &e);
                         continue;
                     }
                 }
             }
-            if sent {
-                self.account_sent_request(t, &msg)?;
+            if self.ahead_messages_left > 0 {
+                self.ahead_messages_left -= 1;
+                if self.ahead_was_sent {
+                    self.account_sent_message(t, &msg)?;
+                    continue;
+                }
             } else {
-                self.forward_client_message(t, &msg)?;
+                self.lease_request_safe = false;
             }
-            self.lease_request_safe = fresh && safe;
+            self.forward_client_message(t, &msg)?;
         }
         self.claim_successor();
         self.flush_server().await?;

@@ -65,6 +65,11 @@ impl Replies {
         self.owed.iter().all(|o| matches!(o, Owed::CopyEnd))
     }
 
+    /// How many entries are queued (replies owed, composed ones waiting, markers).
+    pub fn len(&self) -> usize {
+        self.owed.len()
+    }
+
     /// Marks where the client ended a COPY FROM STDIN.
     pub fn copy_end(&mut self) {
         self.owed.push_back(Owed::CopyEnd);

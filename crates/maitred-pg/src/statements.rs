@@ -29,6 +29,9 @@ pub struct Statement {
     pub definition: Bytes,
     /// What running the statement does to session state; empty for almost every statement.
     pub effects: Vec<Effect>,
+    /// A lone read-only statement that may be sent ahead on another client's connection
+    /// ([`sql_effects::may_send_ahead`]).
+    pub may_send_ahead: bool,
 }
 
 /// The pool's map from statement definitions to maitred names.
@@ -55,6 +58,7 @@ impl StatementRegistry {
             effects: parse_query_text(&definition)
                 .map(sql_effects::effects)
                 .unwrap_or_default(),
+            may_send_ahead: parse_query_text(&definition).is_some_and(sql_effects::may_send_ahead),
         });
         map.insert(definition, stmt.clone());
         stmt
@@ -154,6 +158,11 @@ impl PreparedOnServer {
 
     pub fn remove(&mut self, id: u64) {
         self.entries.remove(&id);
+    }
+
+    /// Whether the statement is prepared there, without counting a use.
+    pub fn contains(&self, id: u64) -> bool {
+        self.entries.contains_key(&id)
     }
 
     /// After DISCARD ALL or DEALLOCATE ALL nothing is prepared any more.

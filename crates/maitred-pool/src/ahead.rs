@@ -41,6 +41,9 @@ pub struct Ahead {
     pub request: Bytes,
     /// Only a holder offering the same value may claim this waiter.
     pub affinity: u64,
+    /// Something the holder's connection must have for the request to run there as it is
+    /// (for PostgreSQL, the id of a prepared statement the request executes).
+    pub requires: Option<u64>,
 }
 
 /// A waiter claimed by a lease holder: write [`request`](Self::request) on the
@@ -140,6 +143,7 @@ mod tests {
         Ahead {
             request: Bytes::from_static(request.as_bytes()),
             affinity,
+            requires: None,
         }
     }
 
@@ -169,8 +173,13 @@ mod tests {
         assert!(!held.request_sent());
         let first = parked(&pool, "SELECT 1", 7).await;
         let _second = parked(&pool, "SELECT 2", 7).await;
-        assert!(held.claim_successor(8).is_none(), "other affinity");
-        let successor = held.claim_successor(7).expect("front waiter claimed");
+        assert!(
+            held.claim_successor(8, |_| true).is_none(),
+            "other affinity"
+        );
+        let successor = held
+            .claim_successor(7, |_| true)
+            .expect("front waiter claimed");
         assert_eq!(successor.request(), b"SELECT 1");
         assert_eq!(pool.state().waiting, 1, "claimed waiter left the queue");
         successor.hand_over(held).expect("waiter still there");
@@ -180,6 +189,33 @@ mod tests {
         assert_eq!(fake.opened.load(SeqCst), 1);
         let stats = pool.stats();
         assert_eq!((stats.sent_ahead, stats.sent_ahead_lost), (1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_requires_what_the_connection_lacks_is_not_claimed() {
+        let (pool, _fake) = fake_pool(settings(1));
+        let held = pool.checkout().await.expect("checkout");
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.checkout_ahead(Ahead {
+                    requires: Some(5),
+                    ..ahead("EXECUTE", 1)
+                })
+                .await
+            }
+        });
+        while pool.state().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(held.claim_successor(1, |id| id == 4).is_none());
+        let successor = held.claim_successor(1, |id| id == 5).expect("has it");
+        successor.hand_over(held).expect("handed over");
+        assert!(waiter
+            .await
+            .expect("task")
+            .expect("checkout")
+            .request_sent());
     }
 
     #[tokio::test(start_paused = true)]
@@ -195,7 +231,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let _behind = parked(&pool, "SELECT 1", 1).await;
-        assert!(held.claim_successor(1).is_none());
+        assert!(held.claim_successor(1, |_| true).is_none());
         drop(held);
         let lease = plain.await.expect("task").expect("checkout");
         assert!(!lease.request_sent());
@@ -206,7 +242,7 @@ mod tests {
         let (pool, _fake) = fake_pool(settings(1));
         let mut held = pool.checkout().await.expect("checkout");
         let waiter = parked(&pool, "SELECT 1", 1).await;
-        let successor = held.claim_successor(1).expect("claimed");
+        let successor = held.claim_successor(1, |_| true).expect("claimed");
         held.mark_dirty();
         drop(successor);
         drop(held);
@@ -230,7 +266,7 @@ mod tests {
         let (pool, fake) = fake_pool(settings(1));
         let held = pool.checkout().await.expect("checkout");
         let waiter = parked(&pool, "SELECT 1", 1).await;
-        let successor = held.claim_successor(1).expect("claimed");
+        let successor = held.claim_successor(1, |_| true).expect("claimed");
         waiter.abort();
         let _ = waiter.await;
         let mut back = successor.hand_over(held).expect_err("nobody to hand to");
@@ -251,7 +287,7 @@ mod tests {
                 .await
                 .is_err()
         );
-        let successor = held.claim_successor(1).expect("claimed");
+        let successor = held.claim_successor(1, |_| true).expect("claimed");
         successor.hand_over(held).expect("receiver still open");
         drop(parked_checkout); // never looked at its grant
         settle().await;
@@ -265,10 +301,13 @@ mod tests {
         let held = pool.checkout().await.expect("checkout");
         let waiter = parked(&pool, "SELECT 1", 1).await;
         pool.pause();
-        assert!(held.claim_successor(1).is_none(), "paused");
+        assert!(held.claim_successor(1, |_| true).is_none(), "paused");
         pool.resume();
         pool.reconnect();
-        assert!(held.claim_successor(1).is_none(), "retired by RECONNECT");
+        assert!(
+            held.claim_successor(1, |_| true).is_none(),
+            "retired by RECONNECT"
+        );
         drop(held);
         let lease = waiter.await.expect("task").expect("checkout");
         assert!(!lease.request_sent(), "served the ordinary way");

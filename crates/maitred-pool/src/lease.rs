@@ -65,12 +65,17 @@ impl<M: Manager> Lease<M> {
     }
 
     /// Claims the oldest waiting checkout if it offered a request with this `affinity`
-    /// and the connection may be passed on (pool not paused or closed, connection not
+    /// (and `has` says the connection has what the request
+    /// [`requires`](crate::Ahead::requires), if anything) and the connection may be passed on (pool not paused or closed, connection not
     /// retired, expired or above `max_size`). The caller writes
     /// [`Successor::request`] on the connection behind its own request, and must only
     /// call this when its own request leaves the connection as the successor expects it
     /// (see `ahead.rs`).
-    pub fn claim_successor(&self, affinity: u64) -> Option<Successor<M>> {
+    pub fn claim_successor(
+        &self,
+        affinity: u64,
+        has: impl Fn(u64) -> bool,
+    ) -> Option<Successor<M>> {
         let pooled = self.pooled.as_ref()?;
         if self.disposition != Disposition::Clean
             || self.shared.waiters.waiting() == 0
@@ -78,7 +83,7 @@ impl<M: Manager> Lease<M> {
         {
             return None;
         }
-        let claimed = self.shared.waiters.claim(affinity)?;
+        let claimed = self.shared.waiters.claim(affinity, &has)?;
         Some(Successor::new(Arc::clone(&self.shared), claimed))
     }
 

@@ -82,6 +82,7 @@ async fn client(pool: Pool<FakeManager>, tally: Arc<Tally>, seed: u64) {
             pool.checkout_ahead(crate::Ahead {
                 request: bytes::Bytes::from_static(b"q"),
                 affinity: rng.below(2),
+                requires: None,
             })
             .await
         } else {
@@ -110,7 +111,7 @@ async fn client(pool: Pool<FakeManager>, tally: Arc<Tally>, seed: u64) {
         }
         // Send the next waiter's request ahead, then hand over, or lose it.
         if rng.below(3) == 0 {
-            if let Some(successor) = lease.claim_successor(rng.below(2)) {
+            if let Some(successor) = lease.claim_successor(rng.below(2), |_| true) {
                 tokio::task::yield_now().await;
                 if rng.below(8) == 0 {
                     lease.mark_dirty();

@@ -183,10 +183,15 @@ impl<C> WaitQueue<C> {
     /// Takes the front waiter off the queue if it offered a request with this `affinity`
     /// (FIFO holds: only the oldest waiter can be claimed). Its deadline no longer applies:
     /// it is served by whoever claimed it, or told [`Outcome::Lost`].
-    pub(crate) fn claim(&self, affinity: u64) -> Option<Claimed<C>> {
+    /// `has` runs under the lock and must not call back into the queue.
+    pub(crate) fn claim(&self, affinity: u64, has: &dyn Fn(u64) -> bool) -> Option<Claimed<C>> {
         let mut queue = self.lock();
         let front = queue.entries.front_mut()?;
-        if front.ahead.as_ref().map(|a| a.affinity) != Some(affinity) || front.tx.is_closed() {
+        let fits = front
+            .ahead
+            .as_ref()
+            .is_some_and(|a| a.affinity == affinity && a.requires.is_none_or(has));
+        if !fits || front.tx.is_closed() {
             return None;
         }
         let request = front.ahead.take().map(|a| a.request)?;

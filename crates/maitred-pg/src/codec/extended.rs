@@ -60,6 +60,11 @@ pub fn write_bind_renamed(out: &mut BytesMut, msg: &[u8], name: &str) -> Result<
     Ok(())
 }
 
+/// The portal an Execute runs.
+pub fn execute_portal(msg: &[u8]) -> Result<&str, CodecError> {
+    read_cstr(frame::body(msg), "Execute").map(|(p, _)| p)
+}
+
 /// What a Describe or Close message targets.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Target<'a> {

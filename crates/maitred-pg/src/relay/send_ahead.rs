@@ -30,23 +30,64 @@
 
 use super::{query_text, Relay};
 use crate::codec::client_msgs::tag;
+use crate::codec::extended::{self, parse_query_text, Target};
+use crate::codec::frame;
 use crate::error::SessionError;
 use crate::settings::Settings;
 use crate::sql_effects;
-use bytes::Bytes;
+use bytes::BytesMut;
 use maitred_pool::Ahead;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::Ordering;
 
-/// A query larger than this is never sent ahead (it is copied into the offer).
-const MAX_AHEAD_QUERY: usize = 8 * 1024;
+/// A request larger than this is never sent ahead (it is copied into the offer).
+const MAX_AHEAD_REQUEST: usize = 8 * 1024;
+
+/// A request a waiting client offers, as the server must receive it.
+pub(super) struct AheadRequest {
+    pub(super) bytes: BytesMut,
+    /// How many client messages it is made of.
+    pub(super) messages: usize,
+    /// The pool-wide id of the named statement it executes, if any.
+    pub(super) requires: Option<u64>,
+}
+
+impl AheadRequest {
+    pub(super) fn into_ahead(self, affinity: u64) -> Ahead {
+        Ahead {
+            request: self.bytes.freeze(),
+            affinity,
+            requires: self.requires,
+        }
+    }
+}
+
+/// Where the shape check of an extended-protocol batch is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Parse,
+    UnnamedBind,
+    Describe,
+    Execute,
+    Sync,
+}
+
+/// The portal and statement names of a Bind.
+fn bind_names(msg: &[u8]) -> Option<(&str, &str)> {
+    let body = frame::body(msg);
+    let (portal, rest) = crate::codec::read_cstr(body, "Bind").ok()?;
+    let (stmt, _) = crate::codec::read_cstr(rest, "Bind").ok()?;
+    Some((portal, stmt))
+}
 
 impl Relay {
-    /// What this client offers to have sent ahead while it waits for a connection for
-    /// message `t`, if it may.
-    pub(super) fn ahead_offer(&self, t: u8, msg: &[u8]) -> Option<Ahead> {
-        if t != tag::QUERY
-            || msg.len() > MAX_AHEAD_QUERY
+    /// What this client may offer to have sent ahead while it waits for a connection, for
+    /// the request that starts with message `t` (`msg`, taken off the buffer; the rest of
+    /// the request is still in it): a lone read-only simple Query, or an extended-protocol
+    /// batch `[Parse ""] Bind [Describe] Execute Sync` of one such statement, unnamed or
+    /// named (renamed for the server: the holder's connection must have it prepared).
+    pub(super) fn ahead_offer(&self, t: u8, msg: &[u8]) -> Option<AheadRequest> {
+        if !matches!(t, tag::QUERY | tag::PARSE | tag::BIND)
             || !self.pool.send_ahead()
             || self.pinned.is_some()
             || self.copy_in
@@ -56,26 +97,129 @@ impl Relay {
         {
             return None;
         }
-        if !query_text(msg).is_some_and(sql_effects::may_send_ahead) {
-            return None;
+        let mut out = AheadRequest {
+            bytes: BytesMut::new(),
+            messages: 0,
+            requires: None,
+        };
+        if t == tag::QUERY {
+            if msg.len() > MAX_AHEAD_REQUEST
+                || !query_text(msg).is_some_and(sql_effects::may_send_ahead)
+            {
+                return None;
+            }
+            out.bytes.extend_from_slice(msg);
+            out.messages = 1;
+        } else {
+            self.ahead_batch(msg, &mut out)?;
         }
-        Some(Ahead {
-            request: Bytes::copy_from_slice(msg),
-            affinity: settings_affinity(&self.settings),
-        })
+        Some(out)
     }
 
-    /// The lease came with this client's query already written by its previous holder:
-    /// record what the server owes for it, as forwarding it would, without writing it.
-    pub(super) fn account_sent_request(&mut self, t: u8, msg: &[u8]) -> Result<(), SessionError> {
+    /// Fills `out` with the extended-protocol batch starting at `first`, if it is whole in
+    /// the buffer and of the one shape that may be sent ahead.
+    fn ahead_batch(&self, first: &[u8], out: &mut AheadRequest) -> Option<()> {
+        let mut rest: &[u8] = &self.crbuf;
+        let mut msg = first;
+        let mut step = Step::Parse;
+        loop {
+            let t = *msg.first()?;
+            step = match (step, t) {
+                (Step::Parse, tag::PARSE) => {
+                    let parts = extended::split_parse(msg).ok()?;
+                    let text = parse_query_text(parts.definition)?;
+                    if !parts.name.is_empty() || !sql_effects::may_send_ahead(text) {
+                        return None;
+                    }
+                    out.bytes.extend_from_slice(msg);
+                    Step::UnnamedBind
+                }
+                (Step::Parse | Step::UnnamedBind, tag::BIND) => {
+                    let (portal, stmt) = bind_names(msg)?;
+                    if !portal.is_empty() {
+                        return None;
+                    }
+                    if step == Step::UnnamedBind && stmt.is_empty() {
+                        out.bytes.extend_from_slice(msg);
+                    } else if step == Step::Parse && !stmt.is_empty() {
+                        let st = self.statements.get(stmt)?;
+                        if !st.may_send_ahead || !st.effects.is_empty() {
+                            return None;
+                        }
+                        extended::write_bind_renamed(&mut out.bytes, msg, &st.server_name).ok()?;
+                        out.requires = Some(st.id);
+                    } else {
+                        return None;
+                    }
+                    Step::Describe
+                }
+                (Step::Describe, tag::DESCRIBE) => {
+                    match extended::describe_or_close_target(msg).ok()? {
+                        Target::Portal("") => out.bytes.extend_from_slice(msg),
+                        Target::Statement("") if out.requires.is_none() => {
+                            out.bytes.extend_from_slice(msg)
+                        }
+                        Target::Statement(name) => {
+                            let st = self.statements.get(name)?;
+                            if Some(st.id) != out.requires {
+                                return None;
+                            }
+                            extended::write_statement_target(
+                                &mut out.bytes,
+                                tag::DESCRIBE,
+                                &st.server_name,
+                            );
+                        }
+                        Target::Portal(_) => return None,
+                    }
+                    Step::Execute
+                }
+                (Step::Describe | Step::Execute, tag::EXECUTE) => {
+                    if !extended::execute_portal(msg).ok()?.is_empty() {
+                        return None;
+                    }
+                    out.bytes.extend_from_slice(msg);
+                    Step::Sync
+                }
+                (Step::Sync, tag::SYNC) => {
+                    out.bytes.extend_from_slice(msg);
+                    out.messages += 1;
+                    return (out.bytes.len() <= MAX_AHEAD_REQUEST).then_some(());
+                }
+                _ => return None,
+            };
+            out.messages += 1;
+            if out.bytes.len() > MAX_AHEAD_REQUEST {
+                return None;
+            }
+            let (_, len) = frame::peek_header(rest, MAX_AHEAD_REQUEST).ok()??;
+            if rest.len() < len {
+                return None;
+            }
+            (msg, rest) = rest.split_at(len);
+        }
+    }
+
+    /// The lease came with this message already written by the connection's previous
+    /// holder (one of an offered request): record what the server owes for it, as
+    /// forwarding it would, without writing it. The holder counted the request's one
+    /// ReadyForQuery already.
+    pub(super) fn account_sent_message(&mut self, t: u8, msg: &[u8]) -> Result<(), SessionError> {
         let mark = self.swbuf.len();
+        let owed = self.replies.len();
         self.forward_client_message(t, msg)?;
-        // Only a plain Query is ever sent ahead: forwarding it appended it whole and
-        // counted one ReadyForQuery.
-        debug_assert_eq!(self.swbuf.len(), mark + msg.len());
+        // What was offered needs nothing added: a named statement was checked to be
+        // prepared on this connection when the request was claimed.
+        debug_assert_eq!(
+            self.replies.len(),
+            owed + 1,
+            "one reply per message sent ahead"
+        );
         self.swbuf.truncate(mark);
-        if let Some(server) = self.lease.as_deref_mut() {
-            server.pending_sync = server.pending_sync.saturating_sub(1);
+        if matches!(t, tag::QUERY | tag::SYNC) {
+            if let Some(server) = self.lease.as_deref_mut() {
+                server.pending_sync = server.pending_sync.saturating_sub(1);
+            }
         }
         Ok(())
     }
@@ -85,6 +229,7 @@ impl Relay {
     pub(super) fn claim_successor(&mut self) {
         if self.successor.is_some()
             || !self.lease_request_safe
+            || self.ahead_messages_left > 0
             || self.pinned.is_some()
             || !self.crbuf.is_empty()
             || !self.pool.send_ahead()
@@ -104,7 +249,9 @@ impl Relay {
         {
             return;
         }
-        let Some(successor) = lease.claim_successor(settings_affinity(&server.applied)) else {
+        let affinity = settings_affinity(&server.applied);
+        let Some(successor) = lease.claim_successor(affinity, |id| server.prepared.contains(id))
+        else {
             return;
         };
         self.swbuf.extend_from_slice(successor.request());
@@ -156,7 +303,7 @@ impl Relay {
 
 /// A hash of a set of settings that ignores their order: two clients with the same
 /// settings get the same affinity, whatever order their SETs came in.
-fn settings_affinity(settings: &Settings) -> u64 {
+pub(super) fn settings_affinity(settings: &Settings) -> u64 {
     settings.iter().fold(0u64, |acc, pair| {
         let mut h = DefaultHasher::new();
         pair.hash(&mut h);
