@@ -130,6 +130,9 @@ ensure_deps() {
             ;;
         pgbouncer)
             command -v pgbouncer >/dev/null 2>&1 || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
+            # The side-by-side benches count CPU per transaction with these.
+            [[ -x /usr/bin/time ]] || missing+=(time)
+            command -v pgrep >/dev/null 2>&1 || missing+=(procps)
             ;;
         mariadb)
             command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd ]] ||
