@@ -8,7 +8,8 @@
 //! - [`pool`]: a configured pool (database name, users, mode) around the pool core.
 //! - [`admin_console`]: the admin console (virtual database `maitred`/`pgbouncer`).
 //! - [`frontend`]: a client from accept to the end of login, routing by database.
-//! - [`relay`]: the client's session after login: leasing, forwarding, releasing.
+//! - [`relay`]: the client's session after login: leasing, forwarding, releasing; what
+//!   may be sent ahead on another client's busy connection is in `relay/send_ahead.rs`.
 //! - [`replies`]: the replies a server connection owes, to slip in maitred's own answers.
 //! - [`statements`]: named prepared statements shared across server connections.
 //! - [`settings`]: startup settings that follow a client from lease to lease.
