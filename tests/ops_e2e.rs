@@ -53,19 +53,7 @@ async fn scalar(client: &Client, sql: &str) -> String {
 
 /// maitred in front of `pg_url` with an admin endpoint on a free port.
 fn start_with_admin(pg_url: &str, extra: &[&str]) -> (Maitred, SocketAddr) {
-    let admin: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
-        .parse()
-        .expect("admin addr");
-    let admin_arg = admin.to_string();
-    let mut args = vec!["--upstream", pg_url, "--admin", admin_arg.as_str()];
-    args.extend_from_slice(extra);
-    let m = Maitred::spawn(&args);
-    assert!(
-        kit::wait_for_port(admin, Duration::from_secs(10)),
-        "admin endpoint never listened on {admin}\n{}",
-        m.log()
-    );
-    (m, admin)
+    maitred_testkit::admin_http::spawn_with_admin(pg_url, extra)
 }
 
 /// The value of the sample line `name{labels}` in a Prometheus text exposition.

@@ -18,19 +18,14 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 /// maitred in front of `pg_url` with an admin endpoint, and the admin address.
 fn start(pg_url: &str, extra: &[&str]) -> (Maitred, SocketAddr) {
-    let admin: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
-        .parse()
-        .expect("admin addr");
-    let admin_arg = admin.to_string();
-    let mut args = vec!["--upstream", pg_url, "--admin", admin_arg.as_str()];
-    args.extend_from_slice(extra);
-    let m = Maitred::spawn(&args);
-    assert!(
-        kit::wait_for_port(admin, Duration::from_secs(10)),
-        "admin endpoint never listened on {admin}\n{}",
-        m.log()
-    );
-    (m, admin)
+    maitred_testkit::admin_http::spawn_with_admin(pg_url, extra)
+}
+
+/// [`metric`] read off the reactor (the HTTP read blocks).
+async fn metric_now(admin: SocketAddr, name: &'static str) -> f64 {
+    tokio::task::spawn_blocking(move || metric(admin, name))
+        .await
+        .expect("metrics")
 }
 
 /// The sum of a metric's samples over its label sets.
@@ -202,14 +197,8 @@ async fn prepared_statements_sent_ahead_get_their_own_parameters_back() {
             .expect("clients finish")
             .expect("client task");
     }
-    let (sent, lost) = tokio::task::spawn_blocking(move || {
-        (
-            metric(admin, "maitred_sent_ahead_total"),
-            metric(admin, "maitred_sent_ahead_lost_total"),
-        )
-    })
-    .await
-    .expect("metrics");
+    let sent = metric_now(admin, "maitred_sent_ahead_total").await;
+    let lost = metric_now(admin, "maitred_sent_ahead_lost_total").await;
     assert!(
         sent > 0.0,
         "16 clients over 2 connections: some executions must be sent ahead"
@@ -269,9 +258,7 @@ async fn replies_never_cross_clients_nor_settings() {
             .expect("clients finish")
             .expect("client task");
     }
-    let sent = tokio::task::spawn_blocking(move || metric(admin, "maitred_sent_ahead_total"))
-        .await
-        .expect("metrics");
+    let sent = metric_now(admin, "maitred_sent_ahead_total").await;
     assert!(
         sent > 0.0,
         "18 clients over 2 connections: some queries must be sent ahead"
@@ -335,9 +322,7 @@ async fn a_query_sent_ahead_waits_for_the_holder_then_gets_its_own_reply() {
     assert_eq!(first_row(&r.expect("B's query")), vec!["42".to_owned()]);
     // B goes on with the connection it was handed.
     assert_eq!(row(&b, "SELECT 43").await, vec!["43".to_owned()]);
-    let lost = tokio::task::spawn_blocking(move || metric(admin, "maitred_sent_ahead_lost_total"))
-        .await
-        .expect("metrics");
+    let lost = metric_now(admin, "maitred_sent_ahead_lost_total").await;
     assert_eq!(lost, 0.0);
     drop(m);
 }
@@ -365,9 +350,7 @@ async fn the_holder_leaving_mid_query_fails_the_query_sent_ahead_with_08006_and_
     assert!(db.message().contains("sent ahead"), "{}", db.message());
     // B's session is fine, and the connection was reset, not leaked.
     assert_eq!(row(&b, "SELECT 44").await, vec!["44".to_owned()]);
-    let lost = tokio::task::spawn_blocking(move || metric(admin, "maitred_sent_ahead_lost_total"))
-        .await
-        .expect("metrics");
+    let lost = metric_now(admin, "maitred_sent_ahead_lost_total").await;
     assert_eq!(lost, 1.0);
     drop(m);
 }
@@ -406,9 +389,7 @@ async fn a_queued_select_never_runs_inside_another_clients_transaction() {
         .expect("B answered")
         .expect("task");
     assert_eq!(seen, vec!["0".to_owned()], "B saw a rolled-back row");
-    let sent = tokio::task::spawn_blocking(move || metric(admin, "maitred_sent_ahead_total"))
-        .await
-        .expect("metrics");
+    let sent = metric_now(admin, "maitred_sent_ahead_total").await;
     assert_eq!(sent, 0.0, "nothing may be sent ahead inside a transaction");
     drop((x, x_conn, b_conn));
     direct
@@ -446,9 +427,7 @@ async fn send_ahead_false_never_sends_ahead() {
     for t in tasks {
         t.await.expect("client");
     }
-    let sent = tokio::task::spawn_blocking(move || metric(admin, "maitred_sent_ahead_total"))
-        .await
-        .expect("metrics");
+    let sent = metric_now(admin, "maitred_sent_ahead_total").await;
     assert_eq!(sent, 0.0);
     drop(m);
 }

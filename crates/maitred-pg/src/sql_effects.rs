@@ -92,21 +92,29 @@ pub fn effects(sql: &str) -> Vec<Effect> {
 /// neither advisory locks nor `set_config` has no session effect; decided without
 /// allocating, in one pass over the text.
 fn plainly_without_effects(sql: &str) -> bool {
+    lone_statement(sql).is_some_and(|(first, s)| {
+        [
+            "select", "insert", "update", "delete", "with", "values", "table",
+        ]
+        .iter()
+        .any(|k| first.eq_ignore_ascii_case(k))
+            && !mentions_session_functions(s.as_bytes())
+    })
+}
+
+/// A query holding one statement (a trailing `;` allowed): its first word and the text
+/// from there. None for a statement list (or a `;` inside a literal: conservative).
+fn lone_statement(sql: &str) -> Option<(&str, &str)> {
     let s = sql.trim_start();
     let body = s.trim_end().trim_end_matches(';');
     if body.contains(';') {
-        return false;
+        return None;
     }
     let first = s
         .split(|c: char| !c.is_ascii_alphabetic())
         .next()
         .unwrap_or("");
-    let plain = [
-        "select", "insert", "update", "delete", "with", "values", "table",
-    ]
-    .iter()
-    .any(|k| first.eq_ignore_ascii_case(k));
-    plain && !mentions_session_functions(s.as_bytes())
+    Some((first, s))
 }
 
 /// Whether a simple query may be sent ahead on another client's busy server connection
@@ -116,20 +124,13 @@ fn plainly_without_effects(sql: &str) -> bool {
 /// temporary one) and anything naming advisory locks or `set_config` are excluded; so is
 /// a statement list, even one that would qualify statement by statement.
 pub fn may_send_ahead(sql: &str) -> bool {
-    let s = sql.trim_start();
-    let body = s.trim_end().trim_end_matches(';');
-    if body.contains(';') {
-        return false;
-    }
-    let first = s
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("");
-    ["select", "values", "table"]
-        .iter()
-        .any(|k| first.eq_ignore_ascii_case(k))
-        && !mentions_session_functions(s.as_bytes())
-        && !mentions_any(s.as_bytes(), &[b"into"])
+    lone_statement(sql).is_some_and(|(first, s)| {
+        ["select", "values", "table"]
+            .iter()
+            .any(|k| first.eq_ignore_ascii_case(k))
+            && !mentions_session_functions(s.as_bytes())
+            && !mentions_any(s.as_bytes(), &[b"into"])
+    })
 }
 
 /// Whether `sql` may call `pg_[try_]advisory_lock*` or `set_config`, ASCII case ignored:

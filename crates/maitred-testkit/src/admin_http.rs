@@ -31,3 +31,21 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 pub fn http_body(addr: SocketAddr, path: &str) -> String {
     http_get(addr, path).1
 }
+
+/// Starts maitred in front of `upstream` (one-line form) with an admin endpoint on a free
+/// port, plus `extra` flags; returns it and the admin address once both listen.
+pub fn spawn_with_admin(upstream: &str, extra: &[&str]) -> (crate::Maitred, SocketAddr) {
+    let admin: SocketAddr = format!("127.0.0.1:{}", crate::free_port())
+        .parse()
+        .expect("admin addr");
+    let admin_arg = admin.to_string();
+    let mut args = vec!["--upstream", upstream, "--admin", admin_arg.as_str()];
+    args.extend_from_slice(extra);
+    let m = crate::Maitred::spawn(&args);
+    assert!(
+        crate::wait_for_port(admin, Duration::from_secs(10)),
+        "admin endpoint never listened on {admin}\n{}",
+        m.log()
+    );
+    (m, admin)
+}
