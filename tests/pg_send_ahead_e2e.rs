@@ -79,6 +79,34 @@ async fn connect(url: &str) -> (Client, JoinHandle<()>) {
     (client, handle)
 }
 
+/// Runs `body` for `n` clients at once, each with its own connection through `url` and its
+/// number; fails if any panics or they take more than two minutes.
+async fn on_clients<F, Fut>(url: &str, n: u32, body: F)
+where
+    F: Fn(u32, Client) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    // Every client logs in first, then all start together: the queueing the tests need.
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(connect(url).await);
+    }
+    let mut tasks = Vec::new();
+    for (id, (client, conn)) in (0..n).zip(clients) {
+        let run = body(id, client);
+        tasks.push(tokio::spawn(async move {
+            run.await;
+            let _ = conn.await;
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(120), t)
+            .await
+            .expect("clients finish")
+            .expect("client task");
+    }
+}
+
 /// The values of the first row of a simple query's result.
 fn first_row(messages: &[SimpleQueryMessage]) -> Vec<String> {
     messages
@@ -166,37 +194,26 @@ async fn prepared_statements_sent_ahead_get_their_own_parameters_back() {
     let _serial = kit::serial().await;
     let (m, admin) = start(&pg_url, &["--pool-size", "2"]);
     let url = m.url_for(&pg_url);
-    let mut tasks = Vec::new();
-    for id in 0..16i32 {
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            let (client, conn) = connect(&url).await;
-            // Two statements per client, the same texts in every client: the pool shares
-            // them, each server connection prepares them once.
-            let echo = client
-                .prepare("SELECT $1::int4, $2::int4")
-                .await
-                .expect("prepare");
-            let plus = client
-                .prepare("SELECT $1::int4 + 1000")
-                .await
-                .expect("prepare");
-            for i in 0..120i32 {
-                let row = client.query_one(&echo, &[&id, &i]).await.expect("echo");
-                assert_eq!((row.get::<_, i32>(0), row.get::<_, i32>(1)), (id, i));
-                let row = client.query_one(&plus, &[&id]).await.expect("plus");
-                assert_eq!(row.get::<_, i32>(0), id + 1000);
-            }
-            drop(client);
-            let _ = conn.await;
-        }));
-    }
-    for t in tasks {
-        tokio::time::timeout(Duration::from_secs(120), t)
+    on_clients(&url, 16, |id, client| async move {
+        let id = i32::try_from(id).expect("small id");
+        // Two statements per client, the same texts in every client: the pool shares
+        // them, each server connection prepares them once.
+        let echo = client
+            .prepare("SELECT $1::int4, $2::int4")
             .await
-            .expect("clients finish")
-            .expect("client task");
-    }
+            .expect("prepare");
+        let plus = client
+            .prepare("SELECT $1::int4 + 1000")
+            .await
+            .expect("prepare");
+        for i in 0..120i32 {
+            let row = client.query_one(&echo, &[&id, &i]).await.expect("echo");
+            assert_eq!((row.get::<_, i32>(0), row.get::<_, i32>(1)), (id, i));
+            let row = client.query_one(&plus, &[&id]).await.expect("plus");
+            assert_eq!(row.get::<_, i32>(0), id + 1000);
+        }
+    })
+    .await;
     let sent = metric_now(admin, "maitred_sent_ahead_total").await;
     let lost = metric_now(admin, "maitred_sent_ahead_lost_total").await;
     assert!(
@@ -217,47 +234,35 @@ async fn replies_never_cross_clients_nor_settings() {
     let url = m.url_for(&pg_url);
     // Three groups with different settings: a query may only be sent ahead on a
     // connection that carries its client's settings.
-    let mut tasks = Vec::new();
-    for id in 0..18u32 {
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            let (client, conn) = connect(&url).await;
-            let group = id % 3;
-            if group > 0 {
-                client
-                    .simple_query(&format!("SET application_name = 'group{group}'"))
-                    .await
-                    .expect("SET");
-            }
-            let want_app = if group == 0 {
-                None
+    on_clients(&url, 18, |id, client| async move {
+        let group = id % 3;
+        if group > 0 {
+            client
+                .simple_query(&format!("SET application_name = 'group{group}'"))
+                .await
+                .expect("SET");
+        }
+        let want_app = if group == 0 {
+            None
+        } else {
+            Some(format!("group{group}"))
+        };
+        for i in 0..150u32 {
+            let got = row(
+                &client,
+                &format!("SELECT {id}, {i}, current_setting('application_name')"),
+            )
+            .await;
+            assert_eq!(got[0], id.to_string(), "another client's reply");
+            assert_eq!(got[1], i.to_string(), "an earlier reply");
+            if let Some(app) = &want_app {
+                assert_eq!(&got[2], app, "ran with another client's settings");
             } else {
-                Some(format!("group{group}"))
-            };
-            for i in 0..150u32 {
-                let got = row(
-                    &client,
-                    &format!("SELECT {id}, {i}, current_setting('application_name')"),
-                )
-                .await;
-                assert_eq!(got[0], id.to_string(), "another client's reply");
-                assert_eq!(got[1], i.to_string(), "an earlier reply");
-                if let Some(app) = &want_app {
-                    assert_eq!(&got[2], app, "ran with another client's settings");
-                } else {
-                    assert!(!got[2].starts_with("group"), "ran with {}", got[2]);
-                }
+                assert!(!got[2].starts_with("group"), "ran with {}", got[2]);
             }
-            drop(client);
-            let _ = conn.await;
-        }));
-    }
-    for t in tasks {
-        tokio::time::timeout(Duration::from_secs(120), t)
-            .await
-            .expect("clients finish")
-            .expect("client task");
-    }
+        }
+    })
+    .await;
     let sent = metric_now(admin, "maitred_sent_ahead_total").await;
     assert!(
         sent > 0.0,
@@ -376,12 +381,14 @@ async fn a_queued_select_never_runs_inside_another_clients_transaction() {
     x.batch_execute(&format!("BEGIN; INSERT INTO {table} VALUES (1)"))
         .await
         .expect("insert");
-    let count_sql: &'static str =
-        Box::leak(format!("SELECT count(*) FROM {table}").into_boxed_str());
-    let b_task = tokio::spawn(async move { row(&b, count_sql).await });
+    let count_sql = format!("SELECT count(*) FROM {table}");
+    let b_task = tokio::spawn({
+        let sql = count_sql.clone();
+        async move { row(&b, &sql).await }
+    });
     until("B queued", 10, move || waiting(admin) >= 1.0).await;
     // Lone SELECTs inside the block: the holder must not send B's query behind them.
-    assert_eq!(row(&x, count_sql).await, vec!["1".to_owned()]);
+    assert_eq!(row(&x, &count_sql).await, vec!["1".to_owned()]);
     assert_eq!(row(&x, "SELECT 1").await, vec!["1".to_owned()]);
     x.simple_query("ROLLBACK").await.expect("ROLLBACK");
     let seen = tokio::time::timeout(Duration::from_secs(10), b_task)
@@ -409,24 +416,15 @@ async fn send_ahead_false_never_sends_ahead() {
     let _serial = kit::serial().await;
     let (m, admin) = start(&pg_url, &["--pool-size", "1", "--send-ahead", "false"]);
     let url = m.url_for(&pg_url);
-    let mut tasks = Vec::new();
-    for id in 0..6u32 {
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            let (client, conn) = connect(&url).await;
-            for _ in 0..100 {
-                assert_eq!(
-                    row(&client, &format!("SELECT {id}")).await,
-                    vec![id.to_string()]
-                );
-            }
-            drop(client);
-            let _ = conn.await;
-        }));
-    }
-    for t in tasks {
-        t.await.expect("client");
-    }
+    on_clients(&url, 6, |id, client| async move {
+        for _ in 0..100 {
+            assert_eq!(
+                row(&client, &format!("SELECT {id}")).await,
+                vec![id.to_string()]
+            );
+        }
+    })
+    .await;
     let sent = metric_now(admin, "maitred_sent_ahead_total").await;
     assert_eq!(sent, 0.0);
     drop(m);

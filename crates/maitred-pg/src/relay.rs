@@ -383,9 +383,7 @@ impl Relay {
             if self.lease.is_none() {
                 let offer = self.ahead_offer(t, &msg);
                 let messages = offer.as_ref().map_or(0, |o| o.messages);
-                let affinity = send_ahead::settings_affinity(&self.settings);
-                let ahead = offer.map(|o| o.into_ahead(affinity));
-                match self.acquire(ahead).await {
+                match self.acquire(offer.map(|o| o.ahead)).await {
                     Ok(sent) => {
                         self.lease_request_safe = messages > 0;
                         self.ahead_messages_left = messages;

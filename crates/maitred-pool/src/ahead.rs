@@ -21,12 +21,10 @@
 //!    marks it dirty so the reset drains the orphaned reply.
 
 use std::fmt;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use crate::lease::Lease;
 use crate::manager::Manager;
@@ -109,24 +107,6 @@ impl<M: Manager> fmt::Debug for Successor<M> {
             .field("request_len", &self.request.len())
             .finish_non_exhaustive()
     }
-}
-
-/// Whether the connection a lease holds may be handed to another client at all: the same
-/// judgement a check-in makes (closed pool, shrunk `max_size`, retired generation,
-/// `max_lifetime`), plus a paused pool.
-pub(crate) fn may_pass_on<M: Manager>(
-    shared: &Shared<M>,
-    generation: u64,
-    created_at: Instant,
-) -> bool {
-    if shared.is_closed() || shared.is_paused() || generation < shared.generation() {
-        return false;
-    }
-    let settings = shared.settings();
-    shared.total.load(SeqCst) <= settings.max_size
-        && settings
-            .max_lifetime
-            .is_none_or(|max| created_at.elapsed() < max)
 }
 
 #[cfg(test)]

@@ -71,11 +71,9 @@ pub(crate) async fn checkout<M: Manager>(
         // Not judged by `health`: the reply to the request sent ahead is expected.
         Grant::Sent(pooled) => {
             slot.keep();
-            let now = Instant::now();
-            shared
-                .counters
-                .record_checkout(now.saturating_duration_since(started));
-            Ok(Lease::sent_ahead(Arc::clone(shared), pooled))
+            let mut lease = lease(shared, pooled, started, Instant::now());
+            lease.mark_request_sent();
+            Ok(lease)
         }
     }
 }

@@ -5,10 +5,12 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ahead::{self, Successor};
+use tokio::time::Instant;
+
+use crate::ahead::Successor;
 use crate::manager::Manager;
 use crate::reset;
-use crate::shared::{Pooled, Shared};
+use crate::shared::{Pooled, Reuse, Shared};
 use crate::stats::bump;
 
 /// What to do with the connection when the lease ends.
@@ -49,11 +51,9 @@ impl<M: Manager> Lease<M> {
         }
     }
 
-    /// A lease for a waiter whose request the previous holder already wrote.
-    pub(crate) fn sent_ahead(shared: Arc<Shared<M>>, pooled: Pooled<M::Connection>) -> Self {
-        let mut lease = Self::new(shared, pooled);
-        lease.request_sent = true;
-        lease
+    /// The waiter's request was already written by the previous holder.
+    pub(crate) fn mark_request_sent(&mut self) {
+        self.request_sent = true;
     }
 
     /// Whether the request offered with
@@ -79,7 +79,8 @@ impl<M: Manager> Lease<M> {
         let pooled = self.pooled.as_ref()?;
         if self.disposition != Disposition::Clean
             || self.shared.waiters.waiting() == 0
-            || !ahead::may_pass_on(&self.shared, pooled.generation, pooled.created_at)
+            || self.shared.is_paused()
+            || self.shared.reuse_verdict(pooled, Instant::now()) != Reuse::Keep
         {
             return None;
         }

@@ -73,6 +73,16 @@ impl<C> std::ops::DerefMut for Pooled<C> {
     }
 }
 
+/// Verdict on a connection coming back from a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    Keep,
+    /// The pool is closed or above `max_size`.
+    Close,
+    /// Retired by a reconnect, or past `max_lifetime`.
+    Expired,
+}
+
 /// Verdict on an idle connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Health {
@@ -314,31 +324,44 @@ impl<M: Manager> Shared<M> {
         self.idle.pop()
     }
 
-    /// A lease came back clean: keep it unless the pool is closed, has more
-    /// connections than `max_size` (after a reload shrank it), or the
-    /// connection is retired or outlived `max_lifetime`.
-    pub(crate) fn checkin(&self, mut pooled: Pooled<M::Connection>) {
+    /// Whether a connection coming back from a lease may serve another client: not if
+    /// the pool is closed, has more connections than `max_size` (after a reload shrank
+    /// it), or the connection is retired or outlived `max_lifetime`. Judged at a check-in,
+    /// and before a lease holder passes its connection on (`ahead.rs`).
+    pub(crate) fn reuse_verdict(&self, pooled: &PooledConn<M::Connection>, now: Instant) -> Reuse {
         if self.is_closed() {
-            self.close_conn(pooled);
-            return;
+            return Reuse::Close;
         }
         let settings = self.settings.load();
         if self.total.load(SeqCst) > settings.max_size {
-            self.close_conn(pooled);
-            return;
+            return Reuse::Close;
         }
-        let now = Instant::now();
         let retired = pooled.generation < self.generation();
         let too_old = settings
             .max_lifetime
             .is_some_and(|max| now.saturating_duration_since(pooled.created_at) >= max);
         if retired || too_old {
-            self.drop_unhealthy(pooled, Health::Expired);
-            self.release_slot();
-            return;
+            Reuse::Expired
+        } else {
+            Reuse::Keep
         }
-        pooled.idle_since = now;
-        self.push_idle(pooled);
+    }
+
+    /// A lease came back clean: back to the idle queue (or to the oldest waiter), unless
+    /// [`reuse_verdict`](Self::reuse_verdict) says otherwise.
+    pub(crate) fn checkin(&self, mut pooled: Pooled<M::Connection>) {
+        let now = Instant::now();
+        match self.reuse_verdict(&pooled, now) {
+            Reuse::Close => self.close_conn(pooled),
+            Reuse::Expired => {
+                self.drop_unhealthy(pooled, Health::Expired);
+                self.release_slot();
+            }
+            Reuse::Keep => {
+                pooled.idle_since = now;
+                self.push_idle(pooled);
+            }
+        }
     }
 
     /// Puts a connection (whose slot is counted) in the idle queue and hands

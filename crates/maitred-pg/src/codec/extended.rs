@@ -41,8 +41,13 @@ pub fn write_parse(out: &mut BytesMut, name: &str, definition: &[u8]) {
 
 /// The statement name a Bind refers to.
 pub fn bind_statement(msg: &[u8]) -> Result<&str, CodecError> {
-    let (_portal, rest) = read_cstr(frame::body(msg), "Bind")?;
-    read_cstr(rest, "Bind").map(|(s, _)| s)
+    bind_names(msg).map(|(_portal, stmt)| stmt)
+}
+
+/// The portal and statement names of a Bind.
+pub fn bind_names(msg: &[u8]) -> Result<(&str, &str), CodecError> {
+    let (portal, rest) = read_cstr(frame::body(msg), "Bind")?;
+    read_cstr(rest, "Bind").map(|(stmt, _)| (portal, stmt))
 }
 
 /// Writes `msg` (a Bind) with its statement name replaced by `name`.

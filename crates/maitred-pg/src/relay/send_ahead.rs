@@ -43,23 +43,18 @@ use std::sync::atomic::Ordering;
 /// A request larger than this is never sent ahead (it is copied into the offer).
 const MAX_AHEAD_REQUEST: usize = 8 * 1024;
 
-/// A request a waiting client offers, as the server must receive it.
-pub(super) struct AheadRequest {
-    pub(super) bytes: BytesMut,
-    /// How many client messages it is made of.
+/// A request a waiting client offers, and how many of its messages it is made of.
+pub(super) struct AheadOffer {
+    pub(super) ahead: Ahead,
     pub(super) messages: usize,
-    /// The pool-wide id of the named statement it executes, if any.
-    pub(super) requires: Option<u64>,
 }
 
-impl AheadRequest {
-    pub(super) fn into_ahead(self, affinity: u64) -> Ahead {
-        Ahead {
-            request: self.bytes.freeze(),
-            affinity,
-            requires: self.requires,
-        }
-    }
+/// A request being put together, as the server must receive it.
+struct AheadRequest {
+    bytes: BytesMut,
+    messages: usize,
+    /// The pool-wide id of the named statement it executes, if any.
+    requires: Option<u64>,
 }
 
 /// Where the shape check of an extended-protocol batch is.
@@ -72,21 +67,13 @@ enum Step {
     Sync,
 }
 
-/// The portal and statement names of a Bind.
-fn bind_names(msg: &[u8]) -> Option<(&str, &str)> {
-    let body = frame::body(msg);
-    let (portal, rest) = crate::codec::read_cstr(body, "Bind").ok()?;
-    let (stmt, _) = crate::codec::read_cstr(rest, "Bind").ok()?;
-    Some((portal, stmt))
-}
-
 impl Relay {
     /// What this client may offer to have sent ahead while it waits for a connection, for
     /// the request that starts with message `t` (`msg`, taken off the buffer; the rest of
     /// the request is still in it): a lone read-only simple Query, or an extended-protocol
     /// batch `[Parse ""] Bind [Describe] Execute Sync` of one such statement, unnamed or
     /// named (renamed for the server: the holder's connection must have it prepared).
-    pub(super) fn ahead_offer(&self, t: u8, msg: &[u8]) -> Option<AheadRequest> {
+    pub(super) fn ahead_offer(&self, t: u8, msg: &[u8]) -> Option<AheadOffer> {
         if !matches!(t, tag::QUERY | tag::PARSE | tag::BIND)
             || !self.pool.send_ahead()
             || self.pinned.is_some()
@@ -113,7 +100,14 @@ impl Relay {
         } else {
             self.ahead_batch(msg, &mut out)?;
         }
-        Some(out)
+        Some(AheadOffer {
+            messages: out.messages,
+            ahead: Ahead {
+                request: out.bytes.freeze(),
+                affinity: settings_affinity(&self.settings),
+                requires: out.requires,
+            },
+        })
     }
 
     /// Fills `out` with the extended-protocol batch starting at `first`, if it is whole in
@@ -135,7 +129,7 @@ impl Relay {
                     Step::UnnamedBind
                 }
                 (Step::Parse | Step::UnnamedBind, tag::BIND) => {
-                    let (portal, stmt) = bind_names(msg)?;
+                    let (portal, stmt) = extended::bind_names(msg).ok()?;
                     if !portal.is_empty() {
                         return None;
                     }
@@ -303,7 +297,7 @@ impl Relay {
 
 /// A hash of a set of settings that ignores their order: two clients with the same
 /// settings get the same affinity, whatever order their SETs came in.
-pub(super) fn settings_affinity(settings: &Settings) -> u64 {
+fn settings_affinity(settings: &Settings) -> u64 {
     settings.iter().fold(0u64, |acc, pair| {
         let mut h = DefaultHasher::new();
         pair.hash(&mut h);
