@@ -9,9 +9,11 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use maitred_testkit::admin_http::http_body;
+use maitred_testkit::admin_http::{
+    clients_waiting as waiting, metric_sum as metric, metric_sum_now as metric_now, until,
+};
 use maitred_testkit::{self as kit, Maitred};
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
@@ -19,51 +21,6 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 /// maitred in front of `pg_url` with an admin endpoint, and the admin address.
 fn start(pg_url: &str, extra: &[&str]) -> (Maitred, SocketAddr) {
     maitred_testkit::admin_http::spawn_with_admin(pg_url, extra)
-}
-
-/// [`metric`] read off the reactor (the HTTP read blocks).
-async fn metric_now(admin: SocketAddr, name: &'static str) -> f64 {
-    tokio::task::spawn_blocking(move || metric(admin, name))
-        .await
-        .expect("metrics")
-}
-
-/// The sum of a metric's samples over its label sets.
-fn metric(admin: SocketAddr, name: &str) -> f64 {
-    http_body(admin, "/metrics")
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Clients queued for a server connection right now.
-fn waiting(admin: SocketAddr) -> f64 {
-    http_body(admin, "/metrics")
-        .lines()
-        .filter(|l| l.starts_with("maitred_clients{") && l.contains("state=\"waiting\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Polls `probe` (a blocking HTTP read, so off the reactor) until it holds.
-async fn until(what: &str, secs: u64, probe: impl Fn() -> bool + Send + Sync + 'static) {
-    let probe = std::sync::Arc::new(probe);
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let p = std::sync::Arc::clone(&probe);
-        if tokio::task::spawn_blocking(move || p())
-            .await
-            .expect("probe")
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn connect(url: &str) -> (Client, JoinHandle<()>) {

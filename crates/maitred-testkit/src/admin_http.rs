@@ -49,3 +49,52 @@ pub fn spawn_with_admin(upstream: &str, extra: &[&str]) -> (crate::Maitred, Sock
     );
     (m, admin)
 }
+
+/// The sum of a metric's samples over its label sets, from `/metrics`.
+pub fn metric_sum(admin: SocketAddr, name: &str) -> f64 {
+    http_body(admin, "/metrics")
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// [`metric_sum`] read off the reactor (the HTTP read blocks).
+pub async fn metric_sum_now(admin: SocketAddr, name: &'static str) -> f64 {
+    tokio::task::spawn_blocking(move || metric_sum(admin, name))
+        .await
+        .expect("metrics")
+}
+
+/// Clients queued for a server connection right now, over all pools.
+pub fn clients_waiting(admin: SocketAddr) -> f64 {
+    http_body(admin, "/metrics")
+        .lines()
+        .filter(|l| l.starts_with("maitred_clients{") && l.contains("state=\"waiting\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `probe` (a blocking HTTP read, so off the reactor) until it holds; panics after
+/// `secs` seconds, naming `what`.
+pub async fn until(what: &str, secs: u64, probe: impl Fn() -> bool + Send + Sync + 'static) {
+    let probe = std::sync::Arc::new(probe);
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let p = std::sync::Arc::clone(&probe);
+        if tokio::task::spawn_blocking(move || p())
+            .await
+            .expect("probe")
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
