@@ -52,6 +52,7 @@ pub struct Successor<M: Manager> {
     shared: Arc<Shared<M>>,
     tx: Option<oneshot::Sender<Outcome<M::Connection>>>,
     request: Bytes,
+    requires: Option<u64>,
 }
 
 impl<M: Manager> Successor<M> {
@@ -61,12 +62,19 @@ impl<M: Manager> Successor<M> {
             shared,
             tx: Some(claimed.tx),
             request: claimed.request,
+            requires: claimed.requires,
         }
     }
 
     /// The waiter's request, to be written on the connection after the holder's own.
     pub fn request(&self) -> &[u8] {
         &self.request
+    }
+
+    /// What the request needs of the connection ([`Ahead::requires`]), already checked by
+    /// the claim: for MySQL, the statement whose server id the holder writes into it.
+    pub fn requires(&self) -> Option<u64> {
+        self.requires
     }
 
     /// Gives the connection, with the successor's request written and its reply owed, to

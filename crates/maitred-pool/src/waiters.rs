@@ -81,6 +81,7 @@ struct Entry<C> {
 pub(crate) struct Claimed<C> {
     pub(crate) tx: oneshot::Sender<Outcome<C>>,
     pub(crate) request: Bytes,
+    pub(crate) requires: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -194,12 +195,13 @@ impl<C> WaitQueue<C> {
         if !fits || front.tx.is_closed() {
             return None;
         }
-        let request = front.ahead.take().map(|a| a.request)?;
+        let ahead = front.ahead.take()?;
         let entry = queue.entries.pop_front()?;
         self.waiting.fetch_sub(1, SeqCst);
         Some(Claimed {
             tx: entry.tx,
-            request,
+            request: ahead.request,
+            requires: ahead.requires,
         })
     }
 
