@@ -14,6 +14,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use maitred_testkit::admin_http::metric_sum;
 use maitred_testkit::mysql::{require_mysql, MysqlUrl};
 use maitred_testkit::{self as kit, Maitred};
 use mysql_async::prelude::*;
@@ -1064,9 +1065,13 @@ fn sysbench_200_threads_over_pool_10() {
     sysbench_prepare(&u);
     let mut sb = u.clone();
     sb.database = "sbtest".into();
-    let mut m = start_maitred(&sb.url(), &["--pool-size", "10", "--queue-timeout", "30s"]);
+    let (mut m, admin) = maitred_testkit::admin_http::spawn_with_admin(
+        &sb.url(),
+        &["--pool-size", "10", "--queue-timeout", "30s"],
+    );
     let host = m.addr().ip().to_string();
     let port = m.addr().port();
+    let mut sent_before = 0.0;
     for mode in ["--db-ps-mode=disable", "--db-ps-mode=auto"] {
         let out = sysbench(
             &[
@@ -1082,7 +1087,17 @@ fn sysbench_200_threads_over_pool_10() {
         );
         assert_sysbench_ok(&out, 0);
         assert_alive(&mut m);
+        // Point selects in autocommit from sessions with the server's defaults: queued
+        // ones are sent ahead (send_ahead), text (disable) and prepared (auto) alike.
+        let sent = metric_sum(admin, "maitred_sent_ahead_total");
+        eprintln!("sysbench {mode}: {} sent ahead", sent - sent_before);
+        assert!(
+            sent - sent_before > 100.0,
+            "{mode}: queued point selects were not sent ahead"
+        );
+        sent_before = sent;
     }
+    assert_eq!(metric_sum(admin, "maitred_sent_ahead_lost_total"), 0.0);
     let out = sysbench(
         &["--threads=100", "--time=5", "oltp_read_write", "run"],
         &u,

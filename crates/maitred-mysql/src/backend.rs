@@ -441,6 +441,14 @@ impl ServerConn {
         Ok(())
     }
 
+    /// Reads and drops a whole response to a command written on this connection that no
+    /// client will see (one sent ahead for a client that is gone).
+    pub async fn skip_response(&mut self, expect: Expect) -> Result<(), BackendError> {
+        debug_assert!(!self.scanner.is_busy(), "a response is being relayed");
+        self.scanner.start(expect);
+        self.drain_response().await
+    }
+
     /// Reads and drops the rest of a response the relay was forwarding.
     async fn drain_response(&mut self) -> Result<(), BackendError> {
         while self.unread_body > 0 {

@@ -10,6 +10,8 @@
 //! - [`frontend`]: a client from accept to the end of login, routing by database.
 //! - [`relay`]: the client's session after login: leasing, forwarding, releasing.
 //! - [`session_sql`]: what a query does to session state (USE, SET, pins).
+//! - [`send_ahead_sql`]: which statements may be sent ahead on another client's busy
+//!   connection (the relay's part is `relay/send_ahead.rs`).
 //! - [`stmt_cache`]: prepared statements across server connections.
 //! - [`limits`]: the ERR packets of the client limits (login, idle and query timeouts,
 //!   `max_clients`); the relay enforces the time limits in `relay/time_limits.rs`.
@@ -31,6 +33,7 @@ pub mod listener;
 pub mod manager;
 pub mod pool;
 pub mod relay;
+pub mod send_ahead_sql;
 pub mod session_sql;
 pub mod stmt_cache;
 pub mod target;

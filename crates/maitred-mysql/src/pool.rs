@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use maitred_admin::PoolClients;
 use maitred_pool::{ClientCount, ClientLimits, Pool, PoolSettings};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// When a server connection goes back to the pool.
@@ -93,6 +93,9 @@ pub struct MyPoolConfig {
     /// Login, idle and query timeouts, `max_clients` (its `max_message_size` is
     /// `max_client_packet`).
     pub limits: ClientLimits,
+    /// Send a queued client's read-only SELECT ahead on a busy connection (transaction
+    /// mode; see `relay/send_ahead.rs`).
+    pub send_ahead: bool,
 }
 
 /// Counters specific to MySQL sessions (the pool core keeps its own).
@@ -141,6 +144,8 @@ pub struct MyPool {
     pub client_count: ClientCount,
     /// The pool's logged-in clients and their traffic (admin console, metrics).
     pub clients: Arc<PoolClients>,
+    /// `send_ahead`, changed by a reload.
+    send_ahead: AtomicBool,
 }
 
 impl MyPool {
@@ -160,7 +165,19 @@ impl MyPool {
             client_count: ClientCount::new(cfg.limits.max_clients),
             limits: cfg.limits,
             clients: PoolClients::new(),
+            send_ahead: AtomicBool::new(cfg.send_ahead && cfg.mode == PoolMode::Transaction),
         }
+    }
+
+    /// Whether queued clients' read-only SELECTs are sent ahead (`send_ahead`).
+    pub fn send_ahead(&self) -> bool {
+        self.send_ahead.load(Ordering::Relaxed)
+    }
+
+    /// A reload changed `send_ahead` (it never applies in session mode).
+    pub fn set_send_ahead(&self, on: bool) {
+        self.send_ahead
+            .store(on && self.mode == PoolMode::Transaction, Ordering::Relaxed);
     }
 
     /// The plaintext password of a configured user.
@@ -212,6 +229,7 @@ mod tests {
             max_statements_per_connection: 8,
             max_client_packet: 1 << 20,
             limits: ClientLimits::new(1 << 20),
+            send_ahead: true,
         }
     }
 

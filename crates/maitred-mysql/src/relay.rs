@@ -27,11 +27,12 @@ use crate::stmt_cache::{ClientStatements, ClientStmt};
 use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
 use maitred_admin::{ClientState, ClientTicket};
-use maitred_pool::{ClientClock, Lease};
+use maitred_pool::{Ahead, ClientClock, Lease, Successor};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod send_ahead;
 mod session_vars;
 mod time_limits;
 
@@ -77,6 +78,17 @@ enum Inflight {
     Fetch,
 }
 
+/// How [`Relay::acquire_offering`] went.
+#[derive(Debug, PartialEq, Eq)]
+enum Acquired {
+    /// The client was sent an error instead.
+    No,
+    /// A connection with the client's session: forward the command.
+    Leased,
+    /// The connection's previous holder already wrote the command (`send_ahead`).
+    Sent,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Flow {
     Continue,
@@ -115,6 +127,14 @@ pub struct Relay {
     swallow_err: Option<String>,
     /// How long the client has been idle, in a transaction, or waiting for the server.
     clock: ClientClock,
+    /// A queued client whose command was written behind ours (`send_ahead`): it gets the
+    /// connection once our response is read.
+    successor: Option<Successor<MyManager>>,
+    /// The command in flight on the lease may have a successor sent behind it.
+    ahead_safe: bool,
+    /// The lease came with server bytes already read (a command sent ahead): handle them
+    /// before reading the socket.
+    server_bytes_pending: bool,
 }
 
 impl Relay {
@@ -138,6 +158,9 @@ impl Relay {
             swallow_err: None,
             last_insert_id: 0,
             clock: ClientClock::default(),
+            successor: None,
+            ahead_safe: false,
+            server_bytes_pending: false,
         }
     }
 
@@ -154,6 +177,7 @@ impl Relay {
                     self.s.handle.clear_server();
                     lease.discard();
                 }
+                self.successor = None;
                 self.cwbuf.clear();
                 self.err_locally(
                     code::CONNECTION_KILLED,
@@ -222,6 +246,10 @@ impl Relay {
                 }
                 self.s.ticket.traffic().received(n);
                 self.relay_file_packets().await?;
+                continue;
+            }
+            if self.busy() && std::mem::take(&mut self.server_bytes_pending) {
+                self.handle_server_bytes().await?;
                 continue;
             }
             if self.busy() {
@@ -330,6 +358,7 @@ impl Relay {
                 self.flush_server().await?;
                 return Ok(Flow::ClientDone);
             }
+            self.claim_successor();
             self.flush_server().await?;
         }
         self.flush_client().await?;
@@ -374,6 +403,7 @@ impl Relay {
         let Some(&cmd) = payload.first() else {
             return Err(CodecError::Empty.into());
         };
+        self.ahead_safe = false;
         tracing::trace!(
             client = self.s.connection_id,
             cmd,
@@ -426,8 +456,19 @@ impl Relay {
                     }
                 }
                 let effect = classify(&payload[1..]);
-                if !self.acquire().await? {
-                    return Ok(Flow::Continue);
+                let shape = if effect == QueryEffect::None {
+                    send_ahead::ahead_shape(&self.s.pool, &payload, None)
+                } else {
+                    None
+                };
+                let offer = shape.and_then(|requires| self.ahead_offer(&payload, requires));
+                match self.acquire_offering(offer).await? {
+                    Acquired::No => return Ok(Flow::Continue),
+                    Acquired::Sent => {
+                        self.account_sent_command();
+                        return Ok(Flow::Continue);
+                    }
+                    Acquired::Leased => {}
                 }
                 // With the server reporting variable changes, SETs need no scanning: what
                 // the server reports is recorded when the response is relayed.
@@ -451,6 +492,7 @@ impl Relay {
                     }
                 };
                 self.forward(&payload, Expect::Results, inflight);
+                self.ahead_safe = shape.is_some();
             }
             command::SET_OPTION => {
                 self.pin(PinReason::SetOption);
@@ -663,8 +705,19 @@ impl Relay {
                 }
             }
         }
-        if !self.acquire().await? {
-            return Ok(());
+        let shape = if cmd == command::STMT_EXECUTE {
+            send_ahead::ahead_shape(&self.s.pool, &payload, Some(&st))
+        } else {
+            None
+        };
+        let offer = shape.and_then(|requires| self.ahead_offer(&payload, requires));
+        match self.acquire_offering(offer).await? {
+            Acquired::No => return Ok(()),
+            Acquired::Sent => {
+                self.account_sent_command();
+                return Ok(());
+            }
+            Acquired::Leased => {}
         }
         let server_id = match self.server_statement(&st.sql).await {
             Ok(Ok(sid)) => sid,
@@ -693,6 +746,7 @@ impl Relay {
             _ => {
                 self.hold = false;
                 self.forward(&payload, Expect::Results, Inflight::Forward);
+                self.ahead_safe = shape.is_some();
             }
         }
         Ok(())
@@ -726,9 +780,18 @@ impl Relay {
     /// Leases a server connection if none is held and brings its session to the client's
     /// (database, autocommit). `false`: the client was sent an error instead.
     async fn acquire(&mut self) -> Result<bool, SessionError> {
+        Ok(self.acquire_offering(None).await? != Acquired::No)
+    }
+
+    /// [`acquire`](Self::acquire), offering `ahead` to be sent by the holder of a busy
+    /// connection while this client waits (`send_ahead`).
+    async fn acquire_offering(&mut self, ahead: Option<Ahead>) -> Result<Acquired, SessionError> {
         if self.lease.is_none() {
             self.s.ticket.set_state(ClientState::Waiting);
-            let checkout = self.s.pool.pool.checkout().await;
+            let checkout = match ahead {
+                Some(ahead) => self.s.pool.pool.checkout_ahead(ahead).await,
+                None => self.s.pool.pool.checkout().await,
+            };
             self.s.ticket.set_state(if checkout.is_ok() {
                 ClientState::Active
             } else {
@@ -742,24 +805,30 @@ impl Relay {
                         "server connection leased"
                     );
                     self.s.handle.set_server(lease.connection_id);
+                    let sent = lease.request_sent();
                     self.lease = Some(lease);
+                    if sent {
+                        // Claimed for this client's database on a connection with the
+                        // server's default session: nothing to bring over.
+                        return Ok(Acquired::Sent);
+                    }
                 }
                 Err(e) => {
                     tracing::info!(pool = %self.s.pool.name, error = %e, "checkout failed");
                     checkout_error(&mut self.cwbuf, 1, &e);
-                    return Ok(false);
+                    return Ok(Acquired::No);
                 }
             }
         }
         match self.sync_session().await {
-            Ok(Ok(())) => Ok(true),
+            Ok(Ok(())) => Ok(Acquired::Leased),
             Ok(Err(e)) => {
                 self.err_locally(e.code, &e.sqlstate, &e.message);
-                Ok(false)
+                Ok(Acquired::No)
             }
             Err(e) => {
                 self.server_lost(e).await?;
-                Ok(false)
+                Ok(Acquired::No)
             }
         }
     }
@@ -988,12 +1057,9 @@ impl Relay {
                 let body = &self.cwbuf[start + frame::HEADER_LEN..];
                 if body.first() == Some(&packets::OK) {
                     let ok = stmt::parse_prepare_ok(body).map_err(BackendError::Protocol)?;
-                    let client_id = self.stmts.add(ClientStmt {
-                        sql: sql.clone(),
-                        params: ok.params,
-                        columns: ok.columns,
-                        types: None,
-                    });
+                    let client_id =
+                        self.stmts
+                            .add(ClientStmt::new(sql.clone(), ok.params, ok.columns));
                     stmt::set_statement_id(&mut self.cwbuf[start + frame::HEADER_LEN..], client_id)
                         .map_err(BackendError::Protocol)?;
                     self.prepared = Some((sql.clone(), ok.statement_id));
@@ -1029,6 +1095,11 @@ impl Relay {
                 );
             }
             self.response_ended(s);
+        }
+        if !self.busy() && self.successor.is_some() {
+            // Before writing to our client: its reply is ours alone, and the successor's
+            // waits on the connection, not on our client's socket (nor on its being gone).
+            self.pass_to_successor().await?;
         }
         if !self.busy() || self.infile || self.cwbuf.len() >= 64 * 1024 {
             self.flush_client().await?;
@@ -1079,7 +1150,11 @@ impl Relay {
 
     /// In transaction mode, gives the server connection back once the transaction is over.
     fn release_if_done(&mut self) {
-        if self.s.pool.mode != PoolMode::Transaction || self.pinned.is_some() || self.hold {
+        if self.s.pool.mode != PoolMode::Transaction
+            || self.pinned.is_some()
+            || self.hold
+            || self.successor.is_some()
+        {
             return;
         }
         let done = self.lease.as_deref().is_some_and(|c: &ServerConn| {
@@ -1111,6 +1186,8 @@ impl Relay {
     /// The server connection failed. If the client had nothing in flight it goes on with
     /// a new server connection next time; otherwise it is told and disconnected.
     async fn server_lost(&mut self, e: BackendError) -> Result<(), SessionError> {
+        // A command sent ahead on this connection is lost with it.
+        self.successor = None;
         let Some(lease) = self.lease.take() else {
             return Ok(());
         };
@@ -1151,6 +1228,11 @@ impl Relay {
         let Some(mut lease) = self.lease.take() else {
             return;
         };
+        if self.successor.take().is_some() {
+            // Two responses owed, one of them another client's: not worth draining.
+            lease.discard();
+            return;
+        }
         if self.s.pool.mode == PoolMode::Session
             || self.pinned.is_some()
             || self.hold

@@ -69,7 +69,7 @@ pub fn rewrite_connection_id(sql: &[u8], id: u32) -> Option<Vec<u8>> {
 
 /// If a quoted string or identifier ('...', "...", `...`) starts at `i`, the index just
 /// past its closing quote (backslash escapes count, except in backticks).
-fn past_literal(sql: &[u8], i: usize) -> Option<usize> {
+pub(crate) fn past_literal(sql: &[u8], i: usize) -> Option<usize> {
     let quote = sql[i];
     if !matches!(quote, b'\'' | b'"' | b'`') {
         return None;
@@ -231,7 +231,7 @@ pub fn rewrite_socket_variable(sql: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// A `;` outside literals followed by more than space: a statement list.
-fn has_inner_semicolon(sql: &[u8]) -> bool {
+pub(crate) fn has_inner_semicolon(sql: &[u8]) -> bool {
     let mut i = 0;
     while i < sql.len() {
         if let Some(next) = past_literal(sql, i) {

@@ -6,10 +6,19 @@
 //! bound is hit, the least recently used one is closed on the server.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock};
 
 /// Default bound of statements prepared on one server connection.
 pub const DEFAULT_MAX_PER_CONNECTION: usize = 256;
+
+/// A key for a statement's SQL text, the same on every server connection of the process
+/// (random keys per process: a client cannot craft a text whose key equals another's).
+/// A statement sent ahead names its statement by this key (`maitred_pool::Ahead::requires`).
+pub fn sql_key(sql: &[u8]) -> u64 {
+    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    KEYS.get_or_init(Default::default).hash_one(sql)
+}
 
 /// A statement a client prepared.
 #[derive(Debug, Clone)]
@@ -19,6 +28,23 @@ pub struct ClientStmt {
     pub columns: u16,
     /// Parameter types from the client's last execute that sent them.
     pub types: Option<Vec<u8>>,
+    /// [`sql_key`] of `sql`.
+    pub key: u64,
+    /// A read-only lone SELECT: its executions may be sent ahead.
+    pub may_send_ahead: bool,
+}
+
+impl ClientStmt {
+    pub fn new(sql: Arc<[u8]>, params: u16, columns: u16) -> ClientStmt {
+        ClientStmt {
+            key: sql_key(&sql),
+            may_send_ahead: crate::send_ahead_sql::may_send_ahead(&sql),
+            sql,
+            params,
+            columns,
+            types: None,
+        }
+    }
 }
 
 /// One client's statements, by maitred's ids.
@@ -65,6 +91,7 @@ impl ClientStatements {
 struct Entry {
     id: u32,
     last_used: u64,
+    key: u64,
 }
 
 /// The statements prepared on one server connection, by SQL text.
@@ -73,6 +100,8 @@ pub struct ServerStatements {
     max: usize,
     clock: u64,
     by_sql: HashMap<Arc<[u8]>, Entry>,
+    /// [`sql_key`] -> server id, for statements sent ahead.
+    by_key: HashMap<u64, u32>,
 }
 
 impl ServerStatements {
@@ -81,6 +110,7 @@ impl ServerStatements {
             max: max.max(1),
             clock: 0,
             by_sql: HashMap::new(),
+            by_key: HashMap::new(),
         }
     }
 
@@ -94,16 +124,25 @@ impl ServerStatements {
         })
     }
 
+    /// The server's id for the statement whose [`sql_key`] is `key`, without marking it
+    /// used (a statement sent ahead is looked up by its key).
+    pub fn id_by_key(&self, key: u64) -> Option<u32> {
+        self.by_key.get(&key).copied()
+    }
+
     /// Records a statement the server prepared. Returns the server ids to close: a
     /// statement replaced for the same SQL, and the least recently used one past the bound.
     pub fn insert(&mut self, sql: Arc<[u8]>, id: u32) -> Vec<u32> {
         self.clock += 1;
         let mut close = Vec::new();
+        let key = sql_key(&sql);
+        self.by_key.insert(key, id);
         if let Some(old) = self.by_sql.insert(
             sql,
             Entry {
                 id,
                 last_used: self.clock,
+                key,
             },
         ) {
             if old.id != id {
@@ -120,6 +159,7 @@ impl ServerStatements {
                 break;
             };
             if let Some(e) = self.by_sql.remove(&oldest) {
+                self.by_key.remove(&e.key);
                 close.push(e.id);
             }
         }
@@ -129,6 +169,7 @@ impl ServerStatements {
     /// Forgets every statement (the server dropped them: COM_RESET_CONNECTION).
     pub fn clear(&mut self) {
         self.by_sql.clear();
+        self.by_key.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -151,12 +192,7 @@ mod tests {
     #[test]
     fn client_ids_are_maitreds_own() {
         let mut c = ClientStatements::default();
-        let stmt = ClientStmt {
-            sql: sql("SELECT 1"),
-            params: 0,
-            columns: 1,
-            types: None,
-        };
+        let stmt = ClientStmt::new(sql("SELECT 1"), 0, 1);
         let a = c.add(stmt.clone());
         let b = c.add(stmt);
         assert_ne!(a, b);
@@ -180,7 +216,10 @@ mod tests {
             "replaced statement is closed"
         );
         assert_eq!(s.len(), 2);
+        assert_eq!(s.id_by_key(sql_key(b"a")), Some(4));
+        assert_eq!(s.id_by_key(sql_key(b"b")), None, "evicted");
         s.clear();
         assert!(s.is_empty());
+        assert_eq!(s.id_by_key(sql_key(b"a")), None);
     }
 }

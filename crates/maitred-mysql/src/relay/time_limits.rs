@@ -60,6 +60,8 @@ impl Relay {
                 };
                 tracing::warn!(pool = %pool, "server did not answer within query_timeout: query killed, server connection closed");
                 let mid_packet = self.lease.as_deref().is_some_and(|c| c.unread_body > 0);
+                // A command sent ahead on this connection is lost with it.
+                self.successor = None;
                 if let Some(lease) = self.lease.take() {
                     let target = self.s.pool.pool.manager().target();
                     let thread = lease.connection_id;

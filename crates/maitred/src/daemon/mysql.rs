@@ -74,6 +74,7 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
         // The server's own max_allowed_packet still applies.
         max_client_packet: p.max_message_size(),
         limits: super::client_limits(p),
+        send_ahead: p.send_ahead,
     }
 }
 
@@ -99,6 +100,9 @@ impl super::live::LivePool for MyLive {
         if old.max_pinned != new.max_pinned {
             // MySQL pools pin without a cap.
             waiting.push("max_pinned");
+        }
+        if old.send_ahead != new.send_ahead {
+            self.pool.set_send_ahead(new.send_ahead);
         }
         let cfg = my_pool_config(new);
         if old.users != new.users {
