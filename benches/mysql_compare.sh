@@ -7,7 +7,8 @@
 #   benches/mysql_compare.sh
 #
 # Environment: ROUNDS=3, SECONDS_PER_RUN=10, CLIENTS=200, STRAIGHT_CLIENTS=10, POOL_SIZE=10,
-#              PS_MODE=auto|disable (sysbench --db-ps-mode), MAITRED_BIN=target/release/maitred
+#              PS_MODE=auto|disable (sysbench --db-ps-mode), MAITRED_BIN=target/release/maitred,
+#              MAITRED_ARGS (extra maitred flags, e.g. "--send-ahead false")
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
 # shellcheck source=scripts/lib/mariadb.sh
@@ -55,13 +56,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
     S_QPS+=("$qps")
 
     port="$(free_port)"
+    admin="$(free_port)"
     # setsid: a session of its own, as a service runs (see "Sessions" in scripts/lib/common.sh).
     setsid "$BIN" --listen "127.0.0.1:$port" --upstream "$(mariadb_app_url "$MY_PORT" | sed 's#/app$#/sbtest#')" \
-        --pool-size "$POOL" --queue-timeout 30s </dev/null >"$WORK/maitred.log" 2>&1 &
+        --pool-size "$POOL" --queue-timeout 30s --admin "127.0.0.1:$admin" ${MAITRED_ARGS:-} </dev/null >"$WORK/maitred.log" 2>&1 &
     MPID=$!
     wait_for_port "$port" 10 127.0.0.1 "$MPID" || die "maitred did not start"
     read -r qps errors <<<"$(run "$port" "$CLIENTS")"
-    echo "round $r maitred : $CLIENTS threads qps=$qps errors=$errors"
+    # How many of those commands were written ahead by the previous holder (send_ahead).
+    ahead="$(curl -sf "http://127.0.0.1:$admin/metrics" | awk '/^maitred_sent_ahead_total/{s+=$2} END{printf "%.0f", s}')"
+    echo "round $r maitred : $CLIENTS threads qps=$qps errors=$errors sent_ahead=${ahead:--}"
     M_QPS+=("$qps")
     kill_pid "$MPID" 5
     MPID=""
