@@ -97,29 +97,85 @@ fn mariadb_cli(
     password: &str,
     sql: &str,
 ) -> std::process::Output {
+    mariadb_cli_with(addr, u, password, &[], sql)
+}
+
+/// [`mariadb_cli`] with `extra` options.
+fn mariadb_cli_with(
+    addr: std::net::SocketAddr,
+    u: &MysqlUrl,
+    password: &str,
+    extra: &[&str],
+    sql: &str,
+) -> std::process::Output {
     kit::output_with_timeout(
-        Command::new("mariadb").args([
-            "--no-defaults",
-            "--protocol=TCP",
-            "-h",
-            &addr.ip().to_string(),
-            "-P",
-            &addr.port().to_string(),
-            "-u",
-            &u.user,
-            &format!("-p{password}"),
-            "--batch",
-            "--skip-column-names",
-            &u.database,
-            "-e",
-            sql,
-        ]),
+        Command::new("mariadb")
+            .arg("--no-defaults")
+            .args(extra)
+            .args([
+                "--protocol=TCP",
+                "-h",
+                &addr.ip().to_string(),
+                "-P",
+                &addr.port().to_string(),
+                "-u",
+                &u.user,
+                &format!("-p{password}"),
+                "--batch",
+                "--skip-column-names",
+                &u.database,
+                "-e",
+                sql,
+            ]),
         Duration::from_secs(30),
     )
 }
 
 // ---------------------------------------------------------------------------
 // the mariadb command-line client
+
+#[test]
+fn the_handshake_character_set_follows_its_client() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial_blocking();
+    let u = MysqlUrl::parse(&url);
+    // One server connection: every client below lands on the same one.
+    let mut m = start_maitred(&url, &["--pool-size", "1"]);
+    let t = unique_table("charset");
+    let run = |charset: &str, sql: &str| {
+        let out = mariadb_cli_with(
+            m.addr(),
+            &u,
+            &u.password,
+            &[&format!("--default-character-set={charset}")],
+            sql,
+        );
+        assert!(
+            out.status.success(),
+            "mariadb ({charset}) failed: {}",
+            text(&out.stderr)
+        );
+        out.stdout
+    };
+    // 'é' stored as utf8mb4; each client must get it in its own character set.
+    run(
+        "utf8mb4",
+        &format!(
+            "CREATE TABLE {t} (v VARCHAR(10) CHARACTER SET utf8mb4); INSERT INTO {t} VALUES (X'C3A9')"
+        ),
+    );
+    let select = format!("SELECT v FROM {t}; SELECT @@character_set_client");
+    for _ in 0..2 {
+        assert_eq!(run("latin1", &select), b"\xe9\nlatin1\n", "latin1 client");
+        assert_eq!(
+            run("utf8mb4", &select),
+            "é\nutf8mb4\n".as_bytes(),
+            "utf8mb4 client after a latin1 one"
+        );
+    }
+    run("utf8mb4", &format!("DROP TABLE {t}"));
+    assert_alive(&mut m);
+}
 
 #[test]
 fn mariadb_cli_through_maitred() {

@@ -91,6 +91,9 @@ fn mariadb_cli(url: &str, sql: &str) -> Child {
     let u = MysqlUrl::parse(url);
     Command::new("mariadb")
         .args([
+            // The server connections' character set: another one would be replayed, and a
+            // client with session state of its own is never sent ahead nor sends ahead.
+            "--default-character-set=utf8mb4",
             "--host",
             &u.host,
             "--port",

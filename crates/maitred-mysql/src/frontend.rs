@@ -373,6 +373,7 @@ async fn login(
         pool,
         connection_id,
         capabilities: hello.capabilities & caps,
+        collation: hello.collation,
         database,
         handle,
         clients: router.clients.clone(),

@@ -53,6 +53,8 @@ pub struct ClientSession {
     /// maitred's id for this client.
     pub connection_id: u32,
     pub capabilities: u32,
+    /// The collation id of the client's handshake (its character set follows it).
+    pub collation: u8,
     /// The client's current database.
     pub database: Option<String>,
     /// This client as KILL from other clients sees it.
@@ -139,6 +141,8 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(client: Stream, crbuf: BytesMut, s: ClientSession) -> Relay {
+        let mut vars = SessionVars::default();
+        vars.set_handshake_charset(s.collation);
         Relay {
             client,
             crbuf,
@@ -153,7 +157,7 @@ impl Relay {
             hold: false,
             prepared: None,
             session_sets: Vec::new(),
-            vars: SessionVars::default(),
+            vars,
             infile: false,
             swallow_err: None,
             last_insert_id: 0,
@@ -422,6 +426,7 @@ impl Relay {
                 self.stmts.clear();
                 self.session_sets.clear();
                 self.vars.clear();
+                self.vars.set_handshake_charset(self.s.collation);
                 self.pinned = None;
                 self.autocommit = true;
                 if self.lease.is_some() {
@@ -570,6 +575,8 @@ impl Relay {
         self.stmts.clear();
         self.session_sets.clear();
         self.vars.clear();
+        // COM_CHANGE_USER's own character set field is not read: the login's stays.
+        self.vars.set_handshake_charset(self.s.collation);
         self.pinned = None;
         self.hold = false;
         self.autocommit = true;

@@ -51,6 +51,27 @@ impl SessionVars {
         self.cleared = self.version;
     }
 
+    /// The character set the client asked for in its handshake (collation id), where it
+    /// is not the server connections' (utf8mb4, [`DEFAULT_COLLATION`]): server connections
+    /// log in with theirs, so the client's is replayed like a `SET NAMES` of its own.
+    /// Only the character set: a collation id the server may not know (MySQL 8's 255
+    /// against MariaDB) would make every replay fail; an unknown id changes nothing, as
+    /// servers fall back to their default.
+    ///
+    /// [`DEFAULT_COLLATION`]: crate::backend::DEFAULT_COLLATION
+    pub fn set_handshake_charset(&mut self, collation: u8) {
+        let Some(charset) = handshake_charset(collation) else {
+            return;
+        };
+        for name in [
+            "character_set_client",
+            "character_set_connection",
+            "character_set_results",
+        ] {
+            self.set(name.to_owned(), charset.clone());
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.vars.is_empty()
     }
@@ -89,6 +110,21 @@ impl SessionVars {
     }
 }
 
+/// The character set of handshake collation `collation` when it differs from the server
+/// connections'; `None` when it is theirs or unknown.
+fn handshake_charset(collation: u8) -> Option<String> {
+    use mysql_common::collations::{Collation, CollationId};
+    let ours = Collation::resolve(CollationId::from(u16::from(
+        crate::backend::DEFAULT_COLLATION,
+    )));
+    let id = CollationId::from(u16::from(collation));
+    if id == CollationId::UNKNOWN_COLLATION_ID {
+        return None;
+    }
+    let theirs = Collation::resolve(id);
+    (theirs.charset() != ours.charset()).then(|| theirs.charset().to_owned())
+}
+
 /// A reported value as SQL: numbers bare (integer variables refuse strings), NULL as NULL,
 /// anything else as a quoted string.
 fn push_literal(sql: &mut String, value: &str) {
@@ -116,6 +152,26 @@ fn push_literal(sql: &mut String, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handshake_charset_other_than_utf8mb4_is_replayed() {
+        // 8 latin1_swedish_ci, 47 latin1_bin.
+        for latin1 in [8, 47] {
+            let mut v = SessionVars::default();
+            v.set_handshake_charset(latin1);
+            assert_eq!(
+                v.replay_sql().as_deref(),
+                Some("SET @@SESSION.character_set_client='latin1', @@SESSION.character_set_connection='latin1', @@SESSION.character_set_results='latin1'")
+            );
+        }
+        // utf8mb4_general_ci (the server connections'), utf8mb4_unicode_ci, MySQL 8's
+        // utf8mb4_0900_ai_ci, and an id nobody knows: nothing to replay.
+        for same_or_unknown in [45, 224, 255, 0, 126] {
+            let mut v = SessionVars::default();
+            v.set_handshake_charset(same_or_unknown);
+            assert!(v.is_empty(), "collation {same_or_unknown}");
+        }
+    }
 
     #[test]
     fn replay_statement_quotes_strings_only() {
