@@ -207,3 +207,44 @@ def test_mysql_connector_long_data_over_shared_connections(start_maitred):
     cb.close()
     a.close()
     b.close()
+
+
+def test_pymysql_found_rows_follows_its_client(start_maitred):
+    """CLIENT_FOUND_ROWS (Django, Connector/J and mysqljs set it): an UPDATE that matches a
+    row without changing it counts 1 for such a client and 0 for one without the flag,
+    even when both share the one server connection, in either order."""
+    from pymysql.constants import CLIENT
+
+    m = start_maitred("--pool-size", "1")
+    found = pymysql_connect(m, client_flag=CLIENT.FOUND_ROWS, autocommit=True)
+    changed = pymysql_connect(m, autocommit=True)
+    table = f"found_rows_{os.getpid()}"
+    with changed.cursor() as c:
+        c.execute(f"DROP TABLE IF EXISTS {table}")
+        c.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, v INT)")
+        c.execute(f"INSERT INTO {table} VALUES (1, 7)")
+    same_value = f"UPDATE {table} SET v = 7 WHERE id = 1"
+    for _ in range(2):
+        with found.cursor() as c:
+            assert c.execute(same_value) == 1, "CLIENT_FOUND_ROWS: rows matched"
+        with changed.cursor() as c:
+            assert c.execute(same_value) == 0, "without it: rows changed"
+    # Once a connection was reopened for this client, it keeps it: no more logins.
+    p = parts(os.environ["MAITRED_TEST_MYSQL_URL"])
+    direct = pymysql.connect(**p, connect_timeout=10)
+
+    def server_logins() -> int:
+        with direct.cursor() as d:
+            d.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
+            return int(d.fetchone()[1])
+
+    with found.cursor() as c:
+        c.execute(same_value)
+        before = server_logins()
+        for _ in range(5):
+            assert c.execute(same_value) == 1
+        assert server_logins() == before, "a client of the connection's kind reopened it"
+        c.execute(f"DROP TABLE {table}")
+    direct.close()
+    found.close()
+    changed.close()

@@ -94,11 +94,19 @@ impl std::fmt::Debug for ServerConn {
 }
 
 impl ServerConn {
-    /// Opens a TCP connection and logs in as the target's user.
+    /// Opens a TCP connection and logs in as the target's user, with CLIENT_FOUND_ROWS
+    /// when `found_rows` (affected rows of an UPDATE count the rows matched, not those
+    /// changed: a per-connection choice clients make at login).
     pub async fn connect(
         target: &ServerTarget,
         max_statements: usize,
+        found_rows: bool,
     ) -> Result<ServerConn, BackendError> {
+        let leg = if found_rows {
+            cap::SERVER_LEG | cap::FOUND_ROWS
+        } else {
+            cap::SERVER_LEG
+        };
         let addr = target.addr();
         let mut tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
@@ -113,7 +121,7 @@ impl ServerConn {
             return Err(BackendError::Server(packets::parse_err(&greeting)?));
         }
         let greeting = packets::parse_greeting(&greeting)?;
-        let (stream, seq) = negotiate_tls(tcp, target, &greeting, seq).await?;
+        let (stream, seq) = negotiate_tls(tcp, target, &greeting, seq, leg).await?;
         let mut conn = ServerConn {
             stream,
             rbuf,
@@ -135,10 +143,16 @@ impl ServerConn {
             tracks_variables: false,
             tracking_stale: false,
         };
-        conn.login(target, &greeting, seq).await?;
+        conn.login(target, &greeting, seq, leg).await?;
         conn.session_track = conn.capabilities & cap::SESSION_TRACK != 0;
         conn.enable_tracking().await?;
         Ok(conn)
+    }
+
+    /// Whether this connection counts UPDATE's affected rows as rows matched
+    /// (CLIENT_FOUND_ROWS).
+    pub fn found_rows(&self) -> bool {
+        self.capabilities & cap::FOUND_ROWS != 0
     }
 
     /// Turns on the server's session tracking (again after COM_RESET_CONNECTION, which
@@ -157,6 +171,7 @@ impl ServerConn {
         target: &ServerTarget,
         greeting: &packets::ServerGreeting,
         seq: u8,
+        leg: u32,
     ) -> Result<(), BackendError> {
         self.connection_id = greeting.connection_id;
         self.info = ServerInfo {
@@ -167,7 +182,7 @@ impl ServerConn {
         if greeting.capabilities & cap::PROTOCOL_41 == 0 {
             return Err(BackendError::UnsupportedAuth("pre-4.1".into()));
         }
-        let mut caps = cap::SERVER_LEG & greeting.capabilities;
+        let mut caps = leg & greeting.capabilities;
         if self.stream.is_tls() {
             caps |= cap::SSL;
         }
@@ -501,6 +516,7 @@ async fn negotiate_tls(
     target: &ServerTarget,
     greeting: &packets::ServerGreeting,
     seq: u8,
+    leg: u32,
 ) -> Result<(Stream, u8), BackendError> {
     let offered = greeting.capabilities & cap::SSL != 0;
     if !target.tls.wanted() || !offered {
@@ -514,7 +530,7 @@ async fn negotiate_tls(
         }
         return Ok((Stream::Plain(tcp), seq));
     }
-    let mut caps = cap::SERVER_LEG & greeting.capabilities | cap::SSL;
+    let mut caps = leg & greeting.capabilities | cap::SSL;
     if target.database.is_some() {
         caps |= cap::CONNECT_WITH_DB;
     }

@@ -4,6 +4,7 @@ use crate::backend::{ServerConn, ServerInfo};
 use crate::error::BackendError;
 use crate::target::ServerTarget;
 use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Opens server connections for one pool and remembers what the first one reported
@@ -14,6 +15,10 @@ pub struct MyManager {
     target: ArcSwap<ServerTarget>,
     max_statements: usize,
     info: Mutex<Option<Arc<ServerInfo>>>,
+    /// CLIENT_FOUND_ROWS on new connections: what the last client that needed a
+    /// connection reopened asked for, so a pool whose clients all want one kind
+    /// converges on it.
+    found_rows: AtomicBool,
 }
 
 impl MyManager {
@@ -22,6 +27,7 @@ impl MyManager {
             target: ArcSwap::from_pointee(target),
             max_statements,
             info: Mutex::new(None),
+            found_rows: AtomicBool::new(false),
         }
     }
 
@@ -33,6 +39,14 @@ impl MyManager {
     /// the pool must retire the open ones (`Pool::reconnect`).
     pub fn set_target(&self, target: ServerTarget) {
         self.target.store(Arc::new(target));
+    }
+
+    /// A new server connection with CLIENT_FOUND_ROWS as `found_rows`, to replace a
+    /// leased one opened with the other flag; new connections use it from now on.
+    pub async fn open_with_found_rows(&self, found_rows: bool) -> Result<ServerConn, BackendError> {
+        self.found_rows.store(found_rows, Ordering::Relaxed);
+        let target = self.target.load_full();
+        ServerConn::connect(&target, self.max_statements, found_rows).await
     }
 
     /// What a server connection reported, once one was opened.
@@ -47,7 +61,8 @@ impl maitred_pool::Manager for MyManager {
 
     async fn connect(&self) -> Result<ServerConn, BackendError> {
         let target = self.target.load_full();
-        let conn = ServerConn::connect(&target, self.max_statements).await?;
+        let found_rows = self.found_rows.load(Ordering::Relaxed);
+        let conn = ServerConn::connect(&target, self.max_statements, found_rows).await?;
         let mut info = self.info.lock().unwrap_or_else(|p| p.into_inner());
         if info.is_none() {
             *info = Some(Arc::new(conn.info.clone()));

@@ -819,6 +819,10 @@ impl Relay {
                         // server's default session: nothing to bring over.
                         return Ok(Acquired::Sent);
                     }
+                    if let Err(e) = self.match_found_rows().await {
+                        self.server_lost(e).await?;
+                        return Ok(Acquired::No);
+                    }
                 }
                 Err(e) => {
                     tracing::info!(pool = %self.s.pool.name, error = %e, "checkout failed");
@@ -904,6 +908,38 @@ impl Relay {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// CLIENT_FOUND_ROWS is chosen at login, once per connection: a leased connection
+    /// opened with the other choice than this client's is replaced, in the same pool
+    /// slot, by one opened with the client's. The pool's new connections follow the
+    /// last such client, so a pool whose clients agree pays this only while it warms up.
+    async fn match_found_rows(&mut self) -> Result<(), BackendError> {
+        let want = self.s.capabilities & cap::FOUND_ROWS != 0;
+        let Some(conn) = self.lease.as_deref_mut() else {
+            return Ok(());
+        };
+        if conn.found_rows() == want {
+            return Ok(());
+        }
+        let fresh = self
+            .s
+            .pool
+            .pool
+            .manager()
+            .open_with_found_rows(want)
+            .await?;
+        tracing::debug!(
+            pool = %self.s.pool.name,
+            found_rows = want,
+            old = conn.connection_id,
+            new = fresh.connection_id,
+            "server connection reopened for this client's CLIENT_FOUND_ROWS"
+        );
+        // The old connection closes as it is dropped here.
+        *conn = fresh;
+        self.s.handle.set_server(conn.connection_id);
+        Ok(())
     }
 
     /// What a server connection carries once it has this client's session.

@@ -97,8 +97,8 @@ pub mod cap {
         | CONNECT_ATTRS
         | PLUGIN_AUTH_LENENC_CLIENT_DATA;
 
-    /// The flags of every server connection (FOUND_ROWS, CONNECT_WITH_DB and SSL vary:
-    /// see the back end). SESSION_TRACK: the server reports session-state changes.
+    /// The flags of every server connection (FOUND_ROWS follows the clients, CONNECT_WITH_DB
+    /// and SSL the target: see the back end). SESSION_TRACK: the server reports session-state changes.
     pub const SERVER_LEG: u32 = LONG_PASSWORD
         | LONG_FLAG
         | LOCAL_FILES

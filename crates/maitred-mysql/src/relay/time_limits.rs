@@ -89,7 +89,7 @@ impl Relay {
 /// `KILL QUERY <thread>` on a new connection of the pool's user (the pool's own may all be
 /// busy), so the query of a discarded connection stops holding server resources.
 async fn kill_query(target: &crate::target::ServerTarget, thread: u32) {
-    match crate::backend::ServerConn::connect(target, 1).await {
+    match crate::backend::ServerConn::connect(target, 1, false).await {
         Ok(mut side) => {
             if let Err(e) = side.query(&format!("KILL QUERY {thread}")).await {
                 tracing::warn!(error = %e, "could not kill a timed-out query");
