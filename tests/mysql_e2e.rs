@@ -834,6 +834,14 @@ async fn last_insert_id_is_the_clients_own() {
         .expect("insert b");
     assert_eq!(scalar_i64(&mut a, "SELECT LAST_INSERT_ID()").await, Some(1));
     assert_eq!(scalar_i64(&mut b, "SELECT LAST_INSERT_ID()").await, Some(2));
+    // The same through prepared statements (the text cannot carry the value: maitred
+    // sets the connection's value before each execute).
+    const PREPARED: &str = "SELECT LAST_INSERT_ID() + ?";
+    for (who, want) in [('a', 1), ('b', 2), ('a', 1)] {
+        let c = if who == 'a' { &mut a } else { &mut b };
+        let got: Option<i64> = c.exec_first(PREPARED, (0,)).await.expect("exec");
+        assert_eq!(got, Some(want), "{who}'s prepared LAST_INSERT_ID()");
+    }
     // Not pinned: b could run while a was idle, and still can.
     assert_eq!(scalar_i64(&mut b, "SELECT 1").await, Some(1));
     a.query_drop(format!("DROP TABLE {t}")).await.expect("drop");

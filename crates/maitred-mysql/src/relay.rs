@@ -740,6 +740,27 @@ impl Relay {
             }
         };
         stmt::set_statement_id(&mut payload, server_id)?;
+        if cmd == command::STMT_EXECUTE && st.reads_last_insert_id {
+            // The statement's text cannot carry the value (a COM_QUERY's is rewritten):
+            // the connection's LAST_INSERT_ID() becomes this client's.
+            let Some(conn) = self.lease.as_deref_mut() else {
+                return Ok(());
+            };
+            match conn
+                .query(&format!("DO LAST_INSERT_ID({})", self.last_insert_id))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    self.err_locally(e.code, &e.sqlstate, &e.message);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.server_lost(e).await?;
+                    return Ok(());
+                }
+            }
+        }
         match cmd {
             command::STMT_SEND_LONG_DATA => {
                 self.hold = true;

@@ -32,6 +32,9 @@ pub struct ClientStmt {
     pub key: u64,
     /// A read-only lone SELECT: its executions may be sent ahead.
     pub may_send_ahead: bool,
+    /// It calls `LAST_INSERT_ID()`: the server connection is given the client's value
+    /// before each execute.
+    pub reads_last_insert_id: bool,
 }
 
 impl ClientStmt {
@@ -39,6 +42,7 @@ impl ClientStmt {
         ClientStmt {
             key: sql_key(&sql),
             may_send_ahead: crate::send_ahead_sql::may_send_ahead(&sql),
+            reads_last_insert_id: crate::session_sql::rewrite_last_insert_id(&sql, 0).is_some(),
             sql,
             params,
             columns,
