@@ -4,6 +4,10 @@
 # shared machine cancels out. Prints one line per run and the medians (issue 4's target:
 # 200 through maitred >= 0.8 of 10 straight).
 #
+# Each round also runs the 200 threads straight to MariaDB, with max_connections raised
+# for that run only: what the server and the client cost at 200 threads with no proxy in
+# between, the ceiling for any proxy on the same cores (STRAIGHT_MANY=0 skips it).
+#
 #   benches/mysql_compare.sh
 #
 # Environment: ROUNDS=3, SECONDS_PER_RUN=10, CLIENTS=200, STRAIGHT_CLIENTS=10, POOL_SIZE=10,
@@ -21,6 +25,7 @@ CLIENTS="${CLIENTS:-200}"
 STRAIGHT="${STRAIGHT_CLIENTS:-10}"
 POOL="${POOL_SIZE:-10}"
 PS_MODE="${PS_MODE:-auto}"
+STRAIGHT_MANY="${STRAIGHT_MANY:-1}"
 
 ensure_deps
 BIN="$(maitred_release_bin)" || exit 1
@@ -36,7 +41,8 @@ cleanup() {
 trap cleanup EXIT
 
 MY_PORT="$(free_port)"
-start_mariadb "$WORK/my" "$MY_PORT" 40
+MAX_CONN=40
+start_mariadb "$WORK/my" "$MY_PORT" "$MAX_CONN"
 
 # sb <port> <threads> <command> -> "qps errors" (for run)
 sb() {
@@ -46,10 +52,12 @@ sb() {
 }
 sb "$MY_PORT" 1 prepare >"$WORK/prepare.log" || { cat "$WORK/prepare.log"; die "sysbench prepare failed"; }
 run() {
-    sb "$1" "$2" run | awk '/queries:/{gsub(/[(]/,"",$3); q=$3} /^ *errors:/{e=$2} END{printf "%.0f %s\n", q, (e==""?"-":e)}'
+    # sysbench stops at the first error unless told to ignore it: count those (FATAL lines)
+    # with the ignored ones it reports.
+    sb "$1" "$2" run | awk '/queries:/{gsub(/[(]/,"",$3); q=$3} /ignored errors:/{e+=$3} /FATAL/{e++} END{printf "%.0f %d\n", q, e}'
 }
 
-declare -a M_QPS S_QPS
+declare -a M_QPS S_QPS MANY_QPS
 for ((r = 1; r <= ROUNDS; r++)); do
     read -r qps errors <<<"$(run "$MY_PORT" "$STRAIGHT")"
     echo "round $r straight: $STRAIGHT threads qps=$qps errors=$errors"
@@ -69,10 +77,23 @@ for ((r = 1; r <= ROUNDS; r++)); do
     M_QPS+=("$qps")
     kill_pid "$MPID" 5
     MPID=""
+
+    if [[ "$STRAIGHT_MANY" == 1 ]]; then
+        mariadb_root "$WORK/my" -e "SET GLOBAL max_connections = $((CLIENTS + 20))"
+        read -r qps errors <<<"$(run "$MY_PORT" "$CLIENTS")"
+        mariadb_root "$WORK/my" -e "SET GLOBAL max_connections = $MAX_CONN"
+        echo "round $r straight: $CLIENTS threads qps=$qps errors=$errors (max_connections raised for this run)"
+        MANY_QPS+=("$qps")
+    fi
 done
 
 mq="$(median "${M_QPS[@]}")"
 sq="$(median "${S_QPS[@]}")"
 echo
 echo "medians over $ROUNDS rounds (sysbench oltp_point_select, ps-mode $PS_MODE, pool $POOL, ${SECS}s runs)"
-echo "  $STRAIGHT threads straight: $sq qps; $CLIENTS threads through maitred: $mq qps; ratio $(awk -v a="$mq" -v b="$sq" 'BEGIN{printf "%.2f", a/b}')"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+echo "  $STRAIGHT threads straight: $sq qps; $CLIENTS threads through maitred: $mq qps; ratio $(ratio "$mq" "$sq")"
+if [[ "$STRAIGHT_MANY" == 1 ]]; then
+    nq="$(median "${MANY_QPS[@]}")"
+    echo "  $CLIENTS threads straight (no proxy, max_connections raised): $nq qps; ratio to $STRAIGHT straight $(ratio "$nq" "$sq"); maitred's share of it $(ratio "$mq" "$nq")"
+fi
