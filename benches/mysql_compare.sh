@@ -12,7 +12,9 @@
 #
 # Environment: ROUNDS=3, SECONDS_PER_RUN=10, CLIENTS=200, STRAIGHT_CLIENTS=10, POOL_SIZE=10,
 #              PS_MODE=auto|disable (sysbench --db-ps-mode), MAITRED_BIN=target/release/maitred,
-#              MAITRED_ARGS (extra maitred flags, e.g. "--send-ahead false")
+#              MAITRED_ARGS (extra maitred flags, e.g. "--send-ahead false"),
+#              UPSTREAM_SOCKET=1 (maitred reaches MariaDB over its Unix socket, as a sidecar on
+#              the database host would; the clients stay on TCP)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
 # shellcheck source=scripts/lib/mariadb.sh
@@ -26,6 +28,7 @@ STRAIGHT="${STRAIGHT_CLIENTS:-10}"
 POOL="${POOL_SIZE:-10}"
 PS_MODE="${PS_MODE:-auto}"
 STRAIGHT_MANY="${STRAIGHT_MANY:-1}"
+UPSTREAM_SOCKET="${UPSTREAM_SOCKET:-0}"
 
 ensure_deps
 BIN="$(maitred_release_bin)" || exit 1
@@ -50,6 +53,8 @@ sb() {
         --mysql-password="$MY_APP_PASSWORD" --mysql-db=sbtest --tables=1 --table-size=10000 \
         --db-ps-mode="$PS_MODE" --threads="$2" --time="$SECS" oltp_point_select "$3" 2>&1
 }
+UPSTREAM="$(mariadb_app_url "$MY_PORT" | sed 's#/app$#/sbtest#')"
+[[ "$UPSTREAM_SOCKET" == 1 ]] && UPSTREAM="$UPSTREAM?socket=$WORK/my/mysql.sock"
 sb "$MY_PORT" 1 prepare >"$WORK/prepare.log" || { cat "$WORK/prepare.log"; die "sysbench prepare failed"; }
 run() {
     # sysbench stops at the first error unless told to ignore it: count those (FATAL lines)
@@ -66,7 +71,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     port="$(free_port)"
     admin="$(free_port)"
     # setsid: a session of its own, as a service runs (see "Sessions" in scripts/lib/common.sh).
-    setsid "$BIN" --listen "127.0.0.1:$port" --upstream "$(mariadb_app_url "$MY_PORT" | sed 's#/app$#/sbtest#')" \
+    setsid "$BIN" --listen "127.0.0.1:$port" --upstream "$UPSTREAM" \
         --pool-size "$POOL" --queue-timeout 30s --admin "127.0.0.1:$admin" ${MAITRED_ARGS:-} </dev/null >"$WORK/maitred.log" 2>&1 &
     MPID=$!
     wait_for_port "$port" 10 127.0.0.1 "$MPID" || die "maitred did not start"
@@ -90,7 +95,7 @@ done
 mq="$(median "${M_QPS[@]}")"
 sq="$(median "${S_QPS[@]}")"
 echo
-echo "medians over $ROUNDS rounds (sysbench oltp_point_select, ps-mode $PS_MODE, pool $POOL, ${SECS}s runs)"
+echo "medians over $ROUNDS rounds (sysbench oltp_point_select, ps-mode $PS_MODE, pool $POOL, ${SECS}s runs, upstream $([[ "$UPSTREAM_SOCKET" == 1 ]] && echo "Unix socket" || echo TCP))"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 echo "  $STRAIGHT threads straight: $sq qps; $CLIENTS threads through maitred: $mq qps; ratio $(ratio "$mq" "$sq")"
 if [[ "$STRAIGHT_MANY" == 1 ]]; then

@@ -13,6 +13,7 @@
 #                                  (SecantusDB, max_connections 20)
 #   MAITRED_TEST_MYSQL_URL         mysql://app:app_secret@127.0.0.1:PORT/app
 #                                  (MariaDB, max_connections 20)
+#   MAITRED_TEST_MYSQL_SOCKET      that MariaDB's Unix socket
 #   MAITRED_BIN                    target/debug/maitred (for the Python tests)
 #   MAITRED_TEST_PIDDIR            where spawned maitred processes record their pid
 #   MAITRED_TEST_PG_DATADIR, MAITRED_TEST_PG_CTL  the cluster's data dir and pg_ctl
@@ -178,6 +179,7 @@ if needs_pg; then
     export MAITRED_TEST_MYSQL_URL
     MAITRED_TEST_MYSQL_URL="$(mariadb_app_url "$MY_PORT")"
     log "MAITRED_TEST_MYSQL_URL=$MAITRED_TEST_MYSQL_URL"
+    export MAITRED_TEST_MYSQL_SOCKET="$MY_DIR/mysql.sock"
 fi
 
 # --- stages ------------------------------------------------------------------

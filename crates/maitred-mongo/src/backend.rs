@@ -69,7 +69,7 @@ pub struct ServerConn {
 impl std::fmt::Debug for ServerConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConn")
-            .field("peer", &self.stream.tcp().peer_addr().ok())
+            .field("peer", &self.stream.tcp().and_then(|t| t.peer_addr().ok()))
             .field("tls", &self.stream.is_tls())
             .finish()
     }
@@ -221,8 +221,7 @@ impl ServerConn {
         if !self.rbuf.is_empty() {
             return false;
         }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.tcp().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        self.stream.is_quiet()
     }
 }
 

@@ -93,7 +93,7 @@ impl Session {
         let ticket = pool.clients.register(ClientIdentity {
             user: String::new(),
             database: String::new(),
-            addr: client.tcp().peer_addr().ok(),
+            addr: client.tcp().and_then(|t| t.peer_addr().ok()),
             tls: client.is_tls(),
         });
         Session {

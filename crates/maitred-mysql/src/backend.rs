@@ -16,7 +16,7 @@ use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 /// Largest packet accepted from the server (its own limit is 1 GB; larger payloads are
 /// split into 16 MB packets anyway).
@@ -108,20 +108,29 @@ impl ServerConn {
             cap::SERVER_LEG
         };
         let addr = target.addr();
-        let mut tcp = TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|source| BackendError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        tcp.set_nodelay(true)?;
+        let connect_error = |source| BackendError::Connect {
+            addr: addr.clone(),
+            source,
+        };
         let mut rbuf = BytesMut::with_capacity(8192);
-        let (seq, greeting) = read_packet_from(&mut tcp, &mut rbuf).await?;
-        if greeting.first() == Some(&ERR) {
-            return Err(BackendError::Server(packets::parse_err(&greeting)?));
-        }
-        let greeting = packets::parse_greeting(&greeting)?;
-        let (stream, seq) = negotiate_tls(tcp, target, &greeting, seq, leg).await?;
+        let (stream, seq, greeting) = if let Some(path) = &target.socket {
+            // The server's Unix socket: no TLS (MySQL's clients count it as secure too).
+            // Settings that demand TLS (or failed to load) refuse it, as over TCP.
+            if target.tls.mode.requires_tls() {
+                return Err(BackendError::TlsOverSocket);
+            }
+            let mut unix = UnixStream::connect(path).await.map_err(connect_error)?;
+            let (seq, greeting) = read_greeting(&mut unix, &mut rbuf).await?;
+            (Stream::Unix(unix), seq, greeting)
+        } else {
+            let mut tcp = TcpStream::connect((target.host.as_str(), target.port))
+                .await
+                .map_err(connect_error)?;
+            tcp.set_nodelay(true)?;
+            let (seq, greeting) = read_greeting(&mut tcp, &mut rbuf).await?;
+            let (stream, seq) = negotiate_tls(tcp, target, &greeting, seq, leg).await?;
+            (stream, seq, greeting)
+        };
         let mut conn = ServerConn {
             stream,
             rbuf,
@@ -198,7 +207,7 @@ impl ServerConn {
         }
         let mut nonce = greeting.nonce.clone();
         let answer = auth::expected_answer(&plugin, &nonce, password).unwrap_or_default();
-        let tls = self.stream.is_tls();
+        let secure = self.stream.is_secure();
         let hello = packets::client_hello(
             caps,
             DEFAULT_COLLATION,
@@ -252,8 +261,8 @@ impl ServerConn {
                         if target.password.is_none() {
                             return Err(BackendError::NoPassword);
                         }
-                        if tls {
-                            // Inside TLS the password goes in clear, NUL-terminated.
+                        if secure {
+                            // Inside TLS or over a Unix socket the password goes in clear, NUL-terminated.
                             let mut p = password.to_vec();
                             p.push(0);
                             frame::write_packet(&mut out, seq, &p);
@@ -297,8 +306,7 @@ impl ServerConn {
         if !self.is_clean() {
             return false;
         }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.tcp().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        self.stream.is_quiet()
     }
 
     /// Sends one command maitred composed and reads its single-packet answer (OK, EOF or
@@ -489,6 +497,19 @@ impl ServerConn {
         self.rbuf.clear();
         Ok(())
     }
+}
+
+/// The server's first packet: its greeting, or the ERR it sends instead (too many
+/// connections, host blocked).
+async fn read_greeting<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+) -> Result<(u8, packets::ServerGreeting), BackendError> {
+    let (seq, greeting) = read_packet_from(stream, rbuf).await?;
+    if greeting.first() == Some(&ERR) {
+        return Err(BackendError::Server(packets::parse_err(&greeting)?));
+    }
+    Ok((seq, packets::parse_greeting(&greeting)?))
 }
 
 /// Reads one whole packet from `stream` into `rbuf`.

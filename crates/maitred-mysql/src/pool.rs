@@ -224,6 +224,7 @@ mod tests {
                 password: None,
                 database: None,
                 tls: crate::tls::ServerTls::disabled(),
+                socket: None,
             },
             settings: PoolSettings::new("app", 1),
             max_statements_per_connection: 8,

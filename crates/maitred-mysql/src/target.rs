@@ -11,12 +11,16 @@ pub struct ServerTarget {
     pub database: Option<String>,
     /// TLS towards the server (`ssl-mode`, `ssl-ca` of the upstream URL).
     pub tls: crate::tls::ServerTls,
+    /// The server's Unix socket (the URL's `socket`): used instead of host and port.
+    pub socket: Option<std::path::PathBuf>,
 }
 
 impl ServerTarget {
-    /// `host:port`, for messages.
+    /// `host:port` (or the socket's path), for messages.
     pub fn addr(&self) -> String {
-        if self.host.contains(':') {
+        if let Some(path) = &self.socket {
+            path.display().to_string()
+        } else if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
@@ -49,6 +53,7 @@ mod tests {
             password: Some("hunter2".into()),
             database: Some("app".into()),
             tls: crate::tls::ServerTls::disabled(),
+            socket: None,
         };
         let s = format!("{t:?}");
         assert!(!s.contains("hunter2"), "{s}");

@@ -127,17 +127,37 @@ impl ServerTls {
 /// The upstream URL parameters that are TLS settings (not passed on to the server).
 pub const URL_PARAMS: [&str; 2] = ["ssl-mode", "ssl-ca"];
 
+/// The upstream URL parameter naming the server's Unix socket, used instead of host and port
+/// (`mysql://app:secret@localhost/app?socket=/run/mysqld/mysqld.sock`).
+pub const SOCKET_PARAM: &str = "socket";
+
+fn url_param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// TLS towards the server from the upstream URL's parameters (`ssl-mode`, default
-/// PREFERRED, and `ssl-ca`).
+/// PREFERRED, and `ssl-ca`). Over a Unix socket there is no TLS, as with MySQL's own
+/// clients, so an ssl-mode that demands it is refused there rather than silently ignored.
 pub fn server_tls(params: &[(String, String)], host: &str) -> Result<ServerTls, TlsError> {
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let mode = SslMode::parse(param("ssl-mode").unwrap_or("PREFERRED"))?;
-    ServerTls::new(mode, param("ssl-ca").map(Path::new), host)
+    let mode = SslMode::parse(url_param(params, "ssl-mode").unwrap_or("PREFERRED"))?;
+    if let Some(path) = url_param(params, SOCKET_PARAM) {
+        if mode.requires_tls() {
+            return Err(TlsError::Setting(format!(
+                "ssl-mode={} cannot be met over the Unix socket {path} (no TLS there); use host and port, or ssl-mode=DISABLED",
+                mode.name()
+            )));
+        }
+        return Ok(ServerTls::disabled());
+    }
+    ServerTls::new(mode, url_param(params, "ssl-ca").map(Path::new), host)
+}
+
+/// The server's Unix socket from the upstream URL's `socket` parameter, if any.
+pub fn server_socket(params: &[(String, String)]) -> Option<std::path::PathBuf> {
+    url_param(params, SOCKET_PARAM).map(std::path::PathBuf::from)
 }
 
 #[cfg(test)]
@@ -166,6 +186,26 @@ mod tests {
         assert!(SslMode::Required.requires_tls() && !SslMode::Preferred.requires_tls());
         let params = vec![("ssl-mode".to_owned(), "disabled".to_owned())];
         assert!(server_tls(&params, "db").is_ok_and(|t| !t.wanted()));
+    }
+
+    #[test]
+    fn a_unix_socket_has_no_tls_and_refuses_a_mode_that_demands_it() {
+        let socket = ("socket".to_owned(), "/run/mysqld/mysqld.sock".to_owned());
+        let params = vec![socket.clone()];
+        assert!(server_tls(&params, "localhost").is_ok_and(|t| !t.wanted()));
+        assert_eq!(
+            server_socket(&params).as_deref(),
+            Some(Path::new("/run/mysqld/mysqld.sock"))
+        );
+        let params = vec![socket, ("ssl-mode".to_owned(), "required".to_owned())];
+        let e = server_tls(&params, "localhost")
+            .expect_err("REQUIRED over a socket")
+            .to_string();
+        assert!(
+            e.contains("ssl-mode=REQUIRED") && e.contains("/run/mysqld/mysqld.sock"),
+            "{e}"
+        );
+        assert_eq!(server_socket(&[]), None);
         assert!(server_tls(&[], "db").is_ok_and(|t| t.mode == SslMode::Preferred));
     }
 }

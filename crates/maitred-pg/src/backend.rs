@@ -249,8 +249,7 @@ impl ServerConn {
         if !self.is_clean() {
             return false;
         }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.tcp().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        self.stream.is_quiet()
     }
 
     /// Whether the connection can go back to the pool as it is.

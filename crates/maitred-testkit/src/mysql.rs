@@ -6,7 +6,19 @@
 /// URL of the test MariaDB as user `app`.
 pub const MYSQL_URL_ENV: &str = "MAITRED_TEST_MYSQL_URL";
 
+/// Path of that MariaDB's Unix socket (readable by maitred's user).
+pub const MYSQL_SOCKET_ENV: &str = "MAITRED_TEST_MYSQL_SOCKET";
+
 const SKIP_MESSAGE: &str = "skipping: no MariaDB (run scripts/test.sh)";
+
+/// `MAITRED_TEST_MYSQL_SOCKET`, if set and non-empty. scripts/test.sh sets it with
+/// `MAITRED_TEST_MYSQL_URL`, so the tests treat a missing one like a missing URL.
+pub fn mysql_socket() -> Option<std::path::PathBuf> {
+    std::env::var(MYSQL_SOCKET_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(std::path::PathBuf::from)
+}
 
 /// `MAITRED_TEST_MYSQL_URL`, if set and non-empty.
 pub fn mysql_url() -> Option<String> {

@@ -4,36 +4,58 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 /// A socket, with or without TLS.
 pub enum Stream {
     Plain(TcpStream),
+    /// A server's Unix socket (no TLS there: the kernel is the only one between).
+    Unix(UnixStream),
     ToServer(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     FromClient(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
 impl Stream {
-    /// The TCP socket underneath.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP socket underneath (none for a Unix socket).
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Plain(s) => s,
-            Stream::ToServer(s) => s.get_ref().0,
-            Stream::FromClient(s) => s.get_ref().0,
+            Stream::Plain(s) => Some(s),
+            Stream::Unix(_) => None,
+            Stream::ToServer(s) => Some(s.get_ref().0),
+            Stream::FromClient(s) => Some(s.get_ref().0),
         }
     }
 
+    /// Whether the socket has nothing to read and is still open: a cheap liveness check of
+    /// an idle connection (reads the raw socket, so only meaningful between messages).
+    pub fn is_quiet(&self) -> bool {
+        let mut probe = [0u8; 1];
+        let read = match self {
+            Stream::Unix(s) => s.try_read(&mut probe),
+            other => match other.tcp() {
+                Some(tcp) => tcp.try_read(&mut probe),
+                None => return false,
+            },
+        };
+        matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
     pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::ToServer(_) | Stream::FromClient(_))
+    }
+
+    /// TLS, or a Unix socket: where a password may go in clear, as MySQL's clients judge it.
+    pub fn is_secure(&self) -> bool {
         !matches!(self, Stream::Plain(_))
     }
 }
 
 impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.is_tls() {
-            "Stream(TLS)"
-        } else {
-            "Stream(plain)"
+        f.write_str(match self {
+            Stream::Plain(_) => "Stream(plain)",
+            Stream::Unix(_) => "Stream(unix)",
+            _ => "Stream(TLS)",
         })
     }
 }
@@ -46,6 +68,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::ToServer(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::FromClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
@@ -60,6 +83,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::ToServer(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::FromClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
@@ -68,6 +92,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::ToServer(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::FromClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
@@ -76,6 +101,7 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::ToServer(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::FromClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }

@@ -67,6 +67,7 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
             password: up.password.as_ref().map(|s| s.expose().to_owned()),
             database: Some(up.database.clone()).filter(|d| !d.is_empty()),
             tls,
+            socket: maitred_mysql::tls::server_socket(&up.params),
         },
         settings,
         // Same meaning as for PostgreSQL: statements kept prepared per server connection.
