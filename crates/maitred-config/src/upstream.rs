@@ -177,7 +177,10 @@ impl UpstreamUrl {
                     "parameter `{key}` is not supported: put the password in the URL's user info"
                 )));
             }
-            if RESERVED_PARAMS.contains(&key.as_str()) {
+            // libpq's `host=/directory`: the server's Unix socket in that directory.
+            let socket_dir =
+                key == "host" && protocol == Protocol::Postgres && value.starts_with('/');
+            if RESERVED_PARAMS.contains(&key.as_str()) && !socket_dir {
                 return Err(bad(format!(
                     "parameter `{key}` is not supported: put it in the URL itself"
                 )));
@@ -324,6 +327,18 @@ mod tests {
 
     fn error(text: &str) -> String {
         UpstreamUrl::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn host_parameter_is_only_a_postgres_socket_directory() {
+        let url = parse("postgres://app:pw@localhost:5433/app?host=/var/run/postgresql");
+        assert_eq!(
+            url.params,
+            vec![("host".to_owned(), "/var/run/postgresql".to_owned())]
+        );
+        assert_eq!(url.port, 5433);
+        assert!(error("postgres://app@db/app?host=other").contains("`host`"));
+        assert!(error("mysql://app@db/app?host=/run/mysqld").contains("`host`"));
     }
 
     #[test]

@@ -71,14 +71,27 @@ impl ServerConn {
         prepared_capacity: usize,
     ) -> Result<ServerConn, BackendError> {
         let addr = target.addr();
-        let stream = TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|source| BackendError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        stream.set_nodelay(true)?;
-        let stream = negotiate_tls(stream, target).await?;
+        let connect_error = |source| BackendError::Connect {
+            addr: addr.clone(),
+            source,
+        };
+        let stream = if let Some(path) = target.socket_path() {
+            // No TLS over a Unix socket, as with libpq; settings that demand it refuse it.
+            if target.tls.mode.requires_tls() {
+                return Err(BackendError::TlsOverSocket);
+            }
+            Stream::Unix(
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(connect_error)?,
+            )
+        } else {
+            let stream = TcpStream::connect((target.host.as_str(), target.port))
+                .await
+                .map_err(connect_error)?;
+            stream.set_nodelay(true)?;
+            negotiate_tls(stream, target).await?
+        };
         let mut conn = ServerConn {
             stream,
             rbuf: BytesMut::with_capacity(8192),

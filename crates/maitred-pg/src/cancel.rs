@@ -97,9 +97,14 @@ pub async fn send_cancel(
     process_id: i32,
     secret_key: i32,
 ) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     let mut out = BytesMut::new();
     postgres_protocol::message::frontend::cancel_request(process_id, secret_key, &mut out);
+    if let Some(path) = target.socket_path() {
+        let mut stream = tokio::net::UnixStream::connect(path).await?;
+        stream.write_all(&out).await?;
+        return stream.shutdown().await;
+    }
+    let mut stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     stream.write_all(&out).await?;
     stream.shutdown().await
 }
@@ -118,6 +123,7 @@ mod tests {
             database: "d".into(),
             startup_params: vec![],
             tls: crate::tls::ServerTls::disabled(),
+            socket_dir: None,
         })
     }
 

@@ -53,6 +53,8 @@ pub enum BackendError {
     Tls(std::io::Error),
     #[error("the server does not accept TLS, and sslmode requires it")]
     TlsRefused,
+    #[error("the upstream is a Unix socket, which has no TLS, and the TLS settings demand it (or did not load)")]
+    TlsOverSocket,
     #[error("server did not finish {what} within {secs}s")]
     Timeout { what: &'static str, secs: u64 },
 }

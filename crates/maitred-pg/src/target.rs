@@ -15,12 +15,24 @@ pub struct ServerTarget {
     pub startup_params: Vec<(String, String)>,
     /// TLS towards the server (the URL's sslmode / sslrootcert).
     pub tls: crate::tls::ServerTls,
+    /// The directory of the server's Unix socket (libpq's `host=/directory`): connections
+    /// go to `<dir>/.s.PGSQL.<port>` instead of host and port.
+    pub socket_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerTarget {
-    /// `host:port`, for connecting and for messages.
+    /// The server's Unix socket, when the target names one.
+    pub fn socket_path(&self) -> Option<std::path::PathBuf> {
+        self.socket_dir
+            .as_ref()
+            .map(|dir| dir.join(format!(".s.PGSQL.{}", self.port)))
+    }
+
+    /// `host:port` (or the socket's path), for connecting and for messages.
     pub fn addr(&self) -> String {
-        if self.host.contains(':') {
+        if let Some(path) = self.socket_path() {
+            path.display().to_string()
+        } else if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
@@ -56,6 +68,7 @@ mod tests {
             database: "app".into(),
             startup_params: vec![],
             tls: crate::tls::ServerTls::disabled(),
+            socket_dir: None,
         };
         let s = format!("{t:?}");
         assert!(!s.contains("hunter2"), "{s}");

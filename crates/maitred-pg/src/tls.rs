@@ -39,6 +39,11 @@ impl SslMode {
             }
         })
     }
+
+    /// Whether a server without TLS is refused.
+    pub fn requires_tls(self) -> bool {
+        !matches!(self, SslMode::Disable | SslMode::Prefer)
+    }
 }
 
 /// How maitred talks TLS to a pool's server.

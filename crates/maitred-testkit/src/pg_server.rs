@@ -33,6 +33,14 @@ pub fn pg_control() -> Option<PgControl> {
 }
 
 impl PgControl {
+    /// The directory of the cluster's Unix socket (scripts/lib/pg.sh puts it beside the
+    /// data directory).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.datadir
+            .parent()
+            .map_or_else(|| PathBuf::from("/tmp"), Path::to_path_buf)
+    }
+
     /// `pg_ctl restart -m fast -w`: sessions are terminated, the server stops and starts
     /// again on the same port; returns once it accepts connections.
     ///

@@ -227,6 +227,7 @@ mod tests {
                 database: "app".into(),
                 startup_params: vec![],
                 tls: crate::tls::ServerTls::disabled(),
+                socket_dir: None,
             },
             settings,
             prepared_statements_per_connection: 10,

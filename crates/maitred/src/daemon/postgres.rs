@@ -178,8 +178,21 @@ fn server_tls(p: &PoolConfig) -> Result<ServerTls, DaemonError> {
         source,
     };
     let mode = SslMode::parse(param("sslmode").unwrap_or("prefer")).map_err(tls_error)?;
+    if let Some(dir) = param(SOCKET_DIR_PARAM) {
+        // No TLS over a Unix socket (libpq does not try it either).
+        if mode.requires_tls() {
+            return Err(tls_error(maitred_pg::tls::TlsError::Setting(format!(
+                "sslmode {} cannot be met over the Unix socket in {dir} (no TLS there); use host and port, or sslmode=disable",
+                param("sslmode").unwrap_or_default()
+            ))));
+        }
+        return Ok(ServerTls::disabled());
+    }
     ServerTls::new(mode, param("sslrootcert").map(Path::new), &p.upstream.host).map_err(tls_error)
 }
+
+/// libpq's `host=/directory` in the upstream URL: the server's Unix socket is in it.
+const SOCKET_DIR_PARAM: &str = "host";
 
 /// TLS for the pool's clients, when it has a certificate.
 fn client_tls(p: &PoolConfig) -> Result<Option<ClientTls>, DaemonError> {
@@ -229,10 +242,15 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
             startup_params: up
                 .params
                 .iter()
-                .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+                .filter(|(k, _)| k != "sslmode" && k != "sslrootcert" && k != SOCKET_DIR_PARAM)
                 .cloned()
                 .collect(),
             tls: server_tls(p)?,
+            socket_dir: up
+                .params
+                .iter()
+                .find(|(k, _)| k == SOCKET_DIR_PARAM)
+                .map(|(_, v)| std::path::PathBuf::from(v)),
         },
         settings,
         prepared_statements_per_connection: p.prepared_statements,
