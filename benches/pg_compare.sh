@@ -8,7 +8,9 @@
 #
 # Environment: ROUNDS=3, SECONDS_PER_RUN=10, CLIENTS=200, POOL_SIZE=10, PG_MAX=20,
 #              MODE=simple (pgbench -M), SCRIPT=select|tpcb, MAITRED_BIN=target/release/maitred,
-#              MAITRED_ARGS (extra maitred flags, e.g. "--send-ahead false")
+#              MAITRED_ARGS (extra maitred flags, e.g. "--send-ahead false"),
+#              UPSTREAM_SOCKET=1 (maitred and PgBouncer both reach PostgreSQL over its Unix
+#              socket, as on the database host; pgbench stays on TCP)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
 cd "$REPO_ROOT" || exit 1
@@ -39,13 +41,18 @@ trap cleanup EXIT
 PG_PORT="$(free_port)"
 PG_TLS=off start_pg "$PG_DIR" "$PG_PORT" "$PG_MAX"
 DIRECT="$(pg_app_url "$PG_PORT")"
+UPSTREAM="$DIRECT"
+if [[ "${UPSTREAM_SOCKET:-0}" == 1 ]]; then
+    UPSTREAM="$DIRECT?host=$PG_DIR"
+    export PGBOUNCER_UPSTREAM_HOST="$PG_DIR"
+fi
 PGPASSWORD="$PG_APP_PASSWORD" pgbench -i -s 1 -q "$DIRECT" >/dev/null 2>&1 || die "pgbench -i failed"
 
 # CPU ticks (user + system) of one process, and of the server backends of the app user.
 ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 backend_ticks() {
     local t=0 p
-    for p in $(pgrep -f "postgres: $PG_APP_USER $PG_APP_DB 127.0.0.1"); do t=$((t + $(ticks "$p"))); done
+    for p in $(pgrep -f "postgres: $PG_APP_USER $PG_APP_DB (127.0.0.1|\[local\])"); do t=$((t + $(ticks "$p"))); done
     echo "$t"
 }
 HZ="$(getconf CLK_TCK)"
@@ -76,7 +83,7 @@ start_maitred() {
     local port
     port="$(free_port)"
     # setsid: a session of its own, as a service runs (see "Sessions" in scripts/lib/common.sh).
-    setsid "$BIN" --listen "127.0.0.1:$port" --upstream "$DIRECT" --pool-size "$POOL" ${MAITRED_ARGS:-} </dev/null >"$WORK/maitred.log" 2>&1 &
+    setsid "$BIN" --listen "127.0.0.1:$port" --upstream "$UPSTREAM" --pool-size "$POOL" ${MAITRED_ARGS:-} </dev/null >"$WORK/maitred.log" 2>&1 &
     MPID=$!
     wait_for_port "$port" 10 127.0.0.1 "$MPID" || die "maitred did not start"
     MURL="postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$port/$PG_APP_DB"
@@ -111,7 +118,7 @@ done
 mt="$(median "${M_TPS[@]}")"; bt="$(median "${B_TPS[@]}")"
 ml="$(median "${M_LAT1[@]}")"; bl="$(median "${B_LAT1[@]}")"; dl="$(median "${D_LAT1[@]}")"
 echo
-echo "medians over $ROUNDS rounds (pgbench ${SARGS[*]:-tpcb} -M $MODE, $CLIENTS clients, pool $POOL, max_connections $PG_MAX, ${SECS}s runs)"
+echo "medians over $ROUNDS rounds (pgbench ${SARGS[*]:-tpcb} -M $MODE, $CLIENTS clients, pool $POOL, max_connections $PG_MAX, ${SECS}s runs, upstream $([[ "$UPSTREAM" == "$DIRECT" ]] && echo TCP || echo "Unix socket"))"
 echo "  throughput: maitred $mt tps, PgBouncer $bt tps, ratio $(awk -v a="$mt" -v b="$bt" 'BEGIN{printf "%.2f", a/b}')"
 mc="$(median "${M_CPU[@]}")"; bc="$(median "${B_CPU[@]}")"
 echo "  CPU per transaction (proxy + server + pgbench): maitred ${mc}us (proxy $(median "${M_PX[@]}")us), PgBouncer ${bc}us (proxy $(median "${B_PX[@]}")us)"

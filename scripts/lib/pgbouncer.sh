@@ -5,7 +5,8 @@
 #   stop_pgbouncer <dir>
 #
 # PGBOUNCER_MAX_CLIENT_CONN (default 1000) sets max_client_conn (benches/compare.sh raises
-# it for its idle-clients run).
+# it for its idle-clients run). PGBOUNCER_UPSTREAM_HOST (default 127.0.0.1) is the server's
+# host, or the directory of its Unix socket (benches/pg_compare.sh UPSTREAM_SOCKET=1).
 #
 # Auth: clients use SCRAM-SHA-256 as `app`; the userlist holds app's SCRAM
 # secret copied from pg_authid, which lets PgBouncer both verify clients and
@@ -26,7 +27,7 @@ start_pgbouncer() {
     printf '"%s" "%s"\n' "$PG_APP_USER" "$secret" >"$dir/userlist.txt"
     cat >"$dir/pgbouncer.ini" <<INI
 [databases]
-$PG_APP_DB = host=127.0.0.1 port=$pg_port dbname=$PG_APP_DB
+$PG_APP_DB = host=${PGBOUNCER_UPSTREAM_HOST:-127.0.0.1} port=$pg_port dbname=$PG_APP_DB
 
 [pgbouncer]
 listen_addr = 127.0.0.1
