@@ -180,6 +180,12 @@ impl UpstreamUrl {
             // libpq's `host=/directory`: the server's Unix socket in that directory.
             let socket_dir =
                 key == "host" && protocol == Protocol::Postgres && value.starts_with('/');
+            if key == "host" && !socket_dir {
+                return Err(bad(
+                    "parameter `host` names only a PostgreSQL Unix socket directory (host=/var/run/postgresql; for MySQL use socket=/path): put a host name in the URL itself"
+                        .to_owned(),
+                ));
+            }
             if RESERVED_PARAMS.contains(&key.as_str()) && !socket_dir {
                 return Err(bad(format!(
                     "parameter `{key}` is not supported: put it in the URL itself"
@@ -442,7 +448,7 @@ mod tests {
             "postgres://:hunter2@db/app",
             "postgres://app:hunter2@db/app/extra",
             "postgres://app:hunter2@db/app?password=hunter2",
-            "postgres://app:hunter2@db/app?host=/tmp",
+            "postgres://app:hunter2@db/app?host=other",
             "postgres://app:hunter2@h1,h2/app",
             "app:hunter2@db/app",
             "postgres://app:%FF%FE@db/app",
@@ -452,6 +458,6 @@ mod tests {
         }
         assert!(error("postgres://app:pw@db:0/app").contains("port 0"));
         assert!(error("postgres://:pw@db/app").contains("no user"));
-        assert!(error("postgres://app@db/app?host=/tmp").contains("`host`"));
+        assert!(error("postgres://app@db/app?hostaddr=10.0.0.1").contains("`hostaddr`"));
     }
 }
