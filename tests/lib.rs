@@ -4,3 +4,5 @@
 //! `scripts/test.sh`, which starts the PostgreSQL they need.
 
 pub use maitred_testkit as testkit;
+
+pub mod mysql_client;

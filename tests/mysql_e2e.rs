@@ -8,17 +8,17 @@
 //! Without `MAITRED_TEST_MYSQL_URL` every test prints a skip notice and passes, except
 //! under `CI=true`, where it fails.
 
-use std::future::Future;
 use std::io::{Read, Write};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use maitred_e2e::mysql_client::{connect, must_connect, within};
 use maitred_testkit::admin_http::metric_sum;
 use maitred_testkit::mysql::{require_mysql, MysqlUrl};
 use maitred_testkit::{self as kit, Maitred};
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder};
+use mysql_async::{Conn, Opts};
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -34,26 +34,6 @@ fn assert_alive(m: &mut Maitred) {
     if let Some(status) = m.try_exit_status() {
         panic!("maitred exited during the test with {status}");
     }
-}
-
-async fn within<F: Future>(secs: u64, what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(secs), fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {secs}s: {what}"))
-}
-
-async fn connect(url: &str) -> Result<Conn, mysql_async::Error> {
-    // prefer_socket(false): mysql_async would otherwise look up @@socket and reconnect
-    // over the server's unix socket, around maitred.
-    let opts =
-        OptsBuilder::from_opts(Opts::from_url(url).expect("valid mysql URL")).prefer_socket(false);
-    within(20, "connect", Conn::new(opts)).await
-}
-
-async fn must_connect(url: &str) -> Conn {
-    connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url} failed: {e}"))
 }
 
 async fn scalar_i64(conn: &mut Conn, sql: &str) -> Option<i64> {

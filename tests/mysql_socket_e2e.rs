@@ -3,32 +3,13 @@
 //! connect to maitred over TCP. The server is the one `scripts/test.sh` starts; its socket
 //! is `MAITRED_TEST_MYSQL_SOCKET`.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use maitred_e2e::mysql_client::{connect, must_connect, within};
 use maitred_testkit::mysql::{mysql_socket, require_mysql, MysqlUrl};
 use maitred_testkit::{self as kit, Maitred};
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder};
-
-async fn within<F: std::future::Future>(secs: u64, what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(secs), fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {secs}s: {what}"))
-}
-
-async fn connect(url: &str) -> Result<Conn, mysql_async::Error> {
-    // prefer_socket(false): the client itself stays on TCP to maitred.
-    let opts =
-        OptsBuilder::from_opts(Opts::from_url(url).expect("valid mysql URL")).prefer_socket(false);
-    within(20, "connect", Conn::new(opts)).await
-}
-
-async fn must_connect(url: &str) -> Conn {
-    connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url} failed: {e}"))
-}
+use mysql_async::Conn;
 
 async fn user_host(conn: &mut Conn) -> String {
     within(
@@ -145,17 +126,8 @@ fn a_tls_demand_over_a_socket_stops_the_start() {
         return;
     };
     let upstream = format!("{url}?socket={socket}&ssl-mode=REQUIRED");
-    let port = kit::free_port().to_string();
-    let mut cmd = Command::new(kit::maitred_bin());
-    cmd.args([
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--upstream",
-        &upstream,
-    ]);
-    let out = kit::output_with_timeout(&mut cmd, Duration::from_secs(20));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "maitred started: {stderr}");
+    let listen = format!("127.0.0.1:{}", kit::free_port());
+    let stderr = kit::refused_start(&["--listen", &listen, "--upstream", &upstream]);
     assert!(
         stderr.contains("ssl-mode=REQUIRED cannot be met over the Unix socket"),
         "{stderr}"

@@ -3,7 +3,6 @@
 //! to maitred over TCP. The cluster is the one `scripts/test.sh` starts; its socket sits
 //! beside its data directory (`MAITRED_TEST_PG_DATADIR`).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use maitred_testkit::{self as kit, Maitred};
@@ -118,17 +117,8 @@ async fn server_connections_go_over_the_servers_unix_socket() {
 fn a_tls_demand_over_a_socket_stops_the_start() {
     let Some((url, dir)) = server() else { return };
     let upstream = with_param(&url, &format!("host={dir}&sslmode=require"));
-    let port = kit::free_port().to_string();
-    let mut cmd = Command::new(kit::maitred_bin());
-    cmd.args([
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--upstream",
-        &upstream,
-    ]);
-    let out = kit::output_with_timeout(&mut cmd, Duration::from_secs(20));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "maitred started: {stderr}");
+    let listen = format!("127.0.0.1:{}", kit::free_port());
+    let stderr = kit::refused_start(&["--listen", &listen, "--upstream", &upstream]);
     assert!(
         stderr.contains("sslmode require cannot be met over the Unix socket"),
         "{stderr}"

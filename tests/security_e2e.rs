@@ -441,15 +441,7 @@ fn tls_key_readable_by_others_stops_startup_with_a_clear_error() {
             up.password.clone().unwrap_or_default(),
         ),
     );
-    let out = kit::output_with_timeout(
-        std::process::Command::new(kit::maitred_bin()).args(["--config", &cfg.arg()]),
-        Duration::from_secs(20),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "maitred must refuse to start: {stderr}"
-    );
+    let stderr = kit::refused_start(&["--config", &cfg.arg()]);
     assert!(stderr.contains(&key.display().to_string()), "{stderr}");
     assert!(stderr.contains("chmod 600"), "{stderr}");
     assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");

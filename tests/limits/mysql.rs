@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use maitred_e2e::mysql_client::{connect, must_connect};
 use maitred_testkit::mysql::{require_mysql, MysqlUrl};
 use maitred_testkit::{self as kit, Maitred};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder};
+use mysql_async::Conn;
 
 use super::{raw_socket, read_to_close, spawn_pool, within};
 
@@ -17,20 +18,6 @@ fn start(url: &str, extra: &str) -> (Maitred, String) {
     ));
     let client_url = MysqlUrl::parse(url).with_addr(m.addr());
     (m, client_url)
-}
-
-async fn connect(url: &str) -> Result<Conn, mysql_async::Error> {
-    // prefer_socket(false): mysql_async would otherwise reconnect over the server's unix
-    // socket, around maitred.
-    let opts =
-        OptsBuilder::from_opts(Opts::from_url(url).expect("valid mysql URL")).prefer_socket(false);
-    within(20, "connect", Conn::new(opts)).await
-}
-
-async fn must_connect(url: &str) -> Conn {
-    connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url} failed: {e}"))
 }
 
 async fn scalar(conn: &mut Conn, sql: &str) -> i64 {

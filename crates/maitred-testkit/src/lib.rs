@@ -363,6 +363,24 @@ pub fn serial_blocking() -> tokio::sync::MutexGuard<'static, ()> {
 // ---------------------------------------------------------------------------
 // Running commands with a deadline
 
+/// Run [`maitred_bin`] with `args`, expecting it to refuse to start; returns what it
+/// wrote to stderr.
+///
+/// # Panics
+/// If it starts (or runs for 20 s).
+pub fn refused_start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = output_with_timeout(
+        Command::new(maitred_bin()).args(args),
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "maitred must refuse to start: {stderr}"
+    );
+    stderr
+}
+
 /// Run `cmd` to completion with stdout/stderr captured, killing it after
 /// `timeout`.
 ///

@@ -32,10 +32,9 @@ impl Stream {
         let mut probe = [0u8; 1];
         let read = match self {
             Stream::Unix(s) => s.try_read(&mut probe),
-            other => match other.tcp() {
-                Some(tcp) => tcp.try_read(&mut probe),
-                None => return false,
-            },
+            Stream::Plain(s) => s.try_read(&mut probe),
+            Stream::ToServer(s) => s.get_ref().0.try_read(&mut probe),
+            Stream::FromClient(s) => s.get_ref().0.try_read(&mut probe),
         };
         matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
