@@ -45,13 +45,18 @@ enum Owed {
     Composed(Bytes),
     /// Where the client ended a COPY FROM STDIN (CopyDone/CopyFail): no reply of its own.
     CopyEnd,
+    /// The reply to maitred's confirmation query (`crate::confirm`): read by the relay,
+    /// never forwarded, up to its ReadyForQuery.
+    Confirmation,
 }
 
 /// What to do with one server message.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Forward,
     Swallow,
+    /// Part of the confirmation's reply: for the relay to read.
+    Capture,
 }
 
 /// The queue of owed replies of one leased server connection.
@@ -112,6 +117,33 @@ impl Replies {
         self.owed.push_back(Owed::Injected(r));
     }
 
+    /// maitred sent its confirmation query.
+    pub fn confirmation(&mut self) {
+        self.owed.push_back(Owed::Confirmation);
+    }
+
+    /// Whether the next server message belongs to the confirmation.
+    pub fn front_is_confirmation(&self) -> bool {
+        matches!(self.front_owed(), Some(Owed::Confirmation))
+    }
+
+    /// Whether the next server message answers a message maitred added.
+    pub fn front_is_injected(&self) -> bool {
+        matches!(self.front_owed(), Some(Owed::Injected(_)))
+    }
+
+    /// Whether the confirmation is all that is owed.
+    pub fn only_confirmation(&self) -> bool {
+        self.owed
+            .iter()
+            .filter(|o| !matches!(o, Owed::CopyEnd))
+            .all(|o| matches!(o, Owed::Confirmation))
+    }
+
+    fn front_owed(&self) -> Option<&Owed> {
+        self.owed.iter().find(|o| !matches!(o, Owed::CopyEnd))
+    }
+
     /// Queues a reply maitred composed; `out` gets it at once if nothing is owed before it.
     pub fn composed(&mut self, msg: Bytes, out: &mut BytesMut) {
         if self.owed.is_empty() {
@@ -125,6 +157,12 @@ impl Replies {
     /// (failed or skipped after an error) are pushed to `unprepared`.
     pub fn on_server_message(&mut self, tag: u8, unprepared: &mut Vec<u64>) -> Verdict {
         self.drop_copy_markers();
+        if let Some(Owed::Confirmation) = self.owed.front() {
+            if tag == b'Z' {
+                self.owed.pop_front();
+            }
+            return Verdict::Capture;
+        }
         match tag {
             // Asynchronous messages can come at any time.
             b'N' | b'S' | b'A' => Verdict::Forward,
@@ -150,16 +188,21 @@ impl Replies {
                     }
                     Verdict::Swallow
                 }
-                Some(Owed::Composed(_)) | Some(Owed::CopyEnd) | None => Verdict::Forward,
+                Some(Owed::Composed(_)) | Some(Owed::CopyEnd) | Some(Owed::Confirmation) | None => {
+                    Verdict::Forward
+                }
             },
         }
     }
 
     /// After an error the server skips to the next Sync: so do the owed replies.
+    /// (A confirmation is a Query, which ends the skipping like a Sync.)
     fn skip_to_sync(&mut self, unprepared: &mut Vec<u64>) {
         while let Some(front) = self.owed.front() {
             match front {
-                Owed::Client(Request::UntilReady) | Owed::Injected(Request::UntilReady) => break,
+                Owed::Client(Request::UntilReady)
+                | Owed::Injected(Request::UntilReady)
+                | Owed::Confirmation => break,
                 Owed::Client(Request::Parse(Some(id)))
                 | Owed::Injected(Request::Parse(Some(id))) => {
                     unprepared.push(*id);
@@ -286,6 +329,28 @@ mod tests {
         assert_eq!(r.copy_in_started(), (1, true));
         feed(&mut r, b"CZZ", &mut out);
         assert_eq!(&out[..], b"CZ3Z");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn the_confirmation_is_captured_whole_and_never_forwarded() {
+        let mut r = Replies::default();
+        let mut out = BytesMut::new();
+        r.client(Request::UntilReady);
+        r.confirmation();
+        r.client(Request::UntilReady);
+        let (v, _) = feed(&mut r, b"CZ", &mut out);
+        assert_eq!(v, vec![Verdict::Forward, Verdict::Forward]);
+        assert!(r.front_is_confirmation());
+        assert!(
+            !r.only_confirmation(),
+            "the client's next query is owed too"
+        );
+        let (v, _) = feed(&mut r, b"TDCZ", &mut out);
+        assert_eq!(v, vec![Verdict::Capture; 4]);
+        assert!(!r.front_is_confirmation());
+        feed(&mut r, b"CZ", &mut out);
+        assert_eq!(&out[..], b"CZCZ");
         assert!(r.is_empty());
     }
 

@@ -55,9 +55,7 @@ impl StatementRegistry {
             id,
             server_name: format!("mtd_{id}"),
             definition: definition.clone(),
-            effects: parse_query_text(&definition)
-                .map(sql_effects::effects)
-                .unwrap_or_default(),
+            effects: sql_effects::scan_text(parse_query_text(&definition)).effects,
             may_send_ahead: parse_query_text(&definition).is_some_and(sql_effects::may_send_ahead),
         });
         map.insert(definition, stmt.clone());

@@ -54,17 +54,26 @@ impl PoolObserver for PgObserver {
         ]
     }
     fn labeled_counters(&self) -> Vec<maitred_admin::LabeledCounter> {
-        self.pool
-            .counters
-            .pins_by_reason()
+        let c = &self.pool.counters;
+        let pins =
+            c.pins_by_reason()
+                .into_iter()
+                .map(|(reason, count)| maitred_admin::LabeledCounter {
+                    name: "pins_total",
+                    label: "reason",
+                    value: reason.as_str(),
+                    count,
+                });
+        let confirmations = c
+            .confirmations_by_cause()
             .into_iter()
-            .map(|(reason, count)| maitred_admin::LabeledCounter {
-                name: "pins_total",
+            .map(|(cause, count)| maitred_admin::LabeledCounter {
+                name: "session_confirmations_total",
                 label: "reason",
-                value: reason.as_str(),
+                value: cause,
                 count,
-            })
-            .collect()
+            });
+        pins.chain(confirmations).collect()
     }
     super::observed::observe_facts!(s => s.pool.pool);
     fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
