@@ -789,6 +789,13 @@ async fn extended_protocol_pins_with_its_cap_and_is_cleaned_after() {
         .expect("set_config")
         .get(0);
     assert_eq!(v, "from_c");
+
+    for _ in 0..3 {
+        assert_eq!(scalar(&c, CUSTOM_SETTING).await.as_deref(), Some("from_c"));
+        let seen = scalar(&b, CUSTOM_SETTING).await;
+        assert!(unset(&seen), "B sees C's set_config: {seen:?}");
+    }
+    // C's queries after the set_config waited for the confirmation: it is counted by now.
     assert_eq!(pins("confirmed_state"), Some(0.0), "followed, not pinned");
     assert!(
         metric(
@@ -799,11 +806,6 @@ async fn extended_protocol_pins_with_its_cap_and_is_cleaned_after() {
         .is_some_and(|n| n >= 1.0),
         "the confirmation is counted"
     );
-    for _ in 0..3 {
-        assert_eq!(scalar(&c, CUSTOM_SETTING).await.as_deref(), Some("from_c"));
-        let seen = scalar(&b, CUSTOM_SETTING).await;
-        assert!(unset(&seen), "B sees C's set_config: {seen:?}");
-    }
 }
 
 /// The number tokio-postgres will give the next statement it prepares (`s<n>`), read from a

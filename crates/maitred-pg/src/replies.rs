@@ -63,6 +63,12 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Replies {
     owed: VecDeque<Owed>,
+    /// The server reported an error in an extended-query batch whose Sync has not been
+    /// sent yet: it discards every message up to that Sync, so nothing sent meanwhile is
+    /// owed a reply (and nothing maitred would compose for it is sent).
+    skipping: bool,
+    /// Statements whose Parse was sent while the server was skipping: never prepared.
+    skipped_parses: Vec<u64>,
 }
 
 impl Replies {
@@ -110,11 +116,36 @@ impl Replies {
     }
 
     pub fn client(&mut self, r: Request) {
+        if self.skipped(r) {
+            return;
+        }
         self.owed.push_back(Owed::Client(r));
     }
 
     pub fn injected(&mut self, r: Request) {
+        if self.skipped(r) {
+            return;
+        }
         self.owed.push_back(Owed::Injected(r));
+    }
+
+    /// Whether the server discards `r` (an error earlier in the batch): then it is owed no
+    /// reply. A Sync (or Query) ends the skipping.
+    fn skipped(&mut self, r: Request) -> bool {
+        if !self.skipping {
+            return false;
+        }
+        match r {
+            Request::UntilReady => {
+                self.skipping = false;
+                false
+            }
+            Request::Parse(Some(id)) => {
+                self.skipped_parses.push(id);
+                true
+            }
+            _ => true,
+        }
     }
 
     /// maitred sent its confirmation query.
@@ -146,6 +177,10 @@ impl Replies {
 
     /// Queues a reply maitred composed; `out` gets it at once if nothing is owed before it.
     pub fn composed(&mut self, msg: Bytes, out: &mut BytesMut) {
+        if self.skipping {
+            // The server would have sent nothing for it either.
+            return;
+        }
         if self.owed.is_empty() {
             out.extend_from_slice(&msg);
         } else {
@@ -157,6 +192,7 @@ impl Replies {
     /// (failed or skipped after an error) are pushed to `unprepared`.
     pub fn on_server_message(&mut self, tag: u8, unprepared: &mut Vec<u64>) -> Verdict {
         self.drop_copy_markers();
+        unprepared.append(&mut self.skipped_parses);
         if let Some(Owed::Confirmation) = self.owed.front() {
             if tag == b'Z' {
                 self.owed.pop_front();
@@ -170,7 +206,11 @@ impl Replies {
                 match self.owed.front() {
                     None | Some(Owed::Client(Request::UntilReady)) => {}
                     Some(Owed::Injected(Request::UntilReady)) => return Verdict::Swallow,
-                    Some(_) => self.skip_to_sync(unprepared),
+                    Some(_) => {
+                        self.skip_to_sync(unprepared);
+                        // No Sync sent yet: what the client sends until it is skipped too.
+                        self.skipping = self.owed.is_empty();
+                    }
                 }
                 // An error is the client's business even when maitred's Parse caused it.
                 Verdict::Forward
@@ -232,6 +272,8 @@ impl Replies {
 
     pub fn clear(&mut self) {
         self.owed.clear();
+        self.skipping = false;
+        self.skipped_parses.clear();
     }
 }
 
@@ -329,6 +371,33 @@ mod tests {
         assert_eq!(r.copy_in_started(), (1, true));
         feed(&mut r, b"CZZ", &mut out);
         assert_eq!(&out[..], b"CZ3Z");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn messages_sent_after_an_error_before_the_sync_are_owed_nothing() {
+        // psycopg's prepared executemany in a pipeline: Parse(s1) Flush; the Parse fails;
+        // then Bind/Describe/Execute (with maitred's Parse of s1 again) and the Sync.
+        let mut r = Replies::default();
+        let mut out = BytesMut::new();
+        r.client(Request::Parse(Some(1)));
+        let (_, unprepared) = feed(&mut r, b"E", &mut out);
+        assert_eq!(unprepared, vec![1]);
+        r.injected(Request::Parse(Some(1)));
+        r.client(Request::Bind);
+        r.composed(Bytes::from_static(b"3"), &mut out);
+        r.client(Request::Describe);
+        r.client(Request::Execute);
+        r.client(Request::UntilReady);
+        let (v, unprepared) = feed(&mut r, b"Z", &mut out);
+        assert_eq!(v, vec![Verdict::Forward], "the ReadyForQuery reaches the client");
+        assert_eq!(unprepared, vec![1], "the skipped Parse never prepared it");
+        assert_eq!(&out[..], b"EZ");
+        assert!(r.is_empty());
+        // The next batch is owed replies again.
+        r.client(Request::Bind);
+        r.client(Request::UntilReady);
+        feed(&mut r, b"2Z", &mut out);
         assert!(r.is_empty());
     }
 
