@@ -501,3 +501,59 @@ fn custom_names_are_collected_for_unknown_statements() {
     // Plain traffic pays nothing.
     assert_eq!(effects("select t.a from s.t"), vec![]);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces a query may be built from: words, strings of every form, comments, separators.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z_][a-zA-Z0-9_]{0,8}",
+            "'[^']{0,6}'",
+            "E'[^'\\\\]{0,6}'",
+            "\\$\\$[^$]{0,6}\\$\\$",
+            "\"[^\"]{0,6}\"",
+            "/\\*[^*/]{0,6}\\*/",
+            "--[^\n]{0,6}\n",
+            Just(";".to_owned()),
+            Just(" ".to_owned()),
+            Just("(".to_owned()),
+            Just(")".to_owned()),
+            "[0-9]{1,3}",
+        ]
+    }
+
+    proptest! {
+        /// Any text: no panic, statement spans inside the text and in order.
+        #[test]
+        fn any_text_lexes(sql in "\\PC{0,80}") {
+            let stmts = lexer::statements(&sql);
+            let mut last = 0;
+            for s in &stmts {
+                prop_assert!(s.start >= last && s.start <= s.end && s.end <= sql.len());
+                last = s.end;
+            }
+            let _ = scan(&sql);
+            let _ = deallocate_name(&sql);
+        }
+
+        /// A known statement after any well-formed prefix statement and before any suffix
+        /// keeps its prediction: quotes and comments in its neighbours never swallow it.
+        #[test]
+        fn neighbours_never_hide_a_set(prefix in prop::collection::vec(piece(), 0..8),
+                                       suffix in prop::collection::vec(piece(), 0..8)) {
+            let prefix: String = prefix.concat();
+            let suffix: String = suffix.concat();
+            // Only well-formed neighbours: the lexer must end them where the server does.
+            prop_assume!(!lexer::statements(&prefix).iter().any(|s| s.unterminated));
+            prop_assume!(!lexer::statements(&suffix).iter().any(|s| s.unterminated));
+            let sql = format!("{prefix};\n/* c */ SET search_path TO t9;{suffix}");
+            let got = effects(&sql);
+            prop_assert!(
+                got.iter().any(|e| matches!(e, Effect::Set { name, value } if name == "search_path" && value == "t9")),
+                "{sql:?}: {got:?}"
+            );
+        }
+    }
+}
