@@ -13,6 +13,9 @@
 //! statement for the extended protocol (named statements when the pool first sees them,
 //! the unnamed one at its Parse): a pin applies at the Bind, settings at the ReadyForQuery
 //! of the Query or Sync, unless it failed or its transaction rolled back.
+//! The prediction is checked against the server's replies, and a lease whose session state
+//! is not accounted for is confirmed with the server before release (`relay/isolation.rs`,
+//! [`crate::confirm`]).
 //!
 //! Spec: <https://www.postgresql.org/docs/15/protocol-flow.html>.
 
