@@ -225,6 +225,7 @@ impl Relay {
             || !self.lease_request_safe
             || self.ahead_messages_left > 0
             || self.pinned.is_some()
+            || self.isolation.state_unaccounted()
             || !self.crbuf.is_empty()
             || !self.pool.send_ahead()
             || !self.pool.pool.has_waiters()
@@ -274,11 +275,18 @@ impl Relay {
             .counters
             .transactions
             .fetch_add(1, Ordering::Relaxed);
+        // The server's replies may still say our session is not what was predicted
+        // (`relay/isolation.rs`): then it is confirmed, never handed over as it is.
         let as_expected = lease.pending_sync == 1
             && !lease.extended_open
             && lease.tx_status == b'I'
             && lease.unread_body == 0
-            && !lease.needs_discard;
+            && !lease.needs_discard
+            && !self.isolation.state_unaccounted();
+        if !as_expected {
+            lease.needs_discard |= self.isolation.state_unaccounted();
+        }
+        self.isolation.lease_ended();
         if as_expected {
             if let Err(mut back) = successor.hand_over(lease) {
                 // The successor left: the reset drains its reply.
