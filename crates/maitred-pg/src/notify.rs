@@ -27,9 +27,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// Most bytes of notifications queued in maitred for one client (all its channels
-/// together), about 10 000 notifications of 100 bytes. Past it the client has fallen
-/// behind: it is unsubscribed and its session ends with FATAL 54000.
-pub const MAX_PENDING_NOTIFICATION_BYTES: usize = 1 << 20;
+/// together; each notification counts its length plus [`NOTIFICATION_OVERHEAD`]). Past it
+/// the client has fallen behind: it is unsubscribed and its session ends with FATAL 54000.
+/// PostgreSQL delivers a transaction's notifications in one burst at its commit, so this
+/// must hold the largest burst a listener is expected to absorb while it is busy (in a
+/// transaction, or reading slowly): 16 MiB is 2000 notifications of the largest payload
+/// (8000 bytes), about 170 000 of 32 bytes.
+pub const MAX_PENDING_NOTIFICATION_BYTES: usize = 16 << 20;
+
+/// What one queued notification costs beyond its bytes (its handle, the queue's node and
+/// the allocator's rounding), so that many tiny ones are not under-counted.
+const NOTIFICATION_OVERHEAD: usize = 80;
 
 /// SQLSTATE of the FATAL a client that fell behind gets (`program_limit_exceeded`, as
 /// PostgreSQL's own "too many notifications in the NOTIFY queue").
@@ -103,7 +111,7 @@ impl NotificationSender {
         if q.fell_behind.load(Ordering::Acquire) {
             return Sent::Refused;
         }
-        let n = msg.len();
+        let n = msg.len() + NOTIFICATION_OVERHEAD;
         let before = q.pending.fetch_add(n, Ordering::AcqRel);
         if before + n > q.limit {
             q.pending.fetch_sub(n, Ordering::AcqRel);
@@ -122,13 +130,22 @@ impl NotificationSender {
     }
 }
 
+/// What a queued message counts against the budget (the wake-up marker: nothing).
+fn charge(msg: &Bytes) -> usize {
+    if msg.is_empty() {
+        0
+    } else {
+        msg.len() + NOTIFICATION_OVERHEAD
+    }
+}
+
 impl NotificationReceiver {
     /// The next notification to write to the client. Once the client fell behind, the
     /// FATAL ErrorResponse that ends its session instead (the notifications still queued
     /// are dropped), and `None` after that.
     pub async fn recv(&mut self) -> Option<Bytes> {
         let msg = self.rx.recv().await?;
-        self.queue.pending.fetch_sub(msg.len(), Ordering::AcqRel);
+        self.queue.pending.fetch_sub(charge(&msg), Ordering::AcqRel);
         if self.fell_behind() {
             self.ended = true;
             self.rx.close();
@@ -278,6 +295,9 @@ fn deliver(subs: &Mutex<Subscriptions>, msg: Bytes) {
         return;
     };
     let channel = String::from_utf8_lossy(&rest[..end]);
+    // A copy of its own: a slice of the listening connection's read buffer would keep the
+    // whole buffer alive while a slow client holds it, outside the budget's count.
+    let msg = Bytes::copy_from_slice(&msg);
     let mut subs = subs.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(clients) = subs.by_channel.get_mut(channel.as_ref()) {
         clients.retain(|client, tx| match tx.send(msg.clone()) {
@@ -533,7 +553,8 @@ mod tests {
             jobs.insert(2, fast_tx);
         }
         let one = notification("jobs", &"x".repeat(100)).len();
-        let fit = MAX_PENDING_NOTIFICATION_BYTES / one;
+        let charged = one + NOTIFICATION_OVERHEAD;
+        let fit = MAX_PENDING_NOTIFICATION_BYTES / charged;
         for i in 0..fit * 3 {
             deliver(&subs, notification("jobs", &"x".repeat(100)));
             // The fast client keeps up.
@@ -562,13 +583,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_keeps_up_never_falls_behind() {
-        let (tx, mut rx) = notification_channel_with_limit(1000);
+        let (tx, mut rx) = notification_channel_with_limit(3 * (400 + NOTIFICATION_OVERHEAD) - 1);
         for _ in 0..10_000 {
             assert_eq!(tx.send(Bytes::from_static(&[0u8; 400])), Sent::Queued);
             assert_eq!(tx.send(Bytes::from_static(&[0u8; 400])), Sent::Queued);
             rx.recv().await.expect("one");
             rx.recv().await.expect("two");
         }
+        assert_eq!(rx.pending_bytes(), 0);
         assert_eq!(tx.send(Bytes::from_static(&[0u8; 400])), Sent::Queued);
         assert_eq!(tx.send(Bytes::from_static(&[0u8; 400])), Sent::Queued);
         assert_eq!(tx.send(Bytes::from_static(&[0u8; 400])), Sent::FellBehind);
