@@ -152,7 +152,7 @@ impl NotificationReceiver {
             while let Ok(dropped) = self.rx.try_recv() {
                 self.queue
                     .pending
-                    .fetch_sub(dropped.len(), Ordering::AcqRel);
+                    .fetch_sub(charge(&dropped), Ordering::AcqRel);
             }
             let mut fatal = BytesMut::new();
             out::error_response(
