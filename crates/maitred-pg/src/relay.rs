@@ -29,7 +29,7 @@ use crate::confirm::Verdict as Confirmed;
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::{checkout_error, sqlstate};
 use crate::manager::PgManager;
-use crate::notify::{listen_command, ListenCommand, NotificationSender};
+use crate::notify::{listen_command, ListenCommand, NotificationReceiver, NotificationSender};
 use crate::pool::{PgPool, PoolMode};
 use crate::replies::{Replies, Request, Verdict};
 use crate::settings::{sync_settings, Settings};
@@ -43,7 +43,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 mod isolation;
 mod send_ahead;
@@ -115,7 +114,7 @@ pub struct Relay {
     /// server ignores Sync meanwhile.
     copy_in: bool,
     /// Notifications for the channels the client listens on (through the pool's notifier).
-    notifications: Option<(NotificationSender, mpsc::UnboundedReceiver<Bytes>)>,
+    notifications: Option<(NotificationSender, NotificationReceiver)>,
     cancel: Arc<CancelHandle>,
     lease: Option<Lease<PgManager>>,
     /// What the leased server connection still owes, in order.
@@ -339,7 +338,11 @@ impl Relay {
                 Event::Notification(n) => {
                     self.cwbuf.extend_from_slice(&n);
                     self.flush_client().await?;
-                    Flow::Continue
+                    // Fell behind (notify.rs): what was just written is its FATAL.
+                    match &self.notifications {
+                        Some((_, rx)) if rx.ended() => Flow::ClientDone,
+                        _ => Flow::Continue,
+                    }
                 }
             };
             if flow == Flow::ClientDone {
@@ -501,7 +504,7 @@ impl Relay {
             ListenCommand::Listen(channel) => {
                 let (tx, _) = self
                     .notifications
-                    .get_or_insert_with(mpsc::unbounded_channel);
+                    .get_or_insert_with(crate::notify::notification_channel);
                 self.pool.notifier.listen(client, &channel, tx.clone());
                 if !self
                     .pool

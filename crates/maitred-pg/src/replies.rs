@@ -390,7 +390,11 @@ mod tests {
         r.client(Request::Execute);
         r.client(Request::UntilReady);
         let (v, unprepared) = feed(&mut r, b"Z", &mut out);
-        assert_eq!(v, vec![Verdict::Forward], "the ReadyForQuery reaches the client");
+        assert_eq!(
+            v,
+            vec![Verdict::Forward],
+            "the ReadyForQuery reaches the client"
+        );
         assert_eq!(unprepared, vec![1], "the skipped Parse never prepared it");
         assert_eq!(&out[..], b"EZ");
         assert!(r.is_empty());

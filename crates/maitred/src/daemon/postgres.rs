@@ -51,6 +51,10 @@ impl PoolObserver for PgObserver {
                 c.statement_prepares.load(Relaxed),
             ),
             ("pins_refused_total", c.pins_refused.load(Relaxed)),
+            (
+                "statement_registry_evictions_total",
+                self.pool.statements.evictions(),
+            ),
         ]
     }
     fn labeled_counters(&self) -> Vec<maitred_admin::LabeledCounter> {
@@ -77,7 +81,10 @@ impl PoolObserver for PgObserver {
     }
     super::observed::observe_facts!(s => s.pool.pool);
     fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
-        vec![("clients_pinned", self.pool.pinned_now() as f64)]
+        vec![
+            ("clients_pinned", self.pool.pinned_now() as f64),
+            ("statement_registry_size", self.pool.statements.len() as f64),
+        ]
     }
 }
 
