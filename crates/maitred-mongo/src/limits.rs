@@ -76,12 +76,12 @@ pub fn message_too_large(pool: &str, len: usize, max: usize) -> RawDocumentBuf {
 }
 
 /// A message over [`MAX_MESSAGE_BEFORE_AUTH`] from a client that has not authenticated.
-pub fn message_too_large_before_auth(len: usize, max: usize) -> RawDocumentBuf {
+pub fn message_too_large_before_auth(pool: &str, len: usize, max: usize) -> RawDocumentBuf {
     error_doc(
         BSON_OBJECT_TOO_LARGE,
         "BSONObjectTooLarge",
         &format!(
-            "maitred: a message of {len} bytes before authentication exceeds the {max} bytes allowed until the client has authenticated"
+            "maitred: a message of {len} bytes before authentication exceeds the {max} bytes allowed until the client has authenticated (max_message_size of pool \"{pool}\" applies after login)"
         ),
         &[],
     )
@@ -147,8 +147,13 @@ mod tests {
             msg.contains("(zlib)") && msg.contains("negotiated: snappy"),
             "{msg}"
         );
-        let d = message_too_large_before_auth(20_000, MAX_MESSAGE_BEFORE_AUTH);
+        let d = message_too_large_before_auth("app", 20_000, MAX_MESSAGE_BEFORE_AUTH);
         assert_eq!(d.get_i32("code").ok(), Some(10334));
+        let msg = d.get_str("errmsg").unwrap_or("");
+        assert!(
+            msg.contains("before authentication") && msg.contains("16384"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -329,7 +329,7 @@ impl Session {
             crate::limits::message_too_large(&self.pool.name, len, max)
         } else {
             tracing::info!(pool = %self.pool.name, len, max, "client message over the limit before authentication");
-            crate::limits::message_too_large_before_auth(len, max)
+            crate::limits::message_too_large_before_auth(&self.pool.name, len, max)
         };
         let _ = self.reply(ReplyKind::Msg, request_id, &doc).await;
         Err(crate::codec::CodecError::TooLarge { len, max }.into())
