@@ -379,10 +379,12 @@ impl Session {
             Some(self.sasl_continue(parsed.body))
         } else if name == "logout" {
             // Never forwarded: it would log the shared server connection out.
+            let was_authenticated = self.authenticated;
             self.authenticated = !self.pool.requires_auth();
             self.user = None;
-            if !self.authenticated {
-                // Logged out: a new login, in its own time.
+            if was_authenticated && !self.authenticated {
+                // Logged out: a new login, in its own time (a client that never logged in
+                // keeps its deadline, however many logouts it sends).
                 self.login_deadline.restart(self.pool.limits.login_timeout);
             }
             Some(hello::ok())
