@@ -4,7 +4,9 @@
 //! authentication"):
 //!
 //! - the login deadline runs until the client is authenticated: hello, isMaster and a
-//!   speculative authentication inside hello do not end it;
+//!   speculative authentication inside hello do not end it; a connection of plain hellos
+//!   only (drivers' monitoring) is closed when silent for the timeout instead, and may
+//!   not start a login once past it;
 //! - a small message cap (16 KiB) applies until then, to OP_COMPRESSED's decompressed
 //!   size too;
 //! - no server connection is leased (or opened) for an unauthenticated client;
@@ -237,7 +239,7 @@ async fn login_deadline_runs_until_authentication() {
             "{took:?}"
         );
 
-        // A hello every 100 ms: still closed at the deadline.
+        // A login hello every 100 ms: still closed at the deadline.
         let started = Instant::now();
         let mut s = raw(addr);
         let mut answered = 0;
@@ -246,7 +248,9 @@ async fn login_deadline_runs_until_authentication() {
                 started.elapsed() < Duration::from_secs(4),
                 "an unauthenticated client sending hellos is never closed ({answered} answered)"
             );
-            if s.write_all(&msg(10 + answered, &hello())).is_err() {
+            if s.write_all(&msg(10 + answered, &speculative_hello()))
+                .is_err()
+            {
                 break started.elapsed();
             }
             match read_reply(&mut s) {
@@ -270,6 +274,87 @@ async fn login_deadline_runs_until_authentication() {
         .find_one(doc! {})
         .await
         .expect("find after the login timeout");
+}
+
+/// Drivers' monitoring connections never authenticate and send only plain hellos: such a
+/// connection stays past the login timeout while it keeps sending them (a driver keeps its
+/// pool: no failed heartbeat, no pool clear), is closed when silent for the timeout, and
+/// once past its login time may not start a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitoring_connections_stay_while_they_send_plain_hellos() {
+    use mongodb::event::cmap::CmapEvent;
+    use mongodb::event::sdam::SdamEvent;
+    use mongodb::event::EventHandler;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let Some(upstream) = require_mongo() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let m = start(&upstream, "client_login_timeout = \"700ms\"");
+    let addr = m.addr();
+    tokio::task::spawn_blocking(move || {
+        // Plain hellos every 200 ms for 2 s: all answered.
+        let mut s = raw(addr);
+        for i in 0..10 {
+            let h = command(&mut s, i, &hello());
+            assert!(is_ok(&h), "{h}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Past its login time, a login attempt closes it (no answer).
+        s.write_all(&msg(99, &speculative_hello())).expect("send");
+        assert!(
+            read_reply(&mut s).is_none(),
+            "answered a login after the deadline"
+        );
+
+        // A plain hello, then silence: closed the timeout after the hello.
+        let mut s = raw(addr);
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(is_ok(&command(&mut s, 1, &hello())));
+        let since_hello = Instant::now();
+        assert_closed(&mut s);
+        let took = since_hello.elapsed();
+        assert!(
+            took >= Duration::from_millis(600) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
+    })
+    .await
+    .expect("raw clients");
+
+    // A driver with a login: its monitoring and RTT connections (hellos every 500 ms)
+    // outlive the login timeout several times over.
+    let cleared = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut opts = ClientOptions::parse(with_addr(&upstream, m.addr()))
+        .await
+        .expect("client options");
+    opts.heartbeat_freq = Some(Duration::from_millis(500));
+    opts.server_selection_timeout = Some(Duration::from_secs(10));
+    let c1 = cleared.clone();
+    opts.cmap_event_handler = Some(EventHandler::callback(move |e: CmapEvent| {
+        if let CmapEvent::PoolCleared(_) = e {
+            c1.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
+    let f1 = failed.clone();
+    opts.sdam_event_handler = Some(EventHandler::callback(move |e: SdamEvent| {
+        if let SdamEvent::ServerHeartbeatFailed(_) = e {
+            f1.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
+    let c = Client::with_options(opts).expect("client");
+    let coll = c
+        .database("app")
+        .collection::<Document>("preauth_monitoring");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        coll.find_one(doc! {}).await.expect("find");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "failed heartbeats");
+    assert_eq!(cleared.load(Ordering::SeqCst), 0, "pool clears");
 }
 
 /// Before authentication a message may be at most 16 KiB; after, the pool's

@@ -204,11 +204,6 @@ impl Session {
                 }
                 self.ticket.traffic().received(n);
             };
-            if self.request_received() {
-                // Out of time to log in, however many handshake messages keep coming.
-                self.limit_reached();
-                return Ok(());
-            }
             let kind = if h.op_code == OpCode::Query {
                 ReplyKind::Legacy
             } else {
@@ -239,6 +234,12 @@ impl Session {
             } else {
                 (h, msg)
             };
+            let plain_hello = !self.authenticated && plain_hello(h.op_code, &msg);
+            if self.request_received(plain_hello) {
+                // Out of time to log in, however many handshake messages keep coming.
+                self.limit_reached();
+                return Ok(());
+            }
             if maitred_pool::shutdown::started() && !self.allowed_while_draining(h.op_code, &msg) {
                 return self.refuse_while_draining(h, &msg).await;
             }
@@ -642,6 +643,26 @@ impl Session {
             .fetch_add(1, Ordering::Relaxed);
         tracing::info!(pool = %self.pool.name, "client authentication failed");
         auth_failed()
+    }
+}
+
+/// Whether a request is a hello or isMaster with no login in it (no
+/// `speculativeAuthenticate`, no `saslSupportedMechs`): what drivers' monitoring
+/// connections send (see `session/time_limits.rs`).
+fn plain_hello(op: OpCode, msg: &[u8]) -> bool {
+    let plain = |body: &RawDocument| {
+        let name = body.iter().next().and_then(|e| e.ok()).map(|(k, _)| k);
+        name.is_some_and(|n| hello::hello_kind(n).is_some())
+            && !matches!(body.get("speculativeAuthenticate"), Ok(Some(_)))
+            && !matches!(body.get("saslSupportedMechs"), Ok(Some(_)))
+    };
+    match op {
+        OpCode::Msg => op_msg::parse(msg).is_ok_and(|m| plain(m.body)),
+        OpCode::Query => parse_query(msg).is_ok_and(|q| {
+            let body = q.query.get_document("$query").unwrap_or(q.query);
+            q.is_command() && plain(body)
+        }),
+        _ => false,
     }
 }
 

@@ -70,9 +70,10 @@ impl Session {
     async fn hold(&mut self, wait: Duration) -> Held {
         // Running: the drain is the change to wake for. Draining: nothing changes any more.
         let running = !maitred_pool::shutdown::started();
-        // A held hello does not stretch the login deadline: out of time, the connection is
-        // closed without an answer (the serve loop sees the deadline passed).
-        let login = self.login_deadline.get();
+        // A held hello does not stretch the login deadline of a client that tries to log
+        // in: out of time, the connection is closed without an answer (the serve loop sees
+        // the deadline passed). Monitoring connections wait on maitred here.
+        let login = self.login_deadline.while_held();
         tokio::select! {
             () = tokio::time::sleep(wait) => Held::Answer,
             () = maitred_pool::sleep_until(login) => Held::ClientGone,

@@ -5,11 +5,22 @@
 //! transaction ([`Session::cleanup`]).
 //!
 //! The login deadline ([`LoginDeadline`]) runs from connect until the client has
-//! authenticated (a SASL conversation that succeeded): hello, isMaster and the first SCRAM
-//! step carried in hello (`speculativeAuthenticate`) do not end it, nor does anything else
-//! an unauthenticated client may send. A client that logs out starts a new one. In a pool
-//! without client authentication clients are logged in from the start, and the deadline
-//! ends with their first request (it bounds only a silent connection).
+//! authenticated (a SASL conversation that succeeded): hello, isMaster, the first SCRAM
+//! step carried in hello (`speculativeAuthenticate`) and everything else an
+//! unauthenticated client may send leave it where it is. A client that logs out starts a
+//! new one. In a pool without client authentication clients are logged in from the start,
+//! and the deadline ends with their first request (it bounds only a silent connection).
+//!
+//! One exception: drivers' monitoring connections never authenticate (server monitoring
+//! spec) and send only plain hellos (no `speculativeAuthenticate`, no
+//! `saslSupportedMechs`), polling every heartbeatFrequencyMS (10 s by default) or held by
+//! maitred (awaitable hello). Closing them at the login deadline makes every driver take a
+//! failed heartbeat and clear its connection pool once per `client_login_timeout`. So a
+//! connection that has sent nothing but plain hellos is closed only when it has been
+//! silent for `client_login_timeout` (time held in an awaitable hello, maitred's own wait,
+//! does not count), and once past its login time it may send nothing but plain hellos:
+//! anything else (a SASL step, a speculative login, a ping) closes it. It never gets a
+//! server connection and its messages stay under the small cap before authentication.
 
 use super::Session;
 use maitred_pool::ClientState;
@@ -18,12 +29,25 @@ use tokio::time::Instant;
 
 /// When the client must have logged in by, while it has not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LoginDeadline(Option<Instant>);
+pub(crate) struct LoginDeadline {
+    /// The end of the login time; `None`: logged in.
+    login: Option<Instant>,
+    timeout: Duration,
+    /// Every request so far was a plain hello: the pattern of a monitoring connection.
+    only_plain_hellos: bool,
+    /// When the last plain hello came in.
+    last_plain_hello: Option<Instant>,
+}
 
 impl LoginDeadline {
     /// A login starting now, with `timeout` to finish.
     pub(crate) fn start(timeout: Duration) -> LoginDeadline {
-        LoginDeadline(Some(Instant::now() + timeout))
+        LoginDeadline {
+            login: Some(Instant::now() + timeout),
+            timeout,
+            only_plain_hellos: true,
+            last_plain_hello: None,
+        }
     }
 
     /// Logged out: a new login starts now.
@@ -33,26 +57,57 @@ impl LoginDeadline {
 
     /// The client authenticated: no deadline any more.
     pub(crate) fn authenticated(&mut self) {
-        self.0 = None;
+        self.login = None;
     }
 
     /// A whole request came in from a client that is (`authenticated`) or is not logged
-    /// in. Only a logged-in client's request ends the login (pools without client
-    /// authentication); an unauthenticated client's requests, hellos included, leave the
-    /// deadline where it is. Returns whether the deadline has passed.
-    pub(crate) fn request_received(&mut self, authenticated: bool) -> bool {
+    /// in; `plain_hello`: a hello / isMaster without `speculativeAuthenticate` or
+    /// `saslSupportedMechs`. A logged-in client's request ends the login (pools without
+    /// client authentication). Returns whether the client is out of time: past its login
+    /// time with anything but a plain hello, or a monitoring connection silent too long.
+    pub(crate) fn request_received(&mut self, authenticated: bool, plain_hello: bool) -> bool {
         if authenticated {
-            self.0 = None;
+            self.login = None;
+            return false;
         }
-        self.passed()
+        let now = Instant::now();
+        if plain_hello {
+            self.last_plain_hello = Some(now);
+        } else {
+            self.only_plain_hellos = false;
+        }
+        self.get().is_some_and(|d| now >= d)
     }
 
+    /// When the client waiting for its next request is out of time, while it has not
+    /// logged in: the login time, or for a connection of plain hellos only, its last
+    /// hello plus the timeout if that is later.
     pub(crate) fn get(self) -> Option<Instant> {
-        self.0
+        let login = self.login?;
+        match self.last_plain_hello {
+            Some(last) if self.only_plain_hellos => Some(login.max(last + self.timeout)),
+            _ => Some(login),
+        }
     }
 
-    pub(crate) fn passed(self) -> bool {
-        self.0.is_some_and(|d| Instant::now() >= d)
+    /// The deadline while maitred holds an awaitable hello: none for a monitoring
+    /// connection (the wait is maitred's), the login time for others.
+    pub(crate) fn while_held(self) -> Option<Instant> {
+        if self.only_plain_hellos {
+            None
+        } else {
+            self.login
+        }
+    }
+
+    /// Whether the client has not logged in.
+    pub(crate) fn running(self) -> bool {
+        self.login.is_some()
+    }
+
+    /// Whether the client's connection has sent plain hellos only (and has not logged in).
+    pub(crate) fn monitoring(self) -> bool {
+        self.login.is_some() && self.only_plain_hellos && self.last_plain_hello.is_some()
     }
 }
 
@@ -75,16 +130,20 @@ impl Session {
         self.clock.client_active();
     }
 
-    /// A whole request came in. Returns whether the client is out of time to log in (a
-    /// client that keeps sending hellos is not waited on, so this is checked here too).
-    pub(super) fn request_received(&mut self) -> bool {
-        self.login_deadline.request_received(self.authenticated)
+    /// A whole request came in (`plain_hello`: see [`LoginDeadline::request_received`]).
+    /// Returns whether the client is out of time to log in (a client that keeps sending
+    /// requests is not waited on, so this is checked here too).
+    pub(super) fn request_received(&mut self, plain_hello: bool) -> bool {
+        self.login_deadline
+            .request_received(self.authenticated, plain_hello)
     }
 
     /// The deadline passed: says why in the log; the caller closes the connection.
     pub(super) fn limit_reached(&self) {
         let pool = &self.pool.name;
-        if self.login_deadline.get().is_some() {
+        if self.login_deadline.monitoring() {
+            tracing::info!(pool = %pool, "unauthenticated client (plain hellos only) silent for client_login_timeout, or past it with another request: closed");
+        } else if self.login_deadline.running() {
             tracing::info!(pool = %pool, "client did not log in within client_login_timeout: closed");
         } else if self.pin.is_some() {
             tracing::info!(pool = %pool, "client idle in a transaction for idle_transaction_timeout: closed, transaction aborted");
@@ -98,42 +157,73 @@ impl Session {
 mod tests {
     use super::*;
 
+    const T: Duration = Duration::from_millis(500);
+
+    async fn after(ms: u64) {
+        tokio::time::advance(Duration::from_millis(ms)).await;
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn hellos_do_not_end_the_login_deadline() {
-        let mut d = LoginDeadline::start(Duration::from_millis(500));
+    async fn a_login_attempt_does_not_extend_the_deadline() {
+        let mut d = LoginDeadline::start(T);
         let end = d.get().expect("running");
-        // Unauthenticated requests (hello, isMaster, speculative authentication, ping...).
-        for _ in 0..4 {
-            tokio::time::advance(Duration::from_millis(100)).await;
-            assert!(!d.request_received(false));
+        // A speculative hello (a connection that will log in), then plain hellos.
+        after(100).await;
+        assert!(!d.request_received(false, false));
+        for _ in 0..3 {
+            after(100).await;
+            assert!(!d.request_received(false, true));
             assert_eq!(d.get(), Some(end));
         }
-        tokio::time::advance(Duration::from_millis(100)).await;
-        assert!(d.request_received(false), "out of time at 500ms");
-        assert!(d.passed());
+        after(100).await;
+        assert!(d.request_received(false, true), "out of time at 500ms");
+        assert!(!d.monitoring());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_ends_the_login_time() {
+        let d = LoginDeadline::start(T);
+        after(500).await;
+        assert!(d.get().is_some_and(|e| Instant::now() >= e));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_monitoring_connection_stays_while_it_keeps_sending_plain_hellos() {
+        let mut d = LoginDeadline::start(T);
+        for _ in 0..20 {
+            after(400).await;
+            assert!(!d.request_received(false, true));
+        }
+        assert!(d.monitoring());
+        assert_eq!(d.while_held(), None);
+        // Silent for the timeout after its last hello: out of time.
+        let end = d.get().expect("deadline");
+        assert_eq!(end, Instant::now() + T);
+        // Past its login time, a login attempt (or any other request) closes it.
+        after(100).await;
+        assert!(d.request_received(false, false));
     }
 
     #[tokio::test(start_paused = true)]
     async fn authentication_ends_it_and_logout_starts_a_new_one() {
-        let mut d = LoginDeadline::start(Duration::from_millis(500));
-        tokio::time::advance(Duration::from_millis(400)).await;
+        let mut d = LoginDeadline::start(T);
+        after(400).await;
         d.authenticated();
-        tokio::time::advance(Duration::from_secs(3600)).await;
+        after(3_600_000).await;
         assert_eq!(d.get(), None);
-        assert!(!d.passed());
-        assert!(!d.request_received(false));
-        d.restart(Duration::from_millis(500));
-        tokio::time::advance(Duration::from_millis(499)).await;
-        assert!(!d.passed());
-        tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(d.passed());
+        assert!(!d.request_received(false, false));
+        d.restart(T);
+        after(499).await;
+        assert!(!d.request_received(false, false));
+        after(1).await;
+        assert!(d.request_received(false, true));
     }
 
     #[tokio::test(start_paused = true)]
     async fn without_client_authentication_the_first_request_ends_it() {
-        let mut d = LoginDeadline::start(Duration::from_millis(500));
-        tokio::time::advance(Duration::from_millis(100)).await;
-        assert!(!d.request_received(true));
+        let mut d = LoginDeadline::start(T);
+        after(100).await;
+        assert!(!d.request_received(true, false));
         assert_eq!(d.get(), None);
     }
 }
