@@ -374,18 +374,21 @@ async fn authenticate(
         stream,
         buf,
         pool.client_auth,
+        user,
         creds.as_deref(),
         pool.has_users(),
     )
     .await
 }
 
-/// Runs the authentication exchange of `auth` for a user whose credentials are `creds`
-/// (None: unknown user, who fails like a wrong password). Also used by the admin console.
+/// Runs the authentication exchange of `auth` for `user`, whose credentials are `creds`
+/// (None: unknown user, who fails like a wrong password, after a SCRAM exchange with the
+/// same salt at every attempt). Also used by the admin console.
 pub(crate) async fn authenticate_user(
     stream: &mut Stream,
     buf: &mut BytesMut,
     auth: ClientAuth,
+    user: &str,
     creds: Option<&Credentials>,
     has_users: bool,
 ) -> Result<(), SessionError> {
@@ -420,7 +423,9 @@ pub(crate) async fn authenticate_user(
             // Unknown users (or users with only an md5 hash) go through the same exchange
             // with keys nobody has, and fail at the same step.
             let known = creds.and_then(|c| c.scram.clone());
-            let keys = known.clone().unwrap_or_else(ScramKeys::unknown_user);
+            let keys = known
+                .clone()
+                .unwrap_or_else(|| ScramKeys::unknown_user(user));
             let (server, first) = ScramServer::start(keys, initial.data)?;
             o.clear();
             out::authentication_sasl_continue(&mut o, first.as_bytes());
