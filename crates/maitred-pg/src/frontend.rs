@@ -300,8 +300,10 @@ async fn login(
                 }
                 Ok(Err(e)) => {
                     pool.counters.login_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(pool = %pool.name, error = %e, "auth_query lookup failed");
-                    let msg = format!("maitred: could not look up user \"{user}\" on the server of pool \"{}\": {e}", pool.name);
+                    // The reason (server address, server error text) is for the operator's
+                    // log only; the client, not logged in, learns nothing about the upstream.
+                    tracing::warn!(pool = %pool.name, user = %user, error = %e, "auth_query lookup failed");
+                    let msg = crate::auth_query::lookup::failed_lookup_message(&user);
                     return reject(stream, sqlstate::CONNECTION_FAILURE, &msg).await;
                 }
                 Err(e) => Err(e),
