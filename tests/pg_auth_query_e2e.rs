@@ -535,7 +535,7 @@ fn scram_salt(addr: SocketAddr, user: &str) -> String {
     let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
     msg.extend_from_slice(&body);
     s.write_all(&msg).expect("startup");
-    let mut read = |s: &mut std::net::TcpStream| {
+    let read = |s: &mut std::net::TcpStream| {
         let mut head = [0u8; 5];
         s.read_exact(&mut head).expect("header");
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
