@@ -587,7 +587,7 @@ impl Session {
             .map(|k| k.for_mechanism(mechanism).clone());
         let keys = known
             .clone()
-            .unwrap_or_else(|| ScramKeys::unknown_user(mechanism));
+            .unwrap_or_else(|| ScramKeys::unknown_user(mechanism, &user));
         match ScramServer::start(keys, &payload) {
             Ok((server, first)) => {
                 self.conversation = Some(Conversation {
