@@ -19,10 +19,8 @@ use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::{checkout_error, code};
 use crate::manager::MyManager;
 use crate::pool::{MyPool, PinReason, PoolMode};
-use crate::session_sql::{
-    classify, kill_target, rewrite_connection_id, rewrite_last_insert_id, rewrite_socket_variable,
-    QueryEffect,
-};
+use crate::session_sql::{analyze_with, rewrite_query, QueryEffect};
+use crate::sql_lexer::lex_with;
 use crate::stmt_cache::{ClientStatements, ClientStmt};
 use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
@@ -37,9 +35,6 @@ mod session_vars;
 mod time_limits;
 
 use session_vars::{Replay, SessionVars};
-
-/// Rewrites a COM_QUERY's SQL before it is sent, or says `None` (leave it as it is).
-type QueryRewrite<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<u8>>;
 
 /// Session SETs replayed per client; beyond that the client is pinned instead.
 const MAX_SESSION_SETS: usize = 64;
@@ -442,26 +437,34 @@ impl Relay {
                 }
             }
             command::QUERY => {
-                if let Some((query_only, target)) = kill_target(&payload[1..]) {
+                // The one scan of the text: effect, KILL, send-ahead shape and rewrites.
+                let mode = self.vars.lex_mode();
+                let lexed = lex_with(&payload[1..], mode);
+                let analysis = analyze_with(&lexed, mode);
+                if let Some((query_only, target)) = analysis.kill {
                     return self.kill(query_only, target).await;
                 }
-                let mut payload = payload;
-                let (id, last_insert_id) = (self.s.connection_id, self.last_insert_id);
-                let rewrites: [QueryRewrite<'_>; 3] = [
-                    &|sql| rewrite_connection_id(sql, id),
-                    &|sql| rewrite_last_insert_id(sql, last_insert_id),
-                    &rewrite_socket_variable,
-                ];
-                for rewrite in rewrites {
-                    if let Some(sql) = rewrite(&payload[1..]) {
+                if analysis.unmapped_kill {
+                    self.err_locally(
+                        code::NOT_SUPPORTED,
+                        "42000",
+                        "maitred: KILL must be sent alone as KILL [CONNECTION|QUERY] <id> with the id CONNECTION_ID() shows (maitred's); inside a statement list its number would name another client's server thread",
+                    );
+                    return Ok(Flow::Continue);
+                }
+                let rewritten = rewrite_query(&lexed, self.s.connection_id, self.last_insert_id);
+                drop(lexed);
+                let payload = match rewritten {
+                    Some(sql) => {
                         let mut p = BytesMut::with_capacity(sql.len() + 1);
                         p.extend_from_slice(&[command::QUERY]);
                         p.extend_from_slice(&sql);
-                        payload = p;
+                        p
                     }
-                }
-                let effect = classify(&payload[1..]);
-                let shape = if effect == QueryEffect::None {
+                    None => payload,
+                };
+                let effect = analysis.effect;
+                let shape = if effect == QueryEffect::None && analysis.may_send_ahead {
                     send_ahead::ahead_shape(&self.s.pool, &payload, None)
                 } else {
                     None
@@ -474,6 +477,13 @@ impl Relay {
                         return Ok(Flow::Continue);
                     }
                     Acquired::Leased => {}
+                }
+                if analysis.calls_routine {
+                    // What the routine took that the server does not report (a user lock)
+                    // must not reach the next client: reset before anyone else gets it.
+                    if let Some(conn) = self.lease.as_deref_mut() {
+                        conn.needs_reset = true;
+                    }
                 }
                 // With the server reporting variable changes, SETs need no scanning: what
                 // the server reports is recorded when the response is relayed.
@@ -725,6 +735,17 @@ impl Relay {
                 return Ok(());
             }
             Acquired::Leased => {}
+        }
+        if cmd == command::STMT_EXECUTE {
+            // The statement's text was classified once, when it was prepared.
+            if let Some(r) = st.pins {
+                self.pin(r);
+            }
+            if st.calls_routine {
+                if let Some(conn) = self.lease.as_deref_mut() {
+                    conn.needs_reset = true;
+                }
+            }
         }
         let server_id = match self.server_statement(&st.sql).await {
             Ok(Ok(sid)) => sid,

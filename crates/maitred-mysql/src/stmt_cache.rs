@@ -35,14 +35,29 @@ pub struct ClientStmt {
     /// It calls `LAST_INSERT_ID()`: the server connection is given the client's value
     /// before each execute.
     pub reads_last_insert_id: bool,
+    /// Executing it takes state that cannot move (GET_LOCK, a user variable, ...): the
+    /// client is pinned at its first execute.
+    pub pins: Option<crate::pool::PinReason>,
+    /// It is a `CALL`: the connection is reset before another client gets it.
+    pub calls_routine: bool,
 }
 
 impl ClientStmt {
     pub fn new(sql: Arc<[u8]>, params: u16, columns: u16) -> ClientStmt {
+        let lexed = crate::sql_lexer::lex(&sql);
+        let analysis = crate::session_sql::analyze_lexed(&lexed);
+        let may_send_ahead = analysis.may_send_ahead;
+        let pins = match analysis.effect {
+            crate::session_sql::QueryEffect::Pin(r) => Some(r),
+            _ => None,
+        };
+        let reads_last_insert_id = crate::session_sql::reads_last_insert_id(&lexed);
         ClientStmt {
             key: sql_key(&sql),
-            may_send_ahead: crate::send_ahead_sql::may_send_ahead(&sql),
-            reads_last_insert_id: crate::session_sql::rewrite_last_insert_id(&sql, 0).is_some(),
+            may_send_ahead,
+            reads_last_insert_id,
+            pins,
+            calls_routine: analysis.calls_routine,
             sql,
             params,
             columns,
