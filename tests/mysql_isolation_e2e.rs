@@ -509,3 +509,66 @@ async fn session_state_never_reaches_another_client() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     drop(s.m);
 }
+
+/// `KILL QUERY <id>` names maitred's client; the server thread it reaches must be the one
+/// that client holds when the KILL runs, never the next holder's. Pool of 2: T holds
+/// connection X and B holds Y (both in a transaction); V queues `SELECT SLEEP(3)`, then K
+/// queues `KILL QUERY <T>`. T commits: X goes to V (first in the queue), whose SLEEP runs
+/// on X. B commits: Y goes to K. T holds nothing any more, so nothing may be killed; a KILL
+/// of the thread T held when K asked (X) would interrupt V's SLEEP (it returns 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_query_never_reaches_the_next_holder_of_the_connection() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let m = Maitred::spawn(&[
+        "--upstream",
+        &url,
+        "--pool-size",
+        "2",
+        "--queue-timeout",
+        "20s",
+        "--send-ahead",
+        "false",
+    ]);
+    let through = MysqlUrl::parse(&url).with_addr(m.addr());
+    let mut t = must_connect(&through).await;
+    let mut b = must_connect(&through).await;
+    let mut v = must_connect(&through).await;
+    let mut k = must_connect(&through).await;
+    let Seen::Value(Some(t_id)) = q(&mut t, "SELECT CONNECTION_ID()").await else {
+        panic!("no connection id");
+    };
+    ok(&mut t, "BEGIN").await;
+    ok(&mut t, "SELECT 1").await;
+    ok(&mut b, "BEGIN").await;
+    ok(&mut b, "SELECT 1").await;
+    let victim = tokio::spawn(async move {
+        let r = q(&mut v, "SELECT SLEEP(3)").await;
+        (v, r)
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let killer = tokio::spawn(async move {
+        let r = q(&mut k, &format!("KILL QUERY {t_id}")).await;
+        (k, r)
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    ok(&mut t, "COMMIT").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    ok(&mut b, "COMMIT").await;
+    let (k, killed) = within(30, "killer", killer).await.expect("killer task");
+    let (v, slept) = within(30, "victim", victim).await.expect("victim task");
+    assert_eq!(
+        slept,
+        val("0"),
+        "V's SLEEP(3) was interrupted by a KILL QUERY aimed at another client (KILL answered {killed:?})"
+    );
+    assert_eq!(
+        killed,
+        Seen::Value(None),
+        "KILL QUERY of an idle client is OK"
+    );
+    for c in [t, b, v, k] {
+        bye(c).await;
+    }
+    drop(m);
+}

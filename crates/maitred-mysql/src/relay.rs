@@ -173,7 +173,7 @@ impl Relay {
                 // KILL from the admin console: a server connection in use is in an
                 // unknown state, so it is closed.
                 if let Some(lease) = self.lease.take() {
-                    self.s.handle.clear_server();
+                    let _ = self.s.handle.clear_server();
                     lease.discard();
                 }
                 self.successor = None;
@@ -578,9 +578,12 @@ impl Relay {
             return Ok(Flow::ClientDone);
         }
         if let Some(mut lease) = self.lease.take() {
-            self.s.handle.clear_server();
-            lease.needs_reset = true;
-            lease.mark_dirty();
+            if self.s.handle.clear_server() {
+                lease.discard();
+            } else {
+                lease.needs_reset = true;
+                lease.mark_dirty();
+            }
         }
         self.stmts.clear();
         self.session_sets.clear();
@@ -629,7 +632,8 @@ impl Relay {
     }
 
     /// `KILL [QUERY] <id>` with maitred's id: the target's current server thread gets
-    /// `KILL QUERY` (sent over this client's own server connection); KILL CONNECTION also
+    /// `KILL QUERY` (sent over this client's own server connection, only while the target
+    /// still holds that thread: [`ClientHandle::aim_kill`]); KILL CONNECTION also
     /// ends the target's session with maitred. Only the same user of the same pool may
     /// kill a client (MySQL's rule for users without PROCESS/SUPER).
     async fn kill(&mut self, query_only: bool, target: u32) -> Result<Flow, SessionError> {
@@ -656,15 +660,28 @@ impl Relay {
             }
             h.kill();
         }
-        match h.server_thread() {
-            Some(thread) => {
-                if self.acquire().await? {
-                    let mut p = vec![command::QUERY];
-                    p.extend_from_slice(format!("KILL QUERY {thread}").as_bytes());
-                    self.forward(&p, Expect::Results, Inflight::Forward);
-                }
-            }
-            None => self.ok_locally(),
+        // Our own server connection first (this may wait): the target's thread is read
+        // only once the KILL can go at once, and aimed, so that the target closes that
+        // connection instead of handing it over while the KILL is on its way.
+        if !self.acquire().await? {
+            return Ok(Flow::Continue);
+        }
+        let Some(aim) = h.aim_kill() else {
+            // The target holds no server connection: nothing runs for it.
+            self.ok_locally();
+            return Ok(Flow::Continue);
+        };
+        let Some(conn) = self.lease.as_deref_mut() else {
+            return Ok(Flow::Continue);
+        };
+        let sent = conn.query(&format!("KILL QUERY {}", aim.thread)).await;
+        drop(aim);
+        match sent {
+            Ok(Ok(_)) => self.ok_locally(),
+            // The thread was closed meanwhile (the target let go of it): nothing to kill.
+            Ok(Err(e)) if e.code == code::NO_SUCH_THREAD => self.ok_locally(),
+            Ok(Err(e)) => self.err_locally(e.code, &e.sqlstate, &e.message),
+            Err(e) => self.server_lost(e).await?,
         }
         Ok(Flow::Continue)
     }
@@ -1255,8 +1272,10 @@ impl Relay {
                     status = lease.status,
                     "server connection released"
                 );
-                self.s.handle.clear_server();
-                if lease.needs_reset {
+                if self.s.handle.clear_server() {
+                    // A KILL is on its way to this thread: nobody else may run on it.
+                    lease.discard();
+                } else if lease.needs_reset {
                     lease.mark_dirty();
                 }
                 self.s
@@ -1276,7 +1295,7 @@ impl Relay {
         let Some(lease) = self.lease.take() else {
             return Ok(());
         };
-        self.s.handle.clear_server();
+        let _ = self.s.handle.clear_server();
         let quiet = !lease.scanner.is_busy() && lease.status & status::IN_TRANS == 0;
         lease.discard();
         tracing::warn!(pool = %self.s.pool.name, error = %e, "server connection lost");
@@ -1309,11 +1328,11 @@ impl Relay {
     /// The client is gone: whatever it left on its server connection is cleaned up before
     /// anyone else gets that connection.
     fn finish(&mut self) {
-        self.s.handle.clear_server();
+        let kill_aimed = self.s.handle.clear_server();
         let Some(mut lease) = self.lease.take() else {
             return;
         };
-        if self.successor.take().is_some() {
+        if self.successor.take().is_some() || kill_aimed {
             // Two responses owed, one of them another client's: not worth draining.
             lease.discard();
             return;

@@ -144,8 +144,14 @@ impl Relay {
             && conn_as_after_checkin(&lease)
             && self.pinned.is_none()
             && !self.hold;
-        self.s.handle.clear_server();
         self.ahead_safe = false;
+        if self.s.handle.clear_server() {
+            // A KILL is on its way to this thread: nobody else may run on it. The
+            // successor's client is told its command was lost (retry).
+            drop(successor);
+            lease.discard();
+            return Ok(());
+        }
         if expected {
             self.s
                 .pool
