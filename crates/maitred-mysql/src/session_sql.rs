@@ -43,9 +43,10 @@ pub struct Analysis {
 }
 
 /// Scans `sql` once ([`lex_with`] in `mode`) and reads everything maitred needs from it.
-/// When the text has a backslash, it is also read as the other backslash mode would
-/// (`NO_BACKSLASH_ESCAPES` may be on without maitred knowing): a pin either reading finds
-/// is kept.
+/// Quotes read differently under `NO_BACKSLASH_ESCAPES` and `ANSI_QUOTES` only where a
+/// backslash is inside them; the server's global `sql_mode` may set either without maitred
+/// knowing. So a text with a backslash is also read the three other ways: a pin, a KILL
+/// or a CALL any reading finds counts, and it is sent ahead only if every reading allows.
 pub fn analyze(sql: &[u8], mode: LexMode) -> Analysis {
     analyze_with(&lex_with(sql, mode), mode)
 }
@@ -54,10 +55,13 @@ pub fn analyze(sql: &[u8], mode: LexMode) -> Analysis {
 pub fn analyze_with(lexed: &Lexed<'_>, mode: LexMode) -> Analysis {
     let sql = lexed.sql;
     let mut a = analyze_lexed(lexed);
-    if sql.contains(&b'\\') {
+    if !sql.contains(&b'\\') {
+        return a;
+    }
+    for (flip_escapes, flip_ansi) in [(true, false), (false, true), (true, true)] {
         let other = LexMode {
-            backslash_escapes: !mode.backslash_escapes,
-            ..mode
+            backslash_escapes: mode.backslash_escapes != flip_escapes,
+            ansi_quotes: mode.ansi_quotes != flip_ansi,
         };
         let b = analyze_lexed(&lex_with(sql, other));
         if let (QueryEffect::Pin(_), false) = (&b.effect, matches!(a.effect, QueryEffect::Pin(_))) {
@@ -603,6 +607,16 @@ mod tests {
         ] {
             assert_eq!(classify(q.as_bytes()), QueryEffect::None, "{q}");
         }
+    }
+
+    #[test]
+    fn a_quote_read_under_ansi_quotes_still_pins() {
+        // Under ANSI_QUOTES "a\" is a name and LOCK TABLES runs.
+        let q = r#"SELECT "a\"; LOCK TABLES t WRITE; -- ""#;
+        assert_eq!(
+            analyze(q.as_bytes(), LexMode::default()).effect,
+            QueryEffect::Pin(PinReason::LockTables)
+        );
     }
 
     #[test]
