@@ -389,6 +389,23 @@ async fn session_state_never_reaches_another_client() {
         a_probe: "SELECT CAST(@iso_x AS CHAR)",
         a_kept: val("42"),
     });
+    // The prepared-statement protocol.
+    cases.push(Case {
+        take: "CREATE TEMPORARY TABLE iso_tmp (a int)",
+        prepared: true,
+        b_probe: "SELECT COUNT(*) FROM iso_tmp",
+        b_clean: Seen::Error(1146),
+        a_probe: "SELECT COUNT(*) FROM iso_tmp",
+        a_kept: val("0"),
+    });
+    cases.push(Case {
+        take: "SET time_zone = '+03:00'",
+        prepared: true,
+        b_probe: "SELECT @@session.time_zone",
+        b_clean: default_tz.clone(),
+        a_probe: "SELECT @@session.time_zone",
+        a_kept: val("+03:00"),
+    });
     // Session variables: they follow A and never reach B.
     for take in [
         "SET time_zone = '+03:00'",

@@ -21,7 +21,7 @@ use crate::manager::MyManager;
 use crate::pool::{MyPool, PinReason, PoolMode};
 use crate::session_sql::{analyze_with, rewrite_query, QueryEffect};
 use crate::sql_lexer::lex_with;
-use crate::stmt_cache::{ClientStatements, ClientStmt};
+use crate::stmt_cache::{ClientStatements, ClientStmt, StmtFacts};
 use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
 use maitred_admin::{ClientState, ClientTicket};
@@ -68,7 +68,7 @@ enum Inflight {
     /// A replayable session SET: recorded once the server says OK.
     SessionSet(Vec<u8>),
     /// COM_STMT_PREPARE: the first packet's statement id is replaced by maitred's.
-    Prepare(Arc<[u8]>),
+    Prepare(Arc<[u8]>, StmtFacts),
     /// COM_RESET_CONNECTION: the server dropped its statements.
     ResetConnection,
     /// COM_STMT_FETCH: the cursor may be exhausted.
@@ -522,9 +522,17 @@ impl Relay {
                 }
             }
             command::STMT_PREPARE => {
-                if self.acquire().await? {
+                // The statement's text is read once, here; its executions act on it.
+                let facts = StmtFacts::of(&payload[1..], self.vars.lex_mode());
+                if facts.kills {
+                    self.err_locally(
+                        code::NOT_SUPPORTED,
+                        "42000",
+                        "maitred: KILL cannot be prepared; send KILL [CONNECTION|QUERY] <id> as a query, with the id CONNECTION_ID() shows (maitred's)",
+                    );
+                } else if self.acquire().await? {
                     let sql: Arc<[u8]> = Arc::from(&payload[1..]);
-                    self.forward(&payload, Expect::Prepare, Inflight::Prepare(sql));
+                    self.forward(&payload, Expect::Prepare, Inflight::Prepare(sql, facts));
                 }
             }
             command::STMT_EXECUTE
@@ -1155,13 +1163,16 @@ impl Relay {
             }
             server.rbuf.advance(frame::HEADER_LEN + head);
             server.unread_body = len - head;
-            if let Inflight::Prepare(sql) = &self.inflight {
+            if let Inflight::Prepare(sql, facts) = &self.inflight {
                 let body = &self.cwbuf[start + frame::HEADER_LEN..];
                 if body.first() == Some(&packets::OK) {
                     let ok = stmt::parse_prepare_ok(body).map_err(BackendError::Protocol)?;
-                    let client_id =
-                        self.stmts
-                            .add(ClientStmt::new(sql.clone(), ok.params, ok.columns));
+                    let client_id = self.stmts.add(ClientStmt::with_facts(
+                        sql.clone(),
+                        ok.params,
+                        ok.columns,
+                        *facts,
+                    ));
                     stmt::set_statement_id(&mut self.cwbuf[start + frame::HEADER_LEN..], client_id)
                         .map_err(BackendError::Protocol)?;
                     self.prepared = Some((sql.clone(), ok.statement_id));
