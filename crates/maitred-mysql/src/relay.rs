@@ -668,6 +668,12 @@ impl Relay {
             }
             h.kill();
         }
+        if h.server_thread().is_none() {
+            // The target holds no server connection: nothing runs for it, and nothing
+            // needs one of ours.
+            self.ok_locally();
+            return Ok(Flow::Continue);
+        }
         // Our own server connection first (this may wait): the target's thread is read
         // only once the KILL can go at once, and aimed, so that the target closes that
         // connection instead of handing it over while the KILL is on its way.
