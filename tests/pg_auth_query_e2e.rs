@@ -2,9 +2,10 @@
 //! roles created on the real PostgreSQL with SCRAM and md5 passwords log in through maitred,
 //! which has no `users` entry for them, fetches their secrets with a SECURITY DEFINER lookup
 //! function, checks their passwords and logs in to the server as those same roles (tokio-postgres,
-//! psql, pgbench). Wrong passwords and unknown users get the same 28P01; a changed password takes
-//! over once the cached secret expires; an idle user pool is closed; a lookup that cannot log in
-//! gives 08006; no secret reaches the log.
+//! psql, pgbench). Wrong passwords and unknown users get the same 28P01 (and an unknown user the
+//! same SCRAM salt at every attempt); a changed password takes over once the cached secret
+//! expires; an idle user pool is closed; a lookup that cannot log in or whose query fails gives
+//! 08006 with a message that says nothing of the upstream; no secret reaches the log.
 //!
 //! Needs `MAITRED_TEST_PG_SUPERUSER_URL` (roles and the function are created, and dropped at
 //! the end). The md5 role also needs `MAITRED_TEST_PG_DATADIR` (the test server asks SCRAM of
@@ -450,11 +451,146 @@ async fn a_lookup_that_cannot_log_in_is_08006() {
     let started = Instant::now();
     let (code, message) = refused(m.addr(), "app", "someone", "pw").await;
     assert_eq!(code, SqlState::CONNECTION_FAILURE.code(), "{message}");
-    assert!(
-        message.contains("could not look up user \"someone\"") && message.contains("auth_user"),
-        "{message}"
+    // The client learns only that the lookup failed; the reason is in the log.
+    assert_eq!(
+        message,
+        "maitred: could not verify credentials for user \"someone\": the authentication lookup failed"
     );
-    assert!(!message.contains("lookup-secret-xyz"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(!m.log().contains("lookup-secret-xyz"));
+    let log = m.log();
+    assert!(
+        log.contains("auth_query lookup failed") && log.contains("auth_user"),
+        "{log}"
+    );
+    assert!(!log.contains("lookup-secret-xyz"));
+}
+
+/// maitred with one pool `app` whose lookup logs in as the test server's own user and runs
+/// `query`.
+fn start_with_query(pg_url: &str, query: &str, tag: &str) -> Maitred {
+    let listen = free_addr();
+    let parts = kit::pg_url_parts(pg_url);
+    let upstream = parts.to_string();
+    let user = parts.user.clone().expect("user in MAITRED_TEST_PG_URL");
+    let password = parts.password.clone().unwrap_or_default();
+    let text = format!(
+        "[[pools]]\nname = \"app\"\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\nsize = 1\nauth_user = \"{user}\"\nauth_query = \"{query}\"\n  [[pools.users]]\n  name = \"{user}\"\n  password = \"{password}\"\n"
+    );
+    let dir = std::env::temp_dir().join(format!("maitred-aq-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("config dir");
+    let config = dir.join("maitred.toml");
+    std::fs::write(&config, text).expect("write config");
+    let config = config.display().to_string();
+    tokio::task::block_in_place(|| Maitred::spawn_at(listen, &["--config", config.as_str()]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_auth_query_shows_the_client_no_server_error() {
+    let Some(pg_url) = kit::require_pg() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let m = start_with_query(
+        &pg_url,
+        "SELECT usename, passwd FROM mtd_aq_no_such_table WHERE usename = $1",
+        "badquery",
+    );
+    let (code, message) = refused(m.addr(), "app", "someone", "pw").await;
+    assert_eq!(code, SqlState::CONNECTION_FAILURE.code(), "{message}");
+    assert_eq!(
+        message,
+        "maitred: could not verify credentials for user \"someone\": the authentication lookup failed"
+    );
+    let upstream = kit::pg_url_parts(&pg_url);
+    for leak in [
+        "mtd_aq_no_such_table",
+        "does not exist",
+        upstream.host.as_str(),
+    ] {
+        assert!(
+            !message.contains(leak),
+            "the client is told {leak:?}: {message}"
+        );
+    }
+    let log = m.log();
+    assert!(
+        log.contains("mtd_aq_no_such_table"),
+        "the log has the reason:\n{log}"
+    );
+}
+
+/// The salt of maitred's SCRAM server-first message for `user`, from a raw login that hangs up
+/// after it.
+fn scram_salt(addr: SocketAddr, user: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut body = 196_608u32.to_be_bytes().to_vec();
+    for part in ["user", user, "database", "app", ""] {
+        body.extend_from_slice(part.as_bytes());
+        body.push(0);
+    }
+    let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    msg.extend_from_slice(&body);
+    s.write_all(&msg).expect("startup");
+    let read = |s: &mut std::net::TcpStream| {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head).expect("header");
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0u8; len - 4];
+        s.read_exact(&mut body).expect("body");
+        (head[0], body)
+    };
+    let (tag, body) = read(&mut s);
+    assert_eq!(
+        (tag, &body[..4]),
+        (b'R', &10u32.to_be_bytes()[..]),
+        "AuthenticationSASL"
+    );
+    let first = b"n,,n=,r=fyko+d2lbbFgONRv9qkxdawL";
+    let mech = b"SCRAM-SHA-256\0";
+    let mut msg = vec![b'p'];
+    msg.extend_from_slice(&((4 + mech.len() + 4 + first.len()) as u32).to_be_bytes());
+    msg.extend_from_slice(mech);
+    msg.extend_from_slice(&(first.len() as u32).to_be_bytes());
+    msg.extend_from_slice(first);
+    s.write_all(&msg).expect("client-first");
+    let (tag, body) = read(&mut s);
+    assert_eq!(
+        (tag, &body[..4]),
+        (b'R', &11u32.to_be_bytes()[..]),
+        "SASLContinue"
+    );
+    let text = String::from_utf8_lossy(&body[4..]).into_owned();
+    text.split(',')
+        .find_map(|a| a.strip_prefix("s="))
+        .unwrap_or_else(|| panic!("no salt in {text}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_auth_query_user_sees_the_same_salt_every_time() {
+    let Some(pg_url) = kit::require_pg() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    // No row for anyone: every user is unknown.
+    let m = start_with_query(&pg_url, "SELECT $1::text, NULL::text WHERE false", "nobody");
+    let addr = m.addr();
+    let salts = tokio::task::block_in_place(|| {
+        [
+            scram_salt(addr, "mtd_aq_nobody"),
+            // The second attempt is answered from the cached "no such user".
+            scram_salt(addr, "mtd_aq_nobody"),
+            scram_salt(addr, "mtd_aq_nobody_else"),
+        ]
+    });
+    assert_eq!(salts[0], salts[1], "same unknown name, same salt");
+    assert_ne!(salts[0], salts[2], "each name its own salt");
+    // After the negative cache entry expired (at most 5 s), still the same salt.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    let again = tokio::task::block_in_place(|| scram_salt(addr, "mtd_aq_nobody"));
+    assert_eq!(salts[0], again);
 }

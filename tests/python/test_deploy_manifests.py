@@ -90,3 +90,41 @@ def test_helm_chart_renders_valid_manifests(values: dict) -> None:
         )
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image == "registry.example.com/maitred:0.1.0", image
+
+
+def _rendered(values: dict) -> dict[str, list[dict]]:
+    with helm.Chart.load(str(CHART)) as chart:
+        rendered = chart.render(values, name="t", namespace="default")
+    return {
+        path: [d for d in yaml.safe_load_all(text) if d]
+        for path, text in rendered.items()
+        if path.endswith(".yaml") and text.strip()
+    }
+
+
+def _one(rendered: dict[str, list[dict]], kind: str) -> dict:
+    return next(d for docs in rendered.values() for d in docs if d["kind"] == kind)
+
+
+def test_helm_admin_detail_surface_is_loopback_only_unless_a_token_secret_is_given() -> None:
+    """The chart binds the admin endpoint on 0.0.0.0 for the probes; /pools stays on
+    loopback (no detail_token) unless adminDetailToken names a Secret, whose key then
+    reaches maitred as MAITRED_ADMIN_DETAIL_TOKEN."""
+    import tomllib
+
+    rendered = _rendered({})
+    config = tomllib.loads(_one(rendered, "ConfigMap")["data"]["maitred.toml"])
+    assert config["admin"]["listen"].startswith("0.0.0.0:"), config["admin"]
+    assert "detail_token" not in config["admin"], config["admin"]
+    env = _one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert all(e["name"] != "MAITRED_ADMIN_DETAIL_TOKEN" for e in env), env
+
+    values = {"adminDetailToken": {"secretName": "maitred-admin", "key": "token"}}
+    rendered = _rendered(values)
+    for path, docs in rendered.items():
+        validate_all(docs, path)
+    config = tomllib.loads(_one(rendered, "ConfigMap")["data"]["maitred.toml"])
+    assert config["admin"]["detail_token"] == "${MAITRED_ADMIN_DETAIL_TOKEN}"
+    env = _one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    token = next(e for e in env if e["name"] == "MAITRED_ADMIN_DETAIL_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "maitred-admin", "key": "token"}

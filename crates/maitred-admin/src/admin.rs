@@ -1,5 +1,6 @@
 //! [`Admin`]: the observers of every pool plus the daemon's lifecycle flags.
 
+use crate::access::DetailToken;
 use crate::console::Console;
 use crate::control::{ControlChannel, ControlRequest};
 use crate::metrics::Exporter;
@@ -26,6 +27,8 @@ pub struct Admin {
     console: Console,
     /// Why the last configuration reload was refused, until a reload succeeds.
     reload_error: Mutex<Option<String>>,
+    /// The bearer token that opens the HTTP detail surface to non-loopback peers.
+    detail_token: DetailToken,
 }
 
 impl std::fmt::Debug for Admin {
@@ -49,6 +52,7 @@ impl Default for Admin {
             control: ControlChannel::default(),
             console: Console::default(),
             reload_error: Mutex::new(None),
+            detail_token: DetailToken::default(),
         }
     }
 }
@@ -56,6 +60,12 @@ impl Default for Admin {
 impl Admin {
     pub fn new() -> Arc<Admin> {
         Arc::new(Admin::default())
+    }
+
+    /// The `[admin] detail_token` (set at start and after each reload) and the access rule
+    /// of the HTTP endpoint's detail surface.
+    pub fn detail_token(&self) -> &DetailToken {
+        &self.detail_token
     }
 
     /// Adds a pool; it shows in `/metrics`, `/pools` and readiness from now on.

@@ -6,7 +6,12 @@
 //! - `GET /readyz`: 200 `ready`, or 503 with the reason (starting, draining, a server
 //!   unreachable).
 //! - `GET /pools`: JSON array, one object per pool.
+//!
+//! The first three are the probe surface, answered to anyone; `/pools` and every other path
+//! are the detail surface, answered only to loopback peers or with the bearer token
+//! ([`crate::access`]); others get 403.
 
+use crate::access::{self, Access};
 use crate::Admin;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,8 +69,8 @@ impl Response {
     }
 }
 
-/// Answers one request line (`GET /path HTTP/1.1`).
-pub fn route(admin: &Admin, request_line: &str) -> Response {
+/// Answers one request line (`GET /path HTTP/1.1`) for a client allowed `access`.
+pub fn route(admin: &Admin, request_line: &str, access: Access) -> Response {
     let mut parts = request_line.split_ascii_whitespace();
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
         return Response::text(400, "bad request\n");
@@ -74,6 +79,13 @@ pub fn route(admin: &Admin, request_line: &str) -> Response {
         return Response::text(405, "only GET and HEAD\n");
     }
     let path = target.split('?').next().unwrap_or(target);
+    if access == Access::Probes && !access::is_probe(path) {
+        return Response::text(
+            403,
+            "forbidden: from this address only /metrics, /healthz and /readyz answer; the \
+             rest answers on loopback or with the [admin] detail_token as a bearer token\n",
+        );
+    }
     match path {
         "/metrics" => Response {
             status: 200,
@@ -105,6 +117,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
@@ -113,7 +126,19 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// The value of header `name` (case-insensitive) in a request head, if present.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+}
+
 async fn handle(mut stream: TcpStream, admin: &Admin) -> std::io::Result<()> {
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
     let mut head = Vec::with_capacity(512);
     let complete = tokio::time::timeout(READ_TIMEOUT, async {
         let mut buf = [0u8; 1024];
@@ -136,7 +161,10 @@ async fn handle(mut stream: TcpStream, admin: &Admin) -> std::io::Result<()> {
         Ok(Ok(true)) => {
             let text = String::from_utf8_lossy(&head);
             let line = text.lines().next().unwrap_or("");
-            route(admin, line)
+            let access = admin
+                .detail_token()
+                .access(peer, header(&text, "authorization"));
+            route(admin, line, access)
         }
         Ok(Ok(false)) => Response::text(431, "request head too large\n"),
         Ok(Err(e)) => return Err(e),
@@ -173,18 +201,67 @@ mod tests {
         let admin = Admin::new();
         let pool = Arc::new(FakePool::default());
         admin.register(pool.clone());
-        assert_eq!(route(&admin, "GET /healthz HTTP/1.1").body, "ok\n");
-        assert_eq!(route(&admin, "GET /readyz HTTP/1.1").status, 503);
+        assert_eq!(
+            route(&admin, "GET /healthz HTTP/1.1", Access::Detail).body,
+            "ok\n"
+        );
+        assert_eq!(
+            route(&admin, "GET /readyz HTTP/1.1", Access::Detail).status,
+            503
+        );
         admin.set_listening();
         pool.connects.store(1, Ordering::SeqCst);
-        assert_eq!(route(&admin, "GET /readyz?verbose HTTP/1.1").status, 200);
-        assert_eq!(route(&admin, "GET /nope HTTP/1.1").status, 404);
-        assert_eq!(route(&admin, "POST /metrics HTTP/1.1").status, 405);
-        assert_eq!(route(&admin, "").status, 400);
-        let pools = route(&admin, "GET /pools HTTP/1.1");
+        assert_eq!(
+            route(&admin, "GET /readyz?verbose HTTP/1.1", Access::Detail).status,
+            200
+        );
+        assert_eq!(
+            route(&admin, "GET /nope HTTP/1.1", Access::Detail).status,
+            404
+        );
+        assert_eq!(
+            route(&admin, "POST /metrics HTTP/1.1", Access::Detail).status,
+            405
+        );
+        assert_eq!(route(&admin, "", Access::Detail).status, 400);
+        let pools = route(&admin, "GET /pools HTTP/1.1", Access::Detail);
         assert_eq!(pools.content_type, "application/json");
         let v: serde_json::Value = serde_json::from_str(&pools.body).expect("json");
         assert_eq!(v[0]["protocol"], "postgres");
+    }
+
+    #[test]
+    fn only_probes_answer_without_detail_access() {
+        let admin = Admin::new();
+        admin.register(Arc::new(FakePool::default()));
+        for path in ["/metrics", "/healthz", "/readyz"] {
+            let r = route(&admin, &format!("GET {path} HTTP/1.1"), Access::Probes);
+            assert_ne!(r.status, 403, "{path}");
+        }
+        for path in ["/pools", "/pools?x", "/nope", "/"] {
+            let r = route(&admin, &format!("GET {path} HTTP/1.1"), Access::Probes);
+            assert_eq!(r.status, 403, "{path}");
+            assert!(!r.body.contains("postgres"), "{}", r.body);
+        }
+        assert_eq!(
+            route(&admin, "GET /pools HTTP/1.1", Access::Detail).status,
+            200
+        );
+    }
+
+    #[test]
+    fn headers_are_found_case_insensitively_in_the_head_only() {
+        let head = "GET /pools HTTP/1.1\r\nHost: x\r\nauthorization:  Bearer abc \r\n\r\nAuthorization: Bearer body\r\n";
+        assert_eq!(header(head, "Authorization"), Some("Bearer abc"));
+        assert_eq!(
+            header("GET / HTTP/1.1\r\nHost: x\r\n\r\n", "authorization"),
+            None
+        );
+        assert_eq!(
+            header("Authorization: Bearer x\r\n\r\n", "authorization"),
+            None,
+            "not the request line"
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! maitred's admin endpoint, protocol-agnostic: it sees pools only through the
 //! [`PoolObserver`] trait, which each protocol's wiring in the binary implements.
 //!
+//! - `access.rs`: the HTTP endpoint's two surfaces: probes (`/metrics`, `/healthz`,
+//!   `/readyz`) for anyone, detail (`/pools`, the rest) for loopback peers or a bearer token.
 //! - `observer.rs`: [`PoolObserver`], what the admin endpoint asks of a pool.
 //! - `admin.rs`: [`Admin`], the registry of observers plus the daemon's lifecycle
 //!   (listening, draining), readiness, `/pools` JSON and the drain wait.
@@ -14,11 +16,12 @@
 //! - `reach.rs`: whether a pool's server is currently reachable, from its counters.
 //! - `metrics.rs`: the Prometheus text of `/metrics` (metrics-exporter-prometheus).
 //! - `http.rs`: a minimal HTTP/1.1 GET server for `/metrics`, `/healthz`, `/readyz`,
-//!   `/pools`.
+//!   `/pools`, with each request's [`access::Access`].
 //!
 //! Metric names, endpoints and the drain sequence are described in docs/operations.md.
 #![forbid(unsafe_code)]
 
+pub mod access;
 mod admin;
 pub mod clients;
 pub mod console;

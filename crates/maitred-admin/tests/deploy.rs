@@ -2,7 +2,8 @@
 //! the Kubernetes manifests wire readiness to /readyz, liveness to /healthz and a preStop
 //! drain, the shared ConfigMap's maitred.toml loads and validates, the Helm chart's
 //! templates only use values that values.yaml defines, the Grafana dashboard only queries
-//! metrics maitred exports, and the systemd unit and Dockerfile have their key lines.
+//! metrics maitred exports, the systemd unit and Dockerfile have their key lines, and every
+//! shipped admin endpoint answers /pools only on loopback while its probes reach the network.
 //! (`helm template` and kubeconform are not installed here; see docs/kubernetes.md.)
 
 use maitred_admin::{Admin, PoolObserver};
@@ -349,4 +350,151 @@ fn dockerfile_is_multi_stage_non_root_with_ports_and_entrypoint() {
         .find(|l| l.starts_with("ENTRYPOINT"))
         .expect("ENTRYPOINT");
     assert!(entry.contains("\"maitred\""));
+}
+
+// ---------------------------------------------------------------------------
+// The admin endpoint of the shipped deployments: probes for the network, detail on loopback
+
+/// GET `path` from `addr`: the status code.
+async fn status_of(addr: SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut got = String::new();
+    s.read_to_string(&mut got).await.expect("read");
+    got.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {got:?}"))
+}
+
+/// This host's address on its default route, if it has one that is not loopback.
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+/// Serves the admin endpoint as the daemon does for an `[admin]` table (address family
+/// and port aside: 0.0.0.0 on a free port), and checks what a peer on another address and a
+/// loopback peer get.
+async fn assert_pools_only_on_loopback(admin_config: &maitred_config::AdminConfig, origin: &str) {
+    assert!(
+        admin_config.listen.ip().is_unspecified(),
+        "{origin}: the probes must reach the kubelet and Prometheus (admin on 0.0.0.0)"
+    );
+    assert!(
+        admin_config.detail_token.is_none(),
+        "{origin}: no detail token by default"
+    );
+    let admin = Admin::new();
+    admin.register(Arc::new(PgLike));
+    admin.detail_token().set(
+        admin_config
+            .detail_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
+    );
+    let listener = maitred_admin::http::bind(SocketAddr::from(([0, 0, 0, 0], 0)))
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(maitred_admin::http::serve(listener, admin));
+    let loopback = SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(
+        status_of(loopback, "/pools").await,
+        200,
+        "{origin}: loopback"
+    );
+    match non_loopback_ip() {
+        Some(ip) => {
+            let outside = SocketAddr::new(ip, port);
+            for path in ["/metrics", "/healthz", "/readyz"] {
+                let status = status_of(outside, path).await;
+                assert!(
+                    status == 200 || status == 503,
+                    "{origin}: {path} from {ip}: {status}"
+                );
+            }
+            assert_eq!(
+                status_of(outside, "/pools").await,
+                403,
+                "{origin}: /pools from {ip}"
+            );
+        }
+        None => eprintln!("{origin}: no non-loopback address here; only loopback checked"),
+    }
+    server.abort();
+}
+
+#[tokio::test]
+async fn shipped_configs_answer_pools_only_on_loopback() {
+    // shared.yaml: the ConfigMap's maitred.toml.
+    let docs = yaml_docs("kubernetes/shared.yaml");
+    let toml = kind(&docs, "ConfigMap")["data"]["maitred.toml"]
+        .as_str()
+        .expect("maitred.toml");
+    let config = maitred_config::parse_str_with_env(toml, [("APP_DB_PASSWORD", "pw")])
+        .expect("maitred.toml loads");
+    assert_pools_only_on_loopback(config.admin.as_ref().expect("[admin]"), "shared.yaml").await;
+
+    // sidecar.yaml and the Dockerfile: one-line mode, `MAITRED_ADMIN=0.0.0.0:9930`, which
+    // has no token: the same [admin] as AdminConfig::new.
+    let docs = yaml_docs("kubernetes/sidecar.yaml");
+    let env = container(kind(&docs, "Deployment"), "maitred")["env"]
+        .as_sequence()
+        .expect("env")
+        .clone();
+    let admin_env = env
+        .iter()
+        .find(|e| e["name"].as_str() == Some("MAITRED_ADMIN"))
+        .and_then(|e| e["value"].as_str())
+        .expect("MAITRED_ADMIN");
+    let dockerfile = read("Dockerfile");
+    assert!(dockerfile.contains("MAITRED_ADMIN=0.0.0.0:9930"));
+    for (origin, listen) in [("sidecar.yaml", admin_env), ("Dockerfile", "0.0.0.0:9930")] {
+        let admin = maitred_config::AdminConfig::new(listen.parse().expect("address"));
+        assert_pools_only_on_loopback(&admin, origin).await;
+    }
+
+    // Nothing shipped opens the detail surface with a token written in the files.
+    for rel in [
+        "kubernetes/shared.yaml",
+        "kubernetes/sidecar.yaml",
+        "Dockerfile",
+        "helm/maitred/values.yaml",
+    ] {
+        let text = read(rel);
+        assert!(
+            !text.contains("MAITRED_ADMIN__DETAIL_TOKEN"),
+            "{rel}: a detail token from the environment, without a Secret"
+        );
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.starts_with("detail_token") {
+                panic!("{rel}: an uncommented detail_token: {line}");
+            }
+        }
+    }
+    // The chart sets one only from a Secret it is given.
+    let values = &yaml_docs("helm/maitred/values.yaml")[0];
+    assert_eq!(values["adminDetailToken"]["secretName"].as_str(), Some(""));
+    let configmap = read("helm/maitred/templates/configmap.yaml");
+    let guarded = "{{- if .Values.adminDetailToken.secretName }}\n    detail_token = \"${MAITRED_ADMIN_DETAIL_TOKEN}\"\n    {{- end }}";
+    assert!(
+        configmap.contains(guarded),
+        "configmap.yaml: detail_token unguarded"
+    );
+    assert_eq!(configmap.matches("detail_token").count(), 1);
+    let deployment = read("helm/maitred/templates/deployment.yaml");
+    assert!(deployment.contains(
+        "name: MAITRED_ADMIN_DETAIL_TOKEN\n              valueFrom:\n                secretKeyRef:"
+    ));
 }

@@ -43,14 +43,22 @@ pub struct AdminConfig {
     /// passwords are plaintext or SCRAM secrets. None: no console.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
+    /// Bearer token that opens the HTTP endpoint's detail surface (`/pools` and every path
+    /// but `/metrics`, `/healthz`, `/readyz`) to peers that are not on loopback: they send
+    /// `Authorization: Bearer <token>`. None (the default): the detail surface answers only
+    /// loopback peers, whatever address `listen` binds. At least 16 characters; write it as
+    /// `${VAR}` to keep it out of the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail_token: Option<Secret>,
 }
 
 impl AdminConfig {
-    /// An admin endpoint on `listen` without console users.
+    /// An admin endpoint on `listen` without console users or detail token.
     pub fn new(listen: SocketAddr) -> AdminConfig {
         AdminConfig {
             listen,
             users: Vec::new(),
+            detail_token: None,
         }
     }
 }

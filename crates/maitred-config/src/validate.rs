@@ -9,6 +9,9 @@ use std::time::Duration;
 use crate::model::{ClientAuth, Config, PoolConfig};
 use crate::secret::PasswordKind;
 
+/// The shortest `[admin] detail_token` accepted.
+pub const MIN_DETAIL_TOKEN_CHARS: usize = 16;
+
 impl Config {
     /// Checks the configuration, returning every problem found.
     pub fn validate(&self) -> Result<(), Vec<String>> {
@@ -41,6 +44,18 @@ impl Config {
         self.validate_addresses(&mut problems);
         if let Some(admin) = &self.admin {
             validate_admin_users(&admin.users, &mut problems);
+            if let Some(token) = &admin.detail_token {
+                // Counted in characters; the value itself is never shown.
+                if token.expose().trim().chars().count() < MIN_DETAIL_TOKEN_CHARS {
+                    problems.push(format!(
+                        "admin.detail_token must have at least {MIN_DETAIL_TOKEN_CHARS} characters (is its ${{VAR}} set?); leave the key out to keep /pools on loopback only"
+                    ));
+                } else if token.expose().chars().any(char::is_whitespace) {
+                    problems.push(
+                        "admin.detail_token must not contain spaces or other whitespace (it travels in an HTTP header)".to_owned(),
+                    );
+                }
+            }
         }
 
         if problems.is_empty() {

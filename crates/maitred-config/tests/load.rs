@@ -351,3 +351,31 @@ fn one_line_config_logs_in_as_the_upstream_user() {
         Some("pw")
     );
 }
+
+#[test]
+fn admin_detail_token_from_a_variable_or_an_override() {
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:9930\"\ndetail_token = \"${{ADMIN_TOKEN}}\"\n{MINIMAL}"
+    );
+    let config = parse_str_with_env(&text, [("ADMIN_TOKEN", "token-from-a-secret-0123")]).unwrap();
+    let token = config.admin.and_then(|a| a.detail_token);
+    assert_eq!(
+        token.as_ref().map(|t| t.expose()),
+        Some("token-from-a-secret-0123")
+    );
+    assert_eq!(format!("{token:?}"), "Some(***)");
+    let text = format!("[admin]\nlisten = \"127.0.0.1:9930\"\n{MINIMAL}");
+    let config = parse_str_with_env(
+        &text,
+        [("MAITRED_ADMIN__DETAIL_TOKEN", "token-from-the-environment")],
+    )
+    .unwrap();
+    assert_eq!(
+        config
+            .admin
+            .and_then(|a| a.detail_token)
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
+        Some("token-from-the-environment".to_owned())
+    );
+}

@@ -33,6 +33,7 @@ fn fully_populated() -> Config {
                 server_user: None,
                 server_password: None,
             }],
+            detail_token: Some(Secret::new("a-long-enough-detail-token".to_owned())),
         }),
         runtime: RuntimeConfig {
             workers: 2,
@@ -145,7 +146,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 45, "{paths:#?}");
+    assert_eq!(paths.len(), 46, "{paths:#?}");
 }
 
 #[test]

@@ -315,3 +315,27 @@ fn auth_user_needs_a_plaintext_password() {
     let config: Config = parse_str_with_env(&text, NO_ENV).unwrap();
     assert_eq!(config.validate(), Ok(()));
 }
+
+#[test]
+fn admin_detail_token_must_be_long_and_never_shown() {
+    let base = pool("a", "127.0.0.1:6432", "");
+    let with = |token: &str| {
+        format!("[admin]\nlisten = \"127.0.0.1:9930\"\ndetail_token = \"{token}\"\n{base}")
+    };
+    let found = problems(&with("short-tok"));
+    assert!(has(&found, &["admin.detail_token", "16"]), "{found:#?}");
+    assert!(!found.iter().any(|p| p.contains("short-tok")), "{found:#?}");
+    let found = problems(&with(""));
+    assert!(
+        has(&found, &["admin.detail_token"]),
+        "an empty ${{VAR}}: {found:#?}"
+    );
+    let found = problems(&with("a token with spaces in it"));
+    assert!(
+        has(&found, &["admin.detail_token", "whitespace"]),
+        "{found:#?}"
+    );
+    let config = parse_str_with_env(&with("0123456789abcdef-long-enough"), NO_ENV).unwrap();
+    assert_eq!(config.validate(), Ok(()));
+    assert!(!format!("{config:?}").contains("0123456789abcdef"));
+}

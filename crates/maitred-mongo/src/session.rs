@@ -1,6 +1,14 @@
 //! One client connection: reads whole messages, answers hello and SASL itself, enforces
 //! authentication, and hands every other command to [`crate::relay`].
 //!
+//! Before a client has authenticated (in a pool with client authentication) it gets no
+//! server connection: everything it may send is answered by maitred itself (hello, SASL,
+//! `ping`, `endSessions`, `logout`) or refused with 13 `Unauthorized`. Until then its
+//! messages are capped at [`crate::limits::MAX_MESSAGE_BEFORE_AUTH`] and the login
+//! deadline runs (`session/time_limits.rs`). The one server contact an unauthenticated
+//! client can cause is the pool learning the server's hello facts on the first hello of
+//! its life (see [`Session::server_info`]).
+//!
 //! Spec: <https://github.com/mongodb/specifications/blob/master/source/auth/auth.md>.
 
 use crate::auth::scram::{client_first_user, Mechanism, ScramKeys, ScramServer};
@@ -29,11 +37,12 @@ mod time_limits;
 
 static NEXT_CONNECTION_ID: AtomicI64 = AtomicI64::new(1);
 
-/// Commands forwarded or answered before authentication, besides the handshake and SASL
-/// ones answered locally: what current MongoDB servers allow unauthenticated. `buildInfo`
-/// (the server's version and build) needs authentication on MongoDB 7+, and `getnonce` is gone
-/// since 6.0, so both get 13 Unauthorized like every other command.
-const ALLOWED_BEFORE_AUTH: &[&str] = &["ping", "endSessions"];
+/// Commands answered (`{ok: 1}`, by maitred itself, never forwarded) before
+/// authentication, besides the handshake and SASL ones: what current MongoDB servers
+/// allow unauthenticated. `buildInfo` (the server's version and build) needs
+/// authentication on MongoDB 7+, and `getnonce` is gone since 6.0, so both get 13
+/// Unauthorized like every other command.
+const ANSWERED_BEFORE_AUTH: &[&str] = &["ping", "endSessions"];
 
 /// A SASL conversation in progress.
 struct Conversation {
@@ -75,8 +84,9 @@ pub struct Session {
     /// This client's place under the pool's max_clients; `None`: over it, refused at its
     /// first request.
     slot: Option<ClientSlot>,
-    /// Until the first request: when the client is out of time to send it.
-    login_deadline: Option<tokio::time::Instant>,
+    /// Until the client is authenticated (in a pool without client authentication:
+    /// until its first request): when it is out of time to log in.
+    login_deadline: time_limits::LoginDeadline,
     /// How long the client has been idle (or idle in a transaction).
     clock: ClientClock,
     /// The pool requires TLS and this client came in plain: its first request is refused.
@@ -98,7 +108,7 @@ impl Session {
         });
         Session {
             slot: pool.client_count.try_admit(),
-            login_deadline: Some(tokio::time::Instant::now() + pool.limits.login_timeout),
+            login_deadline: time_limits::LoginDeadline::start(pool.limits.login_timeout),
             clock: ClientClock::default(),
             ticket,
             client,
@@ -143,14 +153,18 @@ impl Session {
         self.cleanup().await;
     }
 
+    /// The largest message accepted now: the configured maximum, and the server's own
+    /// limit once known; before authentication, the small cap of
+    /// [`crate::limits::request_limit`].
     fn max_message(&self) -> usize {
-        // The configured maximum, and the server's own limit once known.
-        self.pool
+        let max = self
+            .pool
             .pool
             .manager()
             .server_max_message_size()
             .unwrap_or(self.pool.max_message_size)
-            .min(self.pool.max_message_size)
+            .min(self.pool.max_message_size);
+        crate::limits::request_limit(self.authenticated, max)
     }
 
     async fn serve(&mut self) -> Result<(), SessionError> {
@@ -190,7 +204,6 @@ impl Session {
                 }
                 self.ticket.traffic().received(n);
             };
-            self.request_received();
             let kind = if h.op_code == OpCode::Query {
                 ReplyKind::Legacy
             } else {
@@ -211,12 +224,9 @@ impl Session {
             }
             self.reply_compressor = None;
             let (h, msg) = if h.op_code == OpCode::Compressed {
-                let inner = compressed::decompress(&msg, max)?;
-                let c = Compressor::from_id(msg[crate::codec::HEADER_LEN + 8])
-                    .filter(|c| self.compressors.contains(c))
-                    .ok_or(crate::codec::CodecError::Malformed(
-                        "OP_COMPRESSED with a compressor not negotiated in hello",
-                    ))?;
+                let Some((c, inner)) = self.decompress_request(h, &msg, max).await? else {
+                    return Ok(());
+                };
                 self.reply_compressor = Some(c);
                 let h = Header::peek(&inner, max)?
                     .ok_or(crate::codec::CodecError::Malformed("OP_COMPRESSED"))?;
@@ -224,6 +234,12 @@ impl Session {
             } else {
                 (h, msg)
             };
+            let plain_hello = !self.authenticated && plain_hello(h.op_code, &msg);
+            if self.request_received(plain_hello) {
+                // Out of time to log in, however many handshake messages keep coming.
+                self.limit_reached();
+                return Ok(());
+            }
             if maitred_pool::shutdown::started() && !self.allowed_while_draining(h.op_code, &msg) {
                 return self.refuse_while_draining(h, &msg).await;
             }
@@ -295,13 +311,53 @@ impl Session {
     ) -> Result<Option<(Header, BytesMut)>, SessionError> {
         match decode_frame(&mut self.crbuf, max) {
             Err(crate::codec::CodecError::TooLarge { len, max }) => {
-                tracing::info!(pool = %self.pool.name, len, max, "client message over max_message_size");
                 let id = crate::limits::request_id(&self.crbuf);
-                let doc = crate::limits::message_too_large(&self.pool.name, len, max);
-                let _ = self.reply(ReplyKind::Msg, id, &doc).await;
-                Err(crate::codec::CodecError::TooLarge { len, max }.into())
+                self.refuse_too_large(id, len, max).await
             }
             r => Ok(r?),
+        }
+    }
+
+    /// Answers a message over `max` with 10334 and ends the session.
+    async fn refuse_too_large<T>(
+        &mut self,
+        request_id: i32,
+        len: usize,
+        max: usize,
+    ) -> Result<T, SessionError> {
+        let doc = if self.authenticated {
+            tracing::info!(pool = %self.pool.name, len, max, "client message over max_message_size");
+            crate::limits::message_too_large(&self.pool.name, len, max)
+        } else {
+            tracing::info!(pool = %self.pool.name, len, max, "client message over the limit before authentication");
+            crate::limits::message_too_large_before_auth(&self.pool.name, len, max)
+        };
+        let _ = self.reply(ReplyKind::Msg, request_id, &doc).await;
+        Err(crate::codec::CodecError::TooLarge { len, max }.into())
+    }
+
+    /// The message inside a client's OP_COMPRESSED, and its compressor. The compressor must
+    /// be one negotiated in hello on this connection and the declared size within `max`,
+    /// both checked before anything is decompressed; otherwise the client gets 17
+    /// `ProtocolError` (`None`: the session ends) or 10334 (an error).
+    async fn decompress_request(
+        &mut self,
+        h: Header,
+        msg: &[u8],
+        max: usize,
+    ) -> Result<Option<(Compressor, BytesMut)>, SessionError> {
+        match compressed::decompress_negotiated(msg, &self.compressors, max) {
+            Ok(r) => Ok(Some(r)),
+            Err(crate::codec::CodecError::NotNegotiated(id)) => {
+                tracing::info!(pool = %self.pool.name, compressor = id, "client refused: OP_COMPRESSED with a compressor not negotiated in hello");
+                let doc = crate::limits::compressor_not_negotiated(id, &self.compressors);
+                let _ = self.reply(ReplyKind::Msg, h.request_id, &doc).await;
+                Ok(None)
+            }
+            Err(crate::codec::CodecError::TooLarge { len, max }) => {
+                self.refuse_too_large(h.request_id, len, max).await
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -324,8 +380,14 @@ impl Session {
             Some(self.sasl_continue(parsed.body))
         } else if name == "logout" {
             // Never forwarded: it would log the shared server connection out.
+            let was_authenticated = self.authenticated;
             self.authenticated = !self.pool.requires_auth();
             self.user = None;
+            if was_authenticated && !self.authenticated {
+                // Logged out: a new login, in its own time (a client that never logged in
+                // keeps its deadline, however many logouts it sends).
+                self.login_deadline.restart(self.pool.limits.login_timeout);
+            }
             Some(hello::ok())
         } else if name == "authenticate" {
             Some(error_doc(
@@ -335,10 +397,9 @@ impl Session {
                 &[],
             ))
         } else if !self.authenticated {
-            if name == "endSessions" {
+            // Nothing before authentication reaches a server connection.
+            if ANSWERED_BEFORE_AUTH.contains(&name) {
                 Some(hello::ok())
-            } else if ALLOWED_BEFORE_AUTH.contains(&name) {
-                None
             } else {
                 Some(unauthorized(name))
             }
@@ -436,7 +497,10 @@ impl Session {
             .map_err(SessionError::ClientIo)
     }
 
-    /// The server's hello facts; opens a server connection to learn them the first time.
+    /// The server's hello facts; opens a server connection to learn them the first time
+    /// (once in the pool's life, whoever asks: drivers' monitoring connections never
+    /// authenticate, and their hellos need these facts). The connection is not used for the
+    /// client's request and stays in the pool.
     async fn server_info(&self) -> Result<ServerInfo, RawDocumentBuf> {
         if let Some(info) = self.pool.pool.manager().server_info() {
             return Ok(info);
@@ -523,7 +587,7 @@ impl Session {
             .map(|k| k.for_mechanism(mechanism).clone());
         let keys = known
             .clone()
-            .unwrap_or_else(|| ScramKeys::unknown_user(mechanism));
+            .unwrap_or_else(|| ScramKeys::unknown_user(mechanism, &user));
         match ScramServer::start(keys, &payload) {
             Ok((server, first)) => {
                 self.conversation = Some(Conversation {
@@ -554,6 +618,7 @@ impl Session {
         match conv.server.finish(&payload) {
             Ok(fin) if conv.known_user => {
                 self.authenticated = true;
+                self.login_deadline.authenticated();
                 self.user = Some(conv.user);
                 rawdoc! {
                     "conversationId": 1,
@@ -578,6 +643,26 @@ impl Session {
             .fetch_add(1, Ordering::Relaxed);
         tracing::info!(pool = %self.pool.name, "client authentication failed");
         auth_failed()
+    }
+}
+
+/// Whether a request is a hello or isMaster with no login in it (no
+/// `speculativeAuthenticate`, no `saslSupportedMechs`): what drivers' monitoring
+/// connections send (see `session/time_limits.rs`).
+fn plain_hello(op: OpCode, msg: &[u8]) -> bool {
+    let plain = |body: &RawDocument| {
+        let name = body.iter().next().and_then(|e| e.ok()).map(|(k, _)| k);
+        name.is_some_and(|n| hello::hello_kind(n).is_some())
+            && !matches!(body.get("speculativeAuthenticate"), Ok(Some(_)))
+            && !matches!(body.get("saslSupportedMechs"), Ok(Some(_)))
+    };
+    match op {
+        OpCode::Msg => op_msg::parse(msg).is_ok_and(|m| plain(m.body)),
+        OpCode::Query => parse_query(msg).is_ok_and(|q| {
+            let body = q.query.get_document("$query").unwrap_or(q.query);
+            q.is_command() && plain(body)
+        }),
+        _ => false,
     }
 }
 

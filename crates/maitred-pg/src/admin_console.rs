@@ -86,7 +86,16 @@ async fn login(
         .and_then(|pw| Credentials::from_configured(&user, &pw).ok());
     let mut o = BytesMut::new();
     // Non-admin and unknown users fail like a wrong password (same exchange, same step).
-    match authenticate_user(stream, buf, ClientAuth::ScramSha256, creds.as_ref(), true).await {
+    match authenticate_user(
+        stream,
+        buf,
+        ClientAuth::ScramSha256,
+        &user,
+        creds.as_ref(),
+        true,
+    )
+    .await
+    {
         Ok(()) => {}
         Err(SessionError::Auth(_)) => {
             tracing::info!(user = %user, "admin console authentication failed");

@@ -24,6 +24,9 @@ use tokio::net::TcpStream;
 pub const MAX_SERVER_MESSAGE: usize = 1 << 30;
 /// How long a reset (drain, ROLLBACK, DISCARD ALL) may take before the connection is closed.
 const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+/// After cancelling a departed client's query, how long the reset waits for its end before
+/// cancelling again (a cancel that arrives before the query started is ignored).
+const RECANCEL_AFTER: Duration = Duration::from_millis(500);
 
 /// A logged-in server connection and what the relay knows about its state.
 pub struct ServerConn {
@@ -288,9 +291,10 @@ impl ServerConn {
     }
 
     async fn reset_inner(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
-        if self.pending_sync > 0 {
-            // A query of a departed client may still be running: cancel it, then drain.
-            let _ = crate::cancel::send_cancel(target, self.process_id, self.secret_key).await;
+        // A query of a departed client may still be running: cancel it, then drain.
+        let cancelled = self.pending_sync > 0;
+        if cancelled {
+            self.cancel_and_wait(target).await?;
         }
         self.skip_unread_body().await?;
         let mut out = BytesMut::new();
@@ -302,7 +306,11 @@ impl ServerConn {
         if !out.is_empty() {
             self.stream.write_all(&out).await?;
         }
-        self.drain().await?;
+        if cancelled {
+            self.drain_cancelling(target).await?;
+        } else {
+            self.drain().await?;
+        }
         if self.tx_status != b'I' {
             self.simple_query("ROLLBACK").await?;
         }
@@ -318,6 +326,35 @@ impl ServerConn {
         Ok(())
     }
 
+    /// Cancels what runs on this connection and returns once the server has acted on the
+    /// request. The connection must not be reused before: a cancel still on its way when
+    /// the query ends by itself would hit the next client's query (57014). Acted on, it
+    /// either interrupted the query it was meant for or reached an idle backend, which
+    /// ignores it. Unconfirmed, the reset fails and the connection is closed.
+    async fn cancel_and_wait(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
+        crate::cancel::cancel_and_wait(target, self.process_id, self.secret_key)
+            .await
+            .map_err(|e| {
+                BackendError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("cancel request before reuse not confirmed: {e}"),
+                ))
+            })
+    }
+
+    /// [`drain`](Self::drain) after a cancel, cancelling again while nothing comes: a cancel
+    /// that reached the backend before it started the query (still reading it) is ignored
+    /// by PostgreSQL, and the query would run on.
+    async fn drain_cancelling(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
+        while self.pending_sync > 0 {
+            // read_message only takes whole messages off the buffer: safe to time out.
+            match tokio::time::timeout(RECANCEL_AFTER, self.read_message()).await {
+                Ok(msg) => self.drained(msg?).await?,
+                Err(_) => self.cancel_and_wait(target).await?,
+            }
+        }
+        Ok(())
+    }
     /// Drops the rest of a message the relay had forwarded in part.
     async fn skip_unread_body(&mut self) -> Result<(), BackendError> {
         while self.unread_body > 0 {
@@ -344,18 +381,25 @@ impl ServerConn {
     /// Reads and drops messages until every sent Sync/Query has its ReadyForQuery.
     async fn drain(&mut self) -> Result<(), BackendError> {
         while self.pending_sync > 0 {
-            match self.read_message().await? {
-                Message::ReadyForQuery(body) => {
-                    self.tx_status = body.status();
-                    self.pending_sync -= 1;
-                }
-                Message::CopyInResponse(_) => {
-                    let mut out = BytesMut::new();
-                    frontend::copy_fail("client went away", &mut out)?;
-                    self.stream.write_all(&out).await?;
-                }
-                _ => {}
+            let msg = self.read_message().await?;
+            self.drained(msg).await?;
+        }
+        Ok(())
+    }
+
+    /// Accounts for one message read while draining.
+    async fn drained(&mut self, msg: Message) -> Result<(), BackendError> {
+        match msg {
+            Message::ReadyForQuery(body) => {
+                self.tx_status = body.status();
+                self.pending_sync = self.pending_sync.saturating_sub(1);
             }
+            Message::CopyInResponse(_) => {
+                let mut out = BytesMut::new();
+                frontend::copy_fail("client went away", &mut out)?;
+                self.stream.write_all(&out).await?;
+            }
+            _ => {}
         }
         Ok(())
     }

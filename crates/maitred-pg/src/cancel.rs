@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// One client's cancel key and the server connection it is using right now.
@@ -91,6 +91,49 @@ impl CancelRegistry {
     }
 }
 
+/// Sends a CancelRequest for a server process and waits until the server has acted on it:
+/// the server closes the cancel connection only after it has signalled the process (or
+/// found nothing to signal). Used before a connection is reused: a CancelRequest still on
+/// its way when the next client's query starts would cancel that query instead (57014).
+/// Once it has been acted on, the signal either interrupted the query it was meant for or
+/// reached an idle backend, which ignores it.
+///
+/// An error means the server may or may not have received the request.
+pub async fn cancel_and_wait(
+    target: &ServerTarget,
+    process_id: i32,
+    secret_key: i32,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    postgres_protocol::message::frontend::cancel_request(process_id, secret_key, &mut out);
+    if let Some(path) = target.socket_path() {
+        let stream = tokio::net::UnixStream::connect(path).await?;
+        return write_then_await_close(stream, &out).await;
+    }
+    let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
+    write_then_await_close(stream, &out).await
+}
+
+/// Writes `request`, then reads until the peer closes (the server sends nothing back on a
+/// cancel connection; anything it does send is skipped).
+async fn write_then_await_close<S>(mut stream: S, request: &[u8]) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream.write_all(request).await?;
+    stream.shutdown().await?;
+    let mut sink = [0u8; 64];
+    loop {
+        match stream.read(&mut sink).await {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            // A reset is the server closing too.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Sends a CancelRequest for a server process on a new connection.
 pub async fn send_cancel(
     target: &ServerTarget,
@@ -125,6 +168,39 @@ mod tests {
             tls: crate::tls::ServerTls::disabled(),
             socket_dir: None,
         })
+    }
+
+    #[tokio::test]
+    async fn cancel_and_wait_returns_only_once_the_server_closed_the_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let target = ServerTarget {
+            port,
+            ..(*target()).clone()
+        };
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let mut packet = [0u8; 16];
+            sock.read_exact(&mut packet).await.expect("cancel packet");
+            // The server takes its time to act on the request.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let _ = closed_tx.send(());
+            drop(sock);
+            packet
+        });
+        cancel_and_wait(&target, 7, -9).await.expect("cancel");
+        let mut closed_rx = closed_rx;
+        assert!(
+            closed_rx.try_recv().is_ok(),
+            "returned before the server closed the cancel connection"
+        );
+        let packet = server.await.expect("server");
+        assert_eq!(&packet[..8], &[0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e]);
+        assert_eq!(&packet[8..12], &7i32.to_be_bytes());
+        assert_eq!(&packet[12..], &(-9i32).to_be_bytes());
     }
 
     #[test]

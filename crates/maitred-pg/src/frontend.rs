@@ -300,8 +300,10 @@ async fn login(
                 }
                 Ok(Err(e)) => {
                     pool.counters.login_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(pool = %pool.name, error = %e, "auth_query lookup failed");
-                    let msg = format!("maitred: could not look up user \"{user}\" on the server of pool \"{}\": {e}", pool.name);
+                    // The reason (server address, server error text) is for the operator's
+                    // log only; the client, not logged in, learns nothing about the upstream.
+                    tracing::warn!(pool = %pool.name, user = %user, error = %e, "auth_query lookup failed");
+                    let msg = crate::auth_query::lookup::failed_lookup_message(&user);
                     return reject(stream, sqlstate::CONNECTION_FAILURE, &msg).await;
                 }
                 Err(e) => Err(e),
@@ -374,18 +376,21 @@ async fn authenticate(
         stream,
         buf,
         pool.client_auth,
+        user,
         creds.as_deref(),
         pool.has_users(),
     )
     .await
 }
 
-/// Runs the authentication exchange of `auth` for a user whose credentials are `creds`
-/// (None: unknown user, who fails like a wrong password). Also used by the admin console.
+/// Runs the authentication exchange of `auth` for `user`, whose credentials are `creds`
+/// (None: unknown user, who fails like a wrong password, after a SCRAM exchange with the
+/// same salt at every attempt). Also used by the admin console.
 pub(crate) async fn authenticate_user(
     stream: &mut Stream,
     buf: &mut BytesMut,
     auth: ClientAuth,
+    user: &str,
     creds: Option<&Credentials>,
     has_users: bool,
 ) -> Result<(), SessionError> {
@@ -420,7 +425,9 @@ pub(crate) async fn authenticate_user(
             // Unknown users (or users with only an md5 hash) go through the same exchange
             // with keys nobody has, and fail at the same step.
             let known = creds.and_then(|c| c.scram.clone());
-            let keys = known.clone().unwrap_or_else(ScramKeys::unknown_user);
+            let keys = known
+                .clone()
+                .unwrap_or_else(|| ScramKeys::unknown_user(user));
             let (server, first) = ScramServer::start(keys, initial.data)?;
             o.clear();
             out::authentication_sasl_continue(&mut o, first.as_bytes());

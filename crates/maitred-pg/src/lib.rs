@@ -13,6 +13,9 @@
 //! - [`replies`]: the replies a server connection owes, to slip in maitred's own answers.
 //! - [`statements`]: named prepared statements shared across server connections.
 //! - [`settings`]: startup settings that follow a client from lease to lease.
+//! - [`sql_effects`]: the SQL lexer and what a query predicts about session state; the
+//!   server's CommandComplete tags as the authority (`sql_effects::tags`).
+//! - [`confirm`]: confirming a session's state with the server when the prediction is unknown.
 //! - [`cancel`]: maitred's own cancel keys, mapped to the server connection in use.
 //! - [`limits`]: the errors of the client limits (login, idle and query timeouts,
 //!   `max_clients`, message size); the relay enforces the time limits in `relay/time_limits.rs`.
@@ -27,6 +30,7 @@ pub mod auth_query;
 pub mod backend;
 pub mod cancel;
 pub mod codec;
+pub mod confirm;
 pub mod error;
 pub mod errors_to_client;
 pub mod frontend;

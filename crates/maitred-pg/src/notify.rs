@@ -6,20 +6,189 @@
 //! as usual, through whatever connection the sender leases. Notifications reach a client
 //! between its transactions, as PostgreSQL delivers them.
 //!
+//! Each client's queue of notifications not yet written to it is bounded
+//! ([`MAX_PENDING_NOTIFICATION_BYTES`]): a client that listens but falls that far behind
+//! (it stops reading, or stays inside one transaction while notifications pour in) is
+//! unsubscribed and disconnected with FATAL 54000 rather than dropped notifications in
+//! silence or let grow maitred's memory without bound. See docs/postgres.md.
+//!
 //! Spec: <https://www.postgresql.org/docs/15/sql-listen.html>, "NotificationResponse".
 
 use crate::backend::ServerConn;
 use crate::codec::frame;
+use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::target::ServerTarget;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// Sends NotificationResponse messages (whole, as the server sent them) to one client.
-pub type NotificationSender = mpsc::UnboundedSender<Bytes>;
+/// Most bytes of notifications queued in maitred for one client (all its channels
+/// together; each notification counts its length plus [`NOTIFICATION_OVERHEAD`]). Past it
+/// the client has fallen behind: it is unsubscribed and its session ends with FATAL 54000.
+/// PostgreSQL delivers a transaction's notifications in one burst at its commit, so this
+/// must hold the largest burst a listener is expected to absorb while it is busy (in a
+/// transaction, or reading slowly): 16 MiB is 2000 notifications of the largest payload
+/// (8000 bytes), about 170 000 of 32 bytes.
+pub const MAX_PENDING_NOTIFICATION_BYTES: usize = 16 << 20;
+
+/// What one queued notification costs beyond its bytes (its handle, the queue's node and
+/// the allocator's rounding), so that many tiny ones are not under-counted.
+const NOTIFICATION_OVERHEAD: usize = 80;
+
+/// SQLSTATE of the FATAL a client that fell behind gets (`program_limit_exceeded`, as
+/// PostgreSQL's own "too many notifications in the NOTIFY queue").
+const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+
+/// One client's queue: the bytes in it, and whether it overflowed.
+#[derive(Debug)]
+struct Queue {
+    limit: usize,
+    pending: AtomicUsize,
+    fell_behind: AtomicBool,
+}
+
+/// Sends NotificationResponse messages (whole, as the server sent them) to one client,
+/// within the client's budget of [`MAX_PENDING_NOTIFICATION_BYTES`].
+#[derive(Debug, Clone)]
+pub struct NotificationSender {
+    tx: mpsc::UnboundedSender<Bytes>,
+    queue: Arc<Queue>,
+}
+
+/// A client's end of its notification queue.
+#[derive(Debug)]
+pub struct NotificationReceiver {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    queue: Arc<Queue>,
+    /// [`recv`](Self::recv) returned the FATAL that ends the session.
+    ended: bool,
+}
+
+/// A client's notification queue, bounded by [`MAX_PENDING_NOTIFICATION_BYTES`].
+pub fn notification_channel() -> (NotificationSender, NotificationReceiver) {
+    notification_channel_with_limit(MAX_PENDING_NOTIFICATION_BYTES)
+}
+
+fn notification_channel_with_limit(limit: usize) -> (NotificationSender, NotificationReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queue = Arc::new(Queue {
+        limit,
+        pending: AtomicUsize::new(0),
+        fell_behind: AtomicBool::new(false),
+    });
+    (
+        NotificationSender {
+            tx,
+            queue: queue.clone(),
+        },
+        NotificationReceiver {
+            rx,
+            queue,
+            ended: false,
+        },
+    )
+}
+
+/// What became of a notification offered to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// The client is gone, or fell behind earlier: it gets nothing more.
+    Refused,
+    /// This notification would have passed the client's budget: it fell behind now.
+    FellBehind,
+}
+
+impl NotificationSender {
+    /// Queues a notification within the client's budget. Anything but [`Sent::Queued`]
+    /// means the client gets nothing more and the caller drops its subscription.
+    fn send(&self, msg: Bytes) -> Sent {
+        let q = &self.queue;
+        if q.fell_behind.load(Ordering::Acquire) {
+            return Sent::Refused;
+        }
+        let n = msg.len() + NOTIFICATION_OVERHEAD;
+        let before = q.pending.fetch_add(n, Ordering::AcqRel);
+        if before + n > q.limit {
+            q.pending.fetch_sub(n, Ordering::AcqRel);
+            if q.fell_behind.swap(true, Ordering::AcqRel) {
+                return Sent::Refused;
+            }
+            // Wakes the receiver even if it emptied the queue meanwhile (outside the budget).
+            let _ = self.tx.send(Bytes::new());
+            return Sent::FellBehind;
+        }
+        if self.tx.send(msg).is_err() {
+            q.pending.fetch_sub(n, Ordering::AcqRel);
+            return Sent::Refused;
+        }
+        Sent::Queued
+    }
+}
+
+/// What a queued message counts against the budget (the wake-up marker: nothing).
+fn charge(msg: &Bytes) -> usize {
+    if msg.is_empty() {
+        0
+    } else {
+        msg.len() + NOTIFICATION_OVERHEAD
+    }
+}
+
+impl NotificationReceiver {
+    /// The next notification to write to the client. Once the client fell behind, the
+    /// FATAL ErrorResponse that ends its session instead (the notifications still queued
+    /// are dropped), and `None` after that.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let msg = self.rx.recv().await?;
+        self.queue.pending.fetch_sub(charge(&msg), Ordering::AcqRel);
+        if self.fell_behind() {
+            self.ended = true;
+            self.rx.close();
+            while let Ok(dropped) = self.rx.try_recv() {
+                self.queue
+                    .pending
+                    .fetch_sub(charge(&dropped), Ordering::AcqRel);
+            }
+            let mut fatal = BytesMut::new();
+            out::error_response(
+                &mut fatal,
+                &ErrorFields {
+                    severity: Severity::Fatal,
+                    code: PROGRAM_LIMIT_EXCEEDED,
+                    message: &format!(
+                        "maitred: terminating connection: the client fell behind reading notifications (more than {} KiB queued)",
+                        self.queue.limit / 1024
+                    ),
+                    detail: Some("Notifications are delivered between transactions; this client did not read them, or stayed in a transaction, while more arrived. Those still queued are lost."),
+                    hint: Some("Read notifications promptly, keep transactions short on listening connections, then reconnect and LISTEN again."),
+                },
+            );
+            return Some(fatal.freeze());
+        }
+        Some(msg)
+    }
+
+    /// Whether the client fell behind (it gets nothing more).
+    pub fn fell_behind(&self) -> bool {
+        self.queue.fell_behind.load(Ordering::Acquire)
+    }
+
+    /// Whether [`recv`](Self::recv) returned the FATAL: once it is written, the session
+    /// ends.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Bytes of notifications queued now.
+    pub fn pending_bytes(&self) -> usize {
+        self.queue.pending.load(Ordering::Acquire)
+    }
+}
 
 #[derive(Debug, Default)]
 struct Subscriptions {
@@ -126,9 +295,24 @@ fn deliver(subs: &Mutex<Subscriptions>, msg: Bytes) {
         return;
     };
     let channel = String::from_utf8_lossy(&rest[..end]);
+    // A copy of its own: a slice of the listening connection's read buffer would keep the
+    // whole buffer alive while a slow client holds it, outside the budget's count.
+    let msg = Bytes::copy_from_slice(&msg);
     let mut subs = subs.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(clients) = subs.by_channel.get_mut(channel.as_ref()) {
-        clients.retain(|_, tx| tx.send(msg.clone()).is_ok());
+        clients.retain(|client, tx| match tx.send(msg.clone()) {
+            Sent::Queued => true,
+            Sent::Refused => false,
+            Sent::FellBehind => {
+                tracing::warn!(
+                    client,
+                    channel = %channel,
+                    limit_bytes = tx.queue.limit,
+                    "a listening client fell behind reading notifications; disconnecting it"
+                );
+                false
+            }
+        });
     }
 }
 
@@ -326,8 +510,8 @@ mod tests {
     #[test]
     fn delivery_goes_to_subscribers_of_the_channel_only() {
         let subs = Mutex::new(Subscriptions::default());
-        let (a_tx, mut a_rx) = mpsc::unbounded_channel();
-        let (b_tx, mut b_rx) = mpsc::unbounded_channel();
+        let (a_tx, mut a_rx) = notification_channel();
+        let (b_tx, mut b_rx) = notification_channel();
         {
             let mut s = subs.lock().expect("lock");
             s.by_channel
@@ -339,10 +523,81 @@ mod tests {
                 .or_default()
                 .insert(2, b_tx);
         }
+        deliver(&subs, notification("jobs", "hello"));
+        assert!(a_rx.rx.try_recv().is_ok());
+        assert!(b_rx.rx.try_recv().is_err());
+    }
+
+    fn notification(channel: &str, payload: &str) -> Bytes {
         let mut msg = BytesMut::new();
-        msg.extend_from_slice(b"A\0\0\0\x12\0\0\0\x07jobs\0hello\0");
-        deliver(&subs, msg.freeze());
-        assert!(a_rx.try_recv().is_ok());
-        assert!(b_rx.try_recv().is_err());
+        let len = 4 + 4 + channel.len() + 1 + payload.len() + 1;
+        msg.extend_from_slice(b"A");
+        msg.extend_from_slice(&(len as u32).to_be_bytes());
+        msg.extend_from_slice(&7u32.to_be_bytes());
+        msg.extend_from_slice(channel.as_bytes());
+        msg.extend_from_slice(b"\0");
+        msg.extend_from_slice(payload.as_bytes());
+        msg.extend_from_slice(b"\0");
+        msg.freeze()
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_cut_off_at_its_budget_and_told_why() {
+        let subs = Mutex::new(Subscriptions::default());
+        let (slow_tx, mut slow_rx) = notification_channel();
+        let (fast_tx, mut fast_rx) = notification_channel();
+        {
+            let mut s = subs.lock().expect("lock");
+            let jobs = s.by_channel.entry("jobs".into()).or_default();
+            jobs.insert(1, slow_tx);
+            jobs.insert(2, fast_tx);
+        }
+        let one = notification("jobs", &"x".repeat(100)).len();
+        let charged = one + NOTIFICATION_OVERHEAD;
+        let fit = MAX_PENDING_NOTIFICATION_BYTES / charged;
+        for i in 0..fit * 3 {
+            deliver(&subs, notification("jobs", &"x".repeat(100)));
+            // The fast client keeps up.
+            let got = fast_rx.recv().await.expect("fast client gets every one");
+            assert_eq!(got.len(), one, "notification {i}");
+            assert!(slow_rx.pending_bytes() <= MAX_PENDING_NOTIFICATION_BYTES);
+        }
+        assert!(!fast_rx.fell_behind() && !fast_rx.ended());
+        // The slow one was unsubscribed the moment it passed its budget; the fast one stays.
+        let subscribed: Vec<u32> = subs.lock().expect("lock").by_channel["jobs"]
+            .keys()
+            .copied()
+            .collect();
+        assert_eq!(subscribed, vec![2]);
+        assert!(slow_rx.fell_behind());
+        // What it reads next is the FATAL that ends its session, then nothing.
+        let fatal = slow_rx.recv().await.expect("the FATAL");
+        assert_eq!(fatal[0], b'E');
+        let text = String::from_utf8_lossy(&fatal);
+        assert!(text.contains("FATAL") && text.contains("54000"), "{text}");
+        assert!(text.contains("fell behind reading notifications"), "{text}");
+        assert!(slow_rx.ended());
+        assert_eq!(slow_rx.recv().await, None);
+        assert_eq!(slow_rx.pending_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_keeps_up_never_falls_behind() {
+        let (tx, mut rx) = notification_channel_with_limit(3 * (400 + NOTIFICATION_OVERHEAD) - 1);
+        for _ in 0..10_000 {
+            assert_eq!(tx.send(Bytes::from_static(&[0u8; 400])), Sent::Queued);
+            assert_eq!(tx.send(Bytes::from_static(&[0u8; 400])), Sent::Queued);
+            rx.recv().await.expect("one");
+            rx.recv().await.expect("two");
+        }
+        assert_eq!(rx.pending_bytes(), 0);
+        assert_eq!(tx.send(Bytes::from_static(&[0u8; 400])), Sent::Queued);
+        assert_eq!(tx.send(Bytes::from_static(&[0u8; 400])), Sent::Queued);
+        assert_eq!(tx.send(Bytes::from_static(&[0u8; 400])), Sent::FellBehind);
+        assert_eq!(tx.send(Bytes::from_static(&[0u8; 1])), Sent::Refused);
+        drop(rx);
+        let (tx, rx) = notification_channel_with_limit(1000);
+        drop(rx);
+        assert_eq!(tx.send(Bytes::from_static(&[0u8; 1])), Sent::Refused);
     }
 }

@@ -75,9 +75,20 @@ pub struct PgCounters {
     pub pins: [AtomicU64; PinReason::ALL.len()],
     /// Pins refused because `max_pinned` clients were pinned already.
     pub pins_refused: AtomicU64,
+    /// Sessions confirmed with the server, by cause (index: position in
+    /// `relay::ConfirmCause::ALL`).
+    pub confirmations: [AtomicU64; crate::relay::ConfirmCause::ALL.len()],
 }
 
 impl PgCounters {
+    pub fn confirmations_by_cause(&self) -> Vec<(&'static str, u64)> {
+        crate::relay::ConfirmCause::ALL
+            .iter()
+            .zip(&self.confirmations)
+            .map(|(c, n)| (c.as_str(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     pub fn pins_by_reason(&self) -> Vec<(PinReason, u64)> {
         PinReason::ALL
             .iter()

@@ -13,6 +13,9 @@
 //! statement for the extended protocol (named statements when the pool first sees them,
 //! the unnamed one at its Parse): a pin applies at the Bind, settings at the ReadyForQuery
 //! of the Query or Sync, unless it failed or its transaction rolled back.
+//! The prediction is checked against the server's replies, and a lease whose session state
+//! is not accounted for is confirmed with the server before release (`relay/isolation.rs`,
+//! [`crate::confirm`]).
 //!
 //! Spec: <https://www.postgresql.org/docs/15/protocol-flow.html>.
 
@@ -22,14 +25,15 @@ use crate::codec::client_msgs::tag;
 use crate::codec::extended::{self, parse_query_text, Target};
 use crate::codec::frame;
 use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
+use crate::confirm::Verdict as Confirmed;
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::{checkout_error, sqlstate};
 use crate::manager::PgManager;
-use crate::notify::{listen_command, ListenCommand, NotificationSender};
+use crate::notify::{listen_command, ListenCommand, NotificationReceiver, NotificationSender};
 use crate::pool::{PgPool, PoolMode};
 use crate::replies::{Replies, Request, Verdict};
 use crate::settings::{sync_settings, Settings};
-use crate::sql_effects::{self, Effect, PinReason};
+use crate::sql_effects::{self, Effect, PinReason, Refusal};
 use crate::statements::{ClientStatements, Statement};
 use crate::tls::Stream;
 use bytes::{Buf, Bytes, BytesMut};
@@ -39,10 +43,13 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 
+mod isolation;
 mod send_ahead;
 mod time_limits;
+
+pub use isolation::ConfirmCause;
+use isolation::Tracker;
 
 /// The default largest message accepted from a client (`max_message_size`; PostgreSQL's own
 /// limit is 1 GB).
@@ -107,7 +114,7 @@ pub struct Relay {
     /// server ignores Sync meanwhile.
     copy_in: bool,
     /// Notifications for the channels the client listens on (through the pool's notifier).
-    notifications: Option<(NotificationSender, mpsc::UnboundedReceiver<Bytes>)>,
+    notifications: Option<(NotificationSender, NotificationReceiver)>,
     cancel: Arc<CancelHandle>,
     lease: Option<Lease<PgManager>>,
     /// What the leased server connection still owes, in order.
@@ -141,6 +148,9 @@ pub struct Relay {
     server_bytes_pending: bool,
     /// Client messages held back while a successor was claimed, to handle now.
     client_bytes_pending: bool,
+    /// Whether the leased connection's session state is accounted for (see
+    /// `relay/isolation.rs`): a confirmation with the server runs before it serves others.
+    isolation: Tracker,
 }
 
 /// The session effects of one simple query or extended-protocol batch, and whether it
@@ -194,6 +204,7 @@ impl Relay {
             ahead_was_sent: false,
             server_bytes_pending: false,
             client_bytes_pending: false,
+            isolation: Tracker::default(),
         }
     }
 
@@ -327,7 +338,11 @@ impl Relay {
                 Event::Notification(n) => {
                     self.cwbuf.extend_from_slice(&n);
                     self.flush_client().await?;
-                    Flow::Continue
+                    // Fell behind (notify.rs): what was just written is its FATAL.
+                    match &self.notifications {
+                        Some((_, rx)) if rx.ended() => Flow::ClientDone,
+                        _ => Flow::Continue,
+                    }
                 }
             };
             if flow == Flow::ClientDone {
@@ -409,7 +424,7 @@ impl Relay {
         self.claim_successor();
         self.flush_server().await?;
         self.flush_client().await?;
-        self.release_if_done();
+        self.end_of_batch().await?;
         Ok(Flow::Continue)
     }
 
@@ -460,7 +475,9 @@ impl Relay {
                     return Ok(false);
                 }
                 let stmt = self.pool.statements.intern(parts.definition);
-                if self.statements.insert(parts.name, stmt) {
+                if let Some(refusal) = refusal_of(&stmt.effects) {
+                    self.refuse_statement("42501", refusal_message(refusal));
+                } else if self.statements.insert(parts.name, stmt) {
                     out::parse_complete(&mut self.cwbuf);
                 } else {
                     let m = format!("prepared statement \"{}\" already exists", parts.name);
@@ -487,7 +504,7 @@ impl Relay {
             ListenCommand::Listen(channel) => {
                 let (tx, _) = self
                     .notifications
-                    .get_or_insert_with(mpsc::unbounded_channel);
+                    .get_or_insert_with(crate::notify::notification_channel);
                 self.pool.notifier.listen(client, &channel, tx.clone());
                 if !self
                     .pool
@@ -557,7 +574,14 @@ impl Relay {
                 self.replies.composed(reply.freeze(), &mut self.cwbuf);
                 return Ok(());
             }
-            let mut found = text.map(sql_effects::effects).unwrap_or_default();
+            let scan = sql_effects::scan_text(text);
+            if let Some(refusal) = scan.refusal() {
+                self.refuse_query(refusal, status);
+                return Ok(());
+            }
+            self.isolation.predicted(&scan.effects);
+            self.check_search_path();
+            let mut found = scan.effects;
             // A simple query replaces the unnamed statement, and ends an extended batch
             // still open (its implicit transaction goes with the query's).
             self.unnamed_effects.clear();
@@ -593,6 +617,9 @@ impl Relay {
                 }
             }
             tag::QUERY | tag::FUNCTION_CALL | tag::SYNC => {
+                if t == tag::FUNCTION_CALL && rename {
+                    self.isolation.function_call_message();
+                }
                 server.pending_sync += 1;
                 if t == tag::SYNC {
                     server.extended_open = false;
@@ -658,10 +685,7 @@ impl Relay {
                 code: sqlstate::TOO_MANY_CONNECTIONS,
                 message: &message,
                 detail: None,
-                hint: Some(match reason {
-                    PinReason::SessionSetting => "Pass set_config's arguments as literals (maitred then follows the setting like SET), use SET, session mode, or raise max_pinned.",
-                    _ => "Use transaction-scoped alternatives (pg_advisory_xact_lock, ON COMMIT DROP temp tables, protocol-level prepared statements), session mode, or raise max_pinned.",
-                }),
+                hint: Some("Use transaction-scoped alternatives (pg_advisory_xact_lock, ON COMMIT DROP temp tables, protocol-level prepared statements), session mode, or raise max_pinned."),
             },
         );
         if in_batch {
@@ -678,6 +702,7 @@ impl Relay {
     /// Bind is refused when no place is free), SET/RESET and transaction control with the
     /// batch's Sync. False if the Bind was refused.
     fn bind_effects(&mut self, effects: &[Effect]) -> bool {
+        self.isolation.predicted(effects);
         for e in effects {
             if let Effect::Pin(reason) = e {
                 if !self.pin(*reason, true) {
@@ -746,14 +771,21 @@ impl Relay {
         let parts = extended::split_parse(msg)?;
         if parts.name.is_empty() {
             // Found at each unnamed Parse; the fast path keeps plain queries cheap.
-            self.unnamed_effects = parse_query_text(parts.definition)
-                .map(sql_effects::effects)
-                .unwrap_or_default();
+            let scan = sql_effects::scan_text(parse_query_text(parts.definition));
+            if let Some(refusal) = scan.refusal() {
+                self.refuse_statement("42501", refusal_message(refusal));
+                return Ok(());
+            }
+            self.unnamed_effects = scan.effects;
             self.replies.client(Request::Parse(None));
             self.swbuf.extend_from_slice(msg);
             return Ok(());
         }
         let stmt = self.pool.statements.intern(parts.definition);
+        if let Some(refusal) = refusal_of(&stmt.effects) {
+            self.refuse_statement("42501", refusal_message(refusal));
+            return Ok(());
+        }
         if !self.statements.insert(parts.name, stmt.clone()) {
             let m = format!("prepared statement \"{}\" already exists", parts.name);
             self.refuse_statement("42P05", &m);
@@ -817,6 +849,7 @@ impl Relay {
 
     fn forward_bind(&mut self, msg: &[u8]) -> Result<(), SessionError> {
         let name = extended::bind_statement(msg)?;
+        self.check_search_path();
         if name.is_empty() {
             if !self.unnamed_effects.is_empty() {
                 let effects = std::mem::take(&mut self.unnamed_effects);
@@ -909,6 +942,7 @@ impl Relay {
         // A query sent ahead was claimed for the settings this connection has (same
         // affinity): nothing to sync, and nothing may go before it now anyway.
         if !sent && sync_settings(&mut lease.applied, &self.settings, &mut self.swbuf) {
+            self.isolation.settings_synced();
             lease.pending_sync += 1;
             self.replies.injected(Request::UntilReady);
         }
@@ -923,6 +957,7 @@ impl Relay {
         let Some(server) = self.lease.as_deref_mut() else {
             return Ok(Flow::Continue);
         };
+        let mut confirmed_pin = None;
         loop {
             if self.successor.is_some() && self.replies.is_empty() && server.unread_body == 0 {
                 // The rest is the successor's reply.
@@ -945,7 +980,8 @@ impl Relay {
             else {
                 break;
             };
-            let whole_needed = matches!(t, b'Z' | b'E' | b'C');
+            let confirming = self.replies.front_is_confirmation();
+            let whole_needed = matches!(t, b'Z' | b'E' | b'C') || confirming;
             if whole_needed && server.rbuf.len() < len {
                 break;
             }
@@ -962,6 +998,42 @@ impl Relay {
                 server.prepared.remove(id);
             }
             let forward = verdict == Verdict::Forward;
+            if t == b'S' && forward && !self.replies.front_is_injected() {
+                self.isolation.on_parameter_status();
+            }
+            if verdict == Verdict::Capture {
+                let msg = &server.rbuf[..len];
+                match t {
+                    b'D' => self.isolation.on_confirm_row(msg),
+                    b'E' => self.isolation.on_confirm_error(),
+                    b'Z' => {
+                        server.tx_status = msg.get(frame::HEADER_LEN).copied().unwrap_or(b'I');
+                        server.pending_sync = server.pending_sync.saturating_sub(1);
+                        let login_user = server.params.get("session_authorization").cloned();
+                        if let Some((cause, verdict)) =
+                            self.isolation.finish_confirmation(login_user.as_deref())
+                        {
+                            self.pool.counters.confirmations[cause.index()]
+                                .fetch_add(1, Ordering::Relaxed);
+                            match verdict {
+                                Confirmed::Follow(settings) => {
+                                    tracing::debug!(pool = %self.pool.name, cause = cause.as_str(), "session confirmed: settings followed");
+                                    server.applied = settings.clone();
+                                    self.settings = settings;
+                                    // Custom settings maitred could not name stay on the
+                                    // connection: DISCARD ALL before anyone else gets it.
+                                    server.needs_discard = true;
+                                }
+                                Confirmed::Pin(reason) => confirmed_pin = Some(reason),
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                server.rbuf.advance(len);
+                self.replies.release_composed(&mut self.cwbuf);
+                continue;
+            }
             if whole_needed {
                 let msg = &server.rbuf[..len];
                 match t {
@@ -989,6 +1061,7 @@ impl Relay {
                     },
                     b'C' if forward => {
                         let tag = frame::body(msg);
+                        self.isolation.on_command_complete(tag);
                         if tag.starts_with(b"COMMIT") {
                             self.last_was_commit = true;
                         } else if tag.starts_with(b"ROLLBACK") {
@@ -1046,9 +1119,84 @@ impl Relay {
             self.flush_client().await?;
             return Ok(Flow::ClientDone);
         }
+        if let Some(reason) = confirmed_pin {
+            if self.pin_after_confirmation(reason).await? == Flow::ClientDone {
+                return Ok(Flow::ClientDone);
+            }
+        }
         self.flush_client().await?;
-        self.release_if_done();
+        self.end_of_batch().await?;
         Ok(Flow::Continue)
+    }
+
+    /// At the release point: a session whose state is not accounted for is confirmed with
+    /// the server first (`relay/isolation.rs`); otherwise the connection is released.
+    async fn end_of_batch(&mut self) -> Result<(), SessionError> {
+        if self.isolation.needs_confirmation()
+            && self.successor.is_none()
+            && self.pool.mode != PoolMode::Session
+            && self.pinned.is_none()
+            && self.replies.is_empty()
+            && self.at_release_point()
+        {
+            if let Some(server) = self.lease.as_deref_mut() {
+                let known = self.settings.iter().map(|(name, _)| name);
+                if let Some((cause, query)) = self.isolation.start_confirmation(known) {
+                    tracing::debug!(pool = %self.pool.name, cause = cause.as_str(), "confirming session state with the server");
+                    // `query` only fails on a NUL byte; the text has none.
+                    let _ = postgres_protocol::message::frontend::query(&query, &mut self.swbuf);
+                    server.pending_sync += 1;
+                    self.replies.confirmation();
+                    self.flush_server().await?;
+                    return Ok(());
+                }
+            }
+        }
+        self.release_if_done();
+        Ok(())
+    }
+
+    /// Whether the leased connection owes nothing and is idle outside a transaction.
+    fn at_release_point(&self) -> bool {
+        self.lease.as_deref().is_some_and(|s| {
+            s.pending_sync == 0
+                && !s.extended_open
+                && s.tx_status == b'I'
+                && s.unread_body == 0
+                && s.rbuf.is_empty()
+        })
+    }
+
+    /// A confirmation found state that cannot move: the client keeps its connection. If
+    /// `max_pinned` clients are pinned already, the state cannot be kept for it either: the
+    /// client is told and disconnected, and the connection reset.
+    async fn pin_after_confirmation(&mut self, reason: PinReason) -> Result<Flow, SessionError> {
+        if self.pinned.is_some() || self.pool.try_pin(reason) {
+            self.pinned.get_or_insert(reason);
+            tracing::debug!(pool = %self.pool.name, reason = reason.as_str(), "client pinned after confirming its session");
+            return Ok(Flow::Continue);
+        }
+        if let Some(server) = self.lease.as_deref_mut() {
+            server.needs_discard = true;
+        }
+        let message = format!(
+            "maitred: your session now holds state that stays on its server connection ({}), and pool \"{}\" already has max_pinned ({}) pinned clients",
+            reason.as_str(),
+            self.pool.name,
+            self.pool.pinned_now()
+        );
+        out::error_response(
+            &mut self.cwbuf,
+            &ErrorFields {
+                severity: Severity::Fatal,
+                code: sqlstate::TOO_MANY_CONNECTIONS,
+                message: &message,
+                detail: Some("The session state was discarded; what the transaction wrote to tables is committed."),
+                hint: Some("Use transaction-scoped alternatives, session mode, or raise max_pinned."),
+            },
+        );
+        let _ = self.flush_client().await;
+        Ok(Flow::ClientDone)
     }
 
     /// In transaction mode, gives the server connection back once the transaction is over.
@@ -1072,9 +1220,11 @@ impl Relay {
         tracing::trace!(client = self.cancel.process_id, done, server = ?self.lease.as_deref(), "end of server batch");
         if done {
             if let Some(mut lease) = self.lease.take() {
-                if lease.needs_discard {
+                if lease.needs_discard || self.isolation.state_unaccounted() {
+                    lease.needs_discard = true;
                     lease.mark_dirty();
                 }
+                self.isolation.lease_ended();
                 self.cancel.clear_server();
                 self.pool
                     .counters
@@ -1093,14 +1243,16 @@ impl Relay {
             return Ok(Flow::Continue);
         };
         self.cancel.clear_server();
-        let idle = self.replies.is_empty()
-            && lease.pending_sync == 0
+        // A confirmation in flight is maitred's own: its state goes with the connection.
+        let idle = (self.replies.is_empty() || self.replies.only_confirmation())
+            && lease.pending_sync <= u32::from(self.isolation.is_confirming())
             && !lease.extended_open
             && lease.tx_status == b'I';
         self.replies.clear();
         self.query_effects.clear();
         self.batch_effects.clear();
         self.batch_failed = false;
+        self.isolation.lease_ended();
         lease.discard();
         tracing::warn!(pool = %self.pool.name, error = %e, "server connection lost");
         if idle && self.pool.mode != PoolMode::Session && self.pinned.is_none() {
@@ -1148,8 +1300,41 @@ impl Relay {
         if self.pool.mode == PoolMode::Session {
             lease.needs_discard = true;
         }
-        if !lease.is_clean() || !self.replies.is_empty() {
+        if self.isolation.state_unaccounted() {
+            // Rule 7: what the client left was never confirmed.
+            lease.needs_discard = true;
+        }
+        if !lease.is_clean() || !self.replies.is_empty() || lease.needs_discard {
             lease.mark_dirty();
+        }
+    }
+
+    /// Answers a simple query that maitred refuses (`status`: the transaction status).
+    fn refuse_query(&mut self, refusal: Refusal, status: u8) {
+        let mut e = BytesMut::new();
+        out::error_response(
+            &mut e,
+            &ErrorFields {
+                severity: Severity::Error,
+                code: "42501",
+                message: refusal_message(refusal),
+                detail: None,
+                hint: None,
+            },
+        );
+        out::ready_for_query(&mut e, status);
+        self.replies.composed(e.freeze(), &mut self.cwbuf);
+    }
+
+    /// Rule 5 of `relay/isolation.rs`: a search_path that names pg_catalog lets the client
+    /// shadow built-ins, so nothing it runs can be predicted.
+    fn check_search_path(&mut self) {
+        if self
+            .settings
+            .get("search_path")
+            .is_some_and(isolation::search_path_shadows_builtins)
+        {
+            self.isolation.shadowable_search_path();
         }
     }
 
@@ -1177,6 +1362,21 @@ impl Relay {
         self.ticket.traffic().sent(self.cwbuf.len());
         self.cwbuf.clear();
         r.map_err(SessionError::ClientIo)
+    }
+}
+
+fn refusal_of(effects: &[Effect]) -> Option<Refusal> {
+    effects.iter().find_map(|e| match e {
+        Effect::Refused(r) => Some(*r),
+        _ => None,
+    })
+}
+
+fn refusal_message(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::MaitredStatementName => {
+            "maitred: prepared statement names starting with \"mtd_\" are reserved for maitred's own statements"
+        }
     }
 }
 

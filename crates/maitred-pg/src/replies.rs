@@ -45,19 +45,30 @@ enum Owed {
     Composed(Bytes),
     /// Where the client ended a COPY FROM STDIN (CopyDone/CopyFail): no reply of its own.
     CopyEnd,
+    /// The reply to maitred's confirmation query (`crate::confirm`): read by the relay,
+    /// never forwarded, up to its ReadyForQuery.
+    Confirmation,
 }
 
 /// What to do with one server message.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Forward,
     Swallow,
+    /// Part of the confirmation's reply: for the relay to read.
+    Capture,
 }
 
 /// The queue of owed replies of one leased server connection.
 #[derive(Debug, Default)]
 pub struct Replies {
     owed: VecDeque<Owed>,
+    /// The server reported an error in an extended-query batch whose Sync has not been
+    /// sent yet: it discards every message up to that Sync, so nothing sent meanwhile is
+    /// owed a reply (and nothing maitred would compose for it is sent).
+    skipping: bool,
+    /// Statements whose Parse was sent while the server was skipping: never prepared.
+    skipped_parses: Vec<u64>,
 }
 
 impl Replies {
@@ -105,15 +116,71 @@ impl Replies {
     }
 
     pub fn client(&mut self, r: Request) {
+        if self.skipped(r) {
+            return;
+        }
         self.owed.push_back(Owed::Client(r));
     }
 
     pub fn injected(&mut self, r: Request) {
+        if self.skipped(r) {
+            return;
+        }
         self.owed.push_back(Owed::Injected(r));
+    }
+
+    /// Whether the server discards `r` (an error earlier in the batch): then it is owed no
+    /// reply. A Sync (or Query) ends the skipping.
+    fn skipped(&mut self, r: Request) -> bool {
+        if !self.skipping {
+            return false;
+        }
+        match r {
+            Request::UntilReady => {
+                self.skipping = false;
+                false
+            }
+            Request::Parse(Some(id)) => {
+                self.skipped_parses.push(id);
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// maitred sent its confirmation query.
+    pub fn confirmation(&mut self) {
+        self.owed.push_back(Owed::Confirmation);
+    }
+
+    /// Whether the next server message belongs to the confirmation.
+    pub fn front_is_confirmation(&self) -> bool {
+        matches!(self.front_owed(), Some(Owed::Confirmation))
+    }
+
+    /// Whether the next server message answers a message maitred added.
+    pub fn front_is_injected(&self) -> bool {
+        matches!(self.front_owed(), Some(Owed::Injected(_)))
+    }
+
+    /// Whether the confirmation is all that is owed.
+    pub fn only_confirmation(&self) -> bool {
+        self.owed
+            .iter()
+            .filter(|o| !matches!(o, Owed::CopyEnd))
+            .all(|o| matches!(o, Owed::Confirmation))
+    }
+
+    fn front_owed(&self) -> Option<&Owed> {
+        self.owed.iter().find(|o| !matches!(o, Owed::CopyEnd))
     }
 
     /// Queues a reply maitred composed; `out` gets it at once if nothing is owed before it.
     pub fn composed(&mut self, msg: Bytes, out: &mut BytesMut) {
+        if self.skipping {
+            // The server would have sent nothing for it either.
+            return;
+        }
         if self.owed.is_empty() {
             out.extend_from_slice(&msg);
         } else {
@@ -125,6 +192,13 @@ impl Replies {
     /// (failed or skipped after an error) are pushed to `unprepared`.
     pub fn on_server_message(&mut self, tag: u8, unprepared: &mut Vec<u64>) -> Verdict {
         self.drop_copy_markers();
+        unprepared.append(&mut self.skipped_parses);
+        if let Some(Owed::Confirmation) = self.owed.front() {
+            if tag == b'Z' {
+                self.owed.pop_front();
+            }
+            return Verdict::Capture;
+        }
         match tag {
             // Asynchronous messages can come at any time.
             b'N' | b'S' | b'A' => Verdict::Forward,
@@ -132,7 +206,11 @@ impl Replies {
                 match self.owed.front() {
                     None | Some(Owed::Client(Request::UntilReady)) => {}
                     Some(Owed::Injected(Request::UntilReady)) => return Verdict::Swallow,
-                    Some(_) => self.skip_to_sync(unprepared),
+                    Some(_) => {
+                        self.skip_to_sync(unprepared);
+                        // No Sync sent yet: what the client sends until it is skipped too.
+                        self.skipping = self.owed.is_empty();
+                    }
                 }
                 // An error is the client's business even when maitred's Parse caused it.
                 Verdict::Forward
@@ -150,16 +228,21 @@ impl Replies {
                     }
                     Verdict::Swallow
                 }
-                Some(Owed::Composed(_)) | Some(Owed::CopyEnd) | None => Verdict::Forward,
+                Some(Owed::Composed(_)) | Some(Owed::CopyEnd) | Some(Owed::Confirmation) | None => {
+                    Verdict::Forward
+                }
             },
         }
     }
 
     /// After an error the server skips to the next Sync: so do the owed replies.
+    /// (A confirmation is a Query, which ends the skipping like a Sync.)
     fn skip_to_sync(&mut self, unprepared: &mut Vec<u64>) {
         while let Some(front) = self.owed.front() {
             match front {
-                Owed::Client(Request::UntilReady) | Owed::Injected(Request::UntilReady) => break,
+                Owed::Client(Request::UntilReady)
+                | Owed::Injected(Request::UntilReady)
+                | Owed::Confirmation => break,
                 Owed::Client(Request::Parse(Some(id)))
                 | Owed::Injected(Request::Parse(Some(id))) => {
                     unprepared.push(*id);
@@ -189,6 +272,8 @@ impl Replies {
 
     pub fn clear(&mut self) {
         self.owed.clear();
+        self.skipping = false;
+        self.skipped_parses.clear();
     }
 }
 
@@ -286,6 +371,59 @@ mod tests {
         assert_eq!(r.copy_in_started(), (1, true));
         feed(&mut r, b"CZZ", &mut out);
         assert_eq!(&out[..], b"CZ3Z");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn messages_sent_after_an_error_before_the_sync_are_owed_nothing() {
+        // psycopg's prepared executemany in a pipeline: Parse(s1) Flush; the Parse fails;
+        // then Bind/Describe/Execute (with maitred's Parse of s1 again) and the Sync.
+        let mut r = Replies::default();
+        let mut out = BytesMut::new();
+        r.client(Request::Parse(Some(1)));
+        let (_, unprepared) = feed(&mut r, b"E", &mut out);
+        assert_eq!(unprepared, vec![1]);
+        r.injected(Request::Parse(Some(1)));
+        r.client(Request::Bind);
+        r.composed(Bytes::from_static(b"3"), &mut out);
+        r.client(Request::Describe);
+        r.client(Request::Execute);
+        r.client(Request::UntilReady);
+        let (v, unprepared) = feed(&mut r, b"Z", &mut out);
+        assert_eq!(
+            v,
+            vec![Verdict::Forward],
+            "the ReadyForQuery reaches the client"
+        );
+        assert_eq!(unprepared, vec![1], "the skipped Parse never prepared it");
+        assert_eq!(&out[..], b"EZ");
+        assert!(r.is_empty());
+        // The next batch is owed replies again.
+        r.client(Request::Bind);
+        r.client(Request::UntilReady);
+        feed(&mut r, b"2Z", &mut out);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn the_confirmation_is_captured_whole_and_never_forwarded() {
+        let mut r = Replies::default();
+        let mut out = BytesMut::new();
+        r.client(Request::UntilReady);
+        r.confirmation();
+        r.client(Request::UntilReady);
+        let (v, _) = feed(&mut r, b"CZ", &mut out);
+        assert_eq!(v, vec![Verdict::Forward, Verdict::Forward]);
+        assert!(r.front_is_confirmation());
+        assert!(
+            !r.only_confirmation(),
+            "the client's next query is owed too"
+        );
+        let (v, _) = feed(&mut r, b"TDCZ", &mut out);
+        assert_eq!(v, vec![Verdict::Capture; 4]);
+        assert!(!r.front_is_confirmation());
+        feed(&mut r, b"CZ", &mut out);
+        assert_eq!(&out[..], b"CZCZ");
         assert!(r.is_empty());
     }
 

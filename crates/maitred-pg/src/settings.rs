@@ -83,14 +83,16 @@ impl Settings {
 /// reply must then be swallowed).
 pub fn sync_settings(applied: &mut Settings, wanted: &Settings, swbuf: &mut BytesMut) -> bool {
     let mut sql = String::new();
-    for (name, value) in wanted.iter() {
-        if applied.get(name) != Some(value) {
-            sql.push_str(&format!("SET {name} TO {value};"));
-        }
-    }
+    // RESETs first: if a SET of the new client fails, the statements after it do not run,
+    // and what an earlier client left (its role above all) must be gone by then.
     for (name, _) in applied.iter() {
         if wanted.get(name).is_none() {
             sql.push_str(&format!("RESET {name};"));
+        }
+    }
+    for (name, value) in wanted.iter() {
+        if applied.get(name) != Some(value) {
+            sql.push_str(&format!("SET {name} TO {value};"));
         }
     }
     if sql.is_empty() {
@@ -146,7 +148,7 @@ mod tests {
         wanted.set("timezone", "'UTC'");
         let mut buf = BytesMut::new();
         assert!(sync_settings(&mut applied, &wanted, &mut buf));
-        assert_eq!(sql_of(&buf), "SET timezone TO 'UTC';RESET search_path;");
+        assert_eq!(sql_of(&buf), "RESET search_path;SET timezone TO 'UTC';");
         assert_eq!(applied, wanted);
         buf.clear();
         assert!(

@@ -3,8 +3,9 @@
 //! finishes the current one, instead of sleeping until the next client is scheduled.
 //!
 //! 1. A checkout that must wait may offer its request ([`Ahead`]): the bytes, and an
-//!    `affinity` that says which connections may run them as they are (for PostgreSQL, a
-//!    hash of the session settings the request needs).
+//!    `affinity` that says which connections may run them as they are (for PostgreSQL, the
+//!    session settings the request needs). An [`Affinity`] is compared byte for byte, never
+//!    by a hash: two different states never match, however they were chosen.
 //! 2. The lease holder, once its own request is on the wire and it knows that request
 //!    leaves the connection as it found it, calls
 //!    [`Lease::claim_successor`](crate::Lease::claim_successor): only the *front* waiter
@@ -32,13 +33,38 @@ use crate::shared::Shared;
 use crate::stats::bump;
 use crate::waiters::{Claimed, Grant, Outcome};
 
+/// The state a connection must be in for a request sent ahead to run on it as it is, in a
+/// form the protocol chooses (e.g. a canonical encoding of session settings). Two
+/// affinities match only when their bytes are equal: no hash stands in for the state, so
+/// no crafted state can pass for another.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Affinity(Bytes);
+
+impl Affinity {
+    /// An affinity made of exactly these bytes.
+    pub fn new(bytes: impl Into<Bytes>) -> Affinity {
+        Affinity(bytes.into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A number as an affinity (its 8 bytes): for states a number names exactly.
+impl From<u64> for Affinity {
+    fn from(v: u64) -> Affinity {
+        Affinity(Bytes::copy_from_slice(&v.to_be_bytes()))
+    }
+}
+
 /// A request a waiting checkout lets the holder of a connection send for it.
 #[derive(Clone, Debug)]
 pub struct Ahead {
     /// The bytes to write on the connection, exactly as the server must receive them.
     pub request: Bytes,
-    /// Only a holder offering the same value may claim this waiter.
-    pub affinity: u64,
+    /// Only a holder offering an equal affinity may claim this waiter.
+    pub affinity: Affinity,
     /// Something the holder's connection must have for the request to run there as it is
     /// (for PostgreSQL, the id of a prepared statement the request executes).
     pub requires: Option<u64>,
@@ -130,7 +156,7 @@ mod tests {
     fn ahead(request: &'static str, affinity: u64) -> Ahead {
         Ahead {
             request: Bytes::from_static(request.as_bytes()),
-            affinity,
+            affinity: affinity.into(),
             requires: None,
         }
     }
@@ -162,11 +188,11 @@ mod tests {
         let first = parked(&pool, "SELECT 1", 7).await;
         let _second = parked(&pool, "SELECT 2", 7).await;
         assert!(
-            held.claim_successor(8, |_| true).is_none(),
+            held.claim_successor(8u64, |_| true).is_none(),
             "other affinity"
         );
         let successor = held
-            .claim_successor(7, |_| true)
+            .claim_successor(7u64, |_| true)
             .expect("front waiter claimed");
         assert_eq!(successor.request(), b"SELECT 1");
         assert_eq!(pool.state().waiting, 1, "claimed waiter left the queue");
@@ -177,6 +203,44 @@ mod tests {
         assert_eq!(fake.opened.load(SeqCst), 1);
         let stats = pool.stats();
         assert_eq!((stats.sent_ahead, stats.sent_ahead_lost), (1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn affinities_match_byte_for_byte_only() {
+        let (pool, _fake) = fake_pool(settings(1));
+        let held = pool.checkout().await.expect("checkout");
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.checkout_ahead(Ahead {
+                    affinity: super::Affinity::new(&b"search_path=a"[..]),
+                    ..ahead("SELECT 1", 0)
+                })
+                .await
+            }
+        });
+        while pool.state().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        for other in [
+            &b"search_path=b"[..],
+            b"search_path=a ",
+            b"",
+            b"search_path=",
+        ] {
+            assert!(held
+                .claim_successor(super::Affinity::new(other), |_| true)
+                .is_none());
+        }
+        let successor = held
+            .claim_successor(super::Affinity::new(&b"search_path=a"[..]), |_| true)
+            .expect("equal bytes");
+        successor.hand_over(held).expect("waiter there");
+        assert!(waiter
+            .await
+            .expect("task")
+            .expect("checkout")
+            .request_sent());
     }
 
     #[tokio::test(start_paused = true)]
@@ -196,8 +260,8 @@ mod tests {
         while pool.state().waiting == 0 {
             tokio::task::yield_now().await;
         }
-        assert!(held.claim_successor(1, |id| id == 4).is_none());
-        let successor = held.claim_successor(1, |id| id == 5).expect("has it");
+        assert!(held.claim_successor(1u64, |id| id == 4).is_none());
+        let successor = held.claim_successor(1u64, |id| id == 5).expect("has it");
         successor.hand_over(held).expect("handed over");
         assert!(waiter
             .await
@@ -219,7 +283,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let _behind = parked(&pool, "SELECT 1", 1).await;
-        assert!(held.claim_successor(1, |_| true).is_none());
+        assert!(held.claim_successor(1u64, |_| true).is_none());
         drop(held);
         let lease = plain.await.expect("task").expect("checkout");
         assert!(!lease.request_sent());
@@ -230,7 +294,7 @@ mod tests {
         let (pool, _fake) = fake_pool(settings(1));
         let mut held = pool.checkout().await.expect("checkout");
         let waiter = parked(&pool, "SELECT 1", 1).await;
-        let successor = held.claim_successor(1, |_| true).expect("claimed");
+        let successor = held.claim_successor(1u64, |_| true).expect("claimed");
         held.mark_dirty();
         drop(successor);
         drop(held);
@@ -254,7 +318,7 @@ mod tests {
         let (pool, fake) = fake_pool(settings(1));
         let held = pool.checkout().await.expect("checkout");
         let waiter = parked(&pool, "SELECT 1", 1).await;
-        let successor = held.claim_successor(1, |_| true).expect("claimed");
+        let successor = held.claim_successor(1u64, |_| true).expect("claimed");
         waiter.abort();
         let _ = waiter.await;
         let mut back = successor.hand_over(held).expect_err("nobody to hand to");
@@ -275,7 +339,7 @@ mod tests {
                 .await
                 .is_err()
         );
-        let successor = held.claim_successor(1, |_| true).expect("claimed");
+        let successor = held.claim_successor(1u64, |_| true).expect("claimed");
         successor.hand_over(held).expect("receiver still open");
         drop(parked_checkout); // never looked at its grant
         settle().await;
@@ -289,11 +353,11 @@ mod tests {
         let held = pool.checkout().await.expect("checkout");
         let waiter = parked(&pool, "SELECT 1", 1).await;
         pool.pause();
-        assert!(held.claim_successor(1, |_| true).is_none(), "paused");
+        assert!(held.claim_successor(1u64, |_| true).is_none(), "paused");
         pool.resume();
         pool.reconnect();
         assert!(
-            held.claim_successor(1, |_| true).is_none(),
+            held.claim_successor(1u64, |_| true).is_none(),
             "retired by RECONNECT"
         );
         drop(held);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::ahead::Successor;
+use crate::ahead::{Affinity, Successor};
 use crate::manager::Manager;
 use crate::reset;
 use crate::shared::{Pooled, Reuse, Shared};
@@ -73,7 +73,7 @@ impl<M: Manager> Lease<M> {
     /// (see `ahead.rs`).
     pub fn claim_successor(
         &self,
-        affinity: u64,
+        affinity: impl Into<Affinity>,
         has: impl Fn(u64) -> bool,
     ) -> Option<Successor<M>> {
         let pooled = self.pooled.as_ref()?;
@@ -84,7 +84,7 @@ impl<M: Manager> Lease<M> {
         {
             return None;
         }
-        let claimed = self.shared.waiters.claim(affinity, &has)?;
+        let claimed = self.shared.waiters.claim(&affinity.into(), &has)?;
         Some(Successor::new(Arc::clone(&self.shared), claimed))
     }
 

@@ -73,7 +73,7 @@ mod stress_tests;
 #[cfg(test)]
 mod test_support;
 
-pub use ahead::{Ahead, Successor};
+pub use ahead::{Affinity, Ahead, Successor};
 pub use client_limits::{
     sleep_until, ClientClock, ClientCount, ClientLimits, ClientSlot, ClientState,
 };

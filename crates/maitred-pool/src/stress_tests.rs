@@ -81,7 +81,7 @@ async fn client(pool: Pool<FakeManager>, tally: Arc<Tally>, seed: u64) {
         } else if rng.below(2) == 0 {
             pool.checkout_ahead(crate::Ahead {
                 request: bytes::Bytes::from_static(b"q"),
-                affinity: rng.below(2),
+                affinity: rng.below(2).into(),
                 requires: None,
             })
             .await

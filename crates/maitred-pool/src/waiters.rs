@@ -22,7 +22,7 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
-use crate::ahead::Ahead;
+use crate::ahead::{Affinity, Ahead};
 use crate::shared::Pooled;
 
 /// What a waiter is handed. Either way it carries one unit of the pool's
@@ -185,13 +185,17 @@ impl<C> WaitQueue<C> {
     /// (FIFO holds: only the oldest waiter can be claimed). Its deadline no longer applies:
     /// it is served by whoever claimed it, or told [`Outcome::Lost`].
     /// `has` runs under the lock and must not call back into the queue.
-    pub(crate) fn claim(&self, affinity: u64, has: &dyn Fn(u64) -> bool) -> Option<Claimed<C>> {
+    pub(crate) fn claim(
+        &self,
+        affinity: &Affinity,
+        has: &dyn Fn(u64) -> bool,
+    ) -> Option<Claimed<C>> {
         let mut queue = self.lock();
         let front = queue.entries.front_mut()?;
         let fits = front
             .ahead
             .as_ref()
-            .is_some_and(|a| a.affinity == affinity && a.requires.is_none_or(has));
+            .is_some_and(|a| a.affinity == *affinity && a.requires.is_none_or(has));
         if !fits || front.tx.is_closed() {
             return None;
         }

@@ -17,7 +17,9 @@ use maitred_config::{
     AdminConfig, Config, ConfigError, LogFormat, OneLine, PoolMode, Secret, UpstreamUrl,
 };
 
-/// maitred: a connection-pooling proxy for PostgreSQL.
+/// maitred: a connection pooler for PostgreSQL, MySQL/MariaDB and MongoDB. Many clients share
+/// a small, fixed set of server connections, leased per transaction (or per request), with a
+/// fair queue in between.
 #[derive(Debug, Parser)]
 #[command(name = "maitred", version, subcommand_negates_reqs = true)]
 pub struct Cli {

@@ -149,22 +149,50 @@ impl ScramKeys {
         }
     }
 
-    /// Keys nobody knows the password of: an unknown user fails at the same step.
-    pub fn unknown_user(mechanism: Mechanism) -> ScramKeys {
-        let mut random = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut random);
+    /// Keys nobody knows the password of: an unknown user fails at the same step. The salt
+    /// is HMAC-SHA-256(process key, mechanism and user name) cut to 16 bytes (the length of
+    /// the salts maitred draws for configured users) and the iteration count the mechanism's
+    /// default, as for a configured user: a name asked for twice gets the same salt, so two
+    /// attempts do not tell whether it exists. The key is random per process.
+    pub fn unknown_user(mechanism: Mechanism, user: &str) -> ScramKeys {
+        Self::unknown_user_with_key(mock_key(), mechanism, user)
+    }
+
+    fn unknown_user_with_key(key: &[u8; 32], mechanism: Mechanism, user: &str) -> ScramKeys {
+        let keyed = |what: &str| {
+            let input = [
+                what.as_bytes(),
+                b"\0",
+                mechanism.name().as_bytes(),
+                b"\0",
+                user.as_bytes(),
+            ]
+            .concat();
+            Mechanism::Sha256.hmac(key, &input)
+        };
         let n = match mechanism {
             Mechanism::Sha1 => 20,
             Mechanism::Sha256 => 32,
         };
         ScramKeys {
             mechanism,
-            salt: random[..16].to_vec(),
+            salt: keyed("salt")[..16].to_vec(),
             iterations: mechanism.default_iterations(),
-            stored_key: random[..n].to_vec(),
-            server_key: random[..n].to_vec(),
+            // Never shown and never matched: an unknown user is refused whatever the proof.
+            stored_key: keyed("stored")[..n].to_vec(),
+            server_key: keyed("server")[..n].to_vec(),
         }
     }
+}
+
+/// The key of the mock salts of unknown users: random, drawn once per process, kept in memory.
+fn mock_key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        key
+    })
 }
 
 /// The user name in a client-first message (`n=`), with `=2C` / `=3D` decoded.
@@ -406,6 +434,31 @@ mod tests {
         let fin = c.client_final(server_first.as_bytes())?;
         let server_final = s.finish(fin.as_bytes())?;
         c.verify(server_final.as_bytes())
+    }
+
+    #[test]
+    fn unknown_users_get_a_stable_salt_per_name_shaped_like_a_known_one() {
+        for m in [Mechanism::Sha1, Mechanism::Sha256] {
+            let first = ScramKeys::unknown_user(m, "nobody");
+            assert_eq!(first.salt, ScramKeys::unknown_user(m, "nobody").salt);
+            assert_ne!(first.salt, ScramKeys::unknown_user(m, "somebody").salt);
+            let known = ScramKeys::derive(m, "user", "pw", m.default_iterations());
+            assert_eq!(first.salt.len(), known.salt.len());
+            assert_eq!(first.iterations, known.iterations);
+            assert_eq!(first.stored_key.len(), known.stored_key.len());
+            let other = ScramKeys::unknown_user_with_key(&[7; 32], m, "nobody");
+            assert_ne!(first.salt, other.salt, "another process, another key");
+            let client_first = b"n,,n=nobody,r=abc";
+            let (_, one) = ScramServer::start(first.clone(), client_first).expect("start");
+            let (_, two) = ScramServer::start(ScramKeys::unknown_user(m, "nobody"), client_first)
+                .expect("start");
+            let salt_of = |t: &str| {
+                t.split(',')
+                    .find(|a| a.starts_with("s="))
+                    .map(str::to_owned)
+            };
+            assert_eq!(salt_of(&one), salt_of(&two), "{one} / {two}");
+        }
     }
 
     #[test]

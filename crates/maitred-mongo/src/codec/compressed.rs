@@ -5,7 +5,9 @@
 //! ```
 //!
 //! The declared uncompressed size is checked against the maximum before anything is
-//! allocated, and the output of the decompressor must match it exactly.
+//! allocated, and the output of the decompressor must match it exactly. A client's
+//! message goes through [`decompress_negotiated`]: its compressor must be one negotiated
+//! in hello on that connection, checked from the fixed fields before the payload is read.
 //!
 //! Spec: <https://github.com/mongodb/specifications/blob/master/source/compression/OP_COMPRESSED.md>.
 
@@ -51,6 +53,29 @@ impl Compressor {
     pub fn from_id(id: u8) -> Option<Compressor> {
         Compressor::ALL.into_iter().find(|c| c.id() == id)
     }
+}
+
+/// The compressor id of a whole OP_COMPRESSED, from its fixed fields only.
+pub fn compressor_id(msg: &[u8]) -> Result<u8, CodecError> {
+    msg.get(HEADER_LEN + 8)
+        .copied()
+        .ok_or(CodecError::Malformed("OP_COMPRESSED: too short"))
+}
+
+/// [`decompress`] for a client's message: refused with [`CodecError::NotNegotiated`] unless
+/// its compressor is one of `negotiated` (agreed in hello on this connection), and with
+/// [`CodecError::TooLarge`] if it declares more than `max` bytes, both before the payload is
+/// looked at or anything is allocated for it. Returns the compressor, for the reply.
+pub fn decompress_negotiated(
+    msg: &[u8],
+    negotiated: &[Compressor],
+    max: usize,
+) -> Result<(Compressor, BytesMut), CodecError> {
+    let id = compressor_id(msg)?;
+    let compressor = Compressor::from_id(id)
+        .filter(|c| negotiated.contains(c))
+        .ok_or(CodecError::NotNegotiated(id))?;
+    Ok((compressor, decompress(msg, max)?))
 }
 
 /// Decompresses a whole OP_COMPRESSED into the whole original message (header rebuilt with
@@ -205,5 +230,81 @@ mod tests {
         let mut unknown = z;
         unknown[HEADER_LEN + 8] = 9;
         assert!(decompress(&unknown, 1 << 20).is_err());
+    }
+
+    /// An OP_COMPRESSED declaring `size` bytes with compressor `id` and a payload that no
+    /// decompressor accepts.
+    fn garbage(id: u8, size: i32) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&(HEADER_LEN as i32 + 9 + 8).to_le_bytes());
+        m.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(&2012i32.to_le_bytes());
+        m.extend_from_slice(&2013i32.to_le_bytes());
+        m.extend_from_slice(&size.to_le_bytes());
+        m.push(id);
+        m.extend_from_slice(b"garbage!");
+        m
+    }
+
+    #[test]
+    fn only_negotiated_compressors_are_decompressed() {
+        let mut msg = BytesMut::new();
+        op_msg::encode(&mut msg, 1, 0, 0, rawdoc! { "ping": 1 }.as_bytes());
+        for c in Compressor::ALL {
+            let mut z = BytesMut::new();
+            compress(&msg, c, &mut z).expect("compress");
+            let others: Vec<Compressor> = Compressor::ALL.into_iter().filter(|o| *o != c).collect();
+            assert_eq!(
+                decompress_negotiated(&z, &others, 1 << 20),
+                Err(CodecError::NotNegotiated(c.id()))
+            );
+            assert_eq!(
+                decompress_negotiated(&z, &[], 1 << 20),
+                Err(CodecError::NotNegotiated(c.id()))
+            );
+            let (got, back) = decompress_negotiated(&z, &[c], 1 << 20).expect("negotiated");
+            assert_eq!(got, c);
+            assert_eq!(&back[..], &msg[..]);
+        }
+        // noop (0) and unknown ids are never negotiated.
+        for id in [0, 4, 255] {
+            assert_eq!(
+                decompress_negotiated(&garbage(id, 100), &Compressor::ALL, 1 << 20),
+                Err(CodecError::NotNegotiated(id))
+            );
+        }
+    }
+
+    #[test]
+    fn the_compressor_is_checked_before_the_payload() {
+        // A payload no decompressor accepts: the refusal is about the negotiation (checked
+        // first), not about the data.
+        for c in Compressor::ALL {
+            let m = garbage(c.id(), 100);
+            assert!(matches!(
+                decompress(&m, 1 << 20),
+                Err(CodecError::Malformed(_))
+            ));
+            assert_eq!(
+                decompress_negotiated(&m, &[], 1 << 20),
+                Err(CodecError::NotNegotiated(c.id()))
+            );
+            // Negotiated, its declared size is checked before the payload too.
+            assert_eq!(
+                decompress_negotiated(&garbage(c.id(), 40_000), &[c], 16 * 1024),
+                Err(CodecError::TooLarge {
+                    len: 40_000 + HEADER_LEN,
+                    max: 16 * 1024
+                })
+            );
+        }
+        assert_eq!(
+            decompress_negotiated(
+                &garbage(2, 100)[..HEADER_LEN + 8],
+                &Compressor::ALL,
+                1 << 20
+            ),
+            Err(CodecError::Malformed("OP_COMPRESSED: too short"))
+        );
     }
 }

@@ -39,4 +39,8 @@ pub enum CodecError {
     UnknownRequiredFlags(u32),
     #[error("invalid BSON in {0}")]
     Bson(&'static str),
+    /// OP_COMPRESSED with a compressor id this connection did not negotiate in hello
+    /// (or one maitred does not know).
+    #[error("OP_COMPRESSED with compressor id {0}, not negotiated in hello")]
+    NotNegotiated(u8),
 }

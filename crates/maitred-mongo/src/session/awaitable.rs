@@ -21,7 +21,7 @@ use tokio::io::AsyncReadExt;
 enum Held {
     /// maxAwaitTimeMS passed, or the drain started (the topologyVersion changed): answer.
     Answer,
-    /// The client closed the connection: nothing to answer.
+    /// The client closed the connection, or ran out of time to log in: nothing to answer.
     ClientGone,
     /// The client sent a request: answer now, without moreToCome, and serve the request.
     ClientSent,
@@ -70,8 +70,13 @@ impl Session {
     async fn hold(&mut self, wait: Duration) -> Held {
         // Running: the drain is the change to wake for. Draining: nothing changes any more.
         let running = !maitred_pool::shutdown::started();
+        // A held hello does not stretch the login deadline of a client that tries to log
+        // in: out of time, the connection is closed without an answer (the serve loop sees
+        // the deadline passed). Monitoring connections wait on maitred here.
+        let login = self.login_deadline.while_held();
         tokio::select! {
             () = tokio::time::sleep(wait) => Held::Answer,
+            () = maitred_pool::sleep_until(login) => Held::ClientGone,
             () = maitred_pool::shutdown::wait(), if running => Held::Answer,
             r = self.client.read_buf(&mut self.crbuf) => match r {
                 Ok(0) | Err(_) => Held::ClientGone,

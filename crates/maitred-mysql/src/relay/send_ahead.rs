@@ -68,7 +68,7 @@ impl Relay {
         frame::write_packet(&mut request, 0, payload);
         Some(Ahead {
             request: request.freeze(),
-            affinity: database_affinity(self.s.database.as_deref()),
+            affinity: database_affinity(self.s.database.as_deref()).into(),
             requires,
         })
     }

@@ -61,18 +61,26 @@ impl ScramKeys {
 
     /// Keys nobody knows the password of, so that an unknown user goes through the same
     /// exchange as a known one and fails at the same step.
-    pub fn unknown_user() -> ScramKeys {
-        let mut keys = ScramKeys {
-            salt: vec![0u8; 16],
+    ///
+    /// The salt is HMAC-SHA256(process key, user name) cut to 16 bytes (the length of the
+    /// salts maitred derives and PostgreSQL stores), and the iteration count is
+    /// [`DEFAULT_ITERATIONS`]: a name asked for twice gets the same salt, as a known user
+    /// does, so two attempts do not tell whether the name exists. The key is random per
+    /// process ([`mock_key`]), so the salts cannot be computed from outside.
+    pub fn unknown_user(user: &str) -> ScramKeys {
+        Self::unknown_user_with_key(mock_key(), user)
+    }
+
+    fn unknown_user_with_key(key: &[u8; 32], user: &str) -> ScramKeys {
+        let salt = hmac(key, &[b"salt\0".as_slice(), user.as_bytes()].concat());
+        ScramKeys {
+            salt: salt[..16].to_vec(),
             iterations: DEFAULT_ITERATIONS,
-            stored_key: [0; 32],
-            server_key: [0; 32],
-        };
-        let mut rng = rand::thread_rng();
-        rng.fill_bytes(&mut keys.salt);
-        rng.fill_bytes(&mut keys.stored_key);
-        rng.fill_bytes(&mut keys.server_key);
-        keys
+            // Never shown and never matched: the exchange of an unknown user is refused
+            // whatever the proof.
+            stored_key: hmac(key, &[b"stored\0".as_slice(), user.as_bytes()].concat()),
+            server_key: hmac(key, &[b"server\0".as_slice(), user.as_bytes()].concat()),
+        }
     }
 
     /// Parses PostgreSQL's stored form `SCRAM-SHA-256$iter:salt$stored:server`.
@@ -98,6 +106,17 @@ impl ScramKeys {
             server_key,
         })
     }
+}
+
+/// The key of the mock salts of unknown users: random, drawn once per process and kept in
+/// memory only (like the salts maitred draws for users configured with a plaintext password).
+pub fn mock_key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        key
+    })
 }
 
 fn decode_key(b64: &str) -> Option<[u8; 32]> {
@@ -148,9 +167,17 @@ impl Credentials {
                 });
             }
         }
+        // The salt of a plaintext password is the one an unknown user of this name would
+        // get: stable for the process (across reloads and per-login derivations, as for the
+        // admin console), so known and unknown users look alike however often they are tried.
+        let salt = ScramKeys::unknown_user(user).salt;
         Ok(Credentials {
             user: user.to_owned(),
-            scram: Some(ScramKeys::derive(password, DEFAULT_ITERATIONS)),
+            scram: Some(ScramKeys::derive_with_salt(
+                password,
+                salt,
+                DEFAULT_ITERATIONS,
+            )),
             md5_hash: Some(super::md5::user_hash(user, password)),
         })
     }
@@ -183,9 +210,40 @@ mod tests {
     fn credentials_from_each_form() {
         let plain = Credentials::from_configured("app", "secret").expect("plain");
         assert!(plain.scram.is_some() && plain.md5_hash.is_some());
+        let again = Credentials::from_configured("app", "other").expect("plain");
+        let salt = |c: &Credentials| c.scram.as_ref().map(|k| k.salt.clone());
+        assert_eq!(
+            salt(&plain),
+            salt(&again),
+            "a plaintext password's salt is stable per user, as an unknown user's"
+        );
+        assert_eq!(salt(&plain), Some(ScramKeys::unknown_user("app").salt));
         let md5 = Credentials::from_configured("app", "md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
             .expect("md5");
         assert!(md5.scram.is_none() && md5.md5_hash.is_some());
+    }
+
+    #[test]
+    fn unknown_users_get_a_stable_salt_per_name_shaped_like_a_known_one() {
+        let first = ScramKeys::unknown_user("nobody");
+        let second = ScramKeys::unknown_user("nobody");
+        assert_eq!(first.salt, second.salt, "same name, same salt");
+        assert_eq!(first.iterations, second.iterations);
+        assert_ne!(first.salt, ScramKeys::unknown_user("somebody").salt);
+        let known = ScramKeys::derive("pw", DEFAULT_ITERATIONS);
+        assert_eq!(
+            first.salt.len(),
+            known.salt.len(),
+            "salt length of a known user"
+        );
+        assert_eq!(
+            first.iterations, known.iterations,
+            "iterations of a known user"
+        );
+        // Another process (another key) gives other salts: they cannot be computed outside.
+        let other = ScramKeys::unknown_user_with_key(&[7; 32], "nobody");
+        assert_ne!(first.salt, other.salt);
+        assert_eq!(format!("{first:?}"), "ScramKeys(***)");
     }
 
     #[test]

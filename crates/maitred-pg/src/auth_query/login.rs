@@ -38,19 +38,21 @@ pub async fn authenticate(
     let scram = secret.as_ref().and_then(|c| c.scram.clone());
     let md5_hash = secret.as_ref().and_then(|c| c.md5_hash.clone());
     let login = match (scram, md5_hash) {
-        (Some(keys), _) => scram_exchange(stream, buf, Some(keys)).await?,
+        (Some(keys), _) => scram_exchange(stream, buf, user, Some(keys)).await?,
         (None, Some(hash)) => md5_exchange(stream, buf, Some(hash)).await?,
         (None, None) if client_auth == ClientAuth::Md5 => md5_exchange(stream, buf, None).await?,
-        (None, None) => scram_exchange(stream, buf, None).await?,
+        (None, None) => scram_exchange(stream, buf, user, None).await?,
     };
     Ok(Ok(aq.users.enter(user, login)?))
 }
 
-/// SCRAM-SHA-256 against `keys` (None: an unknown user, who fails at the proof); returns the
-/// ClientKey the proof revealed.
+/// SCRAM-SHA-256 against `keys` (None: an unknown user, who fails at the proof, after the
+/// same salt at every attempt, [`ScramKeys::unknown_user`]); returns the ClientKey the proof
+/// revealed.
 async fn scram_exchange(
     stream: &mut Stream,
     buf: &mut BytesMut,
+    user: &str,
     keys: Option<ScramKeys>,
 ) -> Result<PassthroughLogin, SessionError> {
     let mut o = BytesMut::new();
@@ -61,7 +63,9 @@ async fn scram_exchange(
     if initial.mechanism != MECHANISM {
         return Err(AuthError::MalformedScram("unsupported mechanism").into());
     }
-    let used = keys.clone().unwrap_or_else(ScramKeys::unknown_user);
+    let used = keys
+        .clone()
+        .unwrap_or_else(|| ScramKeys::unknown_user(user));
     let (server, first) = ScramServer::start(used.clone(), initial.data)?;
     o.clear();
     out::authentication_sasl_continue(&mut o, first.as_bytes());

@@ -38,6 +38,15 @@ impl From<std::io::Error> for LookupError {
     }
 }
 
+/// What a client is told (SQLSTATE 08006) when the lookup of its user failed, whatever the
+/// reason: it has not logged in, so it learns nothing of the upstream (address, database,
+/// the auth_user, the server's error text). The [`LookupError`] goes to the log.
+pub fn failed_lookup_message(user: &str) -> String {
+    format!(
+        "maitred: could not verify credentials for user \"{user}\": the authentication lookup failed"
+    )
+}
+
 /// Runs `query` with `user` as `$1`. `Ok(None)`: no row, or a NULL secret.
 pub async fn fetch_secret(
     conn: &mut ServerConn,

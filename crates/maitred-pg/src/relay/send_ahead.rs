@@ -10,8 +10,10 @@
 //! when it is safe for PostgreSQL:
 //!
 //! - The waiter offers only a lone read-only simple query
-//!   ([`sql_effects::may_send_ahead`]), unpinned, outside any batch, and its affinity is a
-//!   hash of its session settings: it runs only on a connection that has exactly those.
+//!   ([`sql_effects::may_send_ahead`]), unpinned, outside any batch, and its affinity is
+//!   its session settings themselves (sorted, length-prefixed, compared byte for byte by
+//!   the pool, never a hash that crafted settings could collide with): it runs only on a
+//!   connection that has exactly those.
 //! - The holder claims only while its lease carries exactly one such query (its own, or
 //!   one sent ahead for it), no injected SET, nothing else buffered from its client, and
 //!   the server connection is idle apart from that query. A lone SELECT in autocommit
@@ -35,9 +37,8 @@ use crate::codec::frame;
 use crate::error::SessionError;
 use crate::settings::Settings;
 use crate::sql_effects;
-use bytes::BytesMut;
-use maitred_pool::Ahead;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use bytes::{BufMut, BytesMut};
+use maitred_pool::{Affinity, Ahead};
 use std::sync::atomic::Ordering;
 
 /// A request larger than this is never sent ahead (it is copied into the offer).
@@ -225,6 +226,7 @@ impl Relay {
             || !self.lease_request_safe
             || self.ahead_messages_left > 0
             || self.pinned.is_some()
+            || self.isolation.state_unaccounted()
             || !self.crbuf.is_empty()
             || !self.pool.send_ahead()
             || !self.pool.pool.has_waiters()
@@ -274,11 +276,18 @@ impl Relay {
             .counters
             .transactions
             .fetch_add(1, Ordering::Relaxed);
+        // The server's replies may still say our session is not what was predicted
+        // (`relay/isolation.rs`): then it is confirmed, never handed over as it is.
         let as_expected = lease.pending_sync == 1
             && !lease.extended_open
             && lease.tx_status == b'I'
             && lease.unread_body == 0
-            && !lease.needs_discard;
+            && !lease.needs_discard
+            && !self.isolation.state_unaccounted();
+        if !as_expected {
+            lease.needs_discard |= self.isolation.state_unaccounted();
+        }
+        self.isolation.lease_ended();
         if as_expected {
             if let Err(mut back) = successor.hand_over(lease) {
                 // The successor left: the reset drains its reply.
@@ -295,14 +304,23 @@ impl Relay {
     }
 }
 
-/// A hash of a set of settings that ignores their order: two clients with the same
-/// settings get the same affinity, whatever order their SETs came in.
-fn settings_affinity(settings: &Settings) -> u64 {
-    settings.iter().fold(0u64, |acc, pair| {
-        let mut h = DefaultHasher::new();
-        pair.hash(&mut h);
-        acc.wrapping_add(h.finish())
-    })
+/// A set of settings as an affinity: the (name, value) pairs sorted, each string
+/// length-prefixed, so that two clients with the same settings get equal bytes whatever
+/// order their SETs came in, and different settings never do. The pool compares
+/// affinities exactly; a hash here (as before) let crafted settings pass for another
+/// client's.
+fn settings_affinity(settings: &Settings) -> Affinity {
+    let mut pairs: Vec<(&str, &str)> = settings.iter().collect();
+    pairs.sort_unstable();
+    let len = pairs.iter().map(|(n, v)| 8 + n.len() + v.len()).sum();
+    let mut out = BytesMut::with_capacity(len);
+    for (name, value) in pairs {
+        for part in [name, value] {
+            out.put_u32(u32::try_from(part.len()).unwrap_or(u32::MAX));
+            out.put_slice(part.as_bytes());
+        }
+    }
+    Affinity::new(out.freeze())
 }
 
 #[cfg(test)]
@@ -325,5 +343,65 @@ mod tests {
             settings_affinity(&a),
             settings_affinity(&Settings::default())
         );
+    }
+
+    fn two(app: &str, path: &str) -> Settings {
+        let mut s = Settings::default();
+        s.set("application_name", app);
+        s.set("search_path", path);
+        s
+    }
+
+    /// Pairs of settings whose affinity used to be equal: it was the wrapping sum of
+    /// `DefaultHasher` (SipHash-1-3, fixed keys) hashes of each (name, value), and these
+    /// were found with a generalised-birthday search in about a minute and a half of one
+    /// core (4 lists of 2^22 values each). Another client's settings can be matched the
+    /// same way (e.g. a `role`).
+    const COLLIDING: [[&str; 4]; 4] = [
+        ["'a382172'", "'b2340863'", "'c2490929'", "'d3258159'"],
+        ["'a393498'", "'b3361470'", "'c409959'", "'d283672'"],
+        ["'a2981127'", "'b3109384'", "'c3958245'", "'d2021012'"],
+        ["'a3416861'", "'b2741915'", "'c3658034'", "'d1677545'"],
+    ];
+
+    #[test]
+    fn settings_whose_old_hash_sums_collide_have_different_affinities() {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let old_affinity = |s: &Settings| {
+            s.iter().fold(0u64, |acc, pair| {
+                let mut h = DefaultHasher::new();
+                pair.hash(&mut h);
+                acc.wrapping_add(h.finish())
+            })
+        };
+        for [a1, a2, b1, b2] in COLLIDING {
+            let (a, b) = (two(a1, a2), two(b1, b2));
+            assert_ne!(a, b);
+            // The collision is real (unless the standard library's DefaultHasher changed).
+            if old_affinity(&a) == old_affinity(&b) {
+                eprintln!("{a:?} and {b:?} collide under the old affinity");
+            }
+            assert_ne!(
+                settings_affinity(&a),
+                settings_affinity(&b),
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn length_prefixes_keep_names_and_values_apart() {
+        let mut a = Settings::default();
+        a.set("ab", "c");
+        let mut b = Settings::default();
+        b.set("a", "bc");
+        assert_ne!(settings_affinity(&a), settings_affinity(&b));
+        let mut c = Settings::default();
+        c.set("a", "b");
+        c.set("c", "d");
+        let mut d = Settings::default();
+        d.set("a", "bc");
+        d.set("", "d");
+        assert_ne!(settings_affinity(&c), settings_affinity(&d));
     }
 }

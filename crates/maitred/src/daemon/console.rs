@@ -1,6 +1,6 @@
 //! What the admin console needs from the configuration: who may log in, and the rows of
-//! SHOW CONFIG (never a password; upstream URLs redacted). Set at start and after each
-//! reload.
+//! SHOW CONFIG (never a password or token; upstream URLs redacted); and the admin HTTP
+//! endpoint's detail token. Set at start and after each reload.
 
 use maitred_admin::console::ConfigEntry;
 use maitred_admin::Admin;
@@ -20,6 +20,14 @@ pub(super) fn configure(admin: &Admin, config: &Config) {
         .collect();
     admin.console().set_users(users);
     admin.console().set_config(entries(config));
+    // The HTTP endpoint's detail surface: loopback only, or with this bearer token too.
+    admin.detail_token().set(
+        config
+            .admin
+            .as_ref()
+            .and_then(|a| a.detail_token.as_ref())
+            .map(|t| t.expose().to_owned()),
+    );
 }
 
 /// The rows of SHOW CONFIG: daemon-wide keys, then each pool's as `pools.<name>.<key>`.
@@ -46,6 +54,21 @@ fn entries(config: &Config) -> Vec<ConfigEntry> {
                 .map(|u| u.name.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
+            String::new(),
+            true,
+        ),
+        row(
+            "admin.detail_token",
+            // Whether one is set, never the token.
+            if config
+                .admin
+                .as_ref()
+                .is_some_and(|a| a.detail_token.is_some())
+            {
+                "set".to_owned()
+            } else {
+                String::new()
+            },
             String::new(),
             true,
         ),
@@ -198,6 +221,7 @@ mod tests {
             [admin]
             listen = "127.0.0.1:9930"
             users = [{ name = "ops", password = "console-secret" }]
+            detail_token = "detail-token-secret-0123"
             [[pools]]
             name = "app"
             listen = "127.0.0.1:6432"
@@ -216,7 +240,12 @@ mod tests {
         );
         let rows = entries(&config);
         let all = format!("{rows:?}");
-        for secret in ["console-secret", "upstream-secret", "client-secret"] {
+        for secret in [
+            "console-secret",
+            "upstream-secret",
+            "client-secret",
+            "detail-token-secret",
+        ] {
             assert!(!all.contains(secret), "{secret} shown: {all}");
         }
         let size = rows
@@ -227,5 +256,11 @@ mod tests {
         assert!(size.changeable);
         let users = rows.iter().find(|r| r.key == "admin.users").expect("users");
         assert_eq!(users.value, "ops");
+        let token = rows
+            .iter()
+            .find(|r| r.key == "admin.detail_token")
+            .expect("detail_token");
+        assert_eq!(token.value, "set");
+        assert!(admin.detail_token().is_set());
     }
 }

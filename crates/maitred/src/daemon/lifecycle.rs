@@ -89,7 +89,11 @@ pub(super) async fn start_admin(
     let addr = config.listen;
     let listener =
         super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
-    tracing::info!(%addr, "admin endpoint listening (/metrics, /healthz, /readyz, /pools)");
+    tracing::info!(
+        %addr,
+        detail_token = admin.detail_token().is_set(),
+        "admin endpoint listening (/metrics, /healthz, /readyz for anyone; /pools for loopback peers, or with the detail token when one is set)"
+    );
     tokio::spawn(maitred_admin::http::serve(listener, admin.clone()));
     Ok(())
 }

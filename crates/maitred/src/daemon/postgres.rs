@@ -51,24 +51,40 @@ impl PoolObserver for PgObserver {
                 c.statement_prepares.load(Relaxed),
             ),
             ("pins_refused_total", c.pins_refused.load(Relaxed)),
+            (
+                "statement_registry_evictions_total",
+                self.pool.statements.evictions(),
+            ),
         ]
     }
     fn labeled_counters(&self) -> Vec<maitred_admin::LabeledCounter> {
-        self.pool
-            .counters
-            .pins_by_reason()
+        let c = &self.pool.counters;
+        let pins =
+            c.pins_by_reason()
+                .into_iter()
+                .map(|(reason, count)| maitred_admin::LabeledCounter {
+                    name: "pins_total",
+                    label: "reason",
+                    value: reason.as_str(),
+                    count,
+                });
+        let confirmations = c
+            .confirmations_by_cause()
             .into_iter()
-            .map(|(reason, count)| maitred_admin::LabeledCounter {
-                name: "pins_total",
+            .map(|(cause, count)| maitred_admin::LabeledCounter {
+                name: "session_confirmations_total",
                 label: "reason",
-                value: reason.as_str(),
+                value: cause,
                 count,
-            })
-            .collect()
+            });
+        pins.chain(confirmations).collect()
     }
     super::observed::observe_facts!(s => s.pool.pool);
     fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
-        vec![("clients_pinned", self.pool.pinned_now() as f64)]
+        vec![
+            ("clients_pinned", self.pool.pinned_now() as f64),
+            ("statement_registry_size", self.pool.statements.len() as f64),
+        ]
     }
 }
 
