@@ -261,19 +261,31 @@ impl ServerConn {
                         if target.password.is_none() {
                             return Err(BackendError::NoPassword);
                         }
-                        if secure {
-                            // Inside TLS or over a Unix socket the password goes in clear, NUL-terminated.
-                            let mut p = password.to_vec();
-                            p.push(0);
-                            frame::write_packet(&mut out, seq, &p);
-                        } else {
-                            frame::write_packet(&mut out, seq, &[auth::REQUEST_PUBLIC_KEY]);
+                        match full_auth(secure, target.tls.server_public_key()) {
+                            FullAuth::Clear => {
+                                // Inside TLS or over a Unix socket the password goes in
+                                // clear, NUL-terminated.
+                                let mut p = password.to_vec();
+                                p.push(0);
+                                frame::write_packet(&mut out, seq, &p);
+                            }
+                            FullAuth::Encrypt(pem) => {
+                                let enc = auth::rsa_encrypted_password(password, &nonce, pem)
+                                    .ok_or(BackendError::Rsa)?;
+                                frame::write_packet(&mut out, seq, &enc);
+                            }
+                            FullAuth::Refuse => {
+                                return Err(BackendError::InsecureFullAuth {
+                                    addr: target.addr(),
+                                })
+                            }
                         }
                     }
-                    Some(pem) => {
-                        let enc = auth::rsa_encrypted_password(password, &nonce, pem)
-                            .ok_or(BackendError::Rsa)?;
-                        frame::write_packet(&mut out, seq, &enc);
+                    // A public key maitred never asked for: it is not used.
+                    Some(_) => {
+                        return Err(BackendError::Protocol(
+                            crate::codec::CodecError::Unexpected("server login (public key)"),
+                        ))
                     }
                     None => return Err(BackendError::Protocol(crate::codec::CodecError::Empty)),
                 },
@@ -564,4 +576,137 @@ async fn negotiate_tls(
     tcp.write_all(&out).await?;
     let stream = target.tls.connect(tcp).await.map_err(BackendError::Tls)?;
     Ok((stream, seq.wrapping_add(1)))
+}
+
+/// How maitred answers a server's request for caching_sha2_password full authentication
+/// ([`full_auth`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum FullAuth<'a> {
+    /// The password in clear: the channel is TLS or the server's Unix socket.
+    Clear,
+    /// The password encrypted with the server's public key maitred was given
+    /// (`server-public-key-path`), sent at once.
+    Encrypt(&'a [u8]),
+    /// Plain TCP and no configured key: asking the server for its key would let anyone in
+    /// the path hand over their own and learn the password. Refused.
+    Refuse,
+}
+
+/// The decision for caching_sha2_password full authentication on the server leg: never
+/// the public key the server would send over plain TCP.
+pub fn full_auth(secure_channel: bool, configured_key: Option<&[u8]>) -> FullAuth<'_> {
+    match (secure_channel, configured_key) {
+        (true, _) => FullAuth::Clear,
+        (false, Some(pem)) => FullAuth::Encrypt(pem),
+        (false, None) => FullAuth::Refuse,
+    }
+}
+
+#[cfg(test)]
+mod full_auth_tests {
+    use super::*;
+
+    /// caching_sha2_password full authentication on the server leg: the password goes in
+    /// clear only over TLS or the Unix socket, encrypted only with a key maitred was given;
+    /// the key a server would send over plain TCP is never asked for.
+    #[test]
+    fn the_password_never_goes_to_a_key_the_server_sent_over_plain_tcp() {
+        assert_eq!(full_auth(true, None), FullAuth::Clear);
+        assert_eq!(full_auth(true, Some(b"pem")), FullAuth::Clear);
+        assert_eq!(full_auth(false, Some(b"pem")), FullAuth::Encrypt(b"pem"));
+        assert_eq!(full_auth(false, None), FullAuth::Refuse);
+        let e = BackendError::InsecureFullAuth {
+            addr: "db:3306".into(),
+        }
+        .to_string();
+        for what in [
+            "db:3306",
+            "ssl-mode=REQUIRED",
+            "socket=",
+            "server-public-key-path=",
+        ] {
+            assert!(e.contains(what), "{what} not in: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod plain_tcp_full_auth_tests {
+    use super::*;
+    use crate::codec::{cap, frame, packets};
+    use tokio::io::AsyncReadExt;
+
+    async fn read_one(sock: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+        let mut head = [0u8; 4];
+        sock.read_exact(&mut head).await.ok()?;
+        let len = usize::from(head[0]) | usize::from(head[1]) << 8 | usize::from(head[2]) << 16;
+        let mut body = vec![0u8; len];
+        sock.read_exact(&mut body).await.ok()?;
+        Some(body)
+    }
+
+    /// A server (or anyone in its place on the network) that asks for caching_sha2_password
+    /// full authentication over plain TCP: maitred refuses, naming what to configure, and
+    /// never asks for the public key (0x02) whose owner would learn the password.
+    #[tokio::test]
+    async fn full_authentication_over_plain_tcp_never_asks_for_the_servers_key() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.ok()?;
+            let mut out = BytesMut::new();
+            frame::write_packet(
+                &mut out,
+                0,
+                &packets::greeting(
+                    "8.0.36",
+                    1,
+                    &[7u8; 20],
+                    cap::SUPPORTED & !cap::SSL,
+                    45,
+                    auth::CACHING_SHA2,
+                ),
+            );
+            sock.write_all(&out).await.ok()?;
+            let _hello = read_one(&mut sock).await?;
+            out.clear();
+            frame::write_packet(&mut out, 2, &[packets::AUTH_MORE_DATA, auth::FULL_AUTH]);
+            sock.write_all(&out).await.ok()?;
+            // What the client sends next, if anything.
+            read_one(&mut sock).await
+        });
+        let target = ServerTarget {
+            host: "127.0.0.1".into(),
+            port,
+            user: "app".into(),
+            password: Some("s3cret-password".into()),
+            database: None,
+            tls: crate::tls::ServerTls::disabled(),
+            socket: None,
+        };
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            ServerConn::connect(&target, 10, false),
+        )
+        .await
+        .expect("no hang");
+        let next = server.await.expect("fake server");
+        assert_ne!(
+            next.as_deref(),
+            Some(&[auth::REQUEST_PUBLIC_KEY][..]),
+            "maitred asked a server over plain TCP for its RSA public key"
+        );
+        match r {
+            Err(e @ BackendError::InsecureFullAuth { .. }) => {
+                let m = e.to_string();
+                assert!(
+                    m.contains("server-public-key-path") && !m.contains("s3cret"),
+                    "{m}"
+                );
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 }

@@ -2,6 +2,14 @@
 //! sent from any client reaches the right server connection (the one the target client
 //! holds at that moment) and `CONNECTION_ID()` shows maitred's id.
 //!
+//! A KILL names a server thread, and the server runs it a moment later: by then the
+//! target may have let go of that connection and another client may run a query on it.
+//! So a KILL is aimed ([`ClientHandle::aim_kill`]) while the target holds the thread, and
+//! a client that lets go of its connection while a KILL is aimed at it
+//! ([`ClientHandle::clear_server`] says so) closes that connection instead of handing it
+//! to anyone else. Both sides use sequentially consistent atomics: either the killer sees
+//! the thread already let go (and kills nothing), or the target sees the aim (and closes).
+//!
 //! KILL is allowed only on a connection of the same user of the same pool: MySQL lets only
 //! the owner (or a holder of PROCESS/SUPER/CONNECTION_ADMIN) kill a thread, and maitred
 //! sends the KILL with its own server credentials, so without this check any client could
@@ -20,6 +28,8 @@ pub struct ClientHandle {
     owner: (String, String),
     /// The server thread id of the connection the client holds; 0: none.
     server_thread: AtomicU32,
+    /// KILLs aimed at this client's server thread and not yet answered.
+    kills_in_flight: AtomicU32,
     killed: AtomicBool,
     notify: Notify,
 }
@@ -30,6 +40,7 @@ impl ClientHandle {
             id,
             owner: (pool.to_owned(), user.to_owned()),
             server_thread: AtomicU32::new(0),
+            kills_in_flight: AtomicU32::new(0),
             killed: AtomicBool::new(false),
             notify: Notify::new(),
         }
@@ -42,16 +53,36 @@ impl ClientHandle {
     }
 
     pub fn set_server(&self, thread_id: u32) {
-        self.server_thread.store(thread_id, Ordering::Release);
+        self.server_thread.store(thread_id, Ordering::SeqCst);
     }
 
-    pub fn clear_server(&self) {
-        self.server_thread.store(0, Ordering::Release);
+    /// The client lets go of its server connection. `true`: a KILL aimed at that
+    /// connection's thread may still be on its way, so the connection must not serve
+    /// anyone else (close it).
+    #[must_use = "a connection let go while a KILL is aimed at it must be closed"]
+    pub fn clear_server(&self) -> bool {
+        self.server_thread.store(0, Ordering::SeqCst);
+        self.kills_in_flight.load(Ordering::SeqCst) > 0
     }
 
     /// The server thread running this client's commands now, if any.
     pub fn server_thread(&self) -> Option<u32> {
-        Some(self.server_thread.load(Ordering::Acquire)).filter(|t| *t != 0)
+        Some(self.server_thread.load(Ordering::SeqCst)).filter(|t| *t != 0)
+    }
+
+    /// Aims a KILL at the server thread this client holds now: `None` if it holds none.
+    /// Until the returned aim is dropped (once the server answered the KILL), a connection
+    /// this client lets go of is closed, not reused, so the KILL cannot reach a query of
+    /// whoever would have had that connection next.
+    pub fn aim_kill(self: &Arc<Self>) -> Option<KillAim> {
+        self.kills_in_flight.fetch_add(1, Ordering::SeqCst);
+        let mut aim = KillAim {
+            handle: self.clone(),
+            thread: 0,
+        };
+        // Dropped without a thread, the aim is taken back at once.
+        aim.thread = self.server_thread.load(Ordering::SeqCst);
+        (aim.thread != 0).then_some(aim)
     }
 
     /// Asks the client's session to end (KILL CONNECTION).
@@ -69,6 +100,19 @@ impl ClientHandle {
         while !self.is_killed() {
             self.notify.notified().await;
         }
+    }
+}
+
+/// A KILL on its way to [`KillAim::thread`]; see [`ClientHandle::aim_kill`].
+#[derive(Debug)]
+pub struct KillAim {
+    handle: Arc<ClientHandle>,
+    pub thread: u32,
+}
+
+impl Drop for KillAim {
+    fn drop(&mut self) {
+        self.handle.kills_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -117,6 +161,31 @@ mod tests {
             .expect("woken");
         r.unregister(5);
         assert!(r.get(5).is_none());
+    }
+
+    #[test]
+    fn a_connection_let_go_while_a_kill_is_aimed_at_it_is_not_reused() {
+        let r = ClientRegistry::default();
+        let h = r.register(1, "p", "app");
+        // Nothing held: nothing to aim at, and no trace left.
+        assert!(h.aim_kill().is_none());
+        h.set_server(9);
+        assert!(
+            !h.clear_server(),
+            "no KILL aimed: the connection may be reused"
+        );
+        h.set_server(9);
+        let aim = h.aim_kill().expect("aimed");
+        assert_eq!(aim.thread, 9);
+        assert!(
+            h.clear_server(),
+            "a KILL is on its way to thread 9: close it"
+        );
+        h.set_server(10);
+        assert!(h.clear_server(), "still on its way");
+        drop(aim);
+        h.set_server(10);
+        assert!(!h.clear_server(), "answered: reuse is fine again");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum BackendError {
     NoPassword,
     #[error("could not encrypt the password with the server's RSA public key")]
     Rsa,
+    #[error("the server {addr} asks for caching_sha2_password full authentication over plain TCP; maitred does not ask the server for its RSA public key there (anyone in the path could hand over their own key and learn the password). Use TLS to the server (ssl-mode=REQUIRED, VERIFY_CA or VERIFY_IDENTITY in the upstream URL), the server's Unix socket (socket=/path/mysqld.sock), or give maitred the server's public key (server-public-key-path=/path/public_key.pem in the upstream URL)")]
+    InsecureFullAuth { addr: String },
     #[error("TLS with the server failed: {0}")]
     Tls(std::io::Error),
     #[error("the server does not offer TLS and the upstream URL has ssl-mode={0}")]

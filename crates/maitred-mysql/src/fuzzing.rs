@@ -83,6 +83,7 @@ fn client_command(payload: &[u8]) {
             let _ = session_sql::rewrite_connection_id(sql, 7);
             let _ = session_sql::rewrite_last_insert_id(sql, 42);
             let _ = session_sql::classify(sql);
+            sql_text(payload);
         }
         command::CHANGE_USER => {
             for caps in [cap::SUPPORTED, cap::SUPPORTED & !cap::SECURE_CONNECTION] {
@@ -298,4 +299,33 @@ pub fn auth_exchange(data: &[u8]) {
             assert_eq!(auth::verify(&plugin, &nonce, b"pencil", &a), Ok(()));
         }
     }
+}
+
+/// SQL text as the relay reads a COM_QUERY's (the first byte picks the `sql_mode` quoting:
+/// bit 0 off = no backslash escapes, bit 1 = ANSI_QUOTES): the lexer, the analysis and the
+/// rewrites. Promises: no panic; every token lies inside the text in order; a statement's
+/// tokens are inside the token list; text without any rewrite target comes back `None`.
+pub fn sql_text(data: &[u8]) {
+    let Some((&flags, sql)) = data.split_first() else {
+        return;
+    };
+    let mode = crate::sql_lexer::LexMode {
+        backslash_escapes: flags & 1 == 0,
+        ansi_quotes: flags & 2 != 0,
+    };
+    let lexed = crate::sql_lexer::lex_with(sql, mode);
+    let mut last_end = 0;
+    for t in &lexed.tokens {
+        assert!(t.start >= last_end && t.start < t.end && t.end <= sql.len());
+        last_end = t.end;
+    }
+    for s in &lexed.statements {
+        assert!(s.first < s.end && s.end <= lexed.tokens.len());
+    }
+    let _ = session_sql::analyze_with(&lexed, mode);
+    let rewritten = session_sql::rewrite_query(&lexed, 7, 42);
+    if !sql.windows(2).any(|w| w == b"@@") && !sql.contains(&b'(') {
+        assert!(rewritten.is_none());
+    }
+    let _ = session_sql::kill_target(sql);
 }

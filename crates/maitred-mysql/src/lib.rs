@@ -9,7 +9,9 @@
 //! - [`clients`]: maitred's connection ids, for KILL and CONNECTION_ID().
 //! - [`frontend`]: a client from accept to the end of login, routing by database.
 //! - [`relay`]: the client's session after login: leasing, forwarding, releasing.
-//! - [`session_sql`]: what a query does to session state (USE, SET, pins).
+//! - [`sql_lexer`]: the one MySQL lexer (comments, executable comments, quotes,
+//!   statement lists) every look at SQL text goes through.
+//! - [`session_sql`]: what a query does to session state (USE, SET, pins), KILL, rewrites.
 //! - [`send_ahead_sql`]: which statements may be sent ahead on another client's busy
 //!   connection (the relay's part is `relay/send_ahead.rs`).
 //! - [`stmt_cache`]: prepared statements across server connections.
@@ -35,6 +37,7 @@ pub mod pool;
 pub mod relay;
 pub mod send_ahead_sql;
 pub mod session_sql;
+pub mod sql_lexer;
 pub mod stmt_cache;
 pub mod target;
 pub mod tls;

@@ -43,10 +43,15 @@ pub enum PinReason {
     /// The server reported a session-state change without saying what (e.g. a user
     /// variable or temporary table created inside a stored procedure).
     SessionState,
+    /// `HANDLER t OPEN`: an open handler belongs to its server connection.
+    Handler,
+    /// `XA START` ... `XA COMMIT`: an XA transaction, prepared or not, belongs to its
+    /// server connection.
+    XaTransaction,
 }
 
 impl PinReason {
-    pub const ALL: [PinReason; 9] = [
+    pub const ALL: [PinReason; 11] = [
         PinReason::SessionVariable,
         PinReason::UserVariable,
         PinReason::TemporaryTable,
@@ -56,6 +61,8 @@ impl PinReason {
         PinReason::SetOption,
         PinReason::ConnectionFunction,
         PinReason::SessionState,
+        PinReason::Handler,
+        PinReason::XaTransaction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +76,8 @@ impl PinReason {
             PinReason::SetOption => "set_option",
             PinReason::ConnectionFunction => "connection_function",
             PinReason::SessionState => "session_state",
+            PinReason::Handler => "handler",
+            PinReason::XaTransaction => "xa_transaction",
         }
     }
 }

@@ -19,11 +19,9 @@ use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::{checkout_error, code};
 use crate::manager::MyManager;
 use crate::pool::{MyPool, PinReason, PoolMode};
-use crate::session_sql::{
-    classify, kill_target, rewrite_connection_id, rewrite_last_insert_id, rewrite_socket_variable,
-    QueryEffect,
-};
-use crate::stmt_cache::{ClientStatements, ClientStmt};
+use crate::session_sql::{analyze_with, rewrite_query, QueryEffect};
+use crate::sql_lexer::lex_with;
+use crate::stmt_cache::{ClientStatements, ClientStmt, StmtFacts};
 use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
 use maitred_admin::{ClientState, ClientTicket};
@@ -37,9 +35,6 @@ mod session_vars;
 mod time_limits;
 
 use session_vars::{Replay, SessionVars};
-
-/// Rewrites a COM_QUERY's SQL before it is sent, or says `None` (leave it as it is).
-type QueryRewrite<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<u8>>;
 
 /// Session SETs replayed per client; beyond that the client is pinned instead.
 const MAX_SESSION_SETS: usize = 64;
@@ -73,7 +68,7 @@ enum Inflight {
     /// A replayable session SET: recorded once the server says OK.
     SessionSet(Vec<u8>),
     /// COM_STMT_PREPARE: the first packet's statement id is replaced by maitred's.
-    Prepare(Arc<[u8]>),
+    Prepare(Arc<[u8]>, StmtFacts),
     /// COM_RESET_CONNECTION: the server dropped its statements.
     ResetConnection,
     /// COM_STMT_FETCH: the cursor may be exhausted.
@@ -178,7 +173,7 @@ impl Relay {
                 // KILL from the admin console: a server connection in use is in an
                 // unknown state, so it is closed.
                 if let Some(lease) = self.lease.take() {
-                    self.s.handle.clear_server();
+                    let _ = self.s.handle.clear_server();
                     lease.discard();
                 }
                 self.successor = None;
@@ -442,26 +437,34 @@ impl Relay {
                 }
             }
             command::QUERY => {
-                if let Some((query_only, target)) = kill_target(&payload[1..]) {
+                // The one scan of the text: effect, KILL, send-ahead shape and rewrites.
+                let mode = self.vars.lex_mode();
+                let lexed = lex_with(&payload[1..], mode);
+                let analysis = analyze_with(&lexed, mode);
+                if let Some((query_only, target)) = analysis.kill {
                     return self.kill(query_only, target).await;
                 }
-                let mut payload = payload;
-                let (id, last_insert_id) = (self.s.connection_id, self.last_insert_id);
-                let rewrites: [QueryRewrite<'_>; 3] = [
-                    &|sql| rewrite_connection_id(sql, id),
-                    &|sql| rewrite_last_insert_id(sql, last_insert_id),
-                    &rewrite_socket_variable,
-                ];
-                for rewrite in rewrites {
-                    if let Some(sql) = rewrite(&payload[1..]) {
+                if analysis.unmapped_kill {
+                    self.err_locally(
+                        code::NOT_SUPPORTED,
+                        "42000",
+                        "maitred: KILL must be sent alone as KILL [CONNECTION|QUERY] <id> with the id CONNECTION_ID() shows (maitred's); inside a statement list its number would name another client's server thread",
+                    );
+                    return Ok(Flow::Continue);
+                }
+                let rewritten = rewrite_query(&lexed, self.s.connection_id, self.last_insert_id);
+                drop(lexed);
+                let payload = match rewritten {
+                    Some(sql) => {
                         let mut p = BytesMut::with_capacity(sql.len() + 1);
                         p.extend_from_slice(&[command::QUERY]);
                         p.extend_from_slice(&sql);
-                        payload = p;
+                        p
                     }
-                }
-                let effect = classify(&payload[1..]);
-                let shape = if effect == QueryEffect::None {
+                    None => payload,
+                };
+                let effect = analysis.effect;
+                let shape = if effect == QueryEffect::None && analysis.may_send_ahead {
                     send_ahead::ahead_shape(&self.s.pool, &payload, None)
                 } else {
                     None
@@ -474,6 +477,13 @@ impl Relay {
                         return Ok(Flow::Continue);
                     }
                     Acquired::Leased => {}
+                }
+                if analysis.calls_routine {
+                    // What the routine took that the server does not report (a user lock)
+                    // must not reach the next client: reset before anyone else gets it.
+                    if let Some(conn) = self.lease.as_deref_mut() {
+                        conn.needs_reset = true;
+                    }
                 }
                 // With the server reporting variable changes, SETs need no scanning: what
                 // the server reports is recorded when the response is relayed.
@@ -512,9 +522,17 @@ impl Relay {
                 }
             }
             command::STMT_PREPARE => {
-                if self.acquire().await? {
+                // The statement's text is read once, here; its executions act on it.
+                let facts = StmtFacts::of(&payload[1..], self.vars.lex_mode());
+                if facts.kills {
+                    self.err_locally(
+                        code::NOT_SUPPORTED,
+                        "42000",
+                        "maitred: KILL cannot be prepared; send KILL [CONNECTION|QUERY] <id> as a query, with the id CONNECTION_ID() shows (maitred's)",
+                    );
+                } else if self.acquire().await? {
                     let sql: Arc<[u8]> = Arc::from(&payload[1..]);
-                    self.forward(&payload, Expect::Prepare, Inflight::Prepare(sql));
+                    self.forward(&payload, Expect::Prepare, Inflight::Prepare(sql, facts));
                 }
             }
             command::STMT_EXECUTE
@@ -568,9 +586,12 @@ impl Relay {
             return Ok(Flow::ClientDone);
         }
         if let Some(mut lease) = self.lease.take() {
-            self.s.handle.clear_server();
-            lease.needs_reset = true;
-            lease.mark_dirty();
+            if self.s.handle.clear_server() {
+                lease.discard();
+            } else {
+                lease.needs_reset = true;
+                lease.mark_dirty();
+            }
         }
         self.stmts.clear();
         self.session_sets.clear();
@@ -619,7 +640,8 @@ impl Relay {
     }
 
     /// `KILL [QUERY] <id>` with maitred's id: the target's current server thread gets
-    /// `KILL QUERY` (sent over this client's own server connection); KILL CONNECTION also
+    /// `KILL QUERY` (sent over this client's own server connection, only while the target
+    /// still holds that thread: [`ClientHandle::aim_kill`]); KILL CONNECTION also
     /// ends the target's session with maitred. Only the same user of the same pool may
     /// kill a client (MySQL's rule for users without PROCESS/SUPER).
     async fn kill(&mut self, query_only: bool, target: u32) -> Result<Flow, SessionError> {
@@ -646,15 +668,34 @@ impl Relay {
             }
             h.kill();
         }
-        match h.server_thread() {
-            Some(thread) => {
-                if self.acquire().await? {
-                    let mut p = vec![command::QUERY];
-                    p.extend_from_slice(format!("KILL QUERY {thread}").as_bytes());
-                    self.forward(&p, Expect::Results, Inflight::Forward);
-                }
-            }
-            None => self.ok_locally(),
+        if h.server_thread().is_none() {
+            // The target holds no server connection: nothing runs for it, and nothing
+            // needs one of ours.
+            self.ok_locally();
+            return Ok(Flow::Continue);
+        }
+        // Our own server connection first (this may wait): the target's thread is read
+        // only once the KILL can go at once, and aimed, so that the target closes that
+        // connection instead of handing it over while the KILL is on its way.
+        if !self.acquire().await? {
+            return Ok(Flow::Continue);
+        }
+        let Some(aim) = h.aim_kill() else {
+            // The target holds no server connection: nothing runs for it.
+            self.ok_locally();
+            return Ok(Flow::Continue);
+        };
+        let Some(conn) = self.lease.as_deref_mut() else {
+            return Ok(Flow::Continue);
+        };
+        let sent = conn.query(&format!("KILL QUERY {}", aim.thread)).await;
+        drop(aim);
+        match sent {
+            Ok(Ok(_)) => self.ok_locally(),
+            // The thread was closed meanwhile (the target let go of it): nothing to kill.
+            Ok(Err(e)) if e.code == code::NO_SUCH_THREAD => self.ok_locally(),
+            Ok(Err(e)) => self.err_locally(e.code, &e.sqlstate, &e.message),
+            Err(e) => self.server_lost(e).await?,
         }
         Ok(Flow::Continue)
     }
@@ -725,6 +766,17 @@ impl Relay {
                 return Ok(());
             }
             Acquired::Leased => {}
+        }
+        if cmd == command::STMT_EXECUTE {
+            // The statement's text was classified once, when it was prepared.
+            if let Some(r) = st.pins {
+                self.pin(r);
+            }
+            if st.calls_routine {
+                if let Some(conn) = self.lease.as_deref_mut() {
+                    conn.needs_reset = true;
+                }
+            }
         }
         let server_id = match self.server_statement(&st.sql).await {
             Ok(Ok(sid)) => sid,
@@ -1117,13 +1169,16 @@ impl Relay {
             }
             server.rbuf.advance(frame::HEADER_LEN + head);
             server.unread_body = len - head;
-            if let Inflight::Prepare(sql) = &self.inflight {
+            if let Inflight::Prepare(sql, facts) = &self.inflight {
                 let body = &self.cwbuf[start + frame::HEADER_LEN..];
                 if body.first() == Some(&packets::OK) {
                     let ok = stmt::parse_prepare_ok(body).map_err(BackendError::Protocol)?;
-                    let client_id =
-                        self.stmts
-                            .add(ClientStmt::new(sql.clone(), ok.params, ok.columns));
+                    let client_id = self.stmts.add(ClientStmt::with_facts(
+                        sql.clone(),
+                        ok.params,
+                        ok.columns,
+                        *facts,
+                    ));
                     stmt::set_statement_id(&mut self.cwbuf[start + frame::HEADER_LEN..], client_id)
                         .map_err(BackendError::Protocol)?;
                     self.prepared = Some((sql.clone(), ok.statement_id));
@@ -1234,8 +1289,10 @@ impl Relay {
                     status = lease.status,
                     "server connection released"
                 );
-                self.s.handle.clear_server();
-                if lease.needs_reset {
+                if self.s.handle.clear_server() {
+                    // A KILL is on its way to this thread: nobody else may run on it.
+                    lease.discard();
+                } else if lease.needs_reset {
                     lease.mark_dirty();
                 }
                 self.s
@@ -1255,7 +1312,7 @@ impl Relay {
         let Some(lease) = self.lease.take() else {
             return Ok(());
         };
-        self.s.handle.clear_server();
+        let _ = self.s.handle.clear_server();
         let quiet = !lease.scanner.is_busy() && lease.status & status::IN_TRANS == 0;
         lease.discard();
         tracing::warn!(pool = %self.s.pool.name, error = %e, "server connection lost");
@@ -1288,11 +1345,11 @@ impl Relay {
     /// The client is gone: whatever it left on its server connection is cleaned up before
     /// anyone else gets that connection.
     fn finish(&mut self) {
-        self.s.handle.clear_server();
+        let kill_aimed = self.s.handle.clear_server();
         let Some(mut lease) = self.lease.take() else {
             return;
         };
-        if self.successor.take().is_some() {
+        if self.successor.take().is_some() || kill_aimed {
             // Two responses owed, one of them another client's: not worth draining.
             lease.discard();
             return;

@@ -3,7 +3,7 @@
 //! transaction, take a lock, change session state or ask for an answer that belongs to one
 //! server connection. When in doubt, no: the statement then simply waits for a connection.
 
-use crate::session_sql::{classify, has_inner_semicolon, past_literal, QueryEffect};
+use crate::sql_lexer::{Kind, Lexed, Stmt};
 
 /// Words that make a `SELECT` unsafe to run on a connection it was not checked out for:
 /// `INTO` (variables, files), `FOR UPDATE` / `LOCK IN SHARE MODE`, lock functions, sequence
@@ -37,68 +37,31 @@ const UNSAFE_WORDS: &[&[u8]] = &[
 /// Whether `sql` (a COM_QUERY's text or a prepared statement's) is a lone read-only
 /// `SELECT` that may be sent ahead.
 pub fn may_send_ahead(sql: &[u8]) -> bool {
-    if classify(sql) != QueryEffect::None || has_inner_semicolon(sql) {
+    crate::session_sql::analyze(sql, crate::sql_lexer::LexMode::default()).may_send_ahead
+}
+
+/// [`may_send_ahead`] of lexed text (its statements already collected). Does not look at
+/// the session effect: [`crate::session_sql::analyze_lexed`] requires it to be none too.
+pub fn may_send_ahead_lexed(lexed: &Lexed<'_>, statements: &[Stmt<'_, '_>]) -> bool {
+    // An executable comment's code depends on the server's version: not judged.
+    if lexed.executable_comment {
         return false;
     }
-    let mut words = Words { sql, i: 0 };
-    match words.next() {
-        Some(Ok(first)) if first.eq_ignore_ascii_case(b"SELECT") => {}
-        _ => return false,
+    let [s] = statements else {
+        return false;
+    };
+    if !s.is_word(0, "SELECT") {
+        return false;
     }
-    words.all(|w| w.is_ok_and(|w| !UNSAFE_WORDS.iter().any(|u| w.eq_ignore_ascii_case(u))))
-}
-
-/// The words of a statement outside literals, quoted names and comments. `Err(())` for
-/// what makes the text unsafe to judge: a variable (`@`) or an executable comment (`/*!`).
-struct Words<'a> {
-    sql: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Iterator for Words<'a> {
-    type Item = Result<&'a [u8], ()>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let sql = self.sql;
-        while self.i < sql.len() {
-            let b = sql[self.i];
-            if let Some(next) = past_literal(sql, self.i) {
-                self.i = next;
-                continue;
-            }
-            let rest = &sql[self.i..];
-            if rest.starts_with(b"/*") {
-                if rest.get(2) == Some(&b'!') {
-                    self.i = sql.len();
-                    return Some(Err(()));
-                }
-                self.i += rest
-                    .windows(2)
-                    .skip(2)
-                    .position(|w| w == b"*/")
-                    .map_or(rest.len(), |p| p + 4);
-                continue;
-            }
-            if rest.starts_with(b"-- ") || b == b'#' {
-                self.i += rest.iter().position(|c| *c == b'\n').unwrap_or(rest.len());
-                continue;
-            }
-            if b == b'@' {
-                self.i = sql.len();
-                return Some(Err(()));
-            }
-            if b.is_ascii_alphanumeric() || b == b'_' || b == b'$' {
-                let len = rest
-                    .iter()
-                    .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'$'))
-                    .unwrap_or(rest.len());
-                self.i += len;
-                return Some(Ok(&rest[..len]));
-            }
-            self.i += 1;
+    s.tokens.iter().all(|t| match t.kind {
+        // Variables (user or system): not the server's defaults, or not judged.
+        Kind::UserVar | Kind::SysVar | Kind::Punct(b'@') => false,
+        Kind::Word => {
+            let w = lexed.text(t);
+            !UNSAFE_WORDS.iter().any(|u| w.eq_ignore_ascii_case(u))
         }
-        None
-    }
+        _ => true,
+    })
 }
 
 #[cfg(test)]

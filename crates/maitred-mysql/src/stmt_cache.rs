@@ -35,14 +35,56 @@ pub struct ClientStmt {
     /// It calls `LAST_INSERT_ID()`: the server connection is given the client's value
     /// before each execute.
     pub reads_last_insert_id: bool,
+    /// Executing it takes state that cannot move (GET_LOCK, a user variable, ...): the
+    /// client is pinned at its first execute.
+    pub pins: Option<crate::pool::PinReason>,
+    /// It is a `CALL`: the connection is reset before another client gets it.
+    pub calls_routine: bool,
+}
+
+/// What a statement's text says, read once when the client prepares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StmtFacts {
+    pub may_send_ahead: bool,
+    pub reads_last_insert_id: bool,
+    pub pins: Option<crate::pool::PinReason>,
+    pub calls_routine: bool,
+    /// A `KILL`: refused (its number would name a server thread).
+    pub kills: bool,
+}
+
+impl StmtFacts {
+    /// Reads `sql` as the client's `sql_mode` quotes it.
+    pub fn of(sql: &[u8], mode: crate::sql_lexer::LexMode) -> StmtFacts {
+        let lexed = crate::sql_lexer::lex_with(sql, mode);
+        let analysis = crate::session_sql::analyze_with(&lexed, mode);
+        StmtFacts {
+            may_send_ahead: analysis.may_send_ahead,
+            reads_last_insert_id: crate::session_sql::reads_last_insert_id(&lexed),
+            pins: match analysis.effect {
+                crate::session_sql::QueryEffect::Pin(r) => Some(r),
+                _ => None,
+            },
+            calls_routine: analysis.calls_routine,
+            kills: analysis.kill.is_some() || analysis.unmapped_kill,
+        }
+    }
 }
 
 impl ClientStmt {
     pub fn new(sql: Arc<[u8]>, params: u16, columns: u16) -> ClientStmt {
+        let facts = StmtFacts::of(&sql, crate::sql_lexer::LexMode::default());
+        ClientStmt::with_facts(sql, params, columns, facts)
+    }
+
+    /// A statement whose text was read already ([`StmtFacts::of`]).
+    pub fn with_facts(sql: Arc<[u8]>, params: u16, columns: u16, facts: StmtFacts) -> ClientStmt {
         ClientStmt {
             key: sql_key(&sql),
-            may_send_ahead: crate::send_ahead_sql::may_send_ahead(&sql),
-            reads_last_insert_id: crate::session_sql::rewrite_last_insert_id(&sql, 0).is_some(),
+            may_send_ahead: facts.may_send_ahead,
+            reads_last_insert_id: facts.reads_last_insert_id,
+            pins: facts.pins,
+            calls_routine: facts.calls_routine,
             sql,
             params,
             columns,
@@ -225,5 +267,22 @@ mod tests {
         s.clear();
         assert!(s.is_empty());
         assert_eq!(s.id_by_key(sql_key(b"a")), None);
+    }
+
+    #[test]
+    fn a_statement_is_read_once_at_prepare() {
+        use crate::pool::PinReason;
+        use crate::sql_lexer::LexMode;
+        let f = StmtFacts::of(b"SELECT GET_LOCK(?, 0)", LexMode::default());
+        assert_eq!(f.pins, Some(PinReason::GetLock));
+        assert!(!f.may_send_ahead && !f.kills);
+        let f = StmtFacts::of(b"/*!LOCK TABLES t READ*/", LexMode::default());
+        assert_eq!(f.pins, Some(PinReason::LockTables));
+        assert!(StmtFacts::of(b"KILL ?", LexMode::default()).kills);
+        assert!(StmtFacts::of(b"KILL QUERY 5", LexMode::default()).kills);
+        assert!(StmtFacts::of(b"CALL p(?)", LexMode::default()).calls_routine);
+        let f = StmtFacts::of(b"SELECT c FROM t WHERE id = ?", LexMode::default());
+        assert!(f.may_send_ahead && f.pins.is_none() && !f.reads_last_insert_id);
+        assert!(StmtFacts::of(b"SELECT LAST_INSERT_ID()", LexMode::default()).reads_last_insert_id);
     }
 }

@@ -61,11 +61,15 @@ impl SslMode {
     }
 }
 
-/// How maitred talks TLS to a pool's server.
+/// How maitred talks TLS to a pool's server (and how it protects the password where there
+/// is no TLS: the server's RSA public key, `server-public-key-path`).
 #[derive(Clone, Debug)]
 pub struct ServerTls {
     pub mode: SslMode,
     connect: Option<TlsConnect>,
+    /// The server's RSA public key (PEM) for caching_sha2_password full authentication
+    /// over plain TCP; without it maitred refuses that exchange there.
+    server_public_key: Option<std::sync::Arc<[u8]>>,
 }
 
 impl ServerTls {
@@ -73,6 +77,7 @@ impl ServerTls {
         ServerTls {
             mode: SslMode::Disabled,
             connect: None,
+            server_public_key: None,
         }
     }
 
@@ -82,6 +87,7 @@ impl ServerTls {
         ServerTls {
             mode: SslMode::VerifyIdentity,
             connect: None,
+            server_public_key: None,
         }
     }
 
@@ -107,7 +113,13 @@ impl ServerTls {
         Ok(ServerTls {
             mode,
             connect: Some(TlsConnect::new(&verification, host)?),
+            server_public_key: None,
         })
+    }
+
+    /// The server's RSA public key maitred was given (`server-public-key-path`), if any.
+    pub fn server_public_key(&self) -> Option<&[u8]> {
+        self.server_public_key.as_deref()
     }
 
     /// Whether maitred asks for TLS when the server offers it.
@@ -125,7 +137,12 @@ impl ServerTls {
 }
 
 /// The upstream URL parameters that are TLS settings (not passed on to the server).
-pub const URL_PARAMS: [&str; 2] = ["ssl-mode", "ssl-ca"];
+pub const URL_PARAMS: [&str; 3] = ["ssl-mode", "ssl-ca", SERVER_PUBLIC_KEY_PARAM];
+
+/// The upstream URL parameter naming a PEM file with the server's RSA public key (as MySQL's
+/// client option `--server-public-key-path`): caching_sha2_password full authentication
+/// over plain TCP encrypts the password with it instead of asking the server for its key.
+pub const SERVER_PUBLIC_KEY_PARAM: &str = "server-public-key-path";
 
 /// The upstream URL parameter naming the server's Unix socket, used instead of host and port
 /// (`mysql://app:secret@localhost/app?socket=/run/mysqld/mysqld.sock`).
@@ -143,16 +160,42 @@ fn url_param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> 
 /// clients, so an ssl-mode that demands it is refused there rather than silently ignored.
 pub fn server_tls(params: &[(String, String)], host: &str) -> Result<ServerTls, TlsError> {
     let mode = SslMode::parse(url_param(params, "ssl-mode").unwrap_or("PREFERRED"))?;
-    if let Some(path) = url_param(params, SOCKET_PARAM) {
+    let key = server_public_key(params)?;
+    let mut tls = if let Some(path) = url_param(params, SOCKET_PARAM) {
         if mode.requires_tls() {
             return Err(TlsError::Setting(format!(
                 "ssl-mode={} cannot be met over the Unix socket {path} (no TLS there); use host and port, or ssl-mode=DISABLED",
                 mode.name()
             )));
         }
-        return Ok(ServerTls::disabled());
+        ServerTls::disabled()
+    } else {
+        ServerTls::new(mode, url_param(params, "ssl-ca").map(Path::new), host)?
+    };
+    tls.server_public_key = key;
+    Ok(tls)
+}
+
+/// The server's RSA public key from `server-public-key-path`: read at start, and it must
+/// be a PEM public key (a wrong file stops the start instead of the first login).
+fn server_public_key(
+    params: &[(String, String)],
+) -> Result<Option<std::sync::Arc<[u8]>>, TlsError> {
+    let Some(path) = url_param(params, SERVER_PUBLIC_KEY_PARAM) else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        TlsError::Setting(format!(
+            "{SERVER_PUBLIC_KEY_PARAM}={path}: cannot read the server's public key: {e}"
+        ))
+    })?;
+    // The key must be usable: encrypt a test value with it.
+    if crate::auth::rsa_encrypted_password(b"check", &[0u8; 20], &pem).is_none() {
+        return Err(TlsError::Setting(format!(
+            "{SERVER_PUBLIC_KEY_PARAM}={path}: not an RSA public key in PEM form (the server's public_key.pem, or SHOW STATUS LIKE 'Caching_sha2_password_rsa_public_key')"
+        )));
     }
-    ServerTls::new(mode, url_param(params, "ssl-ca").map(Path::new), host)
+    Ok(Some(std::sync::Arc::from(pem)))
 }
 
 /// The server's Unix socket from the upstream URL's `socket` parameter, if any.
@@ -207,5 +250,38 @@ mod tests {
         );
         assert_eq!(server_socket(&[]), None);
         assert!(server_tls(&[], "db").is_ok_and(|t| t.mode == SslMode::Preferred));
+    }
+
+    /// `server-public-key-path`: read and checked at start; a wrong file stops the start
+    /// with the parameter's name.
+    #[test]
+    fn the_servers_public_key_is_configured_in_the_upstream_url() {
+        let dir = std::env::temp_dir().join(format!("maitred-pubkey-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("public_key.pem");
+        let key = crate::auth::rsa_key::RsaKeyPair::generate().expect("key");
+        std::fs::write(&good, key.public_pem()).expect("write");
+        let bad = dir.join("not_a_key.pem");
+        std::fs::write(&bad, "hello").expect("write");
+        let with = |path: &Path| {
+            vec![(
+                SERVER_PUBLIC_KEY_PARAM.to_owned(),
+                path.display().to_string(),
+            )]
+        };
+        let tls = server_tls(&with(&good), "db").expect("a good key loads");
+        assert_eq!(tls.server_public_key(), Some(key.public_pem()));
+        // Over the socket too (where it is not needed, but harmless).
+        let mut params = with(&good);
+        params.push(("socket".to_owned(), "/run/mysqld/mysqld.sock".to_owned()));
+        assert!(server_tls(&params, "db").is_ok_and(|t| t.server_public_key().is_some()));
+        for path in [bad.clone(), dir.join("missing.pem")] {
+            let e = server_tls(&with(&path), "db")
+                .expect_err("refused")
+                .to_string();
+            assert!(e.contains(SERVER_PUBLIC_KEY_PARAM), "{e}");
+        }
+        assert!(server_tls(&[], "db").is_ok_and(|t| t.server_public_key().is_none()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -38,3 +38,8 @@ fn mysql_server_packets_corpus() {
 fn mysql_auth_corpus() {
     replay("mysql_auth", maitred_mysql::fuzzing::auth_exchange);
 }
+
+#[test]
+fn mysql_sql_lexer_corpus() {
+    replay("mysql_sql_lexer", maitred_mysql::fuzzing::sql_text);
+}

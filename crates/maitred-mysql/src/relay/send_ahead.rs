@@ -9,7 +9,7 @@
 //! decides when it is safe for MySQL:
 //!
 //! - The waiter offers only a COM_QUERY of a lone read-only SELECT, or a COM_STMT_EXECUTE
-//!   (no cursor) of a statement prepared from one ([`may_send_ahead`]), from a session the
+//!   (no cursor) of a statement prepared from one ([`crate::send_ahead_sql::may_send_ahead`]), from a session the
 //!   server's defaults describe: transaction mode, autocommit on, not pinned, no SET
 //!   replayed or variable tracked. Its affinity is its current database: it only runs on a
 //!   connection that has that database selected. An execute names its statement by
@@ -36,7 +36,6 @@ use crate::codec::response::Expect;
 use crate::codec::{command, frame, status};
 use crate::error::SessionError;
 use crate::pool::PoolMode;
-use crate::send_ahead_sql::may_send_ahead;
 use crate::stmt_cache::ClientStmt;
 use bytes::BytesMut;
 use maitred_pool::Ahead;
@@ -145,8 +144,14 @@ impl Relay {
             && conn_as_after_checkin(&lease)
             && self.pinned.is_none()
             && !self.hold;
-        self.s.handle.clear_server();
         self.ahead_safe = false;
+        if self.s.handle.clear_server() {
+            // A KILL is on its way to this thread: nobody else may run on it. The
+            // successor's client is told its command was lost (retry).
+            drop(successor);
+            lease.discard();
+            return Ok(());
+        }
         if expected {
             self.s
                 .pool
@@ -177,7 +182,8 @@ impl Relay {
 
 /// Whether the command `payload` (`statement`: the prepared statement a COM_STMT_EXECUTE
 /// runs) is of a shape that may be sent ahead, and the [`sql_key`](crate::stmt_cache::sql_key)
-/// of the statement it needs prepared: `Some(None)` for a COM_QUERY. `None` when the pool
+/// of the statement it needs prepared: `Some(None)` for a COM_QUERY (whose text the
+/// caller judged with [`crate::send_ahead_sql::may_send_ahead`]). `None` when the pool
 /// does not send ahead.
 pub(super) fn ahead_shape(
     pool: &crate::pool::MyPool,
@@ -188,7 +194,9 @@ pub(super) fn ahead_shape(
         return None;
     }
     match (payload.first(), statement) {
-        (Some(&command::QUERY), None) if may_send_ahead(&payload[1..]) => Some(None),
+        // A COM_QUERY's text was judged by the caller (`Analysis::may_send_ahead`, from
+        // the one scan of the text).
+        (Some(&command::QUERY), None) => Some(None),
         // Flags 0: no cursor.
         (Some(&command::STMT_EXECUTE), Some(st))
             if st.may_send_ahead && payload.get(5) == Some(&0) =>

@@ -44,6 +44,16 @@ impl SessionVars {
         true
     }
 
+    /// How the client's `sql_mode` (as the server reported it) lexes quotes.
+    pub fn lex_mode(&self) -> crate::sql_lexer::LexMode {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == "sql_mode")
+            .map_or_else(crate::sql_lexer::LexMode::default, |(_, v)| {
+                crate::sql_lexer::LexMode::from_sql_mode(v)
+            })
+    }
+
     /// The client's session went back to defaults (COM_RESET_CONNECTION, COM_CHANGE_USER).
     pub fn clear(&mut self) {
         self.vars.clear();

@@ -69,7 +69,7 @@ impl Relay {
                         let _ =
                             tokio::time::timeout(KILL_TIMEOUT, kill_query(&target, thread)).await;
                     });
-                    self.s.handle.clear_server();
+                    let _ = self.s.handle.clear_server();
                     lease.discard();
                 }
                 // Half a server packet already went out: an ERR now would be misread.

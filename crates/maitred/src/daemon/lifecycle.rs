@@ -205,9 +205,13 @@ pub(super) fn observe<M: maitred_pool::Manager>(
         pool: pool.clone(),
         facts,
     }));
-    if !probe {
-        return;
+    if probe {
+        probe_until_ready(pool);
     }
+}
+
+/// Opens one server connection as soon as the server answers (see [`observe`]).
+pub(super) fn probe_until_ready<M: maitred_pool::Manager>(pool: &maitred_pool::Pool<M>) {
     let pool = pool.clone();
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);

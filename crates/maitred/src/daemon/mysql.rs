@@ -79,6 +79,46 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
     }
 }
 
+/// A MySQL pool as the admin endpoint sees it: the pool core's view, plus pins by reason
+/// (`maitred_pins_total{reason=...}`).
+struct MyObserver {
+    pool: Arc<MyPool>,
+    listen: SocketAddr,
+    facts: super::observed::PoolFacts,
+}
+
+impl maitred_admin::PoolObserver for MyObserver {
+    fn name(&self) -> &str {
+        &self.pool.name
+    }
+    fn protocol(&self) -> &'static str {
+        "mysql"
+    }
+    fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+    fn state(&self) -> maitred_pool::PoolState {
+        self.pool.pool.state()
+    }
+    fn stats(&self) -> maitred_pool::PoolStats {
+        self.pool.pool.stats()
+    }
+    fn labeled_counters(&self) -> Vec<maitred_admin::LabeledCounter> {
+        self.pool
+            .counters
+            .pins()
+            .into_iter()
+            .map(|(reason, count)| maitred_admin::LabeledCounter {
+                name: "pins_total",
+                label: "reason",
+                value: reason,
+                count,
+            })
+            .collect()
+    }
+    super::observed::observe_facts!(s => s.pool.pool);
+}
+
 /// A MySQL pool as a reload changes it: sizes and timeouts, users and passwords (new
 /// logins and COM_CHANGE_USER see them at once), and the upstream (new server connections
 /// go to the new one; open ones are retired as they come back) take effect at once.
@@ -146,7 +186,15 @@ pub async fn start(
         let pool = MyPool::new(my_pool_config(p));
         pool.pool.start_maintenance();
         let facts = super::observed::PoolFacts::of(p, pool.clients.clone());
-        super::lifecycle::observe(admin, probe, "mysql", p.listen, &pool.pool, facts);
+        let pool = Arc::new(pool);
+        admin.register(Arc::new(MyObserver {
+            pool: pool.clone(),
+            listen: p.listen,
+            facts,
+        }));
+        if probe {
+            super::lifecycle::probe_until_ready(&pool.pool);
+        }
         tracing::info!(
             pool = %p.name,
             upstream = %p.upstream.redacted(),
@@ -154,7 +202,6 @@ pub async fn start(
             size = p.size,
             "pool ready"
         );
-        let pool = Arc::new(pool);
         started.pools.push(Arc::new(MyLive { pool: pool.clone() }));
         by_addr.entry(p.listen).or_default().push(pool);
     }
