@@ -10,7 +10,9 @@
 #              MODE=simple (pgbench -M), SCRIPT=select|tpcb, MAITRED_BIN=target/release/maitred,
 #              MAITRED_ARGS (extra maitred flags, e.g. "--send-ahead false"),
 #              UPSTREAM_SOCKET=1 (maitred and PgBouncer both reach PostgreSQL over its Unix
-#              socket, as on the database host; pgbench stays on TCP)
+#              socket, as on the database host; pgbench stays on TCP),
+#              BIN_B=path (a second maitred binary, e.g. a build of an earlier commit, run
+#              in every round after the first: an A/B comparison in the same run)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
 cd "$REPO_ROOT" || exit 1
@@ -78,18 +80,19 @@ run() {
         }'
 }
 
-# Starts maitred in this shell (so MPID is known to the caller); sets MURL.
+# Starts maitred (binary $1, default BIN) in this shell (so MPID is known to the caller);
+# sets MURL.
 start_maitred() {
-    local port
+    local port bin="${1:-$BIN}"
     port="$(free_port)"
     # setsid: a session of its own, as a service runs (see "Sessions" in scripts/lib/common.sh).
-    setsid "$BIN" --listen "127.0.0.1:$port" --upstream "$UPSTREAM" --pool-size "$POOL" ${MAITRED_ARGS:-} </dev/null >"$WORK/maitred.log" 2>&1 &
+    setsid "$bin" --listen "127.0.0.1:$port" --upstream "$UPSTREAM" --pool-size "$POOL" ${MAITRED_ARGS:-} </dev/null >"$WORK/maitred.log" 2>&1 &
     MPID=$!
     wait_for_port "$port" 10 127.0.0.1 "$MPID" || die "maitred did not start"
     MURL="postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$port/$PG_APP_DB"
 }
 
-declare -a M_TPS B_TPS M_LAT1 B_LAT1 D_LAT1 M_CPU B_CPU M_PX B_PX
+declare -a M_TPS B_TPS M_LAT1 B_LAT1 D_LAT1 M_CPU B_CPU M_PX B_PX A_TPS A_CPU A_PX A_LAT1
 for ((r = 1; r <= ROUNDS; r++)); do
     start_maitred
     url="$MURL"
@@ -98,6 +101,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
     echo "round $r maitred   : ${CLIENTS} clients tps=$tps lat=${lat}ms failed=$failed cpu/txn=${cpu}us (proxy ${px}us) | 1 client lat=${lat1}ms"
     M_TPS+=("$tps"); M_LAT1+=("$lat1"); M_CPU+=("$cpu"); M_PX+=("$px")
     kill_pid "$MPID" 5; MPID=""
+
+    if [[ -n "${BIN_B:-}" ]]; then
+        start_maitred "$BIN_B"
+        read -r tps lat failed cpu px <<<"$(run "$CLIENTS" "$MURL" "$MPID")"
+        read -r _ lat1 _ <<<"$(run 1 "$MURL")"
+        echo "round $r maitred B : ${CLIENTS} clients tps=$tps lat=${lat}ms failed=$failed cpu/txn=${cpu}us (proxy ${px}us) | 1 client lat=${lat1}ms"
+        A_TPS+=("$tps"); A_LAT1+=("$lat1"); A_CPU+=("$cpu"); A_PX+=("$px")
+        kill_pid "$MPID" 5; MPID=""
+    fi
 
     bport="$(free_port)"
     start_pgbouncer "$WORK/pgb" "$bport" "$PG_DIR" "$PG_PORT" "$POOL" transaction >/dev/null 2>&1
@@ -123,3 +135,7 @@ echo "  throughput: maitred $mt tps, PgBouncer $bt tps, ratio $(awk -v a="$mt" -
 mc="$(median "${M_CPU[@]}")"; bc="$(median "${B_CPU[@]}")"
 echo "  CPU per transaction (proxy + server + pgbench): maitred ${mc}us (proxy $(median "${M_PX[@]}")us), PgBouncer ${bc}us (proxy $(median "${B_PX[@]}")us)"
 echo "  1-client latency: direct ${dl}ms, maitred ${ml}ms (+$(awk -v a="$ml" -v d="$dl" 'BEGIN{printf "%.3f", a-d}')), PgBouncer ${bl}ms (+$(awk -v a="$bl" -v d="$dl" 'BEGIN{printf "%.3f", a-d}'))"
+if [[ -n "${BIN_B:-}" ]]; then
+    at="$(median "${A_TPS[@]}")"
+    echo "  maitred B ($BIN_B): $at tps (A/B $(awk -v a="$mt" -v b="$at" 'BEGIN{printf "%.2f", a/b}')), CPU per transaction $(median "${A_CPU[@]}")us (proxy $(median "${A_PX[@]}")us), 1-client latency $(median "${A_LAT1[@]}")ms"
+fi

@@ -557,3 +557,22 @@ mod properties {
         }
     }
 }
+
+/// Not a test: `cargo test --release -p maitred-pg --lib scan_cost -- --ignored --nocapture`
+/// prints what one scan of a pgbench query costs.
+#[test]
+#[ignore = "timing, run by hand"]
+fn scan_cost() {
+    let sql = "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;";
+    let n = 1_000_000;
+    let t = std::time::Instant::now();
+    let mut k = 0;
+    for _ in 0..n {
+        k += scan(std::hint::black_box(sql)).effects.len();
+        k += usize::from(deallocate_name(std::hint::black_box(sql)).is_some());
+    }
+    println!(
+        "scan + deallocate_name: {:?} per query ({k})",
+        t.elapsed() / n
+    );
+}
