@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use maitred_e2e::pg_client::connect;
 use maitred_testkit::admin_http::http_body;
 use maitred_testkit::{self as kit, Maitred};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
@@ -14,18 +15,6 @@ fn start(pg_url: &str, extra: &[&str]) -> Maitred {
     let mut args = vec!["--upstream", pg_url];
     args.extend_from_slice(extra);
     Maitred::spawn(&args)
-}
-
-async fn connect(url: &str) -> Client {
-    let (client, conn) =
-        tokio::time::timeout(Duration::from_secs(30), tokio_postgres::connect(url, NoTls))
-            .await
-            .expect("connect timed out")
-            .unwrap_or_else(|e| panic!("connect {url}: {e:?}"));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
 }
 
 async fn scalar(client: &Client, sql: &str) -> Option<String> {

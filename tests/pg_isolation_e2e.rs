@@ -10,9 +10,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use maitred_e2e::pg_client::connect;
 use maitred_testkit::admin_http::http_body;
 use maitred_testkit::{self as kit, Maitred};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// One way to leave session state behind.
 struct Case {
@@ -199,18 +200,6 @@ CREATE OR REPLACE FUNCTION maitred_iso_make_temp() RETURNS int LANGUAGE plpgsql 
 CREATE OR REPLACE FUNCTION maitred_iso_lock() RETURNS int LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_advisory_lock(4242); RETURN 1; END $$;
 ";
-
-async fn connect(url: &str) -> Client {
-    let (client, conn) =
-        tokio::time::timeout(Duration::from_secs(30), tokio_postgres::connect(url, NoTls))
-            .await
-            .expect("connect timed out")
-            .unwrap_or_else(|e| panic!("connect {url}: {e:?}"));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
 
 /// The first column of the first row, or the error's SQLSTATE.
 async fn probe(client: &Client, sql: &str) -> Result<String, String> {

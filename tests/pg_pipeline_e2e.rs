@@ -8,22 +8,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use maitred_e2e::pg_client::connect;
 use maitred_testkit::{self as kit, Maitred};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const AT_ONCE: Duration = Duration::from_secs(5);
-
-async fn connect(url: &str) -> Client {
-    let (client, conn) =
-        tokio::time::timeout(Duration::from_secs(30), tokio_postgres::connect(url, NoTls))
-            .await
-            .expect("connect timed out")
-            .unwrap_or_else(|e| panic!("connect {url}: {e:?}"));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
 
 /// Runs `sqls` pipelined (all sent before any reply is read); each query's outcome as
 /// "ok" or its SQLSTATE.

@@ -206,26 +206,31 @@ pub fn decide(report: Option<&Report>, login_user: Option<&str>) -> Verdict {
     Verdict::Follow(settings)
 }
 
+/// A DataRow with these text columns (None: NULL), for tests.
+#[cfg(test)]
+pub(crate) fn data_row(cols: &[Option<&str>]) -> Vec<u8> {
+    let mut body = (cols.len() as i16).to_be_bytes().to_vec();
+    for c in cols {
+        match c {
+            None => body.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(s) => {
+                body.extend_from_slice(&(s.len() as i32).to_be_bytes());
+                body.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+    let mut msg = vec![b'D'];
+    msg.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    msg.extend_from_slice(&body);
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn row(cols: &[Option<&str>]) -> Vec<u8> {
-        let mut body = Vec::new();
-        body.extend_from_slice(&(cols.len() as i16).to_be_bytes());
-        for c in cols {
-            match c {
-                None => body.extend_from_slice(&(-1i32).to_be_bytes()),
-                Some(s) => {
-                    body.extend_from_slice(&(s.len() as i32).to_be_bytes());
-                    body.extend_from_slice(s.as_bytes());
-                }
-            }
-        }
-        let mut msg = vec![b'D'];
-        msg.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        msg.extend_from_slice(&body);
-        msg
+        data_row(cols)
     }
 
     fn parse_row_(msg: &[u8]) -> Option<Report> {

@@ -315,30 +315,9 @@ mod tests {
         );
         assert!(!t.needs_confirmation());
         t.predicted(&effects("CALL p()"));
-        let mut row = vec![b'D'];
-        let cols: [Option<&str>; 9] = [
-            None,
-            Some("none"),
-            Some("app"),
-            Some("0"),
-            Some("0"),
-            Some("0"),
-            Some("0"),
-            Some("0"),
-            Some("0"),
-        ];
-        let mut body = (cols.len() as i16).to_be_bytes().to_vec();
-        for c in cols {
-            match c {
-                None => body.extend_from_slice(&(-1i32).to_be_bytes()),
-                Some(s) => {
-                    body.extend_from_slice(&(s.len() as i32).to_be_bytes());
-                    body.extend_from_slice(s.as_bytes());
-                }
-            }
-        }
-        row.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        row.extend_from_slice(&body);
+        let mut cols = vec![None, Some("none"), Some("app")];
+        cols.extend([Some("0"); 6]);
+        let row = crate::confirm::data_row(&cols);
         t.on_confirm_row(&row);
         let (cause, verdict) = t.finish_confirmation(Some("app")).expect("confirming");
         assert_eq!(cause, ConfirmCause::Predicted(UnknownReason::Procedure));

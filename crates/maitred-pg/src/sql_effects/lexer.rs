@@ -234,29 +234,11 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// Block comments nest in PostgreSQL.
     fn block_comment_end(&mut self, i: usize) -> usize {
-        let b = self.b;
-        let mut depth = 0usize;
-        let mut j = i;
-        while j + 1 < b.len() {
-            match (b[j], b[j + 1]) {
-                (b'/', b'*') => {
-                    depth += 1;
-                    j += 2;
-                }
-                (b'*', b'/') => {
-                    depth -= 1;
-                    j += 2;
-                    if depth == 0 {
-                        return j;
-                    }
-                }
-                _ => j += 1,
-            }
-        }
-        self.unterminated = true;
-        b.len()
+        block_comment_end(self.b, i).unwrap_or_else(|| {
+            self.unterminated = true;
+            self.b.len()
+        })
     }
 
     /// The index after the closing quote of the string or identifier opening at `i`
@@ -328,6 +310,30 @@ impl<'a> Lexer<'a> {
             }
         }
     }
+}
+
+/// The index after the block comment opening at `i` (they nest in PostgreSQL), or None if
+/// the text ends inside it.
+pub(super) fn block_comment_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut j = i;
+    while j + 1 < b.len() {
+        match (b[j], b[j + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                j += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                j += 2;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            _ => j += 1,
+        }
+    }
+    None
 }
 
 fn is_ident_start(c: u8) -> bool {

@@ -221,25 +221,6 @@ fn skip_line_comment(b: &[u8], i: usize) -> usize {
         .map_or(b.len(), |n| i + n)
 }
 
-/// Block comments nest in PostgreSQL.
 fn skip_block_comment(b: &[u8], i: usize) -> usize {
-    let mut depth = 0;
-    let mut j = i;
-    while j + 1 < b.len() {
-        match (b[j], b[j + 1]) {
-            (b'/', b'*') => {
-                depth += 1;
-                j += 2;
-            }
-            (b'*', b'/') => {
-                depth -= 1;
-                j += 2;
-                if depth == 0 {
-                    return j;
-                }
-            }
-            _ => j += 1,
-        }
-    }
-    b.len()
+    super::lexer::block_comment_end(b, i).unwrap_or(b.len())
 }
