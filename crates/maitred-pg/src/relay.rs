@@ -151,6 +151,9 @@ pub struct Relay {
     /// Whether the leased connection's session state is accounted for (see
     /// `relay/isolation.rs`): a confirmation with the server runs before it serves others.
     isolation: Tracker,
+    /// The scan of the Query being leased for, made when it was offered to be sent ahead:
+    /// used when it is forwarded, so the text is scanned once.
+    query_scan: Option<sql_effects::Scan>,
 }
 
 /// The session effects of one simple query or extended-protocol batch, and whether it
@@ -205,6 +208,7 @@ impl Relay {
             server_bytes_pending: false,
             client_bytes_pending: false,
             isolation: Tracker::default(),
+            query_scan: None,
         }
     }
 
@@ -378,6 +382,8 @@ impl Relay {
                 break;
             }
             let msg = self.crbuf.split_to(len);
+            // A scan belongs to the one message it was made for.
+            self.query_scan = None;
             if t == tag::TERMINATE {
                 self.flush_server().await?;
                 return Ok(Flow::ClientDone);
@@ -574,7 +580,10 @@ impl Relay {
                 self.replies.composed(reply.freeze(), &mut self.cwbuf);
                 return Ok(());
             }
-            let scan = sql_effects::scan_text(text);
+            let scan = self
+                .query_scan
+                .take()
+                .unwrap_or_else(|| sql_effects::scan_text(text));
             if let Some(refusal) = scan.refusal() {
                 self.refuse_query(refusal, status);
                 return Ok(());

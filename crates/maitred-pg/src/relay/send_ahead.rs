@@ -74,7 +74,7 @@ impl Relay {
     /// the request is still in it): a lone read-only simple Query, or an extended-protocol
     /// batch `[Parse ""] Bind [Describe] Execute Sync` of one such statement, unnamed or
     /// named (renamed for the server: the holder's connection must have it prepared).
-    pub(super) fn ahead_offer(&self, t: u8, msg: &[u8]) -> Option<AheadOffer> {
+    pub(super) fn ahead_offer(&mut self, t: u8, msg: &[u8]) -> Option<AheadOffer> {
         if !matches!(t, tag::QUERY | tag::PARSE | tag::BIND)
             || !self.pool.send_ahead()
             || self.pinned.is_some()
@@ -91,9 +91,14 @@ impl Relay {
             requires: None,
         };
         if t == tag::QUERY {
-            if msg.len() > MAX_AHEAD_REQUEST
-                || !query_text(msg).is_some_and(sql_effects::may_send_ahead)
-            {
+            if msg.len() > MAX_AHEAD_REQUEST {
+                return None;
+            }
+            // Scanned once: the relay uses this scan again when it forwards the query.
+            let scan = sql_effects::scan_text(query_text(msg));
+            let read_only = scan.read_only;
+            self.query_scan = Some(scan);
+            if !read_only {
                 return None;
             }
             out.bytes.extend_from_slice(msg);

@@ -294,9 +294,16 @@ pub fn deallocate_name(sql: &str) -> Option<String> {
 
 /// Whether `haystack` contains `needle` (lower case), ASCII case ignored.
 fn mentions_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    // The first byte alone rules out almost every position.
+    haystack.iter().enumerate().any(|(i, c)| {
+        c.to_ascii_lowercase() == first
+            && haystack
+                .get(i..i + needle.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })
 }
 
 /// An identifier token as PostgreSQL reads it (folded unless quoted), and whether it was
