@@ -14,6 +14,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use maitred_testkit::admin_http::http_get_with;
 use maitred_testkit::{self as kit, Maitred};
 
 fn free_addr() -> SocketAddr {
@@ -214,26 +215,6 @@ fn pg_auth_query_failure_does_not_show_the_upstream() {
 // ---------------------------------------------------------------------------
 // Admin endpoint: probe surface and detail surface
 
-/// GET `path` from `addr` with extra header lines: (status, body).
-fn http_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect to admin {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n").expect("write request");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read response");
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {raw:?}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, body.to_owned())
-}
-
 /// An address of this host that is not loopback (the one its default route uses), or None
 /// after a skip notice: a connection to it from this host comes from that address.
 fn non_loopback_ip() -> Option<IpAddr> {
@@ -272,17 +253,17 @@ fn spawn_admin_on_all_addresses(admin_extra: &str) -> (Maitred, u16) {
 }
 
 fn assert_probes_answer(addr: SocketAddr) {
-    let (status, body) = http_get(addr, "/metrics", "");
+    let (status, body) = http_get_with(addr, "/metrics", "");
     assert_eq!(status, 200, "/metrics from {addr}: {body}");
     assert!(body.contains("maitred_"), "{body}");
-    let (status, body) = http_get(addr, "/healthz", "");
+    let (status, body) = http_get_with(addr, "/healthz", "");
     assert_eq!(
         (status, body.as_str()),
         (200, "ok\n"),
         "/healthz from {addr}"
     );
     // Not ready: the upstream is a closed port. Answered all the same.
-    let (status, body) = http_get(addr, "/readyz", "");
+    let (status, body) = http_get_with(addr, "/readyz", "");
     assert!(
         status == 200 || status == 503,
         "/readyz from {addr}: {status} {body}"
@@ -294,7 +275,7 @@ fn admin_detail_endpoints_answer_only_loopback_by_default() {
     let (m, port) = spawn_admin_on_all_addresses("");
     let loopback: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     assert_probes_answer(loopback);
-    let (status, body) = http_get(loopback, "/pools", "");
+    let (status, body) = http_get_with(loopback, "/pools", "");
     assert_eq!(status, 200, "/pools from loopback: {body}");
     assert!(body.contains("\"name\": \"app\""), "{body}");
 
@@ -303,10 +284,10 @@ fn admin_detail_endpoints_answer_only_loopback_by_default() {
     };
     let outside = SocketAddr::new(ip, port);
     assert_probes_answer(outside);
-    let (status, body) = http_get(outside, "/pools", "");
+    let (status, body) = http_get_with(outside, "/pools", "");
     assert_eq!(status, 403, "/pools from {ip}: {body}");
     assert!(!body.contains("\"name\""), "{body}");
-    let (status, _) = http_get(outside, "/pools", "Authorization: Bearer guess\r\n");
+    let (status, _) = http_get_with(outside, "/pools", "Authorization: Bearer guess\r\n");
     assert_eq!(status, 403, "a token when none is configured");
     drop(m);
 }
@@ -320,15 +301,15 @@ fn admin_detail_token_opens_pools_to_other_addresses() {
     };
     let outside = SocketAddr::new(ip, port);
     assert_probes_answer(outside);
-    let (status, _) = http_get(outside, "/pools", "");
+    let (status, _) = http_get_with(outside, "/pools", "");
     assert_eq!(status, 403, "no token");
-    let (status, _) = http_get(
+    let (status, _) = http_get_with(
         outside,
         "/pools",
         "Authorization: Bearer e2e-detail-token-012345678\r\n",
     );
     assert_eq!(status, 403, "a wrong token");
-    let (status, body) = http_get(
+    let (status, body) = http_get_with(
         outside,
         "/pools",
         &format!("Authorization: Bearer {token}\r\n"),

@@ -7,11 +7,10 @@
 //! Each case prints `followed` or `pinned`; the suite fails on any leak. The same cases run
 //! against PgBouncer by benches/isolation_compare.sh (docs/postgres.md has both columns).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use maitred_e2e::pg_client::connect;
-use maitred_testkit::admin_http::http_body;
+use maitred_testkit::admin_http::{metric_sum_now, spawn_with_admin};
 use maitred_testkit::{self as kit, Maitred};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -221,14 +220,6 @@ async fn probe(client: &Client, sql: &str) -> Result<String, String> {
         .unwrap_or_default())
 }
 
-fn metric_sum(admin: SocketAddr, name: &str) -> f64 {
-    http_body(admin, "/metrics")
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains("protocol=\"postgres\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Runs every case through `url` (one server connection behind it). `extended`: A runs its
 /// SQL through the extended protocol (Parse/Bind/Execute) instead of a simple Query.
 /// Asserts that nothing leaks; `run_cases_reporting` only records what happened.
@@ -346,32 +337,18 @@ async fn no_session_state_reaches_the_next_client() {
         )
         .await
         .expect("setup role");
-    let admin: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
-        .parse()
-        .expect("admin addr");
-    let admin_arg = admin.to_string();
-    let m = Maitred::spawn(&[
-        "--upstream",
-        &pg,
-        "--pool-size",
-        "1",
-        "--queue-timeout",
-        "1s",
-        "--admin",
-        &admin_arg,
-    ]);
-    assert!(kit::wait_for_port(admin, Duration::from_secs(10)));
+    let (m, admin) = spawn_with_admin(&pg, &["--pool-size", "1", "--queue-timeout", "1s"]);
     let url = m.url_for(&pg);
     let simple = run_cases(&url, false).await;
     assert_eq!(simple.len(), cases().len());
     let extended = run_cases(&url, true).await;
     assert!(extended.len() >= cases().len() - 3, "{extended:?}");
     assert!(
-        metric_sum(admin, "maitred_session_confirmations_total") > 0.0,
+        metric_sum_now(admin, "maitred_session_confirmations_total").await > 0.0,
         "confirmations are counted"
     );
     assert!(
-        metric_sum(admin, "maitred_pins_total") > 0.0,
+        metric_sum_now(admin, "maitred_pins_total").await > 0.0,
         "pins are counted"
     );
 }

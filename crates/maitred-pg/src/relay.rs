@@ -481,7 +481,7 @@ impl Relay {
                     return Ok(false);
                 }
                 let stmt = self.pool.statements.intern(parts.definition);
-                if let Some(refusal) = refusal_of(&stmt.effects) {
+                if let Some(refusal) = sql_effects::refusal_of(&stmt.effects) {
                     self.refuse_statement("42501", refusal_message(refusal));
                 } else if self.statements.insert(parts.name, stmt) {
                     out::parse_complete(&mut self.cwbuf);
@@ -791,7 +791,7 @@ impl Relay {
             return Ok(());
         }
         let stmt = self.pool.statements.intern(parts.definition);
-        if let Some(refusal) = refusal_of(&stmt.effects) {
+        if let Some(refusal) = sql_effects::refusal_of(&stmt.effects) {
             self.refuse_statement("42501", refusal_message(refusal));
             return Ok(());
         }
@@ -1372,13 +1372,6 @@ impl Relay {
         self.cwbuf.clear();
         r.map_err(SessionError::ClientIo)
     }
-}
-
-fn refusal_of(effects: &[Effect]) -> Option<Refusal> {
-    effects.iter().find_map(|e| match e {
-        Effect::Refused(r) => Some(*r),
-        _ => None,
-    })
 }
 
 fn refusal_message(refusal: Refusal) -> &'static str {

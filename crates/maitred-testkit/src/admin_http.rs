@@ -9,11 +9,16 @@ use std::time::Duration;
 /// GET `path` from the admin endpoint at `addr`: (status, body). Panics with the reason
 /// when the endpoint cannot be reached or the answer is not HTTP.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_get_with(addr, path, "")
+}
+
+/// [`http_get`] with extra header lines (each ending in `\r\n`), e.g. an Authorization.
+pub fn http_get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("connect to admin {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("write request");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n").expect("write request");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read response");
     let (head, body) = raw

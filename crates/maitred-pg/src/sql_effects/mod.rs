@@ -148,17 +148,7 @@ pub struct Scan {
 
 impl Scan {
     pub fn refusal(&self) -> Option<Refusal> {
-        self.effects.iter().find_map(|e| match e {
-            Effect::Refused(r) => Some(*r),
-            _ => None,
-        })
-    }
-
-    pub fn pin(&self) -> Option<PinReason> {
-        self.effects.iter().find_map(|e| match e {
-            Effect::Pin(r) => Some(*r),
-            _ => None,
-        })
+        refusal_of(&self.effects)
     }
 
     pub fn unknown(&self) -> Option<UnknownReason> {
@@ -167,6 +157,14 @@ impl Scan {
             _ => None,
         })
     }
+}
+
+/// The refusal among `effects`, if any (a scan's, or a registered statement's).
+pub fn refusal_of(effects: &[Effect]) -> Option<Refusal> {
+    effects.iter().find_map(|e| match e {
+        Effect::Refused(r) => Some(*r),
+        _ => None,
+    })
 }
 
 /// Scans a query string once.
