@@ -47,13 +47,14 @@ pub(super) fn statement(sql: &str, stmt: &Statement, out: &mut Vec<Effect>) -> b
         out.push(Effect::Unknown(UnknownReason::Command));
         return false;
     };
-    let first = first.text(sql).to_ascii_lowercase();
+    let mut lower = [0u8; KEYWORD_MAX];
+    let first = lower_keyword(first.text(sql), &mut lower);
     let word = |i: usize, w: &str| t.get(i).is_some_and(|x| x.is_word(sql, w));
-    let effect = match first.as_str() {
+    let effect = match first {
         "select" | "values" | "table" | "with" | "insert" | "update" | "delete" | "merge"
         | "copy" => {
             dml(sql, t, out);
-            return matches!(first.as_str(), "select" | "values" | "table") && out.len() == before;
+            return matches!(first, "select" | "values" | "table") && out.len() == before;
         }
         "explain" => {
             if t.iter().any(|x| x.is_word(sql, "analyze")) {
@@ -96,6 +97,20 @@ pub(super) fn statement(sql: &str, stmt: &Statement, out: &mut Vec<Effect>) -> b
         out.push(effect);
     }
     false
+}
+
+/// Longer than any command word classified here.
+const KEYWORD_MAX: usize = 16;
+
+/// `word` in lower case, in `buf` (every Query is classified: no allocation). A word too
+/// long to be a command word comes back empty, which no rule matches.
+fn lower_keyword<'a>(word: &str, buf: &'a mut [u8; KEYWORD_MAX]) -> &'a str {
+    let Some(dst) = buf.get_mut(..word.len()) else {
+        return "";
+    };
+    dst.copy_from_slice(word.as_bytes());
+    dst.make_ascii_lowercase();
+    std::str::from_utf8(dst).unwrap_or("")
 }
 
 /// SELECT/INSERT/UPDATE/DELETE/MERGE/WITH/VALUES/TABLE/COPY: function calls, and SELECT

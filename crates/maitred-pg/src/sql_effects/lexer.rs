@@ -8,6 +8,8 @@
 //! between statements. Spec:
 //! <https://www.postgresql.org/docs/15/sql-syntax-lexical.html>.
 
+use smallvec::SmallVec;
+
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -51,10 +53,17 @@ impl Token {
     }
 }
 
+/// The tokens of one statement. Most statements an application sends hold a few
+/// tokens, and every Query is scanned: they stay on the stack (no allocation per scan).
+pub type Tokens = SmallVec<[Token; 24]>;
+
+/// The statements of one query string; almost always one.
+pub type Statements = SmallVec<[Statement; 1]>;
+
 /// One statement of a query string: its tokens (never empty) and its text span.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
-    pub tokens: Vec<Token>,
+    pub tokens: Tokens,
     /// The statement's text runs from the first token's start to the last token's end.
     pub start: usize,
     pub end: usize,
@@ -63,10 +72,10 @@ pub struct Statement {
 }
 
 /// Splits `sql` into statements (empty ones between `;` are dropped).
-pub fn statements(sql: &str) -> Vec<Statement> {
-    let mut out = Vec::new();
+pub fn statements(sql: &str) -> Statements {
+    let mut out = Statements::new();
     let mut lexer = Lexer::new(sql);
-    let mut current: Vec<Token> = Vec::new();
+    let mut current = Tokens::new();
     while let Some(tok) = lexer.next_token() {
         if tok.is_punct(b';') {
             push_statement(&mut out, std::mem::take(&mut current), false);
@@ -78,7 +87,7 @@ pub fn statements(sql: &str) -> Vec<Statement> {
     if lexer.unterminated && out.is_empty() {
         // Only an unterminated comment or string: still report it.
         out.push(Statement {
-            tokens: Vec::new(),
+            tokens: Tokens::new(),
             start: 0,
             end: sql.len(),
             unterminated: true,
@@ -87,7 +96,7 @@ pub fn statements(sql: &str) -> Vec<Statement> {
     out
 }
 
-fn push_statement(out: &mut Vec<Statement>, tokens: Vec<Token>, unterminated: bool) {
+fn push_statement(out: &mut Statements, tokens: Tokens, unterminated: bool) {
     let (Some(first), Some(last)) = (tokens.first(), tokens.last()) else {
         return;
     };
