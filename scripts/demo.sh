@@ -319,6 +319,9 @@ done
 echo
 echo "$DEMO_CLIENTS clients for ${DEMO_SECONDS}s per run; each server allows $DEMO_MAX_CONNECTIONS connections;" \
     "maitred and PgBouncer: $DEMO_POOL_SIZE server connections, transaction mode"
+wants pg && echo "  PostgreSQL 15: pgbench ${SCRIPT_ARGS[*]:-(tpcb-like)} -j $DEMO_THREADS -n"
+wants mysql && echo "  MySQL (MariaDB): burst.py, a PyMySQL connection per client, SELECT by primary key"
+wants mongo && echo "  MongoDB (SecantusDB): burst.py, a MongoClient (maxPoolSize=1) per client, find_one by _id"
 fmt='%-11s %-10s %7s %14s %7s %9s %7s %17s\n'
 # shellcheck disable=SC2059 # the format is ours
 printf "$fmt" protocol path clients failed_clients errors ok ok/s peak_server_conns
