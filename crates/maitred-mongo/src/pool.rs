@@ -1,7 +1,7 @@
 //! A MongoDB pool as the front end sees it: the users clients log in as, counters, and the
 //! protocol-agnostic pool of server connections.
 
-use crate::auth::scram::{Mechanism, ScramKeys};
+use crate::auth::scram::{derive_keys, Mechanism, ScramKeys};
 use crate::manager::MongoManager;
 use crate::target::ServerTarget;
 use arc_swap::ArcSwap;
@@ -76,13 +76,13 @@ impl UserKeys {
     /// tens of milliseconds, to run off the reactor.
     pub fn derive(user: &str, password: &str) -> UserKeys {
         UserKeys {
-            sha1: ScramKeys::derive(
+            sha1: derive_keys(
                 Mechanism::Sha1,
                 user,
                 password,
                 Mechanism::Sha1.default_iterations(),
             ),
-            sha256: ScramKeys::derive(
+            sha256: derive_keys(
                 Mechanism::Sha256,
                 user,
                 password,

@@ -11,7 +11,7 @@
 //!
 //! Spec: <https://github.com/mongodb/specifications/blob/master/source/auth/auth.md>.
 
-use crate::auth::scram::{client_first_user, Mechanism, ScramKeys, ScramServer};
+use crate::auth::scram::{client_first_user, unknown_user_keys, Mechanism, ScramServer};
 use crate::backend::{next_request_id, ServerInfo};
 use crate::codec::compressed::{self, Compressor};
 use crate::codec::header::decode_frame;
@@ -587,7 +587,7 @@ impl Session {
             .map(|k| k.for_mechanism(mechanism).clone());
         let keys = known
             .clone()
-            .unwrap_or_else(|| ScramKeys::unknown_user(mechanism, &user));
+            .unwrap_or_else(|| unknown_user_keys(mechanism, &user));
         match ScramServer::start(keys, &payload) {
             Ok((server, first)) => {
                 self.conversation = Some(Conversation {

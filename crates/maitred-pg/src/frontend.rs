@@ -6,7 +6,7 @@
 
 use crate::admin_console;
 use crate::auth::scram::{ScramServer, MECHANISM};
-use crate::auth::secret::{Credentials, ScramKeys};
+use crate::auth::secret::{unknown_user_keys, Credentials};
 use crate::auth::{md5, AuthError};
 use crate::cancel::CancelRegistry;
 use crate::codec::client_msgs::{self, tag};
@@ -425,9 +425,7 @@ pub(crate) async fn authenticate_user(
             // Unknown users (or users with only an md5 hash) go through the same exchange
             // with keys nobody has, and fail at the same step.
             let known = creds.and_then(|c| c.scram.clone());
-            let keys = known
-                .clone()
-                .unwrap_or_else(|| ScramKeys::unknown_user(user));
+            let keys = known.clone().unwrap_or_else(|| unknown_user_keys(user));
             let (server, first) = ScramServer::start(keys, initial.data)?;
             o.clear();
             out::authentication_sasl_continue(&mut o, first.as_bytes());

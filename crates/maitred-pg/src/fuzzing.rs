@@ -7,7 +7,7 @@
 //! so every error path is a normal outcome here.
 
 use crate::auth::scram::ScramServer;
-use crate::auth::secret::ScramKeys;
+use crate::auth::secret::{derive_keys_with_salt, ScramKeys};
 use crate::backend::{error_fields, MAX_SERVER_MESSAGE};
 use crate::codec::client_msgs::{self, tag};
 use crate::codec::extended::{self, Target};
@@ -219,7 +219,7 @@ fn server_message(m: Message, msg: &[u8]) {
 /// Keys of the user the SCRAM target logs in as.
 fn scram_keys() -> &'static ScramKeys {
     static KEYS: OnceLock<ScramKeys> = OnceLock::new();
-    KEYS.get_or_init(|| ScramKeys::derive_with_salt("pencil", b"maitred-fuzz-salt".to_vec(), 4096))
+    KEYS.get_or_init(|| derive_keys_with_salt("pencil", b"maitred-fuzz-salt".to_vec(), 4096))
 }
 
 /// SCRAM-SHA-256 exchanges. The first byte picks the side, the rest is two messages

@@ -2,7 +2,8 @@
 //!
 //! - [`secret`]: what maitred knows about a user's password (SCRAM keys, md5 hash).
 //! - [`scram`]: the server side of SCRAM-SHA-256 (RFC 5802, RFC 7677), as PostgreSQL speaks it:
-//!   <https://www.postgresql.org/docs/15/sasl-authentication.html>.
+//!   <https://www.postgresql.org/docs/15/sasl-authentication.html>. The exchange itself is
+//!   maitred-scram's; this crate picks the hash, the nonce length and its error texts.
 //! - [`md5`]: the md5 password exchange.
 //! - [`scram_client_key`], [`passthrough`]: logging in to the server as a client's own user
 //!   with what its login revealed (auth_query): the SCRAM ClientKey or the md5 hash.
@@ -15,6 +16,7 @@ pub mod scram;
 pub mod scram_client_key;
 pub mod secret;
 
+use maitred_scram::ScramError;
 use thiserror::Error;
 
 /// Why an authentication exchange failed. Messages never contain secrets.
@@ -40,4 +42,16 @@ pub enum AuthError {
         max = secret::MAX_ITERATIONS
     )]
     IterationCount(u64),
+}
+
+impl From<ScramError> for AuthError {
+    fn from(e: ScramError) -> AuthError {
+        match e {
+            ScramError::Malformed(what) => AuthError::MalformedScram(what),
+            ScramError::ChannelBindingUnsupported => AuthError::ChannelBindingUnsupported,
+            ScramError::NonceMismatch => AuthError::NonceMismatch,
+            ScramError::WrongProof => AuthError::WrongPassword,
+            ScramError::MalformedSecret(what) => AuthError::MalformedSecret(what),
+        }
+    }
 }

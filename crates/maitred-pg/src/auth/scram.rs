@@ -1,92 +1,38 @@
-//! Server side of SCRAM-SHA-256 without channel binding (RFC 5802 / RFC 7677).
+//! Server side of SCRAM-SHA-256 without channel binding (RFC 5802 / RFC 7677), as
+//! PostgreSQL speaks it: maitred-scram's exchange with PostgreSQL's mechanism, nonce length
+//! and error texts.
 //!
 //! Two steps: [`ScramServer::start`] takes the client-first message and produces the
 //! server-first message; [`ScramServer::finish`] checks the client's proof and produces the
 //! server-final message.
 
-use super::secret::{hmac, ScramKeys, MAX_ITERATIONS, MIN_ITERATIONS};
+use super::secret::{MAX_ITERATIONS, MIN_ITERATIONS};
 use super::AuthError;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use maitred_scram::ScramKeys;
+
+pub use maitred_scram::ClientKey;
 
 /// The mechanism name PostgreSQL clients ask for.
 pub const MECHANISM: &str = "SCRAM-SHA-256";
 
+/// Random bytes in maitred's part of the nonce (24 characters of base64).
+pub(crate) const NONCE_BYTES: usize = 18;
+
 /// A SCRAM exchange after the server-first message was sent.
 #[derive(Debug)]
-pub struct ScramServer {
-    keys: ScramKeys,
-    gs2_header: String,
-    client_first_bare: String,
-    server_first: String,
-    nonce: String,
-}
+pub struct ScramServer(maitred_scram::ScramServer);
 
 impl ScramServer {
     /// Reads client-first, returns the exchange and the server-first message to send.
     pub fn start(keys: ScramKeys, client_first: &[u8]) -> Result<(ScramServer, String), AuthError> {
-        let mut server_nonce = [0u8; 18];
-        rand::thread_rng().fill_bytes(&mut server_nonce);
-        Self::start_with_nonce(keys, client_first, &B64.encode(server_nonce))
-    }
-
-    fn start_with_nonce(
-        keys: ScramKeys,
-        client_first: &[u8],
-        server_nonce: &str,
-    ) -> Result<(ScramServer, String), AuthError> {
-        let text = std::str::from_utf8(client_first)
-            .map_err(|_| AuthError::MalformedScram("client-first is not UTF-8"))?;
-        // gs2-header = cbind-flag "," [authzid] ","
-        let (flag, rest) = text
-            .split_once(',')
-            .ok_or(AuthError::MalformedScram("gs2 header"))?;
-        match flag {
-            "n" | "y" => {}
-            f if f.starts_with("p=") => return Err(AuthError::ChannelBindingUnsupported),
-            _ => return Err(AuthError::MalformedScram("channel binding flag")),
-        }
-        let (_authzid, bare) = rest
-            .split_once(',')
-            .ok_or(AuthError::MalformedScram("gs2 header"))?;
-        let gs2_header = text[..text.len() - bare.len()].to_owned();
-        let mut client_nonce = None;
-        for attr in bare.split(',') {
-            if let Some(r) = attr.strip_prefix("r=") {
-                client_nonce = Some(r);
-            } else if attr.starts_with("m=") {
-                return Err(AuthError::MalformedScram("mandatory extension"));
-            }
-        }
-        let client_nonce = client_nonce.ok_or(AuthError::MalformedScram("missing nonce"))?;
-        if client_nonce.is_empty() || client_nonce.contains(',') {
-            return Err(AuthError::MalformedScram("nonce"));
-        }
-        let nonce = format!("{client_nonce}{server_nonce}");
-        let server_first = format!(
-            "r={nonce},s={},i={}",
-            B64.encode(&keys.salt),
-            keys.iterations
-        );
-        Ok((
-            ScramServer {
-                keys,
-                gs2_header,
-                client_first_bare: bare.to_owned(),
-                server_first: server_first.clone(),
-                nonce,
-            },
-            server_first,
-        ))
+        let nonce = maitred_scram::random_nonce(NONCE_BYTES);
+        let (server, first) = maitred_scram::ScramServer::start(keys, client_first, &nonce)?;
+        Ok((ScramServer(server), first))
     }
 
     /// Checks client-final; on success returns the server-final message to send.
     pub fn finish(self, client_final: &[u8]) -> Result<String, AuthError> {
-        self.finish_revealing_client_key(client_final)
-            .map(|(server_final, _)| server_final)
+        Ok(self.0.finish(client_final)?)
     }
 
     /// Like [`ScramServer::finish`], and also returns the ClientKey the client's proof
@@ -96,62 +42,7 @@ impl ScramServer {
         self,
         client_final: &[u8],
     ) -> Result<(String, ClientKey), AuthError> {
-        let text = std::str::from_utf8(client_final)
-            .map_err(|_| AuthError::MalformedScram("client-final is not UTF-8"))?;
-        let (without_proof, proof_b64) = text
-            .rsplit_once(",p=")
-            .ok_or(AuthError::MalformedScram("missing proof"))?;
-        let mut channel = None;
-        let mut nonce = None;
-        for attr in without_proof.split(',') {
-            if let Some(c) = attr.strip_prefix("c=") {
-                channel = Some(c);
-            } else if let Some(r) = attr.strip_prefix("r=") {
-                nonce = Some(r);
-            }
-        }
-        let channel = channel.ok_or(AuthError::MalformedScram("missing channel binding"))?;
-        if B64.decode(channel).ok().as_deref() != Some(self.gs2_header.as_bytes()) {
-            return Err(AuthError::ChannelBindingUnsupported);
-        }
-        if nonce != Some(self.nonce.as_str()) {
-            return Err(AuthError::NonceMismatch);
-        }
-        let proof = B64
-            .decode(proof_b64)
-            .map_err(|_| AuthError::MalformedScram("proof"))?;
-        if proof.len() != 32 {
-            return Err(AuthError::MalformedScram("proof length"));
-        }
-        let auth_message = format!(
-            "{},{},{}",
-            self.client_first_bare, self.server_first, without_proof
-        );
-        let signature = hmac(&self.keys.stored_key, auth_message.as_bytes());
-        let mut client_key = [0u8; 32];
-        for (k, (p, s)) in client_key.iter_mut().zip(proof.iter().zip(signature)) {
-            *k = p ^ s;
-        }
-        let derived_stored: [u8; 32] = Sha256::digest(client_key).into();
-        if !bool::from(derived_stored.ct_eq(&self.keys.stored_key)) {
-            return Err(AuthError::WrongPassword);
-        }
-        let server_signature = hmac(&self.keys.server_key, auth_message.as_bytes());
-        Ok((
-            format!("v={}", B64.encode(server_signature)),
-            ClientKey(client_key),
-        ))
-    }
-}
-
-/// A user's SCRAM ClientKey (HMAC(SaltedPassword, "Client Key")): enough to log in to a server
-/// that stores the matching StoredKey, so it is a secret. Debug prints `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientKey(pub [u8; 32]);
-
-impl std::fmt::Debug for ClientKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClientKey(***)")
+        Ok(self.0.finish_revealing_client_key(client_final)?)
     }
 }
 
@@ -177,11 +68,12 @@ pub fn check_server_first_iterations(server_first: &[u8]) -> Result<u32, AuthErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::secret::derive_keys;
     use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 
     /// Runs the exchange against postgres-protocol's client implementation.
     fn exchange(server_password: &str, client_password: &str) -> Result<(), AuthError> {
-        let keys = ScramKeys::derive(server_password, 64);
+        let keys = derive_keys(server_password, 64);
         let mut client =
             ScramSha256::new(client_password.as_bytes(), ChannelBinding::unsupported());
         let (server, server_first) = ScramServer::start(keys, client.message())?;
@@ -205,30 +97,18 @@ mod tests {
         assert_eq!(exchange("s3cret", "guess"), Err(AuthError::WrongPassword));
     }
 
+    // The RFC 7677 vector runs end to end in maitred-scram (tests/exchange.rs).
+
     #[test]
-    fn rfc7677_vector() {
-        // RFC 7677 section 3.
-        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").expect("b64");
-        let keys = ScramKeys::derive_with_salt("pencil", salt, 4096);
-        let (server, first) = ScramServer::start_with_nonce(
-            keys,
-            b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
-            "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
-        )
-        .expect("start");
-        assert_eq!(
-            first,
-            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
-        );
-        let fin = server
-            .finish(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
-            .expect("proof accepted");
-        assert_eq!(fin, "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    fn server_nonce_is_24_characters() {
+        let (_, first) = ScramServer::start(derive_keys("x", 16), b"n,,n=,r=abc").expect("start");
+        let nonce = first.split(',').next().unwrap_or_default();
+        assert_eq!(nonce.len(), "r=abc".len() + 24, "{first}");
     }
 
     #[test]
     fn rejects_channel_binding_and_bad_nonce() {
-        let keys = ScramKeys::derive("x", 16);
+        let keys = derive_keys("x", 16);
         assert_eq!(
             ScramServer::start(keys.clone(), b"p=tls-server-end-point,,n=,r=abc").err(),
             Some(AuthError::ChannelBindingUnsupported)
@@ -273,7 +153,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        let keys = ScramKeys::derive("x", 16);
+        let keys = derive_keys("x", 16);
         assert!(ScramServer::start(keys.clone(), b"").is_err());
         assert!(ScramServer::start(keys, b"n,,n=,m=ext,r=abc").is_err());
     }

@@ -5,14 +5,12 @@
 //! ClientProof = ClientKey XOR ClientSignature. The server is verified with the secret's
 //! ServerKey.
 
-use super::scram::ClientKey;
-use super::secret::{hmac, ScramKeys};
+use super::scram::{ClientKey, NONCE_BYTES};
+use super::secret::ScramKeys;
 use super::AuthError;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use maitred_scram::client::{client_final, parse_server_first, signature_matches};
 
 /// One login to a server with a ClientKey: [`ClientKeyLogin::start`] gives client-first,
 /// [`ClientKeyLogin::respond`] answers server-first, [`ClientKeyLogin::verify_final`] checks
@@ -29,9 +27,7 @@ pub struct ClientKeyLogin {
 impl ClientKeyLogin {
     /// Starts the exchange; returns it and the client-first message to send.
     pub fn start(client_key: ClientKey, keys: ScramKeys) -> (ClientKeyLogin, String) {
-        let mut nonce = [0u8; 18];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        Self::start_with_nonce(client_key, keys, &B64.encode(nonce))
+        Self::start_with_nonce(client_key, keys, &maitred_scram::random_nonce(NONCE_BYTES))
     }
 
     fn start_with_nonce(
@@ -58,45 +54,37 @@ impl ClientKeyLogin {
     /// when the server's salt or iteration count is not the secret's (the password changed
     /// since the secret was fetched).
     pub fn respond(&mut self, server_first: &[u8]) -> Result<String, AuthError> {
-        let text = std::str::from_utf8(server_first)
-            .map_err(|_| AuthError::MalformedScram("server-first is not UTF-8"))?;
-        let (mut nonce, mut salt, mut iterations) = (None, None, None);
-        for attr in text.split(',') {
-            if let Some(v) = attr.strip_prefix("r=") {
-                nonce = Some(v);
-            } else if let Some(v) = attr.strip_prefix("s=") {
-                salt = Some(v);
-            } else if let Some(v) = attr.strip_prefix("i=") {
-                iterations = Some(v);
-            }
-        }
-        let nonce = nonce.ok_or(AuthError::MalformedScram("missing nonce"))?;
+        let first = parse_server_first(server_first)?;
+        let nonce = first
+            .nonce
+            .ok_or(AuthError::MalformedScram("missing nonce"))?;
         if !nonce.starts_with(&self.client_nonce) || nonce.len() == self.client_nonce.len() {
             return Err(AuthError::NonceMismatch);
         }
         let salt = B64
-            .decode(salt.ok_or(AuthError::MalformedScram("missing salt"))?)
+            .decode(
+                first
+                    .salt
+                    .ok_or(AuthError::MalformedScram("missing salt"))?,
+            )
             .map_err(|_| AuthError::MalformedScram("salt"))?;
-        let iterations: u32 = iterations
+        let iterations: u32 = first
+            .iterations
             .ok_or(AuthError::MalformedScram("missing iteration count"))?
             .parse()
             .map_err(|_| AuthError::MalformedScram("iteration count"))?;
         if salt != self.keys.salt || iterations != self.keys.iterations {
             return Err(AuthError::SecretOutOfDate);
         }
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
-        let stored_key: [u8; 32] = Sha256::digest(self.client_key.0).into();
-        let signature = hmac(&stored_key, auth_message.as_bytes());
-        let mut proof = [0u8; 32];
-        for (p, (k, s)) in proof
-            .iter_mut()
-            .zip(self.client_key.0.iter().zip(signature))
-        {
-            *p = k ^ s;
-        }
+        let (message, auth_message) = client_final(
+            self.keys.hash,
+            &self.client_key,
+            &self.client_first_bare,
+            first.text,
+            nonce,
+        );
         self.auth_message = Some(auth_message);
-        Ok(format!("{without_proof},p={}", B64.encode(proof)))
+        Ok(message)
     }
 
     /// Checks server-final (`v=<ServerSignature>`) against the secret's ServerKey.
@@ -110,8 +98,7 @@ impl ClientKeyLogin {
             .strip_prefix("v=")
             .and_then(|v| B64.decode(v.split(',').next().unwrap_or(v)).ok())
             .ok_or(AuthError::MalformedScram("server-final"))?;
-        let expected = hmac(&self.keys.server_key, auth_message.as_bytes());
-        if bool::from(expected.as_slice().ct_eq(&signature)) {
+        if signature_matches(&self.keys.server_signature(auth_message), &signature) {
             Ok(())
         } else {
             Err(AuthError::MalformedScram("server signature does not match"))
@@ -123,6 +110,7 @@ impl ClientKeyLogin {
 mod tests {
     use super::*;
     use crate::auth::scram::ScramServer;
+    use crate::auth::secret::derive_keys;
     use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 
     /// A real client logs in to maitred's SCRAM server; the ClientKey its proof reveals
@@ -140,7 +128,7 @@ mod tests {
 
     #[test]
     fn revealed_client_key_logs_in_to_a_server_with_the_same_secret() {
-        let keys = ScramKeys::derive("s3cret", 64);
+        let keys = derive_keys("s3cret", 64);
         let key = revealed_key(&keys, "s3cret");
         let (mut login, first) = ClientKeyLogin::start(key, keys.clone());
         let (server, server_first) = ScramServer::start(keys, first.as_bytes()).expect("start");
@@ -153,8 +141,8 @@ mod tests {
 
     #[test]
     fn a_wrong_key_is_refused_and_a_changed_salt_is_out_of_date() {
-        let keys = ScramKeys::derive("s3cret", 64);
-        let (mut login, first) = ClientKeyLogin::start(ClientKey([7; 32]), keys.clone());
+        let keys = derive_keys("s3cret", 64);
+        let (mut login, first) = ClientKeyLogin::start(ClientKey(vec![7; 32]), keys.clone());
         let (server, server_first) =
             ScramServer::start(keys.clone(), first.as_bytes()).expect("start");
         let client_final = login.respond(server_first.as_bytes()).expect("respond");
@@ -164,7 +152,7 @@ mod tests {
         );
         // The server's password was changed: new salt.
         let key = revealed_key(&keys, "s3cret");
-        let changed = ScramKeys::derive("s3cret", 64);
+        let changed = derive_keys("s3cret", 64);
         let (mut login, first) = ClientKeyLogin::start(key, keys);
         let (_server, server_first) = ScramServer::start(changed, first.as_bytes()).expect("start");
         assert_eq!(
@@ -175,7 +163,7 @@ mod tests {
 
     #[test]
     fn refuses_a_forged_server_signature_and_a_foreign_nonce() {
-        let keys = ScramKeys::derive("s3cret", 64);
+        let keys = derive_keys("s3cret", 64);
         let key = revealed_key(&keys, "s3cret");
         let (mut login, _first) = ClientKeyLogin::start_with_nonce(key, keys.clone(), "abc");
         let salt = B64.encode(&keys.salt);
@@ -195,6 +183,6 @@ mod tests {
 
     #[test]
     fn debug_hides_the_key() {
-        assert_eq!(format!("{:?}", ClientKey([1; 32])), "ClientKey(***)");
+        assert_eq!(format!("{:?}", ClientKey(vec![1; 32])), "ClientKey(***)");
     }
 }

@@ -6,13 +6,9 @@
 //! - anything else is a plaintext password, from which both are derived.
 
 use super::AuthError;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+use maitred_scram::Hash;
 
-type HmacSha256 = Hmac<Sha256>;
+pub use maitred_scram::ScramKeys;
 
 /// Iterations used when maitred derives SCRAM keys itself (PostgreSQL's default).
 pub const DEFAULT_ITERATIONS: u32 = 4096;
@@ -23,120 +19,28 @@ pub const MIN_ITERATIONS: u32 = 1;
 /// second of CPU at 1,000,000, 250 times PostgreSQL's default of 4096.
 pub const MAX_ITERATIONS: u32 = 1_000_000;
 
-/// The SCRAM-SHA-256 verifier of one user.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ScramKeys {
-    pub salt: Vec<u8>,
-    pub iterations: u32,
-    pub stored_key: [u8; 32],
-    pub server_key: [u8; 32],
+/// Derives SCRAM-SHA-256 keys from a plaintext password with a fresh random salt.
+pub fn derive_keys(password: &str, iterations: u32) -> ScramKeys {
+    ScramKeys::derive(Hash::Sha256, password.as_bytes(), iterations)
 }
 
-impl std::fmt::Debug for ScramKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ScramKeys(***)")
-    }
+/// Derives SCRAM-SHA-256 keys from a plaintext password with the given salt.
+pub fn derive_keys_with_salt(password: &str, salt: Vec<u8>, iterations: u32) -> ScramKeys {
+    ScramKeys::derive_with_salt(Hash::Sha256, password.as_bytes(), salt, iterations)
 }
 
-impl ScramKeys {
-    /// Derives keys from a plaintext password with a fresh random salt.
-    pub fn derive(password: &str, iterations: u32) -> ScramKeys {
-        let mut salt = vec![0u8; 16];
-        rand::thread_rng().fill_bytes(&mut salt);
-        Self::derive_with_salt(password, salt, iterations)
-    }
-
-    pub fn derive_with_salt(password: &str, salt: Vec<u8>, iterations: u32) -> ScramKeys {
-        let salted = salted_password(password.as_bytes(), &salt, iterations);
-        let client_key = hmac(&salted, b"Client Key");
-        let stored_key: [u8; 32] = Sha256::digest(client_key).into();
-        let server_key = hmac(&salted, b"Server Key");
-        ScramKeys {
-            salt,
-            iterations,
-            stored_key,
-            server_key,
-        }
-    }
-
-    /// Keys nobody knows the password of, so that an unknown user goes through the same
-    /// exchange as a known one and fails at the same step.
-    ///
-    /// The salt is HMAC-SHA256(process key, user name) cut to 16 bytes (the length of the
-    /// salts maitred derives and PostgreSQL stores), and the iteration count is
-    /// [`DEFAULT_ITERATIONS`]: a name asked for twice gets the same salt, as a known user
-    /// does, so two attempts do not tell whether the name exists. The key is random per
-    /// process ([`mock_key`]), so the salts cannot be computed from outside.
-    pub fn unknown_user(user: &str) -> ScramKeys {
-        Self::unknown_user_with_key(mock_key(), user)
-    }
-
-    fn unknown_user_with_key(key: &[u8; 32], user: &str) -> ScramKeys {
-        let salt = hmac(key, &[b"salt\0".as_slice(), user.as_bytes()].concat());
-        ScramKeys {
-            salt: salt[..16].to_vec(),
-            iterations: DEFAULT_ITERATIONS,
-            // Never shown and never matched: the exchange of an unknown user is refused
-            // whatever the proof.
-            stored_key: hmac(key, &[b"stored\0".as_slice(), user.as_bytes()].concat()),
-            server_key: hmac(key, &[b"server\0".as_slice(), user.as_bytes()].concat()),
-        }
-    }
-
-    /// Parses PostgreSQL's stored form `SCRAM-SHA-256$iter:salt$stored:server`.
-    pub fn parse(secret: &str) -> Result<ScramKeys, AuthError> {
-        let bad = AuthError::MalformedSecret;
-        let rest = secret
-            .strip_prefix("SCRAM-SHA-256$")
-            .ok_or(bad("missing SCRAM-SHA-256$ prefix"))?;
-        let (iter_salt, keys) = rest.split_once('$').ok_or(bad("missing '$'"))?;
-        let (iter, salt) = iter_salt.split_once(':').ok_or(bad("missing ':'"))?;
-        let (stored, server) = keys.split_once(':').ok_or(bad("missing ':'"))?;
-        let iterations: u32 = iter.parse().map_err(|_| bad("iterations"))?;
-        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
-            return Err(bad("iteration count out of range"));
-        }
-        let salt = B64.decode(salt).map_err(|_| bad("salt"))?;
-        let stored_key = decode_key(stored).ok_or(bad("StoredKey"))?;
-        let server_key = decode_key(server).ok_or(bad("ServerKey"))?;
-        Ok(ScramKeys {
-            salt,
-            iterations,
-            stored_key,
-            server_key,
-        })
-    }
+/// Keys nobody knows the password of, so that an unknown user goes through the same
+/// exchange as a known one and fails at the same step: a salt stable per name for the
+/// process, as long as a known user's, and [`DEFAULT_ITERATIONS`]
+/// ([`maitred_scram::mock`]), so two attempts do not tell whether the name exists.
+pub fn unknown_user_keys(user: &str) -> ScramKeys {
+    maitred_scram::mock::unknown_user(Hash::Sha256, DEFAULT_ITERATIONS, &[user])
 }
 
-/// The key of the mock salts of unknown users: random, drawn once per process and kept in
-/// memory only (like the salts maitred draws for users configured with a plaintext password).
-pub fn mock_key() -> &'static [u8; 32] {
-    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    KEY.get_or_init(|| {
-        let mut key = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut key);
-        key
-    })
-}
-
-fn decode_key(b64: &str) -> Option<[u8; 32]> {
-    B64.decode(b64).ok()?.try_into().ok()
-}
-
-pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length; new_from_slice cannot fail for it.
-    let mut mac = match HmacSha256::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC takes keys of any size"),
-    };
-    mac.update(data);
-    mac.finalize().into_bytes().into()
-}
-
-fn salted_password(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out);
-    out
+/// Parses PostgreSQL's stored form `SCRAM-SHA-256$iter:salt$stored:server`.
+pub fn parse_keys(secret: &str) -> Result<ScramKeys, AuthError> {
+    maitred_scram::secret::parse(Hash::Sha256, secret, MIN_ITERATIONS..=MAX_ITERATIONS)
+        .map_err(AuthError::from)
 }
 
 /// Everything maitred can check a user's password against.
@@ -154,7 +58,7 @@ impl Credentials {
         if password.starts_with("SCRAM-SHA-256$") {
             return Ok(Credentials {
                 user: user.to_owned(),
-                scram: Some(ScramKeys::parse(password)?),
+                scram: Some(parse_keys(password)?),
                 md5_hash: None,
             });
         }
@@ -170,14 +74,10 @@ impl Credentials {
         // The salt of a plaintext password is the one an unknown user of this name would
         // get: stable for the process (across reloads and per-login derivations, as for the
         // admin console), so known and unknown users look alike however often they are tried.
-        let salt = ScramKeys::unknown_user(user).salt;
+        let salt = unknown_user_keys(user).salt;
         Ok(Credentials {
             user: user.to_owned(),
-            scram: Some(ScramKeys::derive_with_salt(
-                password,
-                salt,
-                DEFAULT_ITERATIONS,
-            )),
+            scram: Some(derive_keys_with_salt(password, salt, DEFAULT_ITERATIONS)),
             md5_hash: Some(super::md5::user_hash(user, password)),
         })
     }
@@ -187,23 +87,23 @@ impl Credentials {
 mod tests {
     use super::*;
 
-    // The derivation itself is checked against the RFC 7677 vector in scram.rs.
+    // The derivation and the parsing are checked against the RFC 7677 vector in maitred-scram.
     #[test]
     fn parses_postgres_stored_secret() {
         let s = "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
-        let keys = ScramKeys::parse(s).expect("valid");
+        let keys = parse_keys(s).expect("valid");
         assert_eq!(keys.iterations, 4096);
         assert_eq!(keys.salt.len(), 16);
     }
 
     #[test]
     fn rejects_bad_stored_secrets() {
-        assert!(ScramKeys::parse("SCRAM-SHA-256$0:abc$a:b").is_err());
+        assert!(parse_keys("SCRAM-SHA-256$0:abc$a:b").is_err());
         let keys = "W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
-        assert!(ScramKeys::parse(&format!("SCRAM-SHA-256$1000000:{keys}")).is_ok());
-        assert!(ScramKeys::parse(&format!("SCRAM-SHA-256$1000001:{keys}")).is_err());
-        assert!(ScramKeys::parse("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$AA==:AA==").is_err());
-        assert!(ScramKeys::parse("plain").is_err());
+        assert!(parse_keys(&format!("SCRAM-SHA-256$1000000:{keys}")).is_ok());
+        assert!(parse_keys(&format!("SCRAM-SHA-256$1000001:{keys}")).is_err());
+        assert!(parse_keys("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$AA==:AA==").is_err());
+        assert!(parse_keys("plain").is_err());
     }
 
     #[test]
@@ -217,7 +117,7 @@ mod tests {
             salt(&again),
             "a plaintext password's salt is stable per user, as an unknown user's"
         );
-        assert_eq!(salt(&plain), Some(ScramKeys::unknown_user("app").salt));
+        assert_eq!(salt(&plain), Some(unknown_user_keys("app").salt));
         let md5 = Credentials::from_configured("app", "md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
             .expect("md5");
         assert!(md5.scram.is_none() && md5.md5_hash.is_some());
@@ -225,12 +125,12 @@ mod tests {
 
     #[test]
     fn unknown_users_get_a_stable_salt_per_name_shaped_like_a_known_one() {
-        let first = ScramKeys::unknown_user("nobody");
-        let second = ScramKeys::unknown_user("nobody");
+        let first = unknown_user_keys("nobody");
+        let second = unknown_user_keys("nobody");
         assert_eq!(first.salt, second.salt, "same name, same salt");
         assert_eq!(first.iterations, second.iterations);
-        assert_ne!(first.salt, ScramKeys::unknown_user("somebody").salt);
-        let known = ScramKeys::derive("pw", DEFAULT_ITERATIONS);
+        assert_ne!(first.salt, unknown_user_keys("somebody").salt);
+        let known = derive_keys("pw", DEFAULT_ITERATIONS);
         assert_eq!(
             first.salt.len(),
             known.salt.len(),
@@ -240,15 +140,13 @@ mod tests {
             first.iterations, known.iterations,
             "iterations of a known user"
         );
-        // Another process (another key) gives other salts: they cannot be computed outside.
-        let other = ScramKeys::unknown_user_with_key(&[7; 32], "nobody");
-        assert_ne!(first.salt, other.salt);
+        // That another process (another key) gives other salts is checked in maitred-scram.
         assert_eq!(format!("{first:?}"), "ScramKeys(***)");
     }
 
     #[test]
     fn debug_hides_keys() {
-        let keys = ScramKeys::derive("secret", 16);
+        let keys = derive_keys("secret", 16);
         assert_eq!(format!("{keys:?}"), "ScramKeys(***)");
     }
 }

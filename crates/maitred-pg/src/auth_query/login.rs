@@ -8,7 +8,7 @@ use super::user_pools::UserPoolGuard;
 use super::AuthQuery;
 use crate::auth::passthrough::PassthroughLogin;
 use crate::auth::scram::{ScramServer, MECHANISM};
-use crate::auth::secret::ScramKeys;
+use crate::auth::secret::{unknown_user_keys, ScramKeys};
 use crate::auth::{md5, AuthError};
 use crate::codec::client_msgs;
 use crate::codec::server_msgs as out;
@@ -47,7 +47,7 @@ pub async fn authenticate(
 }
 
 /// SCRAM-SHA-256 against `keys` (None: an unknown user, who fails at the proof, after the
-/// same salt at every attempt, [`ScramKeys::unknown_user`]); returns the ClientKey the proof
+/// same salt at every attempt, [`unknown_user_keys`]); returns the ClientKey the proof
 /// revealed.
 async fn scram_exchange(
     stream: &mut Stream,
@@ -63,9 +63,7 @@ async fn scram_exchange(
     if initial.mechanism != MECHANISM {
         return Err(AuthError::MalformedScram("unsupported mechanism").into());
     }
-    let used = keys
-        .clone()
-        .unwrap_or_else(|| ScramKeys::unknown_user(user));
+    let used = keys.clone().unwrap_or_else(|| unknown_user_keys(user));
     let (server, first) = ScramServer::start(used.clone(), initial.data)?;
     o.clear();
     out::authentication_sasl_continue(&mut o, first.as_bytes());
