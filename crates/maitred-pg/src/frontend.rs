@@ -17,6 +17,7 @@ use crate::error::SessionError;
 use crate::errors_to_client::{checkout_error, sqlstate};
 use crate::pool::{ClientAuth, PgPool};
 use crate::relay::Relay;
+use crate::startup_params::{self, options::OptionsError, ResolveError};
 use crate::tls::{ClientTls, Stream};
 use bytes::BytesMut;
 use maitred_admin::{Admin, ClientIdentity};
@@ -141,7 +142,13 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     let mut greeting = BytesMut::new();
     let server_params = pool.pool.manager().server_params();
     for (k, v) in server_params.iter().flat_map(|p| p.iter()) {
-        let shown = params.iter().find(|(ck, _)| ck == k).map(|(_, cv)| cv);
+        // The client's value as the server spells it (`startup_params`); names are
+        // case-insensitive, and the last of a name wins.
+        let shown = params
+            .iter()
+            .rev()
+            .find(|(ck, _)| ck.eq_ignore_ascii_case(k))
+            .map(|(_, cv)| cv);
         out::parameter_status(&mut greeting, k, shown.unwrap_or(v));
     }
     out::backend_key_data(&mut greeting, cancel.process_id, cancel.secret_key);
@@ -334,15 +341,63 @@ async fn login(
             return Ok(None);
         }
     }
-    let settings: Vec<(String, String)> = startup
-        .params
-        .into_iter()
-        .filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str()) && !k.starts_with("_pq_."))
-        .collect();
     let mut o = BytesMut::new();
     out::authentication_ok(&mut o);
     write(stream, &o).await?;
+    // As the server: logged in first, then the startup settings are applied (the `options`
+    // switches first), and a bad one ends the login after AuthenticationOk.
+    let requested = match requested_settings(&startup) {
+        Ok(r) => r,
+        Err(e) => {
+            let code = match e {
+                OptionsError::NoValue(_) => sqlstate::SYNTAX_ERROR,
+                OptionsError::Unsupported(_) => sqlstate::FEATURE_NOT_SUPPORTED,
+            };
+            return reject(stream, code, &e.to_string()).await;
+        }
+    };
+    let settings = match startup_params::resolve(&pool, &requested).await {
+        Ok(Ok(settings)) => settings,
+        Ok(Err(refusal)) => {
+            tracing::debug!(pool = %pool.name, code = %refusal.code, "a startup setting was refused by the server");
+            o.clear();
+            refusal.write_fatal(&mut o);
+            let _ = stream.write_all(&o).await;
+            return Ok(None);
+        }
+        Err(ResolveError::Checkout(e)) => {
+            o.clear();
+            checkout_error(&mut o, &e, Severity::Fatal);
+            let _ = stream.write_all(&o).await;
+            return Ok(None);
+        }
+        Err(e) => {
+            tracing::warn!(pool = %pool.name, error = %e, "could not check a client's startup settings");
+            let msg = format!(
+                "maitred: pool \"{}\" could not check the startup parameters with the server",
+                pool.name
+            );
+            return reject(stream, sqlstate::CONNECTION_FAILURE, &msg).await;
+        }
+    };
     Ok(Some((pool, settings, user, user_guard)))
+}
+
+/// The session settings a startup packet asks for, in the order the server applies them:
+/// those of `options` first, then the other parameters.
+fn requested_settings(startup: &StartupParams) -> Result<Vec<(String, String)>, OptionsError> {
+    let mut requested = match startup.get("options") {
+        Some(o) => startup_params::options::parse(o)?,
+        None => Vec::new(),
+    };
+    requested.extend(
+        startup
+            .params
+            .iter()
+            .filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str()) && !k.starts_with("_pq_."))
+            .cloned(),
+    );
+    Ok(requested)
 }
 
 /// Answers a 3.x startup with a minor version we do not speak, or `_pq_.` options, with
