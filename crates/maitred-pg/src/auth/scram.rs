@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 pub const MECHANISM: &str = "SCRAM-SHA-256";
 
 /// A SCRAM exchange after the server-first message was sent.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ScramServer {
     keys: ScramKeys,
     gs2_header: String,
@@ -81,6 +81,22 @@ impl ScramServer {
             },
             server_first,
         ))
+    }
+
+    /// The same exchange checked against other keys, if the client's proof can be checked
+    /// against them: only keys with the salt and iteration count the client was sent
+    /// (server-first) can be.
+    pub fn with_keys(mut self, keys: ScramKeys) -> Option<ScramServer> {
+        if keys.salt != self.keys.salt || keys.iterations != self.keys.iterations {
+            return None;
+        }
+        self.keys = keys;
+        Some(self)
+    }
+
+    /// The keys the proof is checked against.
+    pub fn keys(&self) -> &ScramKeys {
+        &self.keys
     }
 
     /// Checks client-final; on success returns the server-final message to send.
@@ -178,6 +194,27 @@ pub fn check_server_first_iterations(server_first: &[u8]) -> Result<u32, AuthErr
 mod tests {
     use super::*;
     use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+
+    #[test]
+    fn a_proof_is_checked_again_only_against_keys_with_the_same_salt() {
+        let old = ScramKeys::derive("old", 64);
+        let same_salt = ScramKeys::derive_with_salt("new", old.salt.clone(), 64);
+        let mut client = ScramSha256::new(b"new", ChannelBinding::unsupported());
+        let (server, server_first) =
+            ScramServer::start(old.clone(), client.message()).expect("start");
+        client
+            .update(server_first.as_bytes())
+            .expect("server-first");
+        assert!(matches!(
+            server.clone().finish(client.message()),
+            Err(AuthError::WrongPassword)
+        ));
+        let other_salt = ScramKeys::derive("new", 64);
+        assert!(server.clone().with_keys(other_salt).is_none());
+        let again = server.with_keys(same_salt).expect("same salt");
+        let server_final = again.finish(client.message()).expect("new keys");
+        client.finish(server_final.as_bytes()).expect("signature");
+    }
 
     /// Runs the exchange against postgres-protocol's client implementation.
     fn exchange(server_password: &str, client_password: &str) -> Result<(), AuthError> {
