@@ -31,8 +31,6 @@ use tokio::net::TcpStream;
 const LOGIN_GRACE: Duration = Duration::from_secs(1);
 /// Largest message accepted during login (passwords, SASL messages).
 const MAX_LOGIN_MESSAGE: usize = 8192;
-/// Startup parameters that are about the connection itself, not session settings.
-const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 
 /// The pools served on one listen address, found by the client's database name.
 #[derive(Debug)]
@@ -346,7 +344,7 @@ async fn login(
     write(stream, &o).await?;
     // As the server: logged in first, then the startup settings are applied (the `options`
     // switches first), and a bad one ends the login after AuthenticationOk.
-    let requested = match requested_settings(&startup) {
+    let requested = match startup_params::requested(&startup) {
         Ok(r) => r,
         Err(e) => {
             let code = match e {
@@ -381,23 +379,6 @@ async fn login(
         }
     };
     Ok(Some((pool, settings, user, user_guard)))
-}
-
-/// The session settings a startup packet asks for, in the order the server applies them:
-/// those of `options` first, then the other parameters.
-fn requested_settings(startup: &StartupParams) -> Result<Vec<(String, String)>, OptionsError> {
-    let mut requested = match startup.get("options") {
-        Some(o) => startup_params::options::parse(o)?,
-        None => Vec::new(),
-    };
-    requested.extend(
-        startup
-            .params
-            .iter()
-            .filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str()) && !k.starts_with("_pq_."))
-            .cloned(),
-    );
-    Ok(requested)
 }
 
 /// Answers a 3.x startup with a minor version we do not speak, or `_pq_.` options, with

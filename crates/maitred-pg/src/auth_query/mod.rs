@@ -4,7 +4,8 @@
 //! to the server as that same user (with the SCRAM ClientKey the client's proof revealed, or
 //! the md5 hash), in a pool of that user's own ([`user_pools`]).
 //!
-//! - [`cache`]: fetched secrets with expiry ("no such user" too, briefly).
+//! - [`cache`]: fetched secrets with expiry ("no such user" too, briefly), and how often a
+//!   failed proof may have a cached secret fetched again.
 //! - [`lookup`]: the query on the lookup connection.
 //! - [`login`]: the client's exchange, chosen by the secret's kind.
 //! - [`user_pools`]: per-user pools, opened on demand and closed after idling.

@@ -16,14 +16,18 @@ mod lookup;
 pub mod options;
 
 use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
+use crate::codec::startup::StartupParams;
 use crate::error::BackendError;
 use crate::pool::PgPool;
 use bytes::BytesMut;
 pub use cache::StartupValues;
 use maitred_pool::CheckoutError;
+use options::OptionsError;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Startup parameters that are about the connection itself, not session settings.
+const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 /// How long the question to the server may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -70,6 +74,24 @@ pub enum ResolveError {
     Backend(#[from] BackendError),
     #[error("checking startup parameters with the server took over {}s", LOOKUP_TIMEOUT.as_secs())]
     Timeout,
+}
+
+/// The session settings a startup packet asks for, in the order the server applies them:
+/// those of `options` first, then the other parameters (`_pq_.` protocol options are
+/// answered by NegotiateProtocolVersion instead).
+pub fn requested(startup: &StartupParams) -> Result<Vec<(String, String)>, OptionsError> {
+    let mut requested = match startup.get("options") {
+        Some(o) => options::parse(o)?,
+        None => Vec::new(),
+    };
+    requested.extend(
+        startup
+            .params
+            .iter()
+            .filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str()) && !k.starts_with("_pq_."))
+            .cloned(),
+    );
+    Ok(requested)
 }
 
 /// Checks `params` (a startup packet's session settings, in the order the server applies
@@ -156,4 +178,37 @@ pub async fn resolve(
         }
     }
     Ok(Ok(resolved))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_come_first_and_connection_parameters_are_not_settings() {
+        let startup = StartupParams {
+            minor_version: 0,
+            params: [
+                ("user", "u"),
+                ("database", "d"),
+                ("DateStyle", "postgres"),
+                ("options", "--DateStyle=german -c search_path=x"),
+                ("_pq_.extension", "1"),
+                ("replication", "database"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        };
+        let got = requested(&startup).expect("parsed");
+        let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("DateStyle", "german"),
+                ("search_path", "x"),
+                ("DateStyle", "postgres")
+            ]
+        );
+    }
 }
