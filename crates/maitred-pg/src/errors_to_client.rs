@@ -22,6 +22,7 @@ pub mod sqlstate {
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const SYNTAX_ERROR: &str = "42601";
 }
 
 /// Writes the ErrorResponse for a failed checkout.

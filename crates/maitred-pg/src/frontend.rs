@@ -17,6 +17,7 @@ use crate::error::SessionError;
 use crate::errors_to_client::{checkout_error, sqlstate};
 use crate::pool::{ClientAuth, PgPool};
 use crate::relay::Relay;
+use crate::startup_params::{self, options::OptionsError, ResolveError};
 use crate::tls::{ClientTls, Stream};
 use bytes::BytesMut;
 use maitred_admin::{Admin, ClientIdentity};
@@ -30,8 +31,6 @@ use tokio::net::TcpStream;
 const LOGIN_GRACE: Duration = Duration::from_secs(1);
 /// Largest message accepted during login (passwords, SASL messages).
 const MAX_LOGIN_MESSAGE: usize = 8192;
-/// Startup parameters that are about the connection itself, not session settings.
-const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 
 /// The pools served on one listen address, found by the client's database name.
 #[derive(Debug)]
@@ -141,7 +140,13 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     let mut greeting = BytesMut::new();
     let server_params = pool.pool.manager().server_params();
     for (k, v) in server_params.iter().flat_map(|p| p.iter()) {
-        let shown = params.iter().find(|(ck, _)| ck == k).map(|(_, cv)| cv);
+        // The client's value as the server spells it (`startup_params`); names are
+        // case-insensitive, and the last of a name wins.
+        let shown = params
+            .iter()
+            .rev()
+            .find(|(ck, _)| ck.eq_ignore_ascii_case(k))
+            .map(|(_, cv)| cv);
         out::parameter_status(&mut greeting, k, shown.unwrap_or(v));
     }
     out::backend_key_data(&mut greeting, cancel.process_id, cancel.secret_key);
@@ -334,14 +339,45 @@ async fn login(
             return Ok(None);
         }
     }
-    let settings: Vec<(String, String)> = startup
-        .params
-        .into_iter()
-        .filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str()) && !k.starts_with("_pq_."))
-        .collect();
     let mut o = BytesMut::new();
     out::authentication_ok(&mut o);
     write(stream, &o).await?;
+    // As the server: logged in first, then the startup settings are applied (the `options`
+    // switches first), and a bad one ends the login after AuthenticationOk.
+    let requested = match startup_params::requested(&startup) {
+        Ok(r) => r,
+        Err(e) => {
+            let code = match e {
+                OptionsError::NoValue(_) => sqlstate::SYNTAX_ERROR,
+                OptionsError::Unsupported(_) => sqlstate::FEATURE_NOT_SUPPORTED,
+            };
+            return reject(stream, code, &e.to_string()).await;
+        }
+    };
+    let settings = match startup_params::resolve(&pool, &requested).await {
+        Ok(Ok(settings)) => settings,
+        Ok(Err(refusal)) => {
+            tracing::debug!(pool = %pool.name, code = %refusal.code, "a startup setting was refused by the server");
+            o.clear();
+            refusal.write_fatal(&mut o);
+            let _ = stream.write_all(&o).await;
+            return Ok(None);
+        }
+        Err(ResolveError::Checkout(e)) => {
+            o.clear();
+            checkout_error(&mut o, &e, Severity::Fatal);
+            let _ = stream.write_all(&o).await;
+            return Ok(None);
+        }
+        Err(e) => {
+            tracing::warn!(pool = %pool.name, error = %e, "could not check a client's startup settings");
+            let msg = format!(
+                "maitred: pool \"{}\" could not check the startup parameters with the server",
+                pool.name
+            );
+            return reject(stream, sqlstate::CONNECTION_FAILURE, &msg).await;
+        }
+    };
     Ok(Some((pool, settings, user, user_guard)))
 }
 

@@ -13,6 +13,8 @@
 //! - [`replies`]: the replies a server connection owes, to slip in maitred's own answers.
 //! - [`statements`]: named prepared statements shared across server connections.
 //! - [`settings`]: startup settings that follow a client from lease to lease.
+//! - [`startup_params`]: a client's startup parameters checked and spelled by the server
+//!   (the values clients are shown, or the server's error), and the `options` switches.
 //! - [`sql_effects`]: the SQL lexer and what a query predicts about session state; the
 //!   server's CommandComplete tags as the authority (`sql_effects::tags`).
 //! - [`confirm`]: confirming a session's state with the server when the prediction is unknown.
@@ -45,6 +47,7 @@ pub mod replies;
 pub mod settings;
 pub mod shutdown;
 pub mod sql_effects;
+pub mod startup_params;
 pub mod statements;
 pub mod target;
 pub mod tls;

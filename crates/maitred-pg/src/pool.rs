@@ -8,6 +8,7 @@ use crate::auth_query::{AuthQuery, AuthQueryConfig};
 use crate::manager::PgManager;
 use crate::notify::Notifier;
 use crate::sql_effects::PinReason;
+use crate::startup_params::StartupValues;
 use crate::statements::StatementRegistry;
 use crate::target::ServerTarget;
 use arc_swap::ArcSwap;
@@ -122,6 +123,8 @@ pub struct PgPool {
     pub clients: Arc<PoolClients>,
     /// The lookup of users not in `users`, and their own pools.
     pub auth_query: Option<AuthQuery>,
+    /// What the server said of the startup parameters clients sent.
+    pub startup_values: StartupValues,
 }
 
 impl PgPool {
@@ -155,6 +158,7 @@ impl PgPool {
             limits: cfg.limits,
             clients: PoolClients::new(),
             auth_query,
+            startup_values: StartupValues::default(),
         })
     }
 

@@ -6,7 +6,7 @@
 //!
 //! Values are kept as SQL text (startup values quoted as literals), so they can be replayed.
 
-use crate::sql_effects::Effect;
+use crate::sql_effects::{quote_identifier_list, Effect, LIST_QUOTED_SETTINGS};
 use bytes::BytesMut;
 
 /// Settings as (lower-case name, SQL value text).
@@ -14,13 +14,23 @@ use bytes::BytesMut;
 pub struct Settings(Vec<(String, String)>);
 
 impl Settings {
-    /// The settings of a startup packet.
+    /// The settings of a startup packet, values as the server spells them
+    /// ([`crate::startup_params`]). A list setting (`search_path`) is written as the list of
+    /// identifiers it is: as one literal after `SET ... TO`, the server would take
+    /// `'a, b'` as the single schema `"a, b"`.
     pub fn from_startup(params: &[(String, String)]) -> Settings {
         let mut s = Settings::default();
         for (name, value) in params {
-            if is_setting_name(name) {
-                s.set(&name.to_ascii_lowercase(), &quote_literal(value));
+            if !is_setting_name(name) {
+                continue;
             }
+            let name = name.to_ascii_lowercase();
+            let sql = if LIST_QUOTED_SETTINGS.contains(&name.as_str()) {
+                quote_identifier_list(value).unwrap_or_else(|| quote_literal(value))
+            } else {
+                quote_literal(value)
+            };
+            s.set(&name, &sql);
         }
         s
     }
@@ -132,10 +142,12 @@ mod tests {
             ("application_name".into(), "it's".into()),
             ("x; drop table t".into(), "1".into()),
             ("DateStyle".into(), "ISO".into()),
+            ("search_path".into(), "app,\"My Schema\"".into()),
         ]);
         assert_eq!(s.get("application_name"), Some("'it''s'"));
         assert_eq!(s.get("datestyle"), Some("'ISO'"));
-        assert_eq!(s.iter().count(), 2);
+        assert_eq!(s.get("search_path"), Some("\"app\", \"My Schema\""));
+        assert_eq!(s.iter().count(), 3);
     }
 
     #[test]

@@ -13,6 +13,10 @@ use tokio::time::Instant;
 const MAX_ENTRIES: usize = 10_000;
 /// "No such user" is kept at most this long, so a role created on the server can log in soon.
 pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// A proof that fails against a cached secret has the secret fetched again (the password
+/// may have changed on the server), but at most once per user in this time: a client
+/// guessing passwords costs the server one lookup per user per 5 s, not one per guess.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What the server said about a user: its secret, or that it has none maitred can use.
 pub type Answer = Option<Arc<Credentials>>;
@@ -27,6 +31,8 @@ struct Entry {
 pub struct SecretCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, Entry>>,
+    /// When each user's secret was last fetched again after a failed proof.
+    refreshed: Mutex<HashMap<String, Instant>>,
 }
 
 impl SecretCache {
@@ -34,6 +40,7 @@ impl SecretCache {
         SecretCache {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            refreshed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -69,6 +76,27 @@ impl SecretCache {
         );
     }
 
+    /// Whether `user`'s secret may be fetched again after a failed proof now (then the
+    /// time is taken): not within [`REFRESH_INTERVAL`] of the last such fetch. When
+    /// [`MAX_ENTRIES`] users were refreshed within the interval, no other is until some
+    /// age out.
+    pub fn may_refresh(&self, user: &str) -> bool {
+        let now = Instant::now();
+        let mut refreshed = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(last) = refreshed.get(user) {
+            if now.duration_since(*last) < REFRESH_INTERVAL {
+                return false;
+            }
+        } else if refreshed.len() >= MAX_ENTRIES {
+            refreshed.retain(|_, last| now.duration_since(*last) < REFRESH_INTERVAL);
+            if refreshed.len() >= MAX_ENTRIES {
+                return false;
+            }
+        }
+        refreshed.insert(user.to_owned(), now);
+        true
+    }
+
     /// Forgets every answer (a reload changed the query or the lookup user).
     pub fn clear(&self) {
         self.entries
@@ -101,6 +129,18 @@ mod tests {
         assert!(matches!(cache.get("alice"), Some(Some(_))));
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(cache.get("alice").is_none(), "secret expired");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_user_is_refreshed_at_most_once_per_interval() {
+        let cache = SecretCache::new(Duration::from_secs(60));
+        assert!(cache.may_refresh("alice"));
+        assert!(!cache.may_refresh("alice"), "again at once");
+        assert!(cache.may_refresh("bob"), "each user on its own");
+        tokio::time::advance(REFRESH_INTERVAL - Duration::from_millis(1)).await;
+        assert!(!cache.may_refresh("alice"));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(cache.may_refresh("alice"));
     }
 
     #[tokio::test(start_paused = true)]

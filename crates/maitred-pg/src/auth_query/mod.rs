@@ -4,7 +4,8 @@
 //! to the server as that same user (with the SCRAM ClientKey the client's proof revealed, or
 //! the md5 hash), in a pool of that user's own ([`user_pools`]).
 //!
-//! - [`cache`]: fetched secrets with expiry ("no such user" too, briefly).
+//! - [`cache`]: fetched secrets with expiry ("no such user" too, briefly), and how often a
+//!   failed proof may have a cached secret fetched again.
 //! - [`lookup`]: the query on the lookup connection.
 //! - [`login`]: the client's exchange, chosen by the secret's kind.
 //! - [`user_pools`]: per-user pools, opened on demand and closed after idling.
@@ -60,24 +61,57 @@ impl AuthQuery {
         }
     }
 
-    /// The secret of `user`, from the cache or the server. `Ok(None)`: no such user, or a
-    /// secret maitred cannot use (neither SCRAM-SHA-256 nor md5), which fails like a wrong
-    /// password.
-    pub async fn secret_of(&self, user: &str) -> Result<Answer, LookupError> {
+    /// The secret of `user`, from the cache or the server, and whether it came from the
+    /// cache. `None`: no such user, or a secret maitred cannot use (neither SCRAM-SHA-256
+    /// nor md5), which fails like a wrong password.
+    pub async fn secret_of(&self, user: &str) -> Result<(Answer, bool), LookupError> {
         if let Some(answer) = self.cache.get(user) {
-            return Ok(answer);
+            return Ok((answer, true));
         }
         let mut conn = self.conn.lock().await;
         // Another client may have fetched it while this one waited for the connection.
         if let Some(answer) = self.cache.get(user) {
-            return Ok(answer);
+            return Ok((answer, true));
         }
+        Ok((self.fetch_and_keep(&mut conn, user).await?, false))
+    }
+
+    /// After a client's proof failed against a cached secret of `user`: the secret as the
+    /// server has it now (cached in its place), unless `user` was refreshed so within
+    /// [`cache::REFRESH_INTERVAL`] or the lookup failed (`None`: the cached secret stands).
+    pub async fn refresh_after_failure(&self, user: &str) -> Option<Answer> {
+        if !self.cache.may_refresh(user) {
+            tracing::debug!(
+                user,
+                "failed proof: secret refreshed recently, not fetched again"
+            );
+            return None;
+        }
+        let mut conn = self.conn.lock().await;
+        match self.fetch_and_keep(&mut conn, user).await {
+            Ok(answer) => {
+                tracing::debug!(user, "failed proof: secret fetched again");
+                Some(answer)
+            }
+            Err(e) => {
+                tracing::warn!(user, error = %e, "auth_query lookup after a failed proof failed");
+                None
+            }
+        }
+    }
+
+    /// Fetches `user`'s secret on the lookup connection (`conn`, locked) and caches it.
+    async fn fetch_and_keep(
+        &self,
+        conn: &mut Option<ServerConn>,
+        user: &str,
+    ) -> Result<Answer, LookupError> {
         let had_connection = conn.is_some();
-        let mut fetched = self.fetch(&mut conn, user).await;
+        let mut fetched = self.fetch(conn, user).await;
         if had_connection && matches!(fetched, Err(ref e) if !e.keeps_connection()) {
             // The kept connection may have been closed by the server while idle: one retry
             // on a fresh one.
-            fetched = self.fetch(&mut conn, user).await;
+            fetched = self.fetch(conn, user).await;
         }
         let answer = usable_secret(user, fetched?);
         self.cache.put(user, answer.clone());
