@@ -100,6 +100,21 @@ fn frontend_benches(c: &mut Criterion) {
             black_box((tag, sql_effects::effects(sql)))
         })
     });
+    // What every pgbench -S transaction sends, and an ORM's query behind a sqlcommenter tag.
+    for (name, sql) in [
+        (
+            "pgbench -S Query: SQL effects",
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;",
+        ),
+        (
+            "tagged ORM Query: SQL effects",
+            "/* app=web,route=/orders,db_driver=psycopg */ SELECT o.id, o.total, o.created_at \
+             FROM orders o JOIN customers c ON c.id = o.customer_id \
+             WHERE c.tenant_id = 42 AND o.status IN ('open', 'paid') ORDER BY o.created_at DESC LIMIT 50",
+        ),
+    ] {
+        g.bench_function(name, |b| b.iter(|| black_box(sql_effects::effects(black_box(sql)))));
+    }
     let set = query_message("SET search_path TO app, public; SELECT 1");
     g.bench_function("Query with SET: frame + SQL effects", |b| {
         b.iter(|| {
