@@ -21,6 +21,7 @@
 use crate::codec::packets::write_err;
 use crate::error::BackendError;
 use bytes::BytesMut;
+use maitred_frontend::duration::human;
 use maitred_pool::CheckoutError;
 
 pub mod code {
@@ -49,7 +50,7 @@ pub fn checkout_error(o: &mut BytesMut, seq: u8, e: &CheckoutError<BackendError>
             "08004",
             format!(
                 "maitred: no server connection free in pool \"{pool}\" within queue_timeout ({}); pool size {}: {} busy, {} clients waiting. Raise the pool size (if the server allows more connections) or queue_timeout, or shorten transactions.",
-                humanize(*waited), state.max_size, state.busy, state.waiting
+                human(*waited), state.max_size, state.busy, state.waiting
             ),
         ),
         CheckoutError::QueueFull { pool, max_waiting, state } => (
@@ -70,7 +71,7 @@ pub fn checkout_error(o: &mut BytesMut, seq: u8, e: &CheckoutError<BackendError>
             "HY000",
             format!(
                 "maitred: pool \"{pool}\" could not open a server connection within server_connect_timeout ({})",
-                humanize(*timeout)
+                human(*timeout)
             ),
         ),
         CheckoutError::ServerUnreachable { pool, failures, down_for, last_error } => (
@@ -78,7 +79,7 @@ pub fn checkout_error(o: &mut BytesMut, seq: u8, e: &CheckoutError<BackendError>
             "HY000",
             format!(
                 "maitred: the server of pool \"{pool}\" is unreachable ({failures} failed attempts over {}): {last_error}; maitred keeps retrying",
-                humanize(*down_for)
+                human(*down_for)
             ),
         ),
         CheckoutError::SentAheadLost { pool } => (
@@ -93,14 +94,6 @@ pub fn checkout_error(o: &mut BytesMut, seq: u8, e: &CheckoutError<BackendError>
         ),
     };
     write_err(o, seq, code, state, &message);
-}
-
-fn humanize(d: std::time::Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 #[cfg(test)]

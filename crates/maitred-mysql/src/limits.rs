@@ -12,6 +12,7 @@
 
 use crate::codec::packets::write_err;
 use bytes::BytesMut;
+use maitred_frontend::duration::human;
 use std::time::Duration;
 
 pub mod code {
@@ -19,15 +20,6 @@ pub mod code {
     pub const CON_COUNT: u16 = 1040;
     pub const CLIENT_INTERACTION_TIMEOUT: u16 = 4031;
     pub const QUERY_TIMEOUT: u16 = 3024;
-}
-
-/// `d` as people write it in the configuration ("300ms", "15s").
-pub fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 /// `seq`: the sequence id the client expects next.

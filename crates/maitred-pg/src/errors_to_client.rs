@@ -10,6 +10,7 @@
 use crate::codec::server_msgs::{error_response, ErrorFields, Severity};
 use crate::error::BackendError;
 use bytes::BytesMut;
+use maitred_frontend::duration::human;
 use maitred_pool::CheckoutError;
 
 pub mod sqlstate {
@@ -31,7 +32,7 @@ pub fn checkout_error(o: &mut BytesMut, e: &CheckoutError<BackendError>, severit
             sqlstate::TOO_MANY_CONNECTIONS,
             format!(
                 "maitred: no server connection free in pool \"{pool}\" within queue_timeout ({})",
-                humanize(*waited)
+                human(*waited)
             ),
             Some(format!(
                 "pool size {}: {} busy, {} idle, {} clients waiting",
@@ -58,7 +59,7 @@ pub fn checkout_error(o: &mut BytesMut, e: &CheckoutError<BackendError>, severit
             sqlstate::CONNECTION_FAILURE,
             format!(
                 "maitred: pool \"{pool}\" could not open a server connection within server_connect_timeout ({})",
-                humanize(*timeout)
+                human(*timeout)
             ),
             None,
             Some("Check that the upstream server is reachable.".to_owned()),
@@ -67,7 +68,7 @@ pub fn checkout_error(o: &mut BytesMut, e: &CheckoutError<BackendError>, severit
             sqlstate::CONNECTION_FAILURE,
             format!(
                 "maitred: the server of pool \"{pool}\" is unreachable ({failures} failed attempts over {}): {last_error}",
-                humanize(*down_for)
+                human(*down_for)
             ),
             None,
             Some("maitred keeps retrying with backoff; check that the upstream server is up.".to_owned()),
@@ -95,12 +96,4 @@ pub fn checkout_error(o: &mut BytesMut, e: &CheckoutError<BackendError>, severit
             hint: hint.as_deref(),
         },
     );
-}
-
-fn humanize(d: std::time::Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }

@@ -11,6 +11,7 @@
 
 use crate::codec::server_msgs::{error_response, ErrorFields, Severity};
 use bytes::BytesMut;
+use maitred_frontend::duration::human;
 use std::time::Duration;
 
 pub mod sqlstate {
@@ -32,15 +33,6 @@ fn fatal(o: &mut BytesMut, code: &str, message: &str, hint: &str) {
             hint: Some(hint),
         },
     );
-}
-
-/// `d` as people write it in the configuration ("300ms", "15s").
-pub fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 pub fn login_timeout(o: &mut BytesMut, timeout: Duration) {
@@ -122,12 +114,6 @@ pub fn query_timeout(o: &mut BytesMut, pool: &str, timeout: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human(Duration::from_millis(300)), "300ms");
-        assert_eq!(human(Duration::from_secs(15)), "15s");
-    }
 
     #[test]
     fn errors_are_fatal_with_their_sqlstate() {
