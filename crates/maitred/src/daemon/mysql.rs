@@ -46,10 +46,9 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
         name: p.name.clone(),
         database,
         mode: match p.mode {
-            PoolMode::Transaction => maitred_mysql::PoolMode::Transaction,
-            PoolMode::Session => maitred_mysql::PoolMode::Session,
             // Refused by Config::validate for MySQL pools.
-            PoolMode::Statement => maitred_mysql::PoolMode::Transaction,
+            PoolMode::Statement => PoolMode::Transaction,
+            mode => mode,
         },
         check_passwords: p.client_auth != ClientAuth::Trust,
         users: p

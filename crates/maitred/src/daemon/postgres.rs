@@ -2,7 +2,7 @@
 
 use super::DaemonError;
 use maitred_admin::{Admin, PoolObserver};
-use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
+use maitred_config::model::{ClientAuth, PoolConfig};
 use maitred_pg::auth_query::user_pools::UserPoolHooks;
 use maitred_pg::auth_query::AuthQueryConfig;
 use maitred_pg::tls::{ClientTls, ServerTls, SslMode};
@@ -230,11 +230,7 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
     let mut cfg = PgPoolConfig {
         name: p.name.clone(),
         database: p.client_database().to_owned(),
-        mode: match p.mode {
-            PoolMode::Transaction => maitred_pg::PoolMode::Transaction,
-            PoolMode::Session => maitred_pg::PoolMode::Session,
-            PoolMode::Statement => maitred_pg::PoolMode::Statement,
-        },
+        mode: p.mode,
         client_auth: match p.client_auth {
             ClientAuth::ScramSha256 => maitred_pg::ClientAuth::ScramSha256,
             ClientAuth::Md5 => maitred_pg::ClientAuth::Md5,
