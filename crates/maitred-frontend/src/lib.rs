@@ -4,6 +4,11 @@
 //! here.
 //!
 //! - [`duration`]: durations as the configuration writes them ("300ms", "15s").
+//! - [`error`]: how a link to a server fails below the protocol ([`LinkError`]), a reset
+//!   bounded in time ([`error::within`]), and why a client session ends ([`SessionError`]).
 #![forbid(unsafe_code)]
 
 pub mod duration;
+pub mod error;
+
+pub use error::{LinkError, SessionError};

@@ -11,6 +11,7 @@ use crate::target::ServerTarget;
 use crate::tls::Stream;
 use bson::{rawdoc, RawDocument, RawDocumentBuf};
 use bytes::BytesMut;
+use maitred_frontend::LinkError;
 use std::sync::atomic::{AtomicI32, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -81,7 +82,7 @@ impl ServerConn {
     pub async fn connect(target: &ServerTarget) -> Result<ServerConn, BackendError> {
         let tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
-            .map_err(|source| BackendError::Connect {
+            .map_err(|source| LinkError::Connect {
                 addr: target.addr(),
                 source,
             })?;
@@ -152,7 +153,7 @@ impl ServerConn {
             (scram, fin)
         })
         .await
-        .map_err(|e| BackendError::Io(std::io::Error::other(e)))?;
+        .map_err(|e| BackendError::from(std::io::Error::other(e)))?;
         let fin = fin?;
         let mut cont = RawDocumentBuf::new();
         cont.append("saslContinue", 1);
@@ -200,7 +201,7 @@ impl ServerConn {
                 return Ok(msg);
             }
             if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(BackendError::Closed);
+                return Err(LinkError::Closed.into());
             }
         }
     }

@@ -13,16 +13,15 @@ use crate::stmt_cache::ServerStatements;
 use crate::target::ServerTarget;
 use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
+use maitred_frontend::error::{within, RESET_TIMEOUT};
+use maitred_frontend::LinkError;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 /// Largest packet accepted from the server (its own limit is 1 GB; larger payloads are
 /// split into 16 MB packets anyway).
 pub const MAX_SERVER_PACKET: usize = frame::MAX_PAYLOAD;
-/// How long a reset may take before the connection is closed.
-const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 /// utf8mb4_general_ci: the collation maitred asks for on server connections.
 pub const DEFAULT_COLLATION: u8 = 45;
 
@@ -108,7 +107,7 @@ impl ServerConn {
             cap::SERVER_LEG
         };
         let addr = target.addr();
-        let connect_error = |source| BackendError::Connect {
+        let connect_error = |source| LinkError::Connect {
             addr: addr.clone(),
             source,
         };
@@ -117,7 +116,7 @@ impl ServerConn {
             // The server's Unix socket: no TLS (MySQL's clients count it as secure too).
             // Settings that demand TLS (or failed to load) refuse it, as over TCP.
             if target.tls.mode.requires_tls() {
-                return Err(BackendError::TlsOverSocket);
+                return Err(LinkError::TlsOverSocket.into());
             }
             let mut unix = UnixStream::connect(path).await.map_err(connect_error)?;
             let (seq, greeting) = read_greeting(&mut unix, &mut rbuf).await?;
@@ -398,7 +397,7 @@ impl ServerConn {
                 break;
             }
         }
-        let result = first.ok_or(BackendError::Closed)?;
+        let result = first.ok_or(LinkError::Closed)?;
         if let Ok(ok) = &result {
             self.remember_statement(sql.clone(), ok.statement_id)
                 .await?;
@@ -443,13 +442,7 @@ impl ServerConn {
     /// drops temporary tables, user variables, locks and prepared statements, resets
     /// session variables) and COM_INIT_DB of the pool's database.
     pub async fn reset(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
-        match tokio::time::timeout(RESET_TIMEOUT, self.reset_inner(target)).await {
-            Ok(r) => r,
-            Err(_) => Err(BackendError::Timeout {
-                what: "reset",
-                secs: RESET_TIMEOUT.as_secs(),
-            }),
-        }
+        within("reset", RESET_TIMEOUT, self.reset_inner(target)).await
     }
 
     async fn reset_inner(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
@@ -488,7 +481,7 @@ impl ServerConn {
     async fn drain_response(&mut self) -> Result<(), BackendError> {
         while self.unread_body > 0 {
             if self.rbuf.is_empty() && self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(BackendError::Closed);
+                return Err(LinkError::Closed.into());
             }
             let n = self.unread_body.min(self.rbuf.len());
             self.rbuf.advance(n);
@@ -536,7 +529,7 @@ async fn read_packet_from<S: AsyncRead + Unpin>(
             return Ok((seq, payload));
         }
         if stream.read_buf(rbuf).await? == 0 {
-            return Err(BackendError::Closed);
+            return Err(LinkError::Closed.into());
         }
     }
 }

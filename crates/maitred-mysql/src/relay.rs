@@ -25,6 +25,7 @@ use crate::stmt_cache::{ClientStatements, ClientStmt, StmtFacts};
 use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
 use maitred_admin::{ClientState, ClientTicket};
+use maitred_frontend::LinkError;
 use maitred_pool::{Ahead, ClientClock, Lease, Successor};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -267,9 +268,9 @@ impl Relay {
                     continue;
                 };
                 match r {
-                    Ok(0) => self.server_lost(BackendError::Closed).await?,
+                    Ok(0) => self.server_lost(LinkError::Closed.into()).await?,
                     Ok(_) => self.handle_server_bytes().await?,
-                    Err(e) => self.server_lost(BackendError::Io(e)).await?,
+                    Err(e) => self.server_lost(e.into()).await?,
                 }
             } else {
                 let deadline = self.limit_deadline();
@@ -838,7 +839,7 @@ impl Relay {
         sql: &Arc<[u8]>,
     ) -> Result<Result<u32, ErrInfo>, BackendError> {
         let Some(conn) = self.lease.as_deref_mut() else {
-            return Err(BackendError::Closed);
+            return Err(LinkError::Closed.into());
         };
         if let Some(id) = conn.statements.lookup(sql) {
             return Ok(Ok(id));
@@ -1128,7 +1129,7 @@ impl Relay {
                     .stream
                     .write_all(&o)
                     .await
-                    .map_err(BackendError::Io)?;
+                    .map_err(BackendError::from)?;
                 self.swallow_err = Some(
                     "maitred: LOAD DATA LOCAL INFILE refused: this client did not enable local files (CLIENT_LOCAL_FILES)".to_owned(),
                 );
@@ -1375,7 +1376,7 @@ impl Relay {
         let r = server.stream.write_all(&self.swbuf).await;
         self.swbuf.clear();
         if let Err(e) = r {
-            self.server_lost(BackendError::Io(e)).await?;
+            self.server_lost(e.into()).await?;
         }
         Ok(())
     }

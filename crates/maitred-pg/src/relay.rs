@@ -38,6 +38,7 @@ use crate::statements::{ClientStatements, Statement};
 use crate::tls::Stream;
 use bytes::{Buf, Bytes, BytesMut};
 use maitred_admin::{ClientState, ClientTicket};
+use maitred_frontend::LinkError;
 use maitred_pool::{Ahead, CheckoutError, ClientClock, Lease, Successor};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -322,9 +323,9 @@ impl Relay {
                     self.handle_client_bytes().await?
                 }
                 Event::Client(Err(e)) => return Err(SessionError::ClientIo(e)),
-                Event::Server(Ok(0)) => self.server_lost(BackendError::Closed).await?,
+                Event::Server(Ok(0)) => self.server_lost(LinkError::Closed.into()).await?,
                 Event::Server(Ok(_)) => self.handle_server_bytes().await?,
-                Event::Server(Err(e)) => self.server_lost(BackendError::Io(e)).await?,
+                Event::Server(Err(e)) => self.server_lost(e.into()).await?,
                 Event::Shutdown => {
                     out::error_response(
                         &mut self.cwbuf,
@@ -1358,7 +1359,7 @@ impl Relay {
         let r = server.stream.write_all(&self.swbuf).await;
         self.swbuf.clear();
         if let Err(e) = r {
-            self.server_lost(BackendError::Io(e)).await?;
+            self.server_lost(e.into()).await?;
         }
         Ok(())
     }
