@@ -6,9 +6,13 @@
 //! - [`duration`]: durations as the configuration writes them ("300ms", "15s").
 //! - [`error`]: how a link to a server fails below the protocol ([`LinkError`]), a reset
 //!   bounded in time ([`error::within`]), and why a client session ends ([`SessionError`]).
+//! - [`server`]: where a pool's server is ([`ServerAddr`]: host and port or a Unix socket,
+//!   opened the same way) and the password maitred logs in with ([`Password`], never shown).
 #![forbid(unsafe_code)]
 
 pub mod duration;
 pub mod error;
+pub mod server;
 
 pub use error::{LinkError, SessionError};
+pub use server::{Password, ServerAddr};

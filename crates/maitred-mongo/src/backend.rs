@@ -14,7 +14,6 @@ use bytes::BytesMut;
 use maitred_frontend::LinkError;
 use std::sync::atomic::{AtomicI32, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// What the server said about itself in hello: maitred advertises it to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,19 +79,14 @@ impl ServerConn {
     /// Opens a TCP connection (with TLS if the target says so), says hello and logs in if
     /// the target has a user.
     pub async fn connect(target: &ServerTarget) -> Result<ServerConn, BackendError> {
-        let tcp = TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|source| LinkError::Connect {
-                addr: target.addr(),
-                source,
-            })?;
-        tcp.set_nodelay(true)?;
-        let stream = match &target.tls {
-            Some(tls) => tls.connect(tcp).await.map_err(|e| BackendError::Tls {
-                addr: target.addr(),
-                reason: e.to_string(),
-            })?,
-            None => Stream::Plain(tcp),
+        let stream = match (target.server.connect().await?, &target.tls) {
+            (Stream::Plain(tcp), Some(tls)) => {
+                tls.connect(tcp).await.map_err(|e| BackendError::Tls {
+                    addr: target.server.addr(),
+                    reason: e.to_string(),
+                })?
+            }
+            (plain, _) => plain,
         };
         let mut conn = ServerConn {
             stream,
@@ -130,7 +124,7 @@ impl ServerConn {
     }
 
     async fn login(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
-        let password = target.password.as_deref().unwrap_or_default();
+        let password = target.password.as_ref().map_or("", |p| p.expose());
         let mut scram = ScramClient::new(target.mechanism, &target.user, password);
         let start = rawdoc! {
             "saslStart": 1,

@@ -223,13 +223,11 @@ mod tests {
                 .map(|(u, p)| ((*u).to_owned(), (*p).to_owned()))
                 .collect(),
             target: ServerTarget {
-                host: "127.0.0.1".into(),
-                port: 3306,
+                server: maitred_frontend::ServerAddr::tcp("127.0.0.1", 3306),
                 user: "app".into(),
                 password: None,
                 database: None,
                 tls: crate::tls::ServerTls::disabled(),
-                socket: None,
             },
             settings: PoolSettings::new("app", 1),
             max_statements_per_connection: 8,

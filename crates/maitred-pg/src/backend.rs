@@ -67,33 +67,19 @@ impl std::fmt::Debug for ServerConn {
 }
 
 impl ServerConn {
-    /// Opens a TCP connection and logs in as the target's user. `prepared_capacity` bounds
+    /// Opens a connection (TCP or the Unix socket) and logs in as the target's user. `prepared_capacity` bounds
     /// the named statements kept prepared on it.
     pub async fn connect(
         target: &ServerTarget,
         prepared_capacity: usize,
     ) -> Result<ServerConn, BackendError> {
-        let addr = target.addr();
-        let connect_error = |source| LinkError::Connect {
-            addr: addr.clone(),
-            source,
-        };
-        let stream = if let Some(path) = target.socket_path() {
-            // No TLS over a Unix socket, as with libpq; settings that demand it refuse it.
-            if target.tls.mode.requires_tls() {
-                return Err(LinkError::TlsOverSocket.into());
-            }
-            Stream::Unix(
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(connect_error)?,
-            )
-        } else {
-            let stream = TcpStream::connect((target.host.as_str(), target.port))
-                .await
-                .map_err(connect_error)?;
-            stream.set_nodelay(true)?;
-            negotiate_tls(stream, target).await?
+        // No TLS over a Unix socket, as with libpq; settings that demand it refuse it.
+        if target.server.socket.is_some() && target.tls.mode.requires_tls() {
+            return Err(LinkError::TlsOverSocket.into());
+        }
+        let stream = match target.server.connect().await? {
+            Stream::Plain(tcp) => negotiate_tls(tcp, target).await?,
+            unix => unix,
         };
         let mut conn = ServerConn {
             stream,
@@ -409,7 +395,7 @@ enum ScramClient {
 fn password_of(target: &ServerTarget) -> Result<&str, BackendError> {
     match (&target.passthrough, &target.password) {
         (Some(p), _) => Err(passthrough_mismatch("a cleartext password", p)),
-        (None, Some(pw)) => Ok(pw),
+        (None, Some(pw)) => Ok(pw.expose()),
         (None, None) => Err(BackendError::NoPassword),
     }
 }

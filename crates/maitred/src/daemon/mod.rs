@@ -12,7 +12,8 @@ mod postgres;
 mod reload;
 
 use maitred_config::model::{Config, PoolConfig};
-use maitred_config::upstream::Protocol;
+use maitred_config::upstream::{Protocol, UpstreamUrl};
+use maitred_frontend::{Password, ServerAddr};
 use std::net::SocketAddr;
 use thiserror::Error;
 
@@ -66,6 +67,20 @@ fn client_limits(p: &PoolConfig) -> maitred_pool::ClientLimits {
         max_clients: p.max_clients,
         max_message_size: p.max_message_size(),
     }
+}
+
+/// The upstream's server (`socket`: the Unix socket its URL names instead of host and
+/// port, in its protocol's way) and password.
+fn upstream_server(
+    up: &UpstreamUrl,
+    socket: Option<std::path::PathBuf>,
+) -> (ServerAddr, Option<Password>) {
+    let server = ServerAddr {
+        host: up.host.clone(),
+        port: up.port,
+        socket,
+    };
+    (server, up.password.as_ref().map(|s| s.expose().into()))
 }
 
 /// Re-reads the configuration for a reload (the `--config` file, with the command line's

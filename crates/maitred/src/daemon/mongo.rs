@@ -66,7 +66,7 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
         .filter_map(|u| {
             let login = ServerLogin {
                 user: u.server_user.clone()?,
-                password: u.server_password.as_ref()?.expose().to_owned(),
+                password: u.server_password.as_ref()?.expose().into(),
             };
             Some((u.name.clone(), login))
         })
@@ -77,15 +77,15 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
             source,
         }
     })?;
+    let (server, password) = super::upstream_server(up, None);
     Ok(MongoPoolConfig {
         name: p.name.clone(),
         users,
         server_logins,
         target: ServerTarget {
-            host: up.host.clone(),
-            port: up.port,
+            server,
             user: up.user.clone(),
-            password: up.password.as_ref().map(|s| s.expose().to_owned()),
+            password,
             auth_source: param(p, "authSource")
                 .map(str::to_owned)
                 .unwrap_or_else(|| up.database.clone()),

@@ -41,6 +41,8 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
     });
     let up = &p.upstream;
     let settings = super::pool_settings(p);
+    let socket = maitred_mysql::tls::server_socket(&up.params);
+    let (server, password) = super::upstream_server(up, socket);
     let database = Some(p.client_database().to_owned()).filter(|d| !d.is_empty());
     MyPoolConfig {
         name: p.name.clone(),
@@ -60,13 +62,11 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
             })
             .collect(),
         target: ServerTarget {
-            host: up.host.clone(),
-            port: up.port,
+            server,
             user: up.user.clone(),
-            password: up.password.as_ref().map(|s| s.expose().to_owned()),
+            password,
             database: Some(up.database.clone()).filter(|d| !d.is_empty()),
             tls,
-            socket: maitred_mysql::tls::server_socket(&up.params),
         },
         settings,
         // Same meaning as for PostgreSQL: statements kept prepared per server connection.

@@ -5,6 +5,7 @@ use maitred_admin::{Admin, PoolObserver};
 use maitred_config::model::{ClientAuth, PoolConfig};
 use maitred_pg::auth_query::user_pools::UserPoolHooks;
 use maitred_pg::auth_query::AuthQueryConfig;
+use maitred_pg::target::socket_in;
 use maitred_pg::tls::{ClientTls, ServerTls, SslMode};
 use maitred_pg::{CancelRegistry, PgPool, PgPoolConfig, Router, ServerTarget};
 use std::collections::BTreeMap;
@@ -182,13 +183,7 @@ fn probe_server(pool: Arc<PgPool>) {
 
 /// TLS towards the server, from the upstream URL's sslmode and sslrootcert.
 fn server_tls(p: &PoolConfig) -> Result<ServerTls, DaemonError> {
-    let param = |name: &str| {
-        p.upstream
-            .params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let param = |name: &str| param(p, name);
     let tls_error = |source: maitred_pg::tls::TlsError| DaemonError::Tls {
         pool: p.name.clone(),
         source,
@@ -205,6 +200,15 @@ fn server_tls(p: &PoolConfig) -> Result<ServerTls, DaemonError> {
         return Ok(ServerTls::disabled());
     }
     ServerTls::new(mode, param("sslrootcert").map(Path::new), &p.upstream.host).map_err(tls_error)
+}
+
+/// The upstream URL's parameter `name`.
+fn param<'a>(p: &'a PoolConfig, name: &str) -> Option<&'a str> {
+    let params = &p.upstream.params;
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// libpq's `host=/directory` in the upstream URL: the server's Unix socket is in it.
@@ -227,6 +231,8 @@ fn client_tls(p: &PoolConfig) -> Result<Option<ClientTls>, DaemonError> {
 fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
     let up = &p.upstream;
     let settings = super::pool_settings(p);
+    let socket = param(p, SOCKET_DIR_PARAM).map(|dir| socket_in(Path::new(dir), up.port));
+    let (server, password) = super::upstream_server(up, socket);
     let mut cfg = PgPoolConfig {
         name: p.name.clone(),
         database: p.client_database().to_owned(),
@@ -245,10 +251,9 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
             })
             .collect(),
         target: ServerTarget {
-            host: up.host.clone(),
-            port: up.port,
+            server,
             user: up.user.clone(),
-            password: up.password.as_ref().map(|s| s.expose().to_owned()),
+            password,
             passthrough: None,
             database: up.database.clone(),
             startup_params: up
@@ -258,11 +263,6 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
                 .cloned()
                 .collect(),
             tls: server_tls(p)?,
-            socket_dir: up
-                .params
-                .iter()
-                .find(|(k, _)| k == SOCKET_DIR_PARAM)
-                .map(|(_, v)| std::path::PathBuf::from(v)),
         },
         settings,
         prepared_statements_per_connection: p.prepared_statements,
@@ -281,7 +281,7 @@ fn auth_query_config(p: &PoolConfig, upstream: &ServerTarget) -> Option<AuthQuer
     let auth_user = p.auth_user.as_ref()?;
     let listed = p.users.iter().find(|u| &u.name == auth_user);
     let password = match listed {
-        Some(u) => u.password.as_ref().map(|s| s.expose().to_owned()),
+        Some(u) => u.password.as_ref().map(|s| s.expose().into()),
         None => upstream.password.clone(),
     };
     let mut target = upstream.clone();
