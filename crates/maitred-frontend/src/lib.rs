@@ -8,11 +8,15 @@
 //!   bounded in time ([`error::within`]), and why a client session ends ([`SessionError`]).
 //! - [`server`]: where a pool's server is ([`ServerAddr`]: host and port or a Unix socket,
 //!   opened the same way) and the password maitred logs in with ([`Password`], never shown).
+//! - [`refusal`]: why a client got no server connection ([`Refusal`]), worded once and
+//!   classified for each protocol to map to its own error code.
 #![forbid(unsafe_code)]
 
 pub mod duration;
 pub mod error;
+pub mod refusal;
 pub mod server;
 
 pub use error::{LinkError, SessionError};
+pub use refusal::{Refusal, RefusalClass};
 pub use server::{Password, ServerAddr};
