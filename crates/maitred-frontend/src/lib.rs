@@ -3,6 +3,7 @@
 //! its own crate; what it does around that (accepting, connecting, timing, refusing) is
 //! here.
 //!
+//! - [`listener`]: the accept loop, with each client's task in its `client` span.
 //! - [`duration`]: durations as the configuration writes them ("300ms", "15s").
 //! - [`error`]: how a link to a server fails below the protocol ([`LinkError`]), a reset
 //!   bounded in time ([`error::within`]), and why a client session ends ([`SessionError`]).
@@ -14,6 +15,7 @@
 
 pub mod duration;
 pub mod error;
+pub mod listener;
 pub mod refusal;
 pub mod server;
 
