@@ -11,6 +11,8 @@
 //!   opened the same way) and the password maitred logs in with ([`Password`], never shown).
 //! - [`refusal`]: why a client got no server connection ([`Refusal`]), worded once and
 //!   classified for each protocol to map to its own error code.
+//! - [`time_limits`]: which client time limit ran out (logged once), and the protocol's
+//!   words for it ([`time_limits::LimitReplies`]).
 #![forbid(unsafe_code)]
 
 pub mod duration;
@@ -18,6 +20,7 @@ pub mod error;
 pub mod listener;
 pub mod refusal;
 pub mod server;
+pub mod time_limits;
 
 pub use error::{LinkError, SessionError};
 pub use refusal::{Refusal, RefusalClass};
