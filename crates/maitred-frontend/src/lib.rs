@@ -4,6 +4,7 @@
 //! here.
 //!
 //! - [`listener`]: the accept loop, with each client's task in its `client` span.
+//! - [`flush`]: writing out what a relay gathered for its client or server.
 //! - [`duration`]: durations as the configuration writes them ("300ms", "15s").
 //! - [`error`]: how a link to a server fails below the protocol ([`LinkError`]), a reset
 //!   bounded in time ([`error::within`]), and why a client session ends ([`SessionError`]).
@@ -17,6 +18,7 @@
 
 pub mod duration;
 pub mod error;
+pub mod flush;
 pub mod listener;
 pub mod refusal;
 pub mod server;
