@@ -3,6 +3,7 @@
 //! its own crate; what it does around that (accepting, connecting, timing, refusing) is
 //! here.
 //!
+//! - [`admission`]: a client's login time and its place under `max_clients`.
 //! - [`listener`]: the accept loop, with each client's task in its `client` span.
 //! - [`flush`]: writing out what a relay gathered for its client or server.
 //! - [`duration`]: durations as the configuration writes them ("300ms", "15s").
@@ -16,6 +17,7 @@
 //!   words for it ([`time_limits::LimitReplies`]).
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod duration;
 pub mod error;
 pub mod flush;
