@@ -13,6 +13,8 @@
 //!   opened the same way) and the password maitred logs in with ([`Password`], never shown).
 //! - [`refusal`]: why a client got no server connection ([`Refusal`]), worded once and
 //!   classified for each protocol to map to its own error code.
+//! - [`upstream`]: what a pool's manager keeps about its server: the target a reload
+//!   swaps ([`upstream::Upstream`]) and what the server reported ([`upstream::Reported`]).
 //! - [`time_limits`]: which client time limit ran out (logged once), and the protocol's
 //!   words for it ([`time_limits::LimitReplies`]).
 #![forbid(unsafe_code)]
@@ -25,6 +27,7 @@ pub mod listener;
 pub mod refusal;
 pub mod server;
 pub mod time_limits;
+pub mod upstream;
 
 pub use error::{LinkError, SessionError};
 pub use refusal::{Refusal, RefusalClass};
