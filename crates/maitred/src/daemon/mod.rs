@@ -9,6 +9,7 @@ mod mongo;
 mod mysql;
 mod observed;
 mod postgres;
+mod protocol;
 mod reload;
 
 use maitred_config::model::{Config, PoolConfig};
@@ -35,7 +36,7 @@ pub enum DaemonError {
     Tls {
         pool: String,
         #[source]
-        source: maitred_pg::tls::TlsError,
+        source: maitred_tls::TlsError,
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -81,6 +82,16 @@ fn upstream_server(
         socket,
     };
     (server, up.password.as_ref().map(|s| s.expose().into()))
+}
+
+/// The configured users and their plaintext passwords (empty without one).
+fn listed_passwords(p: &PoolConfig) -> Vec<(String, String)> {
+    let password =
+        |u: &maitred_config::model::UserConfig| u.password.as_ref().map(|s| s.expose().to_owned());
+    let users = p.users.iter();
+    users
+        .map(|u| (u.name.clone(), password(u).unwrap_or_default()))
+        .collect()
 }
 
 /// Re-reads the configuration for a reload (the `--config` file, with the command line's
