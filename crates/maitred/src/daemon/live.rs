@@ -15,13 +15,6 @@ pub(super) struct Started {
     pub(super) pools: Vec<Arc<dyn LivePool>>,
 }
 
-impl Started {
-    pub(super) fn extend(&mut self, other: Started) {
-        self.listeners.extend(other.listeners);
-        self.pools.extend(other.pools);
-    }
-}
-
 /// One running pool, as the reload changes it.
 pub(super) trait LivePool: Send + Sync {
     /// The configured name.

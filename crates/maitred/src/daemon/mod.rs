@@ -119,10 +119,15 @@ async fn start_pools(
             .filter(|p| p.upstream.protocol == protocol)
             .collect()
     };
-    let mut started = postgres::start(&of(Protocol::Postgres), admin, probe).await?;
-    started.extend(mongo::start(&of(Protocol::Mongodb), admin, probe).await?);
-    started.extend(mysql::start(&of(Protocol::Mysql), admin, probe).await?);
-    Ok(started)
+    let mut to = protocol::Starting {
+        admin,
+        probe,
+        started: live::Started::default(),
+    };
+    postgres::start(&of(Protocol::Postgres), &mut to).await?;
+    mongo::start(&of(Protocol::Mongodb), &mut to).await?;
+    mysql::start(&of(Protocol::Mysql), &mut to).await?;
+    Ok(to.started)
 }
 
 /// Starts the admin endpoint, every pool and listener, then serves until SIGINT or

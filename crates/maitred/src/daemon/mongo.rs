@@ -1,8 +1,8 @@
 //! MongoDB pools: maps the configuration to maitred-mongo's pools and starts listeners.
 
-use super::live::{new_upstream, Started};
+use super::live::new_upstream;
 use super::observed::PoolFacts;
-use super::protocol::{client_tls, listen, serve_pool, PoolHandle, ProtocolPool};
+use super::protocol::{client_tls, PoolHandle, ProtocolPool, Starting};
 use super::DaemonError;
 use maitred_config::model::{ClientAuth, PoolConfig};
 use maitred_mongo::auth::scram::Mechanism;
@@ -161,13 +161,7 @@ fn derive_users(
 }
 
 /// Starts the MongoDB pools, one listener each (MongoDB clients do not name a pool).
-/// Registers each pool with `admin`; returns the listener tasks, which the drain aborts.
-pub async fn start(
-    pools: &[&PoolConfig],
-    admin: &maitred_admin::Admin,
-    probe: bool,
-) -> Result<Started, DaemonError> {
-    let mut started = Started::default();
+pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), DaemonError> {
     for p in pools {
         let cfg = mongo_pool_config(p)?;
         let pool = tokio::task::spawn_blocking(move || MongoPool::new(cfg))
@@ -185,8 +179,9 @@ pub async fn start(
             pool: pool.clone(),
             core: pool.pool.clone(),
         };
-        serve_pool(&mut started, admin, probe, handle, p.listen, facts);
+        to.serve_pool(handle, p.listen, facts);
         let addr = p.listen;
+        let listener = to.bind(addr)?;
         tracing::info!(
             pool = %p.name,
             upstream = %p.upstream.redacted(),
@@ -196,9 +191,10 @@ pub async fn start(
             protocol = "mongodb",
             "listening"
         );
-        listen(&mut started, addr, |l| {
-            maitred_mongo::listener::serve(l, pool, client_tls)
-        })?;
+        to.serve(
+            addr,
+            maitred_mongo::listener::serve(listener, pool, client_tls),
+        );
     }
-    Ok(started)
+    Ok(())
 }

@@ -1,9 +1,11 @@
 //! MySQL/MariaDB pools: maps the configuration to maitred-mysql's pools and starts
 //! listeners.
 
-use super::live::{new_upstream, Started};
+use super::live::new_upstream;
 use super::observed::PoolFacts;
-use super::protocol::{listen, pool_ready, serve_pool, ByAddress, PoolHandle, ProtocolPool};
+use super::protocol::{
+    listening, pool_ready, ByAddress, PoolHandle, ProtocolNumbers, ProtocolPool, Starting,
+};
 use super::DaemonError;
 use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
 use maitred_mysql::{ClientRegistry, MyPool, MyPoolConfig, Router, ServerTarget};
@@ -66,17 +68,18 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
 impl ProtocolPool for MyPool {
     const PROTOCOL: &'static str = "mysql";
 
-    fn labeled_counters(&self) -> Vec<maitred_admin::LabeledCounter> {
-        self.counters
-            .pins()
-            .into_iter()
-            .map(|(reason, count)| maitred_admin::LabeledCounter {
-                name: "pins_total",
-                label: "reason",
-                value: reason,
-                count,
-            })
-            .collect()
+    fn numbers(&self) -> ProtocolNumbers {
+        let pins = self.counters.pins().into_iter();
+        let labeled = pins.map(|(reason, count)| maitred_admin::LabeledCounter {
+            name: "pins_total",
+            label: "reason",
+            value: reason,
+            count,
+        });
+        ProtocolNumbers {
+            labeled: labeled.collect(),
+            ..ProtocolNumbers::default()
+        }
     }
 
     fn apply(&self, old: &PoolConfig, new: &PoolConfig, waiting: &mut Vec<&'static str>) {
@@ -100,13 +103,7 @@ impl ProtocolPool for MyPool {
 
 /// Starts the MySQL pools and their listeners (pools sharing an address share a listener
 /// and are told apart by the client's database name).
-/// Registers each pool with `admin`; returns the listener tasks, which the drain aborts.
-pub async fn start(
-    pools: &[&PoolConfig],
-    admin: &maitred_admin::Admin,
-    probe: bool,
-) -> Result<Started, DaemonError> {
-    let mut started = Started::default();
+pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), DaemonError> {
     let clients = Arc::new(ClientRegistry::default());
     let mut by_addr = ByAddress::new();
     for p in pools {
@@ -120,20 +117,19 @@ pub async fn start(
             pool: pool.clone(),
             core: pool.pool.clone(),
         };
-        serve_pool(&mut started, admin, probe, handle, p.listen, facts);
+        to.serve_pool(handle, p.listen, facts);
         pool_ready(p);
     }
     for (addr, tls, pools) in by_addr.into_addresses() {
-        let databases: Vec<&str> = pools.iter().filter_map(|p| p.database.as_deref()).collect();
-        tracing::info!(%addr, ?databases, protocol = "mysql", "listening");
+        let listener = to.bind(addr)?;
+        let databases = pools.iter().filter_map(|p| p.database.as_deref());
+        listening(addr, "mysql", databases);
         let router = Arc::new(Router {
             pools,
             clients: clients.clone(),
             tls,
         });
-        listen(&mut started, addr, |l| {
-            maitred_mysql::listener::serve(l, router)
-        })?;
+        to.serve(addr, maitred_mysql::listener::serve(listener, router));
     }
-    Ok(started)
+    Ok(())
 }

@@ -57,13 +57,13 @@ impl<P: ProtocolPool, M: Manager> PoolObserver for Observed<P, M> {
         self.handle.core.stats()
     }
     fn extra_counters(&self) -> Vec<(&'static str, u64)> {
-        self.handle.pool.extra_counters()
+        self.handle.pool.numbers().counters
     }
     fn labeled_counters(&self) -> Vec<LabeledCounter> {
-        self.handle.pool.labeled_counters()
+        self.handle.pool.numbers().labeled
     }
     fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
-        self.handle.pool.extra_gauges()
+        self.handle.pool.numbers().gauges
     }
     fn clients(&self) -> Option<Arc<PoolClients>> {
         Some(self.facts.clients.clone())

@@ -1,10 +1,12 @@
 //! PostgreSQL pools: maps the configuration to maitred-pg's pools and starts listeners.
 
-use super::live::{new_upstream, Started};
+use super::live::new_upstream;
 use super::observed::{Observed, PoolFacts};
-use super::protocol::{listen, pool_ready, serve_pool, ByAddress, PoolHandle, ProtocolPool};
+use super::protocol::{
+    listening, pool_ready, ByAddress, PoolHandle, ProtocolNumbers, ProtocolPool, Starting,
+};
 use super::DaemonError;
-use maitred_admin::Admin;
+use maitred_admin::{Admin, LabeledCounter};
 use maitred_config::model::{ClientAuth, PoolConfig};
 use maitred_pg::auth_query::user_pools::UserPoolHooks;
 use maitred_pg::auth_query::AuthQueryConfig;
@@ -18,10 +20,10 @@ use std::sync::Arc;
 impl ProtocolPool for PgPool {
     const PROTOCOL: &'static str = "postgres";
 
-    fn extra_counters(&self) -> Vec<(&'static str, u64)> {
+    fn numbers(&self) -> ProtocolNumbers {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &self.counters;
-        vec![
+        let counters = vec![
             ("clients_accepted_total", c.clients_accepted.load(Relaxed)),
             ("login_failures_total", c.login_failures.load(Relaxed)),
             ("transactions_total", c.transactions.load(Relaxed)),
@@ -38,37 +40,34 @@ impl ProtocolPool for PgPool {
                 "statement_registry_evictions_total",
                 self.statements.evictions(),
             ),
-        ]
-    }
-
-    fn labeled_counters(&self) -> Vec<maitred_admin::LabeledCounter> {
-        let c = &self.counters;
-        let pins =
-            c.pins_by_reason()
-                .into_iter()
-                .map(|(reason, count)| maitred_admin::LabeledCounter {
-                    name: "pins_total",
-                    label: "reason",
-                    value: reason.as_str(),
-                    count,
-                });
+        ];
+        let pins = c
+            .pins_by_reason()
+            .into_iter()
+            .map(|(reason, count)| LabeledCounter {
+                name: "pins_total",
+                label: "reason",
+                value: reason.as_str(),
+                count,
+            });
         let confirmations = c
             .confirmations_by_cause()
             .into_iter()
-            .map(|(cause, count)| maitred_admin::LabeledCounter {
+            .map(|(cause, count)| LabeledCounter {
                 name: "session_confirmations_total",
                 label: "reason",
                 value: cause,
                 count,
             });
-        pins.chain(confirmations).collect()
-    }
-
-    fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
-        vec![
+        let gauges = vec![
             ("clients_pinned", self.pinned_now() as f64),
             ("statement_registry_size", self.statements.len() as f64),
-        ]
+        ];
+        ProtocolNumbers {
+            counters,
+            labeled: pins.chain(confirmations).collect(),
+            gauges,
+        }
     }
 
     /// Users and passwords, the upstream (new server connections go to the new one; open
@@ -248,14 +247,8 @@ fn handle(pool: &Arc<PgPool>) -> PoolHandle<PgPool, PgManager> {
 }
 
 /// Starts the PostgreSQL pools and their listeners (pools sharing an address share a
-/// listener and are told apart by the client's database name). Registers each pool with
-/// `admin`; returns the listener tasks, which the drain aborts to stop accepting.
-pub async fn start(
-    pools: &[&PoolConfig],
-    admin: &Arc<Admin>,
-    probe: bool,
-) -> Result<Started, DaemonError> {
-    let mut started = Started::default();
+/// listener and are told apart by the client's database name).
+pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), DaemonError> {
     let cancels = Arc::new(CancelRegistry::default());
     let mut by_addr = ByAddress::new();
     for p in pools {
@@ -267,27 +260,25 @@ pub async fn start(
         pool_ready(p);
         if let Some(aq) = &pool.auth_query {
             aq.users.set_hooks(Arc::new(UserPoolMetrics {
-                admin: Arc::downgrade(admin),
+                admin: Arc::downgrade(to.admin),
                 config: (*p).clone(),
             }));
         }
         let pool = Arc::new(pool);
         let facts = PoolFacts::of(p, pool.clients.clone());
-        serve_pool(&mut started, admin, probe, handle(&pool), p.listen, facts);
+        to.serve_pool(handle(&pool), p.listen, facts);
         by_addr.add(p, pool)?;
     }
     for (addr, tls, pools) in by_addr.into_addresses() {
-        let databases: Vec<&str> = pools.iter().map(|p| p.database.as_str()).collect();
-        tracing::info!(%addr, ?databases, protocol = "postgres", "listening");
+        let listener = to.bind(addr)?;
+        listening(addr, "postgres", pools.iter().map(|p| p.database.as_str()));
         let router = Arc::new(Router {
             pools,
-            console: Some(admin.clone()),
+            console: Some(to.admin.clone()),
             cancels: cancels.clone(),
             tls,
         });
-        listen(&mut started, addr, |l| {
-            maitred_pg::listener::serve(l, router)
-        })?;
+        to.serve(addr, maitred_pg::listener::serve(listener, router));
     }
-    Ok(started)
+    Ok(())
 }

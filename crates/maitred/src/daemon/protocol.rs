@@ -1,7 +1,7 @@
 //! What differs between the protocols' pools as the daemon runs them ([`ProtocolPool`],
 //! implemented in `postgres.rs`, `mysql.rs` and `mongo.rs`), and the steps every
-//! protocol's `start` takes alike: registering a pool ([`serve_pool`]), grouping pools by
-//! address ([`ByAddress`]) and serving a listener ([`listen`]).
+//! protocol's `start` takes alike ([`Starting`]: registering a pool, binding and serving;
+//! grouping pools by address, [`ByAddress`]).
 
 use super::live::{Live, Started};
 use super::observed::{Observed, PoolFacts};
@@ -22,18 +22,9 @@ pub(super) trait ProtocolPool: Send + Sync + 'static {
     /// The admin endpoint's protocol label (`postgres`, `mysql`, `mongodb`).
     const PROTOCOL: &'static str;
 
-    /// Protocol counters, exported as `maitred_<name>` (see `maitred_admin::PoolObserver`).
-    fn extra_counters(&self) -> Vec<(&'static str, u64)> {
-        Vec::new()
-    }
-
-    /// Counters with one label (pins by reason).
-    fn labeled_counters(&self) -> Vec<LabeledCounter> {
-        Vec::new()
-    }
-
-    fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
-        Vec::new()
+    /// The protocol's own numbers for the admin endpoint (none by default).
+    fn numbers(&self) -> ProtocolNumbers {
+        ProtocolNumbers::default()
     }
 
     /// Applies what a reload changed beyond the pool core's settings (users, upstream,
@@ -42,6 +33,17 @@ pub(super) trait ProtocolPool: Send + Sync + 'static {
 
     /// Removed by a reload: what to close beyond the pool core.
     fn retire(&self) {}
+}
+
+/// A protocol's own numbers for the admin endpoint, beyond the pool core's (see
+/// `maitred_admin::PoolObserver`).
+#[derive(Default)]
+pub(super) struct ProtocolNumbers {
+    /// Counters, exported as `maitred_<name>` (names end in `_total`).
+    pub(super) counters: Vec<(&'static str, u64)>,
+    /// Counters with one label (pins by reason).
+    pub(super) labeled: Vec<LabeledCounter>,
+    pub(super) gauges: Vec<(&'static str, f64)>,
 }
 
 /// A running pool: the protocol's, and its pool core (a cheap handle to the same pool).
@@ -59,26 +61,63 @@ impl<P, M: Manager> Clone for PoolHandle<P, M> {
     }
 }
 
-/// Registers a started pool with the admin endpoint (with `probe`, it also opens one
-/// server connection as soon as the server answers, so that /readyz can turn 200 before
-/// the first client) and with the reload.
-pub(super) fn serve_pool<P: ProtocolPool, M: Manager>(
-    started: &mut Started,
-    admin: &Admin,
-    probe: bool,
-    handle: PoolHandle<P, M>,
-    listen: SocketAddr,
-    facts: PoolFacts,
-) {
-    admin.register(Arc::new(Observed {
-        handle: handle.clone(),
-        listen,
-        facts,
-    }));
-    if probe {
-        super::lifecycle::probe_until_ready(&handle.core);
+/// What starting pools needs (the admin endpoint they register with; whether to probe
+/// their servers) and what it produced.
+pub(super) struct Starting<'a> {
+    pub(super) admin: &'a Arc<Admin>,
+    pub(super) probe: bool,
+    pub(super) started: Started,
+}
+
+impl Starting<'_> {
+    /// Registers a started pool with the admin endpoint (with `probe`, it also opens one
+    /// server connection as soon as the server answers, so that /readyz can turn 200
+    /// before the first client) and with the reload.
+    pub(super) fn serve_pool<P: ProtocolPool, M: Manager>(
+        &mut self,
+        handle: PoolHandle<P, M>,
+        listen: SocketAddr,
+        facts: PoolFacts,
+    ) {
+        self.admin.register(Arc::new(Observed {
+            handle: handle.clone(),
+            listen,
+            facts,
+        }));
+        if self.probe {
+            super::lifecycle::probe_until_ready(&handle.core);
+        }
+        self.started.pools.push(Arc::new(Live(handle)));
     }
-    started.pools.push(Arc::new(Live(handle)));
+
+    /// Binds `addr` (SO_REUSEPORT, see `listen.rs`).
+    pub(super) fn bind(&self, addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+        super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })
+    }
+
+    /// Runs the accept loop `serving` of `addr` in a task, which the drain aborts.
+    pub(super) fn serve(
+        &mut self,
+        addr: SocketAddr,
+        serving: impl Future<Output = std::io::Result<()>> + Send + 'static,
+    ) {
+        let task = tokio::spawn(async move {
+            if let Err(e) = serving.await {
+                tracing::error!(%addr, error = %e, "listener stopped");
+            }
+        });
+        self.started.listeners.push((addr, task.abort_handle()));
+    }
+}
+
+/// The log line of an address that serves the pools of `databases`.
+pub(super) fn listening<'a>(
+    addr: SocketAddr,
+    protocol: &'static str,
+    databases: impl Iterator<Item = &'a str>,
+) {
+    let databases: Vec<&str> = databases.collect();
+    tracing::info!(%addr, ?databases, protocol, "listening");
 }
 
 /// The log line of a pool that serves from now on.
@@ -131,25 +170,4 @@ impl<T> ByAddress<T> {
             .into_iter()
             .map(|(addr, (tls, pools))| (addr, tls, pools))
     }
-}
-
-/// Binds `addr` and serves it with `serve` in a task, which the drain aborts.
-pub(super) fn listen<Fut>(
-    started: &mut Started,
-    addr: SocketAddr,
-    serve: impl FnOnce(TcpListener) -> Fut,
-) -> Result<(), DaemonError>
-where
-    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
-{
-    let listener =
-        super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
-    let serving = serve(listener);
-    let task = tokio::spawn(async move {
-        if let Err(e) = serving.await {
-            tracing::error!(%addr, error = %e, "listener stopped");
-        }
-    });
-    started.listeners.push((addr, task.abort_handle()));
-    Ok(())
 }
