@@ -5,7 +5,6 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -303,50 +302,9 @@ impl PoolConfig {
     }
 }
 
-/// When a server connection is handed back to the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PoolMode {
-    /// At the end of each transaction.
-    #[default]
-    Transaction,
-    /// When the client disconnects.
-    Session,
-    /// After each statement; transaction blocks are refused (PostgreSQL only).
-    Statement,
-}
-
-impl PoolMode {
-    /// The name used in the file and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoolMode::Transaction => "transaction",
-            PoolMode::Session => "session",
-            PoolMode::Statement => "statement",
-        }
-    }
-}
-
-impl fmt::Display for PoolMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PoolMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "transaction" => Ok(PoolMode::Transaction),
-            "session" => Ok(PoolMode::Session),
-            "statement" => Ok(PoolMode::Statement),
-            other => Err(format!(
-                "unknown pool mode `{other}` (expected transaction, session or statement)"
-            )),
-        }
-    }
-}
+/// When a server connection is handed back to the pool (defined with the pool core, so
+/// that the protocols share it).
+pub use maitred_pool::PoolMode;
 
 /// How clients authenticate to maitred.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -11,9 +11,9 @@ use crate::target::ServerTarget;
 use crate::tls::Stream;
 use bson::{rawdoc, RawDocument, RawDocumentBuf};
 use bytes::BytesMut;
+use maitred_frontend::LinkError;
 use std::sync::atomic::{AtomicI32, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// What the server said about itself in hello: maitred advertises it to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,19 +79,14 @@ impl ServerConn {
     /// Opens a TCP connection (with TLS if the target says so), says hello and logs in if
     /// the target has a user.
     pub async fn connect(target: &ServerTarget) -> Result<ServerConn, BackendError> {
-        let tcp = TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|source| BackendError::Connect {
-                addr: target.addr(),
-                source,
-            })?;
-        tcp.set_nodelay(true)?;
-        let stream = match &target.tls {
-            Some(tls) => tls.connect(tcp).await.map_err(|e| BackendError::Tls {
-                addr: target.addr(),
-                reason: e.to_string(),
-            })?,
-            None => Stream::Plain(tcp),
+        let stream = match (target.server.connect().await?, &target.tls) {
+            (Stream::Plain(tcp), Some(tls)) => {
+                tls.connect(tcp).await.map_err(|e| BackendError::Tls {
+                    addr: target.server.addr(),
+                    reason: e.to_string(),
+                })?
+            }
+            (plain, _) => plain,
         };
         let mut conn = ServerConn {
             stream,
@@ -129,7 +124,7 @@ impl ServerConn {
     }
 
     async fn login(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
-        let password = target.password.as_deref().unwrap_or_default();
+        let password = target.password.as_ref().map_or("", |p| p.expose());
         let mut scram = ScramClient::new(target.mechanism, &target.user, password);
         let start = rawdoc! {
             "saslStart": 1,
@@ -152,7 +147,7 @@ impl ServerConn {
             (scram, fin)
         })
         .await
-        .map_err(|e| BackendError::Io(std::io::Error::other(e)))?;
+        .map_err(|e| BackendError::from(std::io::Error::other(e)))?;
         let fin = fin?;
         let mut cont = RawDocumentBuf::new();
         cont.append("saslContinue", 1);
@@ -200,7 +195,7 @@ impl ServerConn {
                 return Ok(msg);
             }
             if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(BackendError::Closed);
+                return Err(LinkError::Closed.into());
             }
         }
     }

@@ -2,23 +2,17 @@
 
 use crate::auth::AuthError;
 use crate::codec::CodecError;
+use maitred_frontend::LinkError;
 use thiserror::Error;
 
 /// Why a server connection could not be opened or used.
 #[derive(Debug, Error)]
 pub enum BackendError {
-    #[error("could not connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Connecting, I/O, the server closing: the same for every protocol.
+    #[error(transparent)]
+    Link(#[from] LinkError),
     #[error("TLS handshake with {addr} failed: {reason}")]
     Tls { addr: String, reason: String },
-    #[error("server connection I/O error: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("server closed the connection")]
-    Closed,
     #[error("server protocol violation: {0}")]
     Protocol(#[from] CodecError),
     #[error("server refused {command}: {message}")]
@@ -32,13 +26,12 @@ pub enum BackendError {
     Dirty,
 }
 
-/// Why a client session ended abnormally.
-#[derive(Debug, Error)]
-pub enum SessionError {
-    #[error("client I/O error: {0}")]
-    ClientIo(std::io::Error),
-    #[error("client protocol violation: {0}")]
-    ClientProtocol(#[from] CodecError),
-    #[error(transparent)]
-    Backend(#[from] BackendError),
+impl From<std::io::Error> for BackendError {
+    fn from(e: std::io::Error) -> Self {
+        BackendError::Link(LinkError::Io(e))
+    }
 }
+
+// A MongoDB session ends on no authentication error: a failed login is answered, and the
+// client may try again.
+maitred_frontend::session_error!(CodecError, BackendError);

@@ -13,6 +13,7 @@
 
 use crate::error::BackendError;
 use bson::{rawdoc, RawArrayBuf, RawDocumentBuf};
+use maitred_frontend::{Refusal, RefusalClass};
 use maitred_pool::CheckoutError;
 
 pub mod code {
@@ -40,74 +41,22 @@ pub fn error_doc(code: i32, code_name: &str, errmsg: &str, labels: &[&str]) -> R
 
 /// The reply for a failed checkout.
 pub fn checkout_error(e: &CheckoutError<BackendError>) -> RawDocumentBuf {
-    match e {
-        CheckoutError::QueueTimeout { pool, waited, state } => error_doc(
+    let r = Refusal::of_checkout(e, "request");
+    let (code, name, labels): (i32, &str, &[&str]) = match r.class {
+        RefusalClass::Overloaded => (
             code::OVERLOADED,
             "IngressRequestRateLimitExceeded",
-            &format!(
-                "maitred: no server connection free in pool \"{pool}\" within queue_timeout ({}ms); pool size {}: {} busy, {} waiting. Raise the pool size (if the server allows more connections) or queue_timeout.",
-                waited.as_millis(),
-                state.max_size,
-                state.busy,
-                state.waiting
-            ),
             &["RetryableError", "SystemOverloadedError"],
         ),
-        CheckoutError::QueueFull {
-            pool,
-            max_waiting,
-            state,
-        } => error_doc(
-            code::OVERLOADED,
-            "IngressRequestRateLimitExceeded",
-            &format!(
-                "maitred: the wait queue of pool \"{pool}\" is full (max_waiting {max_waiting}); pool size {}: {} busy. Raise max_waiting or the pool size, or lower client concurrency.",
-                state.max_size, state.busy
-            ),
-            &["RetryableError", "SystemOverloadedError"],
-        ),
-        CheckoutError::Connect { pool, source } => error_doc(
+        RefusalClass::ConnectFailed => (code::HOST_UNREACHABLE, "HostUnreachable", &[]),
+        RefusalClass::ServerDown | RefusalClass::SentAheadLost => (
             code::HOST_UNREACHABLE,
             "HostUnreachable",
-            &format!("maitred: pool \"{pool}\" could not open a server connection: {source}"),
-            &[],
-        ),
-        CheckoutError::ConnectTimeout { pool, timeout } => error_doc(
-            code::HOST_UNREACHABLE,
-            "HostUnreachable",
-            &format!(
-                "maitred: pool \"{pool}\" could not open a server connection within server_connect_timeout ({}ms)",
-                timeout.as_millis()
-            ),
-            &[],
-        ),
-        CheckoutError::ServerUnreachable {
-            pool,
-            failures,
-            down_for,
-            last_error,
-        } => error_doc(
-            code::HOST_UNREACHABLE,
-            "HostUnreachable",
-            &format!(
-                "maitred: the server of pool \"{pool}\" is unreachable ({failures} failed attempts over {}ms): {last_error}; maitred keeps retrying",
-                down_for.as_millis()
-            ),
             &["RetryableError"],
         ),
-        CheckoutError::SentAheadLost { pool } => error_doc(
-            code::HOST_UNREACHABLE,
-            "HostUnreachable",
-            &format!("maitred: the server connection of pool \"{pool}\" that this request was sent ahead on was lost before its reply; the request may have run"),
-            &["RetryableError"],
-        ),
-        CheckoutError::Closed { pool } => error_doc(
-            code::SHUTDOWN_IN_PROGRESS,
-            "ShutdownInProgress",
-            &format!("maitred: pool \"{pool}\" is shutting down"),
-            &[],
-        ),
-    }
+        RefusalClass::ShuttingDown => (code::SHUTDOWN_IN_PROGRESS, "ShutdownInProgress", &[]),
+    };
+    error_doc(code, name, &r.one_line(), labels)
 }
 
 /// The reply to a request that arrives while maitred drains (outside a transaction).

@@ -15,6 +15,7 @@
 use crate::codec::compressed::Compressor;
 use crate::errors_to_client::{code, error_doc};
 use bson::RawDocumentBuf;
+use maitred_frontend::duration::human;
 use std::time::Duration;
 
 pub const BSON_OBJECT_TOO_LARGE: i32 = 10334;
@@ -41,15 +42,6 @@ pub fn request_limit(authenticated: bool, max: usize) -> usize {
         max
     } else {
         max.min(MAX_MESSAGE_BEFORE_AUTH)
-    }
-}
-
-/// `d` as people write it in the configuration ("300ms", "15s").
-pub fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }
 

@@ -4,15 +4,14 @@
 use crate::backend::{ServerConn, ServerInfo};
 use crate::error::BackendError;
 use crate::target::ServerTarget;
-use arc_swap::ArcSwap;
+use maitred_frontend::upstream::{Reported, Upstream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct MongoManager {
-    /// Swapped by a reload that changes the upstream (see [`MongoManager::set_target`]).
-    target: ArcSwap<ServerTarget>,
-    info: Mutex<Option<ServerInfo>>,
+    target: Upstream<ServerTarget>,
+    info: Reported<ServerInfo>,
     /// The server's maxMessageSizeBytes (0 until a connection was opened), read on every
     /// client message without a lock.
     max_message_size: AtomicUsize,
@@ -21,20 +20,20 @@ pub struct MongoManager {
 impl MongoManager {
     pub fn new(target: ServerTarget) -> MongoManager {
         MongoManager {
-            target: ArcSwap::from_pointee(target),
-            info: Mutex::new(None),
+            target: Upstream::new(target),
+            info: Reported::default(),
             max_message_size: AtomicUsize::new(0),
         }
     }
 
     pub fn target(&self) -> Arc<ServerTarget> {
-        self.target.load_full()
+        self.target.get()
     }
 
     /// New server connections go to `target` from now on (a reload changed the upstream);
     /// the pool must retire the open ones (`Pool::reconnect`).
     pub fn set_target(&self, target: ServerTarget) {
-        self.target.store(Arc::new(target));
+        self.target.set(target);
     }
 
     /// The server's maxMessageSizeBytes, once a connection was opened.
@@ -45,9 +44,9 @@ impl MongoManager {
         }
     }
 
-    /// The server's hello facts, once a connection was opened.
+    /// The server's hello facts, once a connection was opened (the latest one's).
     pub fn server_info(&self) -> Option<ServerInfo> {
-        self.info.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.info.get()
     }
 }
 
@@ -56,11 +55,10 @@ impl maitred_pool::Manager for MongoManager {
     type Error = BackendError;
 
     async fn connect(&self) -> Result<ServerConn, BackendError> {
-        let target = self.target.load_full();
-        let conn = ServerConn::connect(&target).await?;
+        let conn = ServerConn::connect(&self.target.get()).await?;
         let max = conn.info.max_message_size_bytes.max(0) as usize;
         self.max_message_size.store(max, Ordering::Relaxed);
-        *self.info.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.info.clone());
+        self.info.latest(conn.info.clone());
         Ok(conn)
     }
 

@@ -1,13 +1,15 @@
 //! Where and as whom maitred connects to the MongoDB server of a pool.
 
+use maitred_frontend::{Password, ServerAddr};
+
 /// The upstream server of a pool and the identity maitred logs in with.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ServerTarget {
-    pub host: String,
-    pub port: u16,
+    /// Host and port (MongoDB has no Unix socket here).
+    pub server: ServerAddr,
     /// Empty: the server needs no authentication.
     pub user: String,
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// The database the user is defined in (`authSource`, default the URL's database).
     pub auth_source: String,
     /// `authMechanism` from the URL (SCRAM-SHA-256 by default).
@@ -18,28 +20,6 @@ pub struct ServerTarget {
     pub tls: Option<crate::tls::TlsConnect>,
 }
 
-impl ServerTarget {
-    pub fn addr(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl std::fmt::Debug for ServerTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerTarget")
-            .field("addr", &self.addr())
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("auth_source", &self.auth_source)
-            .field("tls", &self.tls.is_some())
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,8 +27,7 @@ mod tests {
     #[test]
     fn debug_hides_password() {
         let t = ServerTarget {
-            host: "db".into(),
-            port: 27017,
+            server: ServerAddr::tcp("db", 27017),
             user: "app".into(),
             password: Some("hunter2".into()),
             auth_source: "admin".into(),

@@ -9,23 +9,15 @@
 
 use crate::manager::MongoManager;
 use crate::target::ServerTarget;
+use maitred_frontend::Password;
 use maitred_pool::{Pool, PoolSettings};
 use std::collections::HashMap;
 
 /// The server login a client user's requests run as.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerLogin {
     pub user: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for ServerLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerLogin")
-            .field("user", &self.user)
-            .field("password", &"***")
-            .finish()
-    }
+    pub password: Password,
 }
 
 /// The pools of the client users that have their own server login, by client user.
@@ -89,8 +81,7 @@ mod tests {
     #[test]
     fn each_login_gets_its_own_target_and_the_password_stays_hidden() {
         let base = ServerTarget {
-            host: "db".into(),
-            port: 27017,
+            server: maitred_frontend::ServerAddr::tcp("db", 27017),
             user: "app".into(),
             password: Some("app-pw".into()),
             auth_source: "admin".into(),
@@ -108,8 +99,11 @@ mod tests {
         let pool = pools.get("alice").expect("alice's pool");
         let target = pool.manager().target();
         assert_eq!(target.user, "reporting");
-        assert_eq!(target.password.as_deref(), Some("s3cret"));
-        assert_eq!(target.addr(), "db:27017");
+        assert_eq!(
+            target.password.as_ref().map(Password::expose),
+            Some("s3cret")
+        );
+        assert_eq!(target.server.addr(), "db:27017");
         assert_eq!(pool.name(), "mongo/alice");
         assert!(pools.get("bob").is_none());
     }

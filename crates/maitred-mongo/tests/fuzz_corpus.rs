@@ -1,22 +1,7 @@
-//! Replays every committed fuzz corpus file of this crate's targets (fuzz/corpus/<target>/)
-//! through the same functions the fuzz targets call, so a codec change that breaks on a
-//! real capture or on an input the fuzzer once found fails here, without libFuzzer.
+//! Replays the committed fuzz corpus of this crate's targets (see
+//! `maitred_testkit::fuzz_corpus`).
 
-use std::path::PathBuf;
-
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("corpus entry").path();
-        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        run(&data);
-        n += 1;
-    }
-    assert!(n > 0, "no corpus files in {}", dir.display());
-}
+use maitred_testkit::fuzz_corpus::replay;
 
 #[test]
 fn mongo_messages_corpus() {

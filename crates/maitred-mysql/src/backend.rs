@@ -13,16 +13,15 @@ use crate::stmt_cache::ServerStatements;
 use crate::target::ServerTarget;
 use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
+use maitred_frontend::error::{within, RESET_TIMEOUT};
+use maitred_frontend::LinkError;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::TcpStream;
 
 /// Largest packet accepted from the server (its own limit is 1 GB; larger payloads are
 /// split into 16 MB packets anyway).
 pub const MAX_SERVER_PACKET: usize = frame::MAX_PAYLOAD;
-/// How long a reset may take before the connection is closed.
-const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 /// utf8mb4_general_ci: the collation maitred asks for on server connections.
 pub const DEFAULT_COLLATION: u8 = 45;
 
@@ -94,9 +93,9 @@ impl std::fmt::Debug for ServerConn {
 }
 
 impl ServerConn {
-    /// Opens a TCP connection and logs in as the target's user, with CLIENT_FOUND_ROWS
-    /// when `found_rows` (affected rows of an UPDATE count the rows matched, not those
-    /// changed: a per-connection choice clients make at login).
+    /// Opens a connection (TCP or the Unix socket) and logs in as the target's user, with
+    /// CLIENT_FOUND_ROWS when `found_rows` (affected rows of an UPDATE count the rows
+    /// matched, not those changed: a per-connection choice clients make at login).
     pub async fn connect(
         target: &ServerTarget,
         max_statements: usize,
@@ -107,29 +106,17 @@ impl ServerConn {
         } else {
             cap::SERVER_LEG
         };
-        let addr = target.addr();
-        let connect_error = |source| BackendError::Connect {
-            addr: addr.clone(),
-            source,
-        };
+        // The server's Unix socket: no TLS (MySQL's clients count it as secure too).
+        // Settings that demand TLS (or failed to load) refuse it, as over TCP.
+        if target.server.socket.is_some() && target.tls.mode.requires_tls() {
+            return Err(LinkError::TlsOverSocket.into());
+        }
         let mut rbuf = BytesMut::with_capacity(8192);
-        let (stream, seq, greeting) = if let Some(path) = &target.socket {
-            // The server's Unix socket: no TLS (MySQL's clients count it as secure too).
-            // Settings that demand TLS (or failed to load) refuse it, as over TCP.
-            if target.tls.mode.requires_tls() {
-                return Err(BackendError::TlsOverSocket);
-            }
-            let mut unix = UnixStream::connect(path).await.map_err(connect_error)?;
-            let (seq, greeting) = read_greeting(&mut unix, &mut rbuf).await?;
-            (Stream::Unix(unix), seq, greeting)
-        } else {
-            let mut tcp = TcpStream::connect((target.host.as_str(), target.port))
-                .await
-                .map_err(connect_error)?;
-            tcp.set_nodelay(true)?;
-            let (seq, greeting) = read_greeting(&mut tcp, &mut rbuf).await?;
-            let (stream, seq) = negotiate_tls(tcp, target, &greeting, seq, leg).await?;
-            (stream, seq, greeting)
+        let mut stream = target.server.connect().await?;
+        let (seq, greeting) = read_greeting(&mut stream, &mut rbuf).await?;
+        let (stream, seq) = match stream {
+            Stream::Plain(tcp) => negotiate_tls(tcp, target, &greeting, seq, leg).await?,
+            unix => (unix, seq),
         };
         let mut conn = ServerConn {
             stream,
@@ -199,7 +186,11 @@ impl ServerConn {
             caps |= cap::CONNECT_WITH_DB;
         }
         self.capabilities = caps;
-        let password = target.password.as_deref().unwrap_or("").as_bytes();
+        let password = target
+            .password
+            .as_ref()
+            .map_or("", |p| p.expose())
+            .as_bytes();
         let mut plugin = greeting.auth_plugin.clone();
         if plugin != auth::NATIVE && plugin != auth::CACHING_SHA2 {
             // Answer as mysql_native_password; the server switches us if it must.
@@ -276,7 +267,7 @@ impl ServerConn {
                             }
                             FullAuth::Refuse => {
                                 return Err(BackendError::InsecureFullAuth {
-                                    addr: target.addr(),
+                                    addr: target.server.addr(),
                                 })
                             }
                         }
@@ -398,7 +389,7 @@ impl ServerConn {
                 break;
             }
         }
-        let result = first.ok_or(BackendError::Closed)?;
+        let result = first.ok_or(LinkError::Closed)?;
         if let Ok(ok) = &result {
             self.remember_statement(sql.clone(), ok.statement_id)
                 .await?;
@@ -443,13 +434,7 @@ impl ServerConn {
     /// drops temporary tables, user variables, locks and prepared statements, resets
     /// session variables) and COM_INIT_DB of the pool's database.
     pub async fn reset(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
-        match tokio::time::timeout(RESET_TIMEOUT, self.reset_inner(target)).await {
-            Ok(r) => r,
-            Err(_) => Err(BackendError::Timeout {
-                what: "reset",
-                secs: RESET_TIMEOUT.as_secs(),
-            }),
-        }
+        within("reset", RESET_TIMEOUT, self.reset_inner(target)).await
     }
 
     async fn reset_inner(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
@@ -488,7 +473,7 @@ impl ServerConn {
     async fn drain_response(&mut self) -> Result<(), BackendError> {
         while self.unread_body > 0 {
             if self.rbuf.is_empty() && self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(BackendError::Closed);
+                return Err(LinkError::Closed.into());
             }
             let n = self.unread_body.min(self.rbuf.len());
             self.rbuf.advance(n);
@@ -536,7 +521,7 @@ async fn read_packet_from<S: AsyncRead + Unpin>(
             return Ok((seq, payload));
         }
         if stream.read_buf(rbuf).await? == 0 {
-            return Err(BackendError::Closed);
+            return Err(LinkError::Closed.into());
         }
     }
 }
@@ -678,13 +663,11 @@ mod plain_tcp_full_auth_tests {
             read_one(&mut sock).await
         });
         let target = ServerTarget {
-            host: "127.0.0.1".into(),
-            port,
+            server: maitred_frontend::ServerAddr::tcp("127.0.0.1", port),
             user: "app".into(),
             password: Some("s3cret-password".into()),
             database: None,
             tls: crate::tls::ServerTls::disabled(),
-            socket: None,
         };
         let r = tokio::time::timeout(
             std::time::Duration::from_secs(10),

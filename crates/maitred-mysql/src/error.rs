@@ -3,21 +3,15 @@
 use crate::auth::AuthError;
 use crate::codec::packets::ErrInfo;
 use crate::codec::CodecError;
+use maitred_frontend::LinkError;
 use thiserror::Error;
 
 /// Why a server connection could not be opened or used.
 #[derive(Debug, Error)]
 pub enum BackendError {
-    #[error("could not connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("server connection I/O error: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("server closed the connection")]
-    Closed,
+    /// Connecting, I/O, the server closing, a timeout: the same for every protocol.
+    #[error(transparent)]
+    Link(#[from] LinkError),
     #[error("server refused: {0}")]
     Server(ErrInfo),
     #[error("server protocol violation: {0}")]
@@ -34,21 +28,12 @@ pub enum BackendError {
     Tls(std::io::Error),
     #[error("the server does not offer TLS and the upstream URL has ssl-mode={0}")]
     TlsRefused(&'static str),
-    #[error("the upstream is a Unix socket, which has no TLS, and the TLS settings demand it (or did not load)")]
-    TlsOverSocket,
-    #[error("server did not finish {what} within {secs}s")]
-    Timeout { what: &'static str, secs: u64 },
 }
 
-/// Why a client session ended abnormally.
-#[derive(Debug, Error)]
-pub enum SessionError {
-    #[error("client I/O error: {0}")]
-    ClientIo(std::io::Error),
-    #[error("client protocol violation: {0}")]
-    ClientProtocol(#[from] CodecError),
-    #[error("client authentication failed: {0}")]
-    Auth(#[from] AuthError),
-    #[error(transparent)]
-    Backend(#[from] BackendError),
+impl From<std::io::Error> for BackendError {
+    fn from(e: std::io::Error) -> Self {
+        BackendError::Link(LinkError::Io(e))
+    }
 }
+
+maitred_frontend::session_error!(CodecError, AuthError, BackendError);

@@ -21,6 +21,7 @@
 use crate::codec::packets::write_err;
 use crate::error::BackendError;
 use bytes::BytesMut;
+use maitred_frontend::{Refusal, RefusalClass};
 use maitred_pool::CheckoutError;
 
 pub mod code {
@@ -43,64 +44,14 @@ pub mod code {
 
 /// Writes the ERR packet for a failed checkout (sequence id `seq`).
 pub fn checkout_error(o: &mut BytesMut, seq: u8, e: &CheckoutError<BackendError>) {
-    let (code, state, message) = match e {
-        CheckoutError::QueueTimeout { pool, waited, state } => (
-            code::CON_COUNT,
-            "08004",
-            format!(
-                "maitred: no server connection free in pool \"{pool}\" within queue_timeout ({}); pool size {}: {} busy, {} clients waiting. Raise the pool size (if the server allows more connections) or queue_timeout, or shorten transactions.",
-                humanize(*waited), state.max_size, state.busy, state.waiting
-            ),
-        ),
-        CheckoutError::QueueFull { pool, max_waiting, state } => (
-            code::CON_COUNT,
-            "08004",
-            format!(
-                "maitred: the wait queue of pool \"{pool}\" is full (max_waiting {max_waiting}); pool size {}: {} busy. Raise max_waiting or the pool size, or lower client concurrency.",
-                state.max_size, state.busy
-            ),
-        ),
-        CheckoutError::Connect { pool, source } => (
-            code::UNKNOWN_ERROR,
-            "HY000",
-            format!("maitred: pool \"{pool}\" could not open a server connection: {source}"),
-        ),
-        CheckoutError::ConnectTimeout { pool, timeout } => (
-            code::UNKNOWN_ERROR,
-            "HY000",
-            format!(
-                "maitred: pool \"{pool}\" could not open a server connection within server_connect_timeout ({})",
-                humanize(*timeout)
-            ),
-        ),
-        CheckoutError::ServerUnreachable { pool, failures, down_for, last_error } => (
-            code::UNKNOWN_ERROR,
-            "HY000",
-            format!(
-                "maitred: the server of pool \"{pool}\" is unreachable ({failures} failed attempts over {}): {last_error}; maitred keeps retrying",
-                humanize(*down_for)
-            ),
-        ),
-        CheckoutError::SentAheadLost { pool } => (
-            code::UNKNOWN_ERROR,
-            "08S01",
-            format!("maitred: the server connection of pool \"{pool}\" that this command was sent ahead on was lost before its reply; the command may have run: retry it"),
-        ),
-        CheckoutError::Closed { pool } => (
-            code::SERVER_SHUTDOWN,
-            "08S01",
-            format!("maitred: pool \"{pool}\" is shutting down"),
-        ),
+    let r = Refusal::of_checkout(e, "command");
+    let (code, state) = match r.class {
+        RefusalClass::Overloaded => (code::CON_COUNT, "08004"),
+        RefusalClass::ConnectFailed | RefusalClass::ServerDown => (code::UNKNOWN_ERROR, "HY000"),
+        RefusalClass::SentAheadLost => (code::UNKNOWN_ERROR, "08S01"),
+        RefusalClass::ShuttingDown => (code::SERVER_SHUTDOWN, "08S01"),
     };
-    write_err(o, seq, code, state, &message);
-}
-
-fn humanize(d: std::time::Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
+    write_err(o, seq, code, state, &r.one_line());
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::relay::{ClientSession, Relay};
 use crate::tls::{ClientTls, Stream};
 use bytes::{Buf, BytesMut};
 use maitred_admin::ClientIdentity;
+use maitred_frontend::admission;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -62,10 +63,7 @@ impl Router {
     /// The longest `client_login_timeout` of this address's pools: a client is routed to
     /// its pool only by its handshake response.
     fn login_timeout(&self) -> Duration {
-        let timeouts = self.pools.iter().map(|p| p.limits.login_timeout);
-        timeouts
-            .max()
-            .unwrap_or(maitred_pool::ClientLimits::DEFAULT_LOGIN_TIMEOUT)
+        admission::login_timeout(self.pools.iter().map(|p| &p.limits))
     }
 
     /// The pool whose database the client asked for; with one pool, that pool (the
@@ -264,8 +262,7 @@ async fn login(
         return reject(stream, seq.wrapping_add(1), code::BAD_DB, "42000", &msg).await;
     };
     tracing::Span::current().record("pool", pool.name.as_str());
-    let Some(admitted) = pool.client_count.try_admit() else {
-        tracing::warn!(pool = %pool.name, max_clients = pool.limits.max_clients, "client refused: max_clients reached");
+    let Some(admitted) = admission::admit(&pool.client_count, &pool.name, &pool.limits) else {
         let mut o = BytesMut::new();
         crate::limits::too_many_clients(
             &mut o,

@@ -12,6 +12,8 @@
 
 use crate::codec::packets::write_err;
 use bytes::BytesMut;
+use maitred_frontend::duration::human;
+use maitred_frontend::time_limits::LimitReplies;
 use std::time::Duration;
 
 pub mod code {
@@ -19,15 +21,6 @@ pub mod code {
     pub const CON_COUNT: u16 = 1040;
     pub const CLIENT_INTERACTION_TIMEOUT: u16 = 4031;
     pub const QUERY_TIMEOUT: u16 = 3024;
-}
-
-/// `d` as people write it in the configuration ("300ms", "15s").
-pub fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 /// `seq`: the sequence id the client expects next.
@@ -46,28 +39,33 @@ pub fn too_many_clients(o: &mut BytesMut, seq: u8, pool: &str, max: usize) {
     write_err(o, seq, code::CON_COUNT, "08004", &message);
 }
 
-pub fn idle_in_transaction(o: &mut BytesMut, pool: &str, timeout: Duration) {
-    let message = format!(
-        "The client was disconnected by maitred because of inactivity inside a transaction (idle_transaction_timeout {} of pool \"{pool}\"); the transaction was rolled back",
-        human(timeout)
-    );
-    write_err(o, 1, code::CLIENT_INTERACTION_TIMEOUT, "HY000", &message);
-}
+/// The ERR packets of the time limits the relay enforces (`relay/time_limits.rs`).
+pub struct TimeLimitErrors;
 
-pub fn idle_session(o: &mut BytesMut, pool: &str, timeout: Duration) {
-    let message = format!(
-        "The client was disconnected by maitred because of inactivity (client_idle_timeout {} of pool \"{pool}\")",
-        human(timeout)
-    );
-    write_err(o, 1, code::CLIENT_INTERACTION_TIMEOUT, "HY000", &message);
-}
+impl LimitReplies for TimeLimitErrors {
+    fn idle_in_transaction(o: &mut BytesMut, pool: &str, timeout: Duration) {
+        let message = format!(
+            "The client was disconnected by maitred because of inactivity inside a transaction (idle_transaction_timeout {} of pool \"{pool}\"); the transaction was rolled back",
+            human(timeout)
+        );
+        write_err(o, 1, code::CLIENT_INTERACTION_TIMEOUT, "HY000", &message);
+    }
 
-pub fn query_timeout(o: &mut BytesMut, pool: &str, timeout: Duration) {
-    let message = format!(
-        "Query execution was interrupted, maximum statement execution time exceeded (query_timeout {} of maitred pool \"{pool}\"; the server connection was closed and the transaction in progress, if any, rolled back)",
-        human(timeout)
-    );
-    write_err(o, 1, code::QUERY_TIMEOUT, "HY000", &message);
+    fn idle_session(o: &mut BytesMut, pool: &str, timeout: Duration) {
+        let message = format!(
+            "The client was disconnected by maitred because of inactivity (client_idle_timeout {} of pool \"{pool}\")",
+            human(timeout)
+        );
+        write_err(o, 1, code::CLIENT_INTERACTION_TIMEOUT, "HY000", &message);
+    }
+
+    fn query_timeout(o: &mut BytesMut, pool: &str, timeout: Duration) {
+        let message = format!(
+            "Query execution was interrupted, maximum statement execution time exceeded (query_timeout {} of maitred pool \"{pool}\"; the server connection was closed and the transaction in progress, if any, rolled back)",
+            human(timeout)
+        );
+        write_err(o, 1, code::QUERY_TIMEOUT, "HY000", &message);
+    }
 }
 
 #[cfg(test)]
@@ -77,7 +75,7 @@ mod tests {
     #[test]
     fn errors_carry_code_and_limit() {
         let mut o = BytesMut::new();
-        query_timeout(&mut o, "app", Duration::from_millis(300));
+        TimeLimitErrors::query_timeout(&mut o, "app", Duration::from_millis(300));
         // header (4), 0xFF, code little-endian.
         assert_eq!(o[4], 0xFF);
         assert_eq!(u16::from_le_bytes([o[5], o[6]]), 3024);

@@ -3,18 +3,17 @@
 use crate::backend::{ServerConn, ServerInfo};
 use crate::error::BackendError;
 use crate::target::ServerTarget;
-use arc_swap::ArcSwap;
+use maitred_frontend::upstream::{Reported, Upstream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Opens server connections for one pool and remembers what the first one reported
 /// (version, capabilities, collation), which clients are shown in maitred's handshake.
 #[derive(Debug)]
 pub struct MyManager {
-    /// Swapped by a reload that changes the upstream (see [`MyManager::set_target`]).
-    target: ArcSwap<ServerTarget>,
+    target: Upstream<ServerTarget>,
     max_statements: usize,
-    info: Mutex<Option<Arc<ServerInfo>>>,
+    info: Reported<Arc<ServerInfo>>,
     /// CLIENT_FOUND_ROWS on new connections: what the last client that needed a
     /// connection reopened asked for, so a pool whose clients all want one kind
     /// converges on it.
@@ -24,34 +23,33 @@ pub struct MyManager {
 impl MyManager {
     pub fn new(target: ServerTarget, max_statements: usize) -> MyManager {
         MyManager {
-            target: ArcSwap::from_pointee(target),
+            target: Upstream::new(target),
             max_statements,
-            info: Mutex::new(None),
+            info: Reported::default(),
             found_rows: AtomicBool::new(false),
         }
     }
 
     pub fn target(&self) -> Arc<ServerTarget> {
-        self.target.load_full()
+        self.target.get()
     }
 
     /// New server connections go to `target` from now on (a reload changed the upstream);
     /// the pool must retire the open ones (`Pool::reconnect`).
     pub fn set_target(&self, target: ServerTarget) {
-        self.target.store(Arc::new(target));
+        self.target.set(target);
     }
 
     /// A new server connection with CLIENT_FOUND_ROWS as `found_rows`, to replace a
     /// leased one opened with the other flag; new connections use it from now on.
     pub async fn open_with_found_rows(&self, found_rows: bool) -> Result<ServerConn, BackendError> {
         self.found_rows.store(found_rows, Ordering::Relaxed);
-        let target = self.target.load_full();
-        ServerConn::connect(&target, self.max_statements, found_rows).await
+        ServerConn::connect(&self.target.get(), self.max_statements, found_rows).await
     }
 
     /// What a server connection reported, once one was opened.
     pub fn server_info(&self) -> Option<Arc<ServerInfo>> {
-        self.info.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.info.get()
     }
 }
 
@@ -60,13 +58,9 @@ impl maitred_pool::Manager for MyManager {
     type Error = BackendError;
 
     async fn connect(&self) -> Result<ServerConn, BackendError> {
-        let target = self.target.load_full();
         let found_rows = self.found_rows.load(Ordering::Relaxed);
-        let conn = ServerConn::connect(&target, self.max_statements, found_rows).await?;
-        let mut info = self.info.lock().unwrap_or_else(|p| p.into_inner());
-        if info.is_none() {
-            *info = Some(Arc::new(conn.info.clone()));
-        }
+        let conn = ServerConn::connect(&self.target.get(), self.max_statements, found_rows).await?;
+        self.info.first(|| Arc::new(conn.info.clone()));
         Ok(conn)
     }
 
@@ -75,7 +69,6 @@ impl maitred_pool::Manager for MyManager {
     }
 
     async fn reset(&self, conn: &mut ServerConn) -> Result<(), BackendError> {
-        let target = self.target.load_full();
-        conn.reset(&target).await
+        conn.reset(&self.target.get()).await
     }
 }

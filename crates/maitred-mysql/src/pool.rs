@@ -10,14 +10,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// When a server connection goes back to the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolMode {
-    /// At the end of each transaction (no SERVER_STATUS_IN_TRANS, no more results).
-    Transaction,
-    /// When the client disconnects.
-    Session,
-}
+/// When a server connection goes back to the pool: in transaction mode when the server's
+/// status has no SERVER_STATUS_IN_TRANS and no more results are due. Statement mode is
+/// refused for MySQL pools by the configuration's validation.
+pub use maitred_pool::PoolMode;
 
 /// Why a client in transaction mode was pinned to one server connection for the rest of
 /// its session.
@@ -227,13 +223,11 @@ mod tests {
                 .map(|(u, p)| ((*u).to_owned(), (*p).to_owned()))
                 .collect(),
             target: ServerTarget {
-                host: "127.0.0.1".into(),
-                port: 3306,
+                server: maitred_frontend::ServerAddr::tcp("127.0.0.1", 3306),
                 user: "app".into(),
                 password: None,
                 database: None,
                 tls: crate::tls::ServerTls::disabled(),
-                socket: None,
             },
             settings: PoolSettings::new("app", 1),
             max_statements_per_connection: 8,

@@ -25,6 +25,8 @@ use crate::stmt_cache::{ClientStatements, ClientStmt, StmtFacts};
 use crate::tls::Stream;
 use bytes::{Buf, BytesMut};
 use maitred_admin::{ClientState, ClientTicket};
+use maitred_frontend::flush::{flush, flush_to_server};
+use maitred_frontend::LinkError;
 use maitred_pool::{Ahead, ClientClock, Lease, Successor};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -267,9 +269,9 @@ impl Relay {
                     continue;
                 };
                 match r {
-                    Ok(0) => self.server_lost(BackendError::Closed).await?,
+                    Ok(0) => self.server_lost(LinkError::Closed.into()).await?,
                     Ok(_) => self.handle_server_bytes().await?,
-                    Err(e) => self.server_lost(BackendError::Io(e)).await?,
+                    Err(e) => self.server_lost(e.into()).await?,
                 }
             } else {
                 let deadline = self.limit_deadline();
@@ -838,7 +840,7 @@ impl Relay {
         sql: &Arc<[u8]>,
     ) -> Result<Result<u32, ErrInfo>, BackendError> {
         let Some(conn) = self.lease.as_deref_mut() else {
-            return Err(BackendError::Closed);
+            return Err(LinkError::Closed.into());
         };
         if let Some(id) = conn.statements.lookup(sql) {
             return Ok(Ok(id));
@@ -1128,7 +1130,7 @@ impl Relay {
                     .stream
                     .write_all(&o)
                     .await
-                    .map_err(BackendError::Io)?;
+                    .map_err(BackendError::from)?;
                 self.swallow_err = Some(
                     "maitred: LOAD DATA LOCAL INFILE refused: this client did not enable local files (CLIENT_LOCAL_FILES)".to_owned(),
                 );
@@ -1365,28 +1367,16 @@ impl Relay {
     }
 
     async fn flush_server(&mut self) -> Result<(), SessionError> {
-        if self.swbuf.is_empty() {
-            return Ok(());
+        let server = self.lease.as_deref_mut().map(|s| &mut s.stream);
+        match flush_to_server(server, &mut self.swbuf).await {
+            Err(e) => self.server_lost(e.into()).await,
+            Ok(()) => Ok(()),
         }
-        let Some(server) = self.lease.as_deref_mut() else {
-            self.swbuf.clear();
-            return Ok(());
-        };
-        let r = server.stream.write_all(&self.swbuf).await;
-        self.swbuf.clear();
-        if let Err(e) = r {
-            self.server_lost(BackendError::Io(e)).await?;
-        }
-        Ok(())
     }
 
     async fn flush_client(&mut self) -> Result<(), SessionError> {
-        if self.cwbuf.is_empty() {
-            return Ok(());
-        }
-        let r = self.client.write_all(&self.cwbuf).await;
-        self.s.ticket.traffic().sent(self.cwbuf.len());
-        self.cwbuf.clear();
+        let traffic = self.s.ticket.traffic();
+        let r = flush(&mut self.client, &mut self.cwbuf, |n| traffic.sent(n)).await;
         r.map_err(SessionError::ClientIo)
     }
 }

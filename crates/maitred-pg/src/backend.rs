@@ -12,6 +12,8 @@ use crate::target::ServerTarget;
 use crate::tls::{SslMode, Stream};
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
+use maitred_frontend::error::{within, RESET_TIMEOUT};
+use maitred_frontend::LinkError;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 use postgres_protocol::message::frontend;
@@ -22,8 +24,6 @@ use tokio::net::TcpStream;
 
 /// Largest message accepted from the server (PostgreSQL's own limit is 1 GB).
 pub const MAX_SERVER_MESSAGE: usize = 1 << 30;
-/// How long a reset (drain, ROLLBACK, DISCARD ALL) may take before the connection is closed.
-const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 /// After cancelling a departed client's query, how long the reset waits for its end before
 /// cancelling again (a cancel that arrives before the query started is ignored).
 const RECANCEL_AFTER: Duration = Duration::from_millis(500);
@@ -67,33 +67,19 @@ impl std::fmt::Debug for ServerConn {
 }
 
 impl ServerConn {
-    /// Opens a TCP connection and logs in as the target's user. `prepared_capacity` bounds
+    /// Opens a connection (TCP or the Unix socket) and logs in as the target's user. `prepared_capacity` bounds
     /// the named statements kept prepared on it.
     pub async fn connect(
         target: &ServerTarget,
         prepared_capacity: usize,
     ) -> Result<ServerConn, BackendError> {
-        let addr = target.addr();
-        let connect_error = |source| BackendError::Connect {
-            addr: addr.clone(),
-            source,
-        };
-        let stream = if let Some(path) = target.socket_path() {
-            // No TLS over a Unix socket, as with libpq; settings that demand it refuse it.
-            if target.tls.mode.requires_tls() {
-                return Err(BackendError::TlsOverSocket);
-            }
-            Stream::Unix(
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(connect_error)?,
-            )
-        } else {
-            let stream = TcpStream::connect((target.host.as_str(), target.port))
-                .await
-                .map_err(connect_error)?;
-            stream.set_nodelay(true)?;
-            negotiate_tls(stream, target).await?
+        // No TLS over a Unix socket, as with libpq; settings that demand it refuse it.
+        if target.server.socket.is_some() && target.tls.mode.requires_tls() {
+            return Err(LinkError::TlsOverSocket.into());
+        }
+        let stream = match target.server.connect().await? {
+            Stream::Plain(tcp) => negotiate_tls(tcp, target).await?,
+            unix => unix,
         };
         let mut conn = ServerConn {
             stream,
@@ -253,7 +239,7 @@ impl ServerConn {
                 }
             }
             if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(BackendError::Closed);
+                return Err(LinkError::Closed.into());
             }
         }
     }
@@ -281,13 +267,7 @@ impl ServerConn {
     /// Brings the connection back to an idle state: finishes what a departed client left
     /// running (cancelling it), rolls back an open transaction, and DISCARDs ALL if asked.
     pub async fn reset(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
-        match tokio::time::timeout(RESET_TIMEOUT, self.reset_inner(target)).await {
-            Ok(r) => r,
-            Err(_) => Err(BackendError::Timeout {
-                what: "reset",
-                secs: RESET_TIMEOUT.as_secs(),
-            }),
-        }
+        within("reset", RESET_TIMEOUT, self.reset_inner(target)).await
     }
 
     async fn reset_inner(&mut self, target: &ServerTarget) -> Result<(), BackendError> {
@@ -335,7 +315,7 @@ impl ServerConn {
         crate::cancel::cancel_and_wait(target, self.process_id, self.secret_key)
             .await
             .map_err(|e| {
-                BackendError::Io(std::io::Error::new(
+                BackendError::from(std::io::Error::new(
                     e.kind(),
                     format!("cancel request before reuse not confirmed: {e}"),
                 ))
@@ -359,7 +339,7 @@ impl ServerConn {
     async fn skip_unread_body(&mut self) -> Result<(), BackendError> {
         while self.unread_body > 0 {
             if self.rbuf.is_empty() && self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(BackendError::Closed);
+                return Err(LinkError::Closed.into());
             }
             let n = self.unread_body.min(self.rbuf.len());
             bytes::Buf::advance(&mut self.rbuf, n);
@@ -415,7 +395,7 @@ enum ScramClient {
 fn password_of(target: &ServerTarget) -> Result<&str, BackendError> {
     match (&target.passthrough, &target.password) {
         (Some(p), _) => Err(passthrough_mismatch("a cleartext password", p)),
-        (None, Some(pw)) => Ok(pw),
+        (None, Some(pw)) => Ok(pw.expose()),
         (None, None) => Err(BackendError::NoPassword),
     }
 }

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// One client's cancel key and the server connection it is using right now.
 #[derive(Debug)]
@@ -106,11 +105,7 @@ pub async fn cancel_and_wait(
 ) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     postgres_protocol::message::frontend::cancel_request(process_id, secret_key, &mut out);
-    if let Some(path) = target.socket_path() {
-        let stream = tokio::net::UnixStream::connect(path).await?;
-        return write_then_await_close(stream, &out).await;
-    }
-    let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
+    let stream = target.server.open().await?;
     write_then_await_close(stream, &out).await
 }
 
@@ -142,12 +137,7 @@ pub async fn send_cancel(
 ) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     postgres_protocol::message::frontend::cancel_request(process_id, secret_key, &mut out);
-    if let Some(path) = target.socket_path() {
-        let mut stream = tokio::net::UnixStream::connect(path).await?;
-        stream.write_all(&out).await?;
-        return stream.shutdown().await;
-    }
-    let mut stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
+    let mut stream = target.server.open().await?;
     stream.write_all(&out).await?;
     stream.shutdown().await
 }
@@ -158,15 +148,13 @@ mod tests {
 
     fn target() -> Arc<ServerTarget> {
         Arc::new(ServerTarget {
-            host: "127.0.0.1".into(),
-            port: 1,
+            server: maitred_frontend::ServerAddr::tcp("127.0.0.1", 1),
             user: "u".into(),
             password: None,
             passthrough: None,
             database: "d".into(),
             startup_params: vec![],
             tls: crate::tls::ServerTls::disabled(),
-            socket_dir: None,
         })
     }
 
@@ -177,7 +165,7 @@ mod tests {
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let target = ServerTarget {
-            port,
+            server: maitred_frontend::ServerAddr::tcp("127.0.0.1", port),
             ..(*target()).clone()
         };
         let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();

@@ -21,6 +21,7 @@ use crate::startup_params::{self, options::OptionsError, ResolveError};
 use crate::tls::{ClientTls, Stream};
 use bytes::BytesMut;
 use maitred_admin::{Admin, ClientIdentity};
+use maitred_frontend::admission;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,10 +49,7 @@ impl Router {
     /// The longest `client_login_timeout` of this address's pools: a client is routed to
     /// its pool only by its startup packet.
     fn login_timeout(&self) -> Duration {
-        let timeouts = self.pools.iter().map(|p| p.limits.login_timeout);
-        timeouts
-            .max()
-            .unwrap_or(maitred_pool::ClientLimits::DEFAULT_LOGIN_TIMEOUT)
+        admission::login_timeout(self.pools.iter().map(|p| &p.limits))
     }
 
     fn find(&self, database: &str) -> Option<&Arc<PgPool>> {
@@ -282,8 +280,7 @@ async fn login(
         .await;
     };
     tracing::Span::current().record("pool", pool.name.as_str());
-    let Some(admitted) = pool.client_count.try_admit() else {
-        tracing::warn!(pool = %pool.name, max_clients = pool.limits.max_clients, "client refused: max_clients reached");
+    let Some(admitted) = admission::admit(&pool.client_count, &pool.name, &pool.limits) else {
         let mut o = BytesMut::new();
         crate::limits::too_many_clients(&mut o, &pool.name, pool.limits.max_clients);
         let _ = stream.write_all(&o).await;

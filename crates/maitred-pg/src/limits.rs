@@ -11,6 +11,8 @@
 
 use crate::codec::server_msgs::{error_response, ErrorFields, Severity};
 use bytes::BytesMut;
+use maitred_frontend::duration::human;
+use maitred_frontend::time_limits::LimitReplies;
 use std::time::Duration;
 
 pub mod sqlstate {
@@ -32,15 +34,6 @@ fn fatal(o: &mut BytesMut, code: &str, message: &str, hint: &str) {
             hint: Some(hint),
         },
     );
-}
-
-/// `d` as people write it in the configuration ("300ms", "15s").
-pub fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 pub fn login_timeout(o: &mut BytesMut, timeout: Duration) {
@@ -80,43 +73,48 @@ pub fn message_too_large(o: &mut BytesMut, pool: &str, len: usize, max: usize) {
     );
 }
 
-pub fn idle_in_transaction(o: &mut BytesMut, pool: &str, timeout: Duration) {
-    let message = format!(
-        "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout {} of maitred pool \"{pool}\"); the transaction was rolled back",
-        human(timeout)
-    );
-    fatal(
-        o,
-        sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
-        &message,
-        "Keep transactions short, or raise idle_transaction_timeout.",
-    );
-}
+/// The FATAL errors of the time limits the relay enforces (`relay/time_limits.rs`).
+pub struct TimeLimitErrors;
 
-pub fn idle_session(o: &mut BytesMut, pool: &str, timeout: Duration) {
-    let message = format!(
-        "terminating connection due to idle-session timeout (client_idle_timeout {} of maitred pool \"{pool}\")",
-        human(timeout)
-    );
-    fatal(
-        o,
-        sqlstate::IDLE_SESSION_TIMEOUT,
-        &message,
-        "Reconnect when needed, or raise client_idle_timeout.",
-    );
-}
+impl LimitReplies for TimeLimitErrors {
+    fn idle_in_transaction(o: &mut BytesMut, pool: &str, timeout: Duration) {
+        let message = format!(
+            "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout {} of maitred pool \"{pool}\"); the transaction was rolled back",
+            human(timeout)
+        );
+        fatal(
+            o,
+            sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
+            &message,
+            "Keep transactions short, or raise idle_transaction_timeout.",
+        );
+    }
 
-pub fn query_timeout(o: &mut BytesMut, pool: &str, timeout: Duration) {
-    let message = format!(
-        "canceling statement due to query_timeout ({}) of maitred pool \"{pool}\"; the server connection was closed",
-        human(timeout)
-    );
-    fatal(
-        o,
-        sqlstate::QUERY_CANCELED,
-        &message,
-        "The transaction in progress, if any, was rolled back; reconnect and retry, or raise query_timeout.",
-    );
+    fn idle_session(o: &mut BytesMut, pool: &str, timeout: Duration) {
+        let message = format!(
+            "terminating connection due to idle-session timeout (client_idle_timeout {} of maitred pool \"{pool}\")",
+            human(timeout)
+        );
+        fatal(
+            o,
+            sqlstate::IDLE_SESSION_TIMEOUT,
+            &message,
+            "Reconnect when needed, or raise client_idle_timeout.",
+        );
+    }
+
+    fn query_timeout(o: &mut BytesMut, pool: &str, timeout: Duration) {
+        let message = format!(
+            "canceling statement due to query_timeout ({}) of maitred pool \"{pool}\"; the server connection was closed",
+            human(timeout)
+        );
+        fatal(
+            o,
+            sqlstate::QUERY_CANCELED,
+            &message,
+            "The transaction in progress, if any, was rolled back; reconnect and retry, or raise query_timeout.",
+        );
+    }
 }
 
 #[cfg(test)]
@@ -124,15 +122,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn human_durations() {
-        assert_eq!(human(Duration::from_millis(300)), "300ms");
-        assert_eq!(human(Duration::from_secs(15)), "15s");
-    }
-
-    #[test]
     fn errors_are_fatal_with_their_sqlstate() {
         let mut o = BytesMut::new();
-        idle_in_transaction(&mut o, "app", Duration::from_millis(300));
+        TimeLimitErrors::idle_in_transaction(&mut o, "app", Duration::from_millis(300));
         let body = String::from_utf8_lossy(&o);
         assert_eq!(o[0], b'E');
         assert!(body.contains("SFATAL\0"), "{body}");

@@ -3,30 +3,13 @@
 use crate::frontend::{serve_client, Router};
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tracing::Instrument;
 
-/// Accepts clients until the listener fails or the task is dropped.
+/// Accepts clients until the listener fails or the task is dropped. The front end records
+/// the client's pool once the startup packet names it, and its id (the BackendKeyData
+/// process id) once it is logged in.
 pub async fn serve(listener: TcpListener, router: Arc<Router>) -> std::io::Result<()> {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                // Every line logged for this client carries these fields; the front end
-                // records the pool once the startup packet names it, and the id (the
-                // BackendKeyData process id) once the client is logged in.
-                let span = tracing::info_span!(
-                    "client",
-                    protocol = "postgresql",
-                    pool = tracing::field::Empty,
-                    client = %peer,
-                    id = tracing::field::Empty,
-                );
-                tokio::spawn(serve_client(stream, router.clone()).instrument(span));
-            }
-            Err(e) => {
-                // EMFILE and friends: log, back off briefly, keep serving.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
+    maitred_frontend::listener::accept_loop(listener, "postgresql", None, |stream, _| {
+        serve_client(stream, router.clone())
+    })
+    .await
 }

@@ -3,8 +3,8 @@
 use crate::backend::ServerConn;
 use crate::error::BackendError;
 use crate::target::ServerTarget;
-use arc_swap::ArcSwap;
-use std::sync::{Arc, Mutex};
+use maitred_frontend::upstream::{Reported, Upstream};
+use std::sync::Arc;
 
 /// Server settings as (name, value) pairs, sorted by name.
 pub type ServerParams = Arc<Vec<(String, String)>>;
@@ -13,37 +13,33 @@ pub type ServerParams = Arc<Vec<(String, String)>>;
 /// connection reports, which clients are shown at login.
 #[derive(Debug)]
 pub struct PgManager {
-    /// Swapped by a reload that changes the upstream (see [`PgManager::set_target`]).
-    target: ArcSwap<ServerTarget>,
+    target: Upstream<ServerTarget>,
     prepared_capacity: usize,
-    server_params: Mutex<Option<ServerParams>>,
+    server_params: Reported<ServerParams>,
 }
 
 impl PgManager {
     pub fn new(target: ServerTarget, prepared_capacity: usize) -> PgManager {
         PgManager {
-            target: ArcSwap::from_pointee(target),
+            target: Upstream::new(target),
             prepared_capacity,
-            server_params: Mutex::new(None),
+            server_params: Reported::default(),
         }
     }
 
     pub fn target(&self) -> Arc<ServerTarget> {
-        self.target.load_full()
+        self.target.get()
     }
 
     /// New server connections go to `target` from now on (a reload changed the upstream);
     /// the pool must retire the open ones (`Pool::reconnect`).
     pub fn set_target(&self, target: ServerTarget) {
-        self.target.store(Arc::new(target));
+        self.target.set(target);
     }
 
     /// The ParameterStatus values of a freshly opened server connection, once one was opened.
     pub fn server_params(&self) -> Option<ServerParams> {
-        self.server_params
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.server_params.get()
     }
 }
 
@@ -52,18 +48,16 @@ impl maitred_pool::Manager for PgManager {
     type Error = BackendError;
 
     async fn connect(&self) -> Result<ServerConn, BackendError> {
-        let target = self.target.load_full();
-        let conn = ServerConn::connect(&target, self.prepared_capacity).await?;
-        let mut snapshot = self.server_params.lock().unwrap_or_else(|p| p.into_inner());
-        if snapshot.is_none() {
+        let conn = ServerConn::connect(&self.target.get(), self.prepared_capacity).await?;
+        self.server_params.first(|| {
             let mut params: Vec<(String, String)> = conn
                 .params
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             params.sort();
-            *snapshot = Some(Arc::new(params));
-        }
+            Arc::new(params)
+        });
         Ok(conn)
     }
 
@@ -72,7 +66,6 @@ impl maitred_pool::Manager for PgManager {
     }
 
     async fn reset(&self, conn: &mut ServerConn) -> Result<(), BackendError> {
-        let target = self.target.load_full();
-        conn.reset(&target).await
+        conn.reset(&self.target.get()).await
     }
 }

@@ -18,16 +18,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// When a server connection goes back to the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolMode {
-    /// At the end of each transaction (ReadyForQuery 'I').
-    Transaction,
-    /// When the client disconnects.
-    Session,
-    /// After each statement (outside any transaction block; blocks are refused).
-    Statement,
-}
+/// When a server connection goes back to the pool: in transaction mode at ReadyForQuery
+/// 'I'; in statement mode after each statement outside a transaction block (blocks are
+/// refused).
+pub use maitred_pool::PoolMode;
 
 /// How clients prove who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

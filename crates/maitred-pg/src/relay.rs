@@ -38,11 +38,13 @@ use crate::statements::{ClientStatements, Statement};
 use crate::tls::Stream;
 use bytes::{Buf, Bytes, BytesMut};
 use maitred_admin::{ClientState, ClientTicket};
+use maitred_frontend::flush::{flush, flush_to_server};
+use maitred_frontend::LinkError;
 use maitred_pool::{Ahead, CheckoutError, ClientClock, Lease, Successor};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 mod isolation;
 mod send_ahead;
@@ -322,9 +324,9 @@ impl Relay {
                     self.handle_client_bytes().await?
                 }
                 Event::Client(Err(e)) => return Err(SessionError::ClientIo(e)),
-                Event::Server(Ok(0)) => self.server_lost(BackendError::Closed).await?,
+                Event::Server(Ok(0)) => self.server_lost(LinkError::Closed.into()).await?,
                 Event::Server(Ok(_)) => self.handle_server_bytes().await?,
-                Event::Server(Err(e)) => self.server_lost(BackendError::Io(e)).await?,
+                Event::Server(Err(e)) => self.server_lost(e.into()).await?,
                 Event::Shutdown => {
                     out::error_response(
                         &mut self.cwbuf,
@@ -1348,28 +1350,16 @@ impl Relay {
     }
 
     async fn flush_server(&mut self) -> Result<(), SessionError> {
-        if self.swbuf.is_empty() {
-            return Ok(());
+        let server = self.lease.as_deref_mut().map(|s| &mut s.stream);
+        match flush_to_server(server, &mut self.swbuf).await {
+            Err(e) => self.server_lost(e.into()).await.map(|_| ()),
+            Ok(()) => Ok(()),
         }
-        let Some(server) = self.lease.as_deref_mut() else {
-            self.swbuf.clear();
-            return Ok(());
-        };
-        let r = server.stream.write_all(&self.swbuf).await;
-        self.swbuf.clear();
-        if let Err(e) = r {
-            self.server_lost(BackendError::Io(e)).await?;
-        }
-        Ok(())
     }
 
     async fn flush_client(&mut self) -> Result<(), SessionError> {
-        if self.cwbuf.is_empty() {
-            return Ok(());
-        }
-        let r = self.client.write_all(&self.cwbuf).await;
-        self.ticket.traffic().sent(self.cwbuf.len());
-        self.cwbuf.clear();
+        let traffic = self.ticket.traffic();
+        let r = flush(&mut self.client, &mut self.cwbuf, |n| traffic.sent(n)).await;
         r.map_err(SessionError::ClientIo)
     }
 }

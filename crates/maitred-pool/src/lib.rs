@@ -29,6 +29,8 @@
 //!   the count of logins in progress the drain waits for.
 //! - `client_limits.rs`: [`ClientLimits`] (login, idle, query timeouts, `max_clients`,
 //!   message size) that every protocol's front end enforces on its clients.
+//! - `mode.rs`: [`PoolMode`], when a protocol's relay gives its connection back (the one
+//!   definition the configuration and the protocols share).
 //!
 //! # Concurrency
 //!
@@ -56,6 +58,7 @@ mod idle;
 mod lease;
 mod maintenance;
 mod manager;
+mod mode;
 mod pool;
 mod reset;
 mod saturation;
@@ -80,6 +83,7 @@ pub use client_limits::{
 pub use error::CheckoutError;
 pub use lease::Lease;
 pub use manager::Manager;
+pub use mode::PoolMode;
 pub use pool::Pool;
 pub use settings::PoolSettings;
 pub use stats::{PoolState, PoolStats, CHECKOUT_WAIT_BUCKETS};

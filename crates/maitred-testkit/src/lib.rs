@@ -14,9 +14,11 @@
 //!   that injects delay, drop, reset, blackhole and refusal at runtime.
 //! * [`pg_server::pg_control`]: restart the test PostgreSQL (`pg_ctl`).
 //! * [`admin_http::http_get`]: GET from maitred's admin endpoint (status, body).
+//! * [`fuzz_corpus::replay`]: a fuzz target's committed corpus through its function.
 
 pub mod admin_http;
 pub mod fault_relay;
+pub mod fuzz_corpus;
 pub mod mongo;
 pub mod mysql;
 pub mod pg_server;

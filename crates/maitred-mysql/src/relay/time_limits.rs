@@ -4,7 +4,8 @@
 
 use super::{Flow, Relay};
 use crate::codec::status;
-use crate::limits;
+use crate::limits::TimeLimitErrors;
+use maitred_frontend::time_limits::{expired, Expired};
 use maitred_pool::ClientState;
 use tokio::time::Instant;
 
@@ -38,51 +39,32 @@ impl Relay {
     /// connection and the connection closed.
     pub(super) async fn limit_reached(&mut self) -> Flow {
         let pool = self.s.pool.name.clone();
-        let l = &self.s.pool.limits;
-        match self.clock.state() {
-            ClientState::Idle => {
-                let Some(timeout) = l.idle_timeout else {
-                    return Flow::Continue;
-                };
-                tracing::info!(pool = %pool, "client idle for client_idle_timeout: disconnected");
-                limits::idle_session(&mut self.cwbuf, &pool, timeout);
-            }
-            ClientState::IdleInTransaction => {
-                let Some(timeout) = l.idle_transaction_timeout else {
-                    return Flow::Continue;
-                };
-                tracing::info!(pool = %pool, "client idle in transaction for idle_transaction_timeout: rolled back and disconnected");
-                limits::idle_in_transaction(&mut self.cwbuf, &pool, timeout);
-            }
-            ClientState::AwaitingServer => {
-                let Some(timeout) = l.query_timeout else {
-                    return Flow::Continue;
-                };
-                tracing::warn!(pool = %pool, "server did not answer within query_timeout: query killed, server connection closed");
-                let mid_packet = self.lease.as_deref().is_some_and(|c| c.unread_body > 0);
-                // A command sent ahead on this connection is lost with it.
-                self.successor = None;
-                if let Some(lease) = self.lease.take() {
-                    let target = self.s.pool.pool.manager().target();
-                    let thread = lease.connection_id;
-                    tokio::spawn(async move {
-                        let _ =
-                            tokio::time::timeout(KILL_TIMEOUT, kill_query(&target, thread)).await;
-                    });
-                    let _ = self.s.handle.clear_server();
-                    lease.discard();
-                }
-                // Half a server packet already went out: an ERR now would be misread.
-                if mid_packet {
-                    self.cwbuf.clear();
-                } else {
-                    limits::query_timeout(&mut self.cwbuf, &pool, timeout);
-                }
-            }
-            ClientState::Other => return Flow::Continue,
-        }
+        let limits = &self.s.pool.limits;
+        let Some(expired) = expired(self.clock.state(), limits, &pool, "query killed") else {
+            return Flow::Continue;
+        };
+        let mid_packet = matches!(expired, Expired::Query(_)) && self.kill_and_discard();
+        expired.tell::<TimeLimitErrors>(&mut self.cwbuf, &pool, mid_packet);
         let _ = self.flush_client().await;
         Flow::ClientDone
+    }
+
+    /// The server did not answer in time: its query is killed (in the background) and its
+    /// connection closed. Returns whether part of a server packet already went out.
+    fn kill_and_discard(&mut self) -> bool {
+        let mid_packet = self.lease.as_deref().is_some_and(|c| c.unread_body > 0);
+        // A command sent ahead on this connection is lost with it.
+        self.successor = None;
+        if let Some(lease) = self.lease.take() {
+            let target = self.s.pool.pool.manager().target();
+            let thread = lease.connection_id;
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(KILL_TIMEOUT, kill_query(&target, thread)).await;
+            });
+            let _ = self.s.handle.clear_server();
+            lease.discard();
+        }
+        mid_packet
     }
 }
 

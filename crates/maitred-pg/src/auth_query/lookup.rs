@@ -34,7 +34,7 @@ impl LookupError {
 
 impl From<std::io::Error> for LookupError {
     fn from(e: std::io::Error) -> Self {
-        LookupError::Connection(BackendError::Io(e))
+        LookupError::Connection(e.into())
     }
 }
 

@@ -3,7 +3,8 @@
 //! of time, and what happens then. The errors are in [`crate::limits`].
 
 use super::{Flow, Relay};
-use crate::limits;
+use crate::limits::TimeLimitErrors;
+use maitred_frontend::time_limits::{expired, Expired};
 use maitred_pool::ClientState;
 use tokio::time::Instant;
 
@@ -33,53 +34,34 @@ impl Relay {
     /// or closed after a cancel when the server is the one that did not answer.
     pub(super) async fn limit_reached(&mut self) -> Flow {
         let pool = self.pool.name.clone();
-        let l = &self.pool.limits;
-        match self.clock.state() {
-            ClientState::Idle => {
-                let Some(timeout) = l.idle_timeout else {
-                    return Flow::Continue;
-                };
-                tracing::info!(pool = %pool, "client idle for client_idle_timeout: disconnected");
-                limits::idle_session(&mut self.cwbuf, &pool, timeout);
-            }
-            ClientState::IdleInTransaction => {
-                let Some(timeout) = l.idle_transaction_timeout else {
-                    return Flow::Continue;
-                };
-                tracing::info!(pool = %pool, "client idle in transaction for idle_transaction_timeout: rolled back and disconnected");
-                limits::idle_in_transaction(&mut self.cwbuf, &pool, timeout);
-            }
-            ClientState::AwaitingServer => {
-                let Some(timeout) = l.query_timeout else {
-                    return Flow::Continue;
-                };
-                tracing::warn!(pool = %pool, "server did not answer within query_timeout: query cancelled, server connection closed");
-                let mid_message = self.lease.as_deref().is_some_and(|s| s.unread_body > 0);
-                self.successor = None;
-                if let Some(lease) = self.lease.take() {
-                    let target = self.pool.pool.manager().target().clone();
-                    let (pid, key) = (lease.process_id, lease.secret_key);
-                    // The server may not answer at all: the cancel must not hold the session.
-                    tokio::spawn(async move {
-                        let cancel = crate::cancel::send_cancel(&target, pid, key);
-                        let _ =
-                            tokio::time::timeout(std::time::Duration::from_secs(5), cancel).await;
-                    });
-                    self.cancel.clear_server();
-                    self.replies.clear();
-                    self.query_effects.clear();
-                    lease.discard();
-                }
-                // Half a server message already went out: an error now would be misread.
-                if mid_message {
-                    self.cwbuf.clear();
-                } else {
-                    limits::query_timeout(&mut self.cwbuf, &pool, timeout);
-                }
-            }
-            ClientState::Other => return Flow::Continue,
-        }
+        let limits = &self.pool.limits;
+        let Some(expired) = expired(self.clock.state(), limits, &pool, "query cancelled") else {
+            return Flow::Continue;
+        };
+        let mid_message = matches!(expired, Expired::Query(_)) && self.cancel_and_discard();
+        expired.tell::<TimeLimitErrors>(&mut self.cwbuf, &pool, mid_message);
         let _ = self.flush_client().await;
         Flow::ClientDone
+    }
+
+    /// The server did not answer in time: its query is cancelled (in the background: the
+    /// server may not answer at all) and its connection closed. Returns whether part of a
+    /// server message already went to the client.
+    fn cancel_and_discard(&mut self) -> bool {
+        let mid_message = self.lease.as_deref().is_some_and(|s| s.unread_body > 0);
+        self.successor = None;
+        if let Some(lease) = self.lease.take() {
+            let target = self.pool.pool.manager().target().clone();
+            let (pid, key) = (lease.process_id, lease.secret_key);
+            tokio::spawn(async move {
+                let cancel = crate::cancel::send_cancel(&target, pid, key);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cancel).await;
+            });
+            self.cancel.clear_server();
+            self.replies.clear();
+            self.query_effects.clear();
+            lease.discard();
+        }
+        mid_message
     }
 }

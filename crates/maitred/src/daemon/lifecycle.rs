@@ -160,57 +160,8 @@ pub(super) async fn serve_until_drained(
     Ok(())
 }
 
-/// A pool seen through the pool core only (no protocol counters), for protocols whose
-/// daemon module has no observer of its own (docs/operations.md, "Adding a protocol").
-pub(super) struct CoreObserver<M: maitred_pool::Manager> {
-    pub(super) protocol: &'static str,
-    pub(super) listen: std::net::SocketAddr,
-    pub(super) pool: maitred_pool::Pool<M>,
-    pub(super) facts: super::observed::PoolFacts,
-}
-
-impl<M: maitred_pool::Manager> maitred_admin::PoolObserver for CoreObserver<M> {
-    fn name(&self) -> &str {
-        self.pool.name()
-    }
-    fn protocol(&self) -> &'static str {
-        self.protocol
-    }
-    fn listen(&self) -> std::net::SocketAddr {
-        self.listen
-    }
-    fn state(&self) -> maitred_pool::PoolState {
-        self.pool.state()
-    }
-    fn stats(&self) -> maitred_pool::PoolStats {
-        self.pool.stats()
-    }
-    super::observed::observe_facts!(s => s.pool);
-}
-
-/// Registers `pool` with the admin endpoint and, when one is configured, opens one server
-/// connection as soon as the server answers so that /readyz can turn 200 before the first
-/// client.
-pub(super) fn observe<M: maitred_pool::Manager>(
-    admin: &Admin,
-    probe: bool,
-    protocol: &'static str,
-    listen: std::net::SocketAddr,
-    pool: &maitred_pool::Pool<M>,
-    facts: super::observed::PoolFacts,
-) {
-    admin.register(Arc::new(CoreObserver {
-        protocol,
-        listen,
-        pool: pool.clone(),
-        facts,
-    }));
-    if probe {
-        probe_until_ready(pool);
-    }
-}
-
-/// Opens one server connection as soon as the server answers (see [`observe`]).
+/// Opens one server connection as soon as the server answers, so that /readyz can say the
+/// pool reached its server before any client came.
 pub(super) fn probe_until_ready<M: maitred_pool::Manager>(pool: &maitred_pool::Pool<M>) {
     let pool = pool.clone();
     tokio::spawn(async move {

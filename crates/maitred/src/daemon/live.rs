@@ -1,7 +1,9 @@
 //! A running pool as a configuration reload sees it ([`LivePool`]), and what every
 //! protocol's pools can change while they run.
 
+use super::protocol::{PoolHandle, ProtocolPool};
 use maitred_config::model::PoolConfig;
+use maitred_pool::{Manager, Pool};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::AbortHandle;
@@ -11,13 +13,6 @@ use tokio::task::AbortHandle;
 pub(super) struct Started {
     pub(super) listeners: Vec<(SocketAddr, AbortHandle)>,
     pub(super) pools: Vec<Arc<dyn LivePool>>,
-}
-
-impl Started {
-    pub(super) fn extend(&mut self, other: Started) {
-        self.listeners.extend(other.listeners);
-        self.pools.extend(other.pools);
-    }
 }
 
 /// One running pool, as the reload changes it.
@@ -32,6 +27,47 @@ pub(super) trait LivePool: Send + Sync {
     /// The pool was removed from the configuration: stop handing out connections (its
     /// clients get the protocol's "shutting down" error at their next checkout).
     fn retire(&self);
+}
+
+/// A running pool of any protocol, as the reload changes it: the pool core's settings
+/// here, the rest by the protocol ([`ProtocolPool::apply`]).
+pub(super) struct Live<P, M: Manager>(pub(super) PoolHandle<P, M>);
+
+impl<P: ProtocolPool, M: Manager> LivePool for Live<P, M> {
+    fn name(&self) -> &str {
+        self.0.core.name()
+    }
+    fn protocol(&self) -> &'static str {
+        P::PROTOCOL
+    }
+    fn apply(&self, old: &PoolConfig, new: &PoolConfig) -> Vec<&'static str> {
+        let mut waiting = restart_keys(old, new);
+        if core_settings_changed(old, new) {
+            self.0.core.reconfigure(super::pool_settings(new));
+        }
+        self.0.pool.apply(old, new, &mut waiting);
+        waiting
+    }
+    fn retire(&self) {
+        self.0.core.close();
+        self.0.pool.retire();
+    }
+}
+
+/// A reload changed the upstream of the pool `core`: `set_target` points its manager at
+/// the new one, and the open server connections are retired as they come back.
+pub(super) fn new_upstream<M: Manager>(
+    core: &Pool<M>,
+    new: &PoolConfig,
+    set_target: impl FnOnce(&M),
+) {
+    set_target(core.manager());
+    core.reconnect();
+    tracing::info!(
+        pool = %new.name,
+        upstream = %new.upstream.redacted(),
+        "reload: new upstream; open server connections are retired as they come back"
+    );
 }
 
 /// Keys no pool changes while running: they shape listeners, logins and sessions that

@@ -9,10 +9,12 @@ mod mongo;
 mod mysql;
 mod observed;
 mod postgres;
+mod protocol;
 mod reload;
 
 use maitred_config::model::{Config, PoolConfig};
-use maitred_config::upstream::Protocol;
+use maitred_config::upstream::{Protocol, UpstreamUrl};
+use maitred_frontend::{Password, ServerAddr};
 use std::net::SocketAddr;
 use thiserror::Error;
 
@@ -34,7 +36,7 @@ pub enum DaemonError {
     Tls {
         pool: String,
         #[source]
-        source: maitred_pg::tls::TlsError,
+        source: maitred_tls::TlsError,
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -68,6 +70,30 @@ fn client_limits(p: &PoolConfig) -> maitred_pool::ClientLimits {
     }
 }
 
+/// The upstream's server (`socket`: the Unix socket its URL names instead of host and
+/// port, in its protocol's way) and password.
+fn upstream_server(
+    up: &UpstreamUrl,
+    socket: Option<std::path::PathBuf>,
+) -> (ServerAddr, Option<Password>) {
+    let server = ServerAddr {
+        host: up.host.clone(),
+        port: up.port,
+        socket,
+    };
+    (server, up.password.as_ref().map(|s| s.expose().into()))
+}
+
+/// The configured users and their plaintext passwords (empty without one).
+fn listed_passwords(p: &PoolConfig) -> Vec<(String, String)> {
+    let password =
+        |u: &maitred_config::model::UserConfig| u.password.as_ref().map(|s| s.expose().to_owned());
+    let users = p.users.iter();
+    users
+        .map(|u| (u.name.clone(), password(u).unwrap_or_default()))
+        .collect()
+}
+
 /// Re-reads the configuration for a reload (the `--config` file, with the command line's
 /// daemon flags on top); `Err` says why it is invalid.
 pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
@@ -93,10 +119,15 @@ async fn start_pools(
             .filter(|p| p.upstream.protocol == protocol)
             .collect()
     };
-    let mut started = postgres::start(&of(Protocol::Postgres), admin, probe).await?;
-    started.extend(mongo::start(&of(Protocol::Mongodb), admin, probe).await?);
-    started.extend(mysql::start(&of(Protocol::Mysql), admin, probe).await?);
-    Ok(started)
+    let mut to = protocol::Starting {
+        admin,
+        probe,
+        started: live::Started::default(),
+    };
+    postgres::start(&of(Protocol::Postgres), &mut to).await?;
+    mongo::start(&of(Protocol::Mongodb), &mut to).await?;
+    mysql::start(&of(Protocol::Mysql), &mut to).await?;
+    Ok(to.started)
 }
 
 /// Starts the admin endpoint, every pool and listener, then serves until SIGINT or

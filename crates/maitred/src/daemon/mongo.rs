@@ -1,5 +1,8 @@
 //! MongoDB pools: maps the configuration to maitred-mongo's pools and starts listeners.
 
+use super::live::new_upstream;
+use super::observed::PoolFacts;
+use super::protocol::{client_tls, PoolHandle, ProtocolPool, Starting};
 use super::DaemonError;
 use maitred_config::model::{ClientAuth, PoolConfig};
 use maitred_mongo::auth::scram::Mechanism;
@@ -66,7 +69,7 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
         .filter_map(|u| {
             let login = ServerLogin {
                 user: u.server_user.clone()?,
-                password: u.server_password.as_ref()?.expose().to_owned(),
+                password: u.server_password.as_ref()?.expose().into(),
             };
             Some((u.name.clone(), login))
         })
@@ -77,15 +80,15 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
             source,
         }
     })?;
+    let (server, password) = super::upstream_server(up, None);
     Ok(MongoPoolConfig {
         name: p.name.clone(),
         users,
         server_logins,
         target: ServerTarget {
-            host: up.host.clone(),
-            port: up.port,
+            server,
             user: up.user.clone(),
-            password: up.password.as_ref().map(|s| s.expose().to_owned()),
+            password,
             auth_source: param(p, "authSource")
                 .map(str::to_owned)
                 .unwrap_or_else(|| up.database.clone()),
@@ -99,25 +102,12 @@ fn mongo_pool_config(p: &PoolConfig) -> Result<MongoPoolConfig, DaemonError> {
     })
 }
 
-/// A MongoDB pool as a reload changes it: sizes and timeouts, users and passwords (new
-/// logins see them at once), and the upstream (new server connections go to the new one;
-/// open ones are retired as they come back) take effect at once.
-struct MongoLive {
-    pool: Arc<MongoPool>,
-}
+/// A reload changes users and passwords (new logins see them at once) and the upstream (new
+/// server connections go to the new one; open ones are retired as they come back) at once.
+impl ProtocolPool for MongoPool {
+    const PROTOCOL: &'static str = "mongodb";
 
-impl super::live::LivePool for MongoLive {
-    fn name(&self) -> &str {
-        &self.pool.name
-    }
-    fn protocol(&self) -> &'static str {
-        "mongodb"
-    }
-    fn apply(&self, old: &PoolConfig, new: &PoolConfig) -> Vec<&'static str> {
-        let mut waiting = super::live::restart_keys(old, new);
-        if super::live::core_settings_changed(old, new) {
-            self.pool.pool.reconfigure(super::pool_settings(new));
-        }
+    fn apply(&self, old: &PoolConfig, new: &PoolConfig, waiting: &mut Vec<&'static str>) {
         if old.max_pinned != new.max_pinned {
             // MongoDB pins only transactions, without a cap.
             waiting.push("max_pinned");
@@ -127,27 +117,17 @@ impl super::live::LivePool for MongoLive {
             (_, Err(e)) | (Err(e), _) => {
                 tracing::warn!(pool = %new.name, error = %e, "reload: users and upstream not changed");
                 waiting.push("upstream");
-                return waiting;
+                return;
             }
         };
         if old_cfg.users != new_cfg.users {
-            let users = derive_users(&self.pool, &old_cfg.users, &new_cfg.users);
-            self.pool.set_users(users);
+            let users = derive_users(self, &old_cfg.users, &new_cfg.users);
+            self.set_users(users);
             tracing::info!(pool = %new.name, users = new_cfg.users.len(), "reload: users changed");
         }
         if old.upstream != new.upstream {
-            self.pool.pool.manager().set_target(new_cfg.target);
-            self.pool.pool.reconnect();
-            tracing::info!(
-                pool = %new.name,
-                upstream = %new.upstream.redacted(),
-                "reload: new upstream; open server connections are retired as they come back"
-            );
+            new_upstream(&self.pool, new, |m| m.set_target(new_cfg.target));
         }
-        waiting
-    }
-    fn retire(&self) {
-        self.pool.pool.close();
     }
 }
 
@@ -181,13 +161,7 @@ fn derive_users(
 }
 
 /// Starts the MongoDB pools, one listener each (MongoDB clients do not name a pool).
-/// Registers each pool with `admin`; returns the listener tasks, which the drain aborts.
-pub async fn start(
-    pools: &[&PoolConfig],
-    admin: &maitred_admin::Admin,
-    probe: bool,
-) -> Result<super::live::Started, DaemonError> {
-    let mut started = super::live::Started::default();
+pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), DaemonError> {
     for p in pools {
         let cfg = mongo_pool_config(p)?;
         let pool = tokio::task::spawn_blocking(move || MongoPool::new(cfg))
@@ -198,22 +172,16 @@ pub async fn start(
             })?;
         pool.pool.start_maintenance();
         pool.user_pools.start_maintenance();
-        let client_tls = match (&p.tls_cert, &p.tls_key) {
-            (Some(cert), Some(key)) => Some(
-                maitred_mongo::tls::ClientTls::load(cert, key, p.tls_required).map_err(
-                    |source| DaemonError::Tls {
-                        pool: p.name.clone(),
-                        source,
-                    },
-                )?,
-            ),
-            _ => None,
+        let client_tls = client_tls(p)?;
+        let facts = PoolFacts::of(p, pool.clients.clone());
+        let pool = Arc::new(pool);
+        let handle = PoolHandle {
+            pool: pool.clone(),
+            core: pool.pool.clone(),
         };
-        let facts = super::observed::PoolFacts::of(p, pool.clients.clone());
-        super::lifecycle::observe(admin, probe, "mongodb", p.listen, &pool.pool, facts);
+        to.serve_pool(handle, p.listen, facts);
         let addr = p.listen;
-        let listener =
-            super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
+        let listener = to.bind(addr)?;
         tracing::info!(
             pool = %p.name,
             upstream = %p.upstream.redacted(),
@@ -223,16 +191,10 @@ pub async fn start(
             protocol = "mongodb",
             "listening"
         );
-        let pool = Arc::new(pool);
-        started
-            .pools
-            .push(Arc::new(MongoLive { pool: pool.clone() }));
-        let task = tokio::spawn(async move {
-            if let Err(e) = maitred_mongo::listener::serve(listener, pool, client_tls).await {
-                tracing::error!(%addr, error = %e, "listener stopped");
-            }
-        });
-        started.listeners.push((addr, task.abort_handle()));
+        to.serve(
+            addr,
+            maitred_mongo::listener::serve(listener, pool, client_tls),
+        );
     }
-    Ok(started)
+    Ok(())
 }

@@ -1,11 +1,14 @@
 //! MySQL/MariaDB pools: maps the configuration to maitred-mysql's pools and starts
 //! listeners.
 
+use super::live::new_upstream;
+use super::observed::PoolFacts;
+use super::protocol::{
+    listening, pool_ready, ByAddress, PoolHandle, ProtocolNumbers, ProtocolPool, Starting,
+};
 use super::DaemonError;
 use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
 use maitred_mysql::{ClientRegistry, MyPool, MyPoolConfig, Router, ServerTarget};
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// TLS towards the server, from the upstream URL's `ssl-mode` and `ssl-ca`.
@@ -18,19 +21,6 @@ fn server_tls(p: &PoolConfig) -> Result<maitred_mysql::tls::ServerTls, DaemonErr
     })
 }
 
-/// TLS for the pool's clients (CLIENT_SSL), when it has a certificate.
-fn client_tls(p: &PoolConfig) -> Result<Option<maitred_mysql::tls::ClientTls>, DaemonError> {
-    match (&p.tls_cert, &p.tls_key) {
-        (Some(cert), Some(key)) => maitred_mysql::tls::ClientTls::load(cert, key, p.tls_required)
-            .map(Some)
-            .map_err(|source| DaemonError::Tls {
-                pool: p.name.clone(),
-                source,
-            }),
-        _ => Ok(None),
-    }
-}
-
 /// Maps a configured pool to the MySQL crate's pool description. TLS settings that do not
 /// load (checked at start; a reload may bring a broken `ssl-ca`) fail closed: no server
 /// connection opens.
@@ -41,33 +31,25 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
     });
     let up = &p.upstream;
     let settings = super::pool_settings(p);
+    let socket = maitred_mysql::tls::server_socket(&up.params);
+    let (server, password) = super::upstream_server(up, socket);
     let database = Some(p.client_database().to_owned()).filter(|d| !d.is_empty());
     MyPoolConfig {
         name: p.name.clone(),
         database,
         mode: match p.mode {
-            PoolMode::Transaction => maitred_mysql::PoolMode::Transaction,
-            PoolMode::Session => maitred_mysql::PoolMode::Session,
             // Refused by Config::validate for MySQL pools.
-            PoolMode::Statement => maitred_mysql::PoolMode::Transaction,
+            PoolMode::Statement => PoolMode::Transaction,
+            mode => mode,
         },
         check_passwords: p.client_auth != ClientAuth::Trust,
-        users: p
-            .users
-            .iter()
-            .map(|u| {
-                let pw = u.password.as_ref().map(|s| s.expose().to_owned());
-                (u.name.clone(), pw.unwrap_or_default())
-            })
-            .collect(),
+        users: super::listed_passwords(p),
         target: ServerTarget {
-            host: up.host.clone(),
-            port: up.port,
+            server,
             user: up.user.clone(),
-            password: up.password.as_ref().map(|s| s.expose().to_owned()),
+            password,
             database: Some(up.database.clone()).filter(|d| !d.is_empty()),
             tls,
-            socket: maitred_mysql::tls::server_socket(&up.params),
         },
         settings,
         // Same meaning as for PostgreSQL: statements kept prepared per server connection.
@@ -79,148 +61,75 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
     }
 }
 
-/// A MySQL pool as the admin endpoint sees it: the pool core's view, plus pins by reason
-/// (`maitred_pins_total{reason=...}`).
-struct MyObserver {
-    pool: Arc<MyPool>,
-    listen: SocketAddr,
-    facts: super::observed::PoolFacts,
-}
+/// A MySQL pool's pins by reason (`maitred_pins_total{reason=...}`) for the admin endpoint;
+/// a reload changes users and passwords (new logins and COM_CHANGE_USER see them at once),
+/// `send_ahead` and the upstream (new server connections go to the new one; open ones are
+/// retired as they come back) at once.
+impl ProtocolPool for MyPool {
+    const PROTOCOL: &'static str = "mysql";
 
-impl maitred_admin::PoolObserver for MyObserver {
-    fn name(&self) -> &str {
-        &self.pool.name
-    }
-    fn protocol(&self) -> &'static str {
-        "mysql"
-    }
-    fn listen(&self) -> SocketAddr {
-        self.listen
-    }
-    fn state(&self) -> maitred_pool::PoolState {
-        self.pool.pool.state()
-    }
-    fn stats(&self) -> maitred_pool::PoolStats {
-        self.pool.pool.stats()
-    }
-    fn labeled_counters(&self) -> Vec<maitred_admin::LabeledCounter> {
-        self.pool
-            .counters
-            .pins()
-            .into_iter()
-            .map(|(reason, count)| maitred_admin::LabeledCounter {
-                name: "pins_total",
-                label: "reason",
-                value: reason,
-                count,
-            })
-            .collect()
-    }
-    super::observed::observe_facts!(s => s.pool.pool);
-}
-
-/// A MySQL pool as a reload changes it: sizes and timeouts, users and passwords (new
-/// logins and COM_CHANGE_USER see them at once), and the upstream (new server connections
-/// go to the new one; open ones are retired as they come back) take effect at once.
-struct MyLive {
-    pool: Arc<MyPool>,
-}
-
-impl super::live::LivePool for MyLive {
-    fn name(&self) -> &str {
-        &self.pool.name
-    }
-    fn protocol(&self) -> &'static str {
-        "mysql"
-    }
-    fn apply(&self, old: &PoolConfig, new: &PoolConfig) -> Vec<&'static str> {
-        let mut waiting = super::live::restart_keys(old, new);
-        if super::live::core_settings_changed(old, new) {
-            self.pool.pool.reconfigure(super::pool_settings(new));
+    fn numbers(&self) -> ProtocolNumbers {
+        let pins = self.counters.pins().into_iter();
+        let labeled = pins.map(|(reason, count)| maitred_admin::LabeledCounter {
+            name: "pins_total",
+            label: "reason",
+            value: reason,
+            count,
+        });
+        ProtocolNumbers {
+            labeled: labeled.collect(),
+            ..ProtocolNumbers::default()
         }
+    }
+
+    fn apply(&self, old: &PoolConfig, new: &PoolConfig, waiting: &mut Vec<&'static str>) {
         if old.max_pinned != new.max_pinned {
             // MySQL pools pin without a cap.
             waiting.push("max_pinned");
         }
         if old.send_ahead != new.send_ahead {
-            self.pool.set_send_ahead(new.send_ahead);
+            self.set_send_ahead(new.send_ahead);
         }
         let cfg = my_pool_config(new);
         if old.users != new.users {
-            self.pool.set_users(&cfg.users);
+            self.set_users(&cfg.users);
             tracing::info!(pool = %new.name, users = cfg.users.len(), "reload: users changed");
         }
         if old.upstream != new.upstream {
-            self.pool.pool.manager().set_target(cfg.target);
-            self.pool.pool.reconnect();
-            tracing::info!(
-                pool = %new.name,
-                upstream = %new.upstream.redacted(),
-                "reload: new upstream; open server connections are retired as they come back"
-            );
+            new_upstream(&self.pool, new, |m| m.set_target(cfg.target));
         }
-        waiting
-    }
-    fn retire(&self) {
-        self.pool.pool.close();
     }
 }
 
 /// Starts the MySQL pools and their listeners (pools sharing an address share a listener
 /// and are told apart by the client's database name).
-/// Registers each pool with `admin`; returns the listener tasks, which the drain aborts.
-pub async fn start(
-    pools: &[&PoolConfig],
-    admin: &maitred_admin::Admin,
-    probe: bool,
-) -> Result<super::live::Started, DaemonError> {
-    let mut started = super::live::Started::default();
+pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), DaemonError> {
     let clients = Arc::new(ClientRegistry::default());
-    let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<MyPool>>> = BTreeMap::new();
-    let mut tls_by_addr = BTreeMap::new();
+    let mut by_addr = ByAddress::new();
     for p in pools {
         server_tls(p)?;
-        if let std::collections::btree_map::Entry::Vacant(e) = tls_by_addr.entry(p.listen) {
-            e.insert(client_tls(p)?);
-        }
-        let pool = MyPool::new(my_pool_config(p));
+        let pool = Arc::new(MyPool::new(my_pool_config(p)));
+        // The address's client TLS loads (or fails) before the pool runs.
+        by_addr.add(p, pool.clone())?;
         pool.pool.start_maintenance();
-        let facts = super::observed::PoolFacts::of(p, pool.clients.clone());
-        let pool = Arc::new(pool);
-        admin.register(Arc::new(MyObserver {
+        let facts = PoolFacts::of(p, pool.clients.clone());
+        let handle = PoolHandle {
             pool: pool.clone(),
-            listen: p.listen,
-            facts,
-        }));
-        if probe {
-            super::lifecycle::probe_until_ready(&pool.pool);
-        }
-        tracing::info!(
-            pool = %p.name,
-            upstream = %p.upstream.redacted(),
-            mode = %p.mode,
-            size = p.size,
-            "pool ready"
-        );
-        started.pools.push(Arc::new(MyLive { pool: pool.clone() }));
-        by_addr.entry(p.listen).or_default().push(pool);
+            core: pool.pool.clone(),
+        };
+        to.serve_pool(handle, p.listen, facts);
+        pool_ready(p);
     }
-    for (addr, pools) in by_addr {
-        let listener =
-            super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
-        let databases: Vec<&str> = pools.iter().filter_map(|p| p.database.as_deref()).collect();
-        tracing::info!(%addr, ?databases, protocol = "mysql", "listening");
+    for (addr, tls, pools) in by_addr.into_addresses() {
+        let listener = to.bind(addr)?;
+        let databases = pools.iter().filter_map(|p| p.database.as_deref());
+        listening(addr, "mysql", databases);
         let router = Arc::new(Router {
             pools,
             clients: clients.clone(),
-            tls: tls_by_addr.remove(&addr).flatten(),
+            tls,
         });
-        let task = tokio::spawn(async move {
-            if let Err(e) = maitred_mysql::listener::serve(listener, router).await {
-                tracing::error!(%addr, error = %e, "listener stopped");
-            }
-        });
-        started.listeners.push((addr, task.abort_handle()));
+        to.serve(addr, maitred_mysql::listener::serve(listener, router));
     }
-    Ok(started)
+    Ok(())
 }

@@ -1,9 +1,13 @@
 //! What the admin endpoint and console know of a pool beyond the pool core's numbers:
 //! its clients (state, traffic, KILL), client-facing database, mode, and server user and
-//! address. The same for every protocol, so every protocol's pools show and obey alike.
+//! address. The same for every protocol, so every protocol's pools show and obey alike
+//! ([`Observed`]).
 
-use maitred_admin::PoolClients;
+use super::protocol::{PoolHandle, ProtocolPool};
+use maitred_admin::{LabeledCounter, PoolClients, PoolObserver};
 use maitred_config::model::PoolConfig;
+use maitred_pool::{Manager, PoolState, PoolStats};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub(super) struct PoolFacts {
@@ -27,46 +31,68 @@ impl PoolFacts {
     }
 }
 
-/// Implements the [`maitred_admin::PoolObserver`] methods that come from [`PoolFacts`]
-/// (in a `facts` field) and the pool core (in an expression giving a
-/// `maitred_pool::Pool`): clients, database, mode, server user and address, pause, resume,
-/// reconnect.
-macro_rules! observe_facts {
-    ($pool:ident => $core:expr) => {
-        fn clients(&self) -> Option<std::sync::Arc<maitred_admin::PoolClients>> {
-            Some(self.facts.clients.clone())
-        }
-        fn database(&self) -> String {
-            self.facts.database.clone()
-        }
-        fn mode(&self) -> &'static str {
-            self.facts.mode
-        }
-        fn server_user(&self) -> String {
-            self.facts.server_user.clone()
-        }
-        fn server_addr(&self) -> String {
-            self.facts.server_addr.clone()
-        }
-        fn pause(&self) -> bool {
-            let $pool = self;
-            $core.pause();
-            true
-        }
-        fn resume(&self) -> bool {
-            let $pool = self;
-            $core.resume();
-            true
-        }
-        fn is_paused(&self) -> bool {
-            let $pool = self;
-            $core.is_paused()
-        }
-        fn reconnect(&self) -> bool {
-            let $pool = self;
-            $core.reconnect();
-            true
-        }
-    };
+/// A pool as the admin endpoint sees it: the pool core's numbers, the protocol's counters
+/// ([`ProtocolPool`]) and the [`PoolFacts`]; PAUSE, RESUME and RECONNECT go to the pool
+/// core.
+pub(super) struct Observed<P, M: Manager> {
+    pub(super) handle: PoolHandle<P, M>,
+    pub(super) listen: SocketAddr,
+    pub(super) facts: PoolFacts,
 }
-pub(super) use observe_facts;
+
+impl<P: ProtocolPool, M: Manager> PoolObserver for Observed<P, M> {
+    fn name(&self) -> &str {
+        self.handle.core.name()
+    }
+    fn protocol(&self) -> &'static str {
+        P::PROTOCOL
+    }
+    fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+    fn state(&self) -> PoolState {
+        self.handle.core.state()
+    }
+    fn stats(&self) -> PoolStats {
+        self.handle.core.stats()
+    }
+    fn extra_counters(&self) -> Vec<(&'static str, u64)> {
+        self.handle.pool.numbers().counters
+    }
+    fn labeled_counters(&self) -> Vec<LabeledCounter> {
+        self.handle.pool.numbers().labeled
+    }
+    fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
+        self.handle.pool.numbers().gauges
+    }
+    fn clients(&self) -> Option<Arc<PoolClients>> {
+        Some(self.facts.clients.clone())
+    }
+    fn database(&self) -> String {
+        self.facts.database.clone()
+    }
+    fn mode(&self) -> &'static str {
+        self.facts.mode
+    }
+    fn server_user(&self) -> String {
+        self.facts.server_user.clone()
+    }
+    fn server_addr(&self) -> String {
+        self.facts.server_addr.clone()
+    }
+    fn pause(&self) -> bool {
+        self.handle.core.pause();
+        true
+    }
+    fn resume(&self) -> bool {
+        self.handle.core.resume();
+        true
+    }
+    fn is_paused(&self) -> bool {
+        self.handle.core.is_paused()
+    }
+    fn reconnect(&self) -> bool {
+        self.handle.core.reconnect();
+        true
+    }
+}

@@ -1,44 +1,29 @@
 //! PostgreSQL pools: maps the configuration to maitred-pg's pools and starts listeners.
 
+use super::live::new_upstream;
+use super::observed::{Observed, PoolFacts};
+use super::protocol::{
+    listening, pool_ready, ByAddress, PoolHandle, ProtocolNumbers, ProtocolPool, Starting,
+};
 use super::DaemonError;
-use maitred_admin::{Admin, PoolObserver};
-use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
+use maitred_admin::{Admin, LabeledCounter};
+use maitred_config::model::{ClientAuth, PoolConfig};
 use maitred_pg::auth_query::user_pools::UserPoolHooks;
 use maitred_pg::auth_query::AuthQueryConfig;
-use maitred_pg::tls::{ClientTls, ServerTls, SslMode};
+use maitred_pg::manager::PgManager;
+use maitred_pg::target::socket_in;
+use maitred_pg::tls::{ServerTls, SslMode};
 use maitred_pg::{CancelRegistry, PgPool, PgPoolConfig, Router, ServerTarget};
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-/// A PostgreSQL pool as the admin endpoint sees it.
-struct PgObserver {
-    pool: Arc<PgPool>,
-    listen: SocketAddr,
-    facts: super::observed::PoolFacts,
-}
+impl ProtocolPool for PgPool {
+    const PROTOCOL: &'static str = "postgres";
 
-impl PoolObserver for PgObserver {
-    fn name(&self) -> &str {
-        &self.pool.name
-    }
-    fn protocol(&self) -> &'static str {
-        "postgres"
-    }
-    fn listen(&self) -> SocketAddr {
-        self.listen
-    }
-    fn state(&self) -> maitred_pool::PoolState {
-        self.pool.pool.state()
-    }
-    fn stats(&self) -> maitred_pool::PoolStats {
-        self.pool.pool.stats()
-    }
-    fn extra_counters(&self) -> Vec<(&'static str, u64)> {
+    fn numbers(&self) -> ProtocolNumbers {
         use std::sync::atomic::Ordering::Relaxed;
-        let c = &self.pool.counters;
-        vec![
+        let c = &self.counters;
+        let counters = vec![
             ("clients_accepted_total", c.clients_accepted.load(Relaxed)),
             ("login_failures_total", c.login_failures.load(Relaxed)),
             ("transactions_total", c.transactions.load(Relaxed)),
@@ -53,57 +38,42 @@ impl PoolObserver for PgObserver {
             ("pins_refused_total", c.pins_refused.load(Relaxed)),
             (
                 "statement_registry_evictions_total",
-                self.pool.statements.evictions(),
+                self.statements.evictions(),
             ),
-        ]
-    }
-    fn labeled_counters(&self) -> Vec<maitred_admin::LabeledCounter> {
-        let c = &self.pool.counters;
-        let pins =
-            c.pins_by_reason()
-                .into_iter()
-                .map(|(reason, count)| maitred_admin::LabeledCounter {
-                    name: "pins_total",
-                    label: "reason",
-                    value: reason.as_str(),
-                    count,
-                });
+        ];
+        let pins = c
+            .pins_by_reason()
+            .into_iter()
+            .map(|(reason, count)| LabeledCounter {
+                name: "pins_total",
+                label: "reason",
+                value: reason.as_str(),
+                count,
+            });
         let confirmations = c
             .confirmations_by_cause()
             .into_iter()
-            .map(|(cause, count)| maitred_admin::LabeledCounter {
+            .map(|(cause, count)| LabeledCounter {
                 name: "session_confirmations_total",
                 label: "reason",
                 value: cause,
                 count,
             });
-        pins.chain(confirmations).collect()
+        let gauges = vec![
+            ("clients_pinned", self.pinned_now() as f64),
+            ("statement_registry_size", self.statements.len() as f64),
+        ];
+        ProtocolNumbers {
+            counters,
+            labeled: pins.chain(confirmations).collect(),
+            gauges,
+        }
     }
-    super::observed::observe_facts!(s => s.pool.pool);
-    fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
-        vec![
-            ("clients_pinned", self.pool.pinned_now() as f64),
-            ("statement_registry_size", self.pool.statements.len() as f64),
-        ]
-    }
-}
 
-/// A PostgreSQL pool as a reload changes it: sizes and timeouts, users and passwords, the
-/// upstream (new server connections go to the new one; open ones are retired as they come
-/// back) and `max_pinned` take effect at once.
-struct PgLive {
-    pool: Arc<PgPool>,
-}
-
-impl super::live::LivePool for PgLive {
-    fn name(&self) -> &str {
-        &self.pool.name
-    }
-    fn protocol(&self) -> &'static str {
-        "postgres"
-    }
-    fn apply(&self, old: &PoolConfig, new: &PoolConfig) -> Vec<&'static str> {
-        let mut waiting = super::live::restart_keys(old, new);
+    /// Users and passwords, the upstream (new server connections go to the new one; open
+    /// ones are retired as they come back), `max_pinned` and `send_ahead` take effect at
+    /// once.
+    fn apply(&self, old: &PoolConfig, new: &PoolConfig, waiting: &mut Vec<&'static str>) {
         // The lookup connection and the users' pools keep the settings they started with.
         if (
             old.auth_user.clone(),
@@ -117,78 +87,41 @@ impl super::live::LivePool for PgLive {
         {
             waiting.push("auth_user/auth_query");
         }
-        if super::live::core_settings_changed(old, new) {
-            self.pool.pool.reconfigure(super::pool_settings(new));
-        }
         if old.max_pinned() != new.max_pinned() {
-            self.pool.set_max_pinned(new.max_pinned());
+            self.set_max_pinned(new.max_pinned());
         }
         if old.send_ahead != new.send_ahead {
-            self.pool.set_send_ahead(new.send_ahead);
+            self.set_send_ahead(new.send_ahead);
         }
         // users and upstream are derived together: rebuild both from the new file.
         let cfg = match pg_pool_config(new) {
             Ok(cfg) => cfg,
             Err(e) => {
                 tracing::warn!(pool = %new.name, error = %e, "reload: users and upstream not changed");
-                return waiting;
+                return;
             }
         };
         if old.users != new.users || old.client_auth != new.client_auth {
-            if let Err(e) = self.pool.set_users(&cfg.users) {
+            if let Err(e) = self.set_users(&cfg.users) {
                 tracing::warn!(pool = %new.name, error = %e, "reload: users not changed");
                 waiting.push("users");
             }
         }
         if old.upstream != new.upstream {
-            self.pool.pool.manager().set_target(cfg.target);
-            self.pool.pool.reconnect();
-            tracing::info!(
-                pool = %new.name,
-                upstream = %new.upstream.redacted(),
-                "reload: new upstream; open server connections are retired as they come back"
-            );
+            new_upstream(&self.pool, new, |m| m.set_target(cfg.target));
         }
-        waiting
     }
+
     fn retire(&self) {
-        self.pool.pool.close();
-        if let Some(aq) = &self.pool.auth_query {
+        if let Some(aq) = &self.auth_query {
             aq.users.close_all();
         }
     }
 }
 
-/// With an admin endpoint, opens one server connection per pool as soon as the server
-/// answers, so that /readyz can say the pool reached its server before any client came.
-fn probe_server(pool: Arc<PgPool>) {
-    tokio::spawn(async move {
-        let mut backoff = std::time::Duration::from_millis(200);
-        loop {
-            match pool.pool.checkout().await {
-                Ok(lease) => {
-                    drop(lease);
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(pool = %pool.name, error = %e, "server not reachable yet");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-                }
-            }
-        }
-    });
-}
-
 /// TLS towards the server, from the upstream URL's sslmode and sslrootcert.
 fn server_tls(p: &PoolConfig) -> Result<ServerTls, DaemonError> {
-    let param = |name: &str| {
-        p.upstream
-            .params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let param = |name: &str| param(p, name);
     let tls_error = |source: maitred_pg::tls::TlsError| DaemonError::Tls {
         pool: p.name.clone(),
         source,
@@ -207,52 +140,38 @@ fn server_tls(p: &PoolConfig) -> Result<ServerTls, DaemonError> {
     ServerTls::new(mode, param("sslrootcert").map(Path::new), &p.upstream.host).map_err(tls_error)
 }
 
+/// The upstream URL's parameter `name`.
+fn param<'a>(p: &'a PoolConfig, name: &str) -> Option<&'a str> {
+    let params = &p.upstream.params;
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// libpq's `host=/directory` in the upstream URL: the server's Unix socket is in it.
 const SOCKET_DIR_PARAM: &str = "host";
-
-/// TLS for the pool's clients, when it has a certificate.
-fn client_tls(p: &PoolConfig) -> Result<Option<ClientTls>, DaemonError> {
-    match (&p.tls_cert, &p.tls_key) {
-        (Some(cert), Some(key)) => ClientTls::load(cert, key, p.tls_required)
-            .map(Some)
-            .map_err(|source| DaemonError::Tls {
-                pool: p.name.clone(),
-                source,
-            }),
-        _ => Ok(None),
-    }
-}
 
 /// Maps a configured pool to the PostgreSQL crate's pool description.
 fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
     let up = &p.upstream;
     let settings = super::pool_settings(p);
+    let socket = param(p, SOCKET_DIR_PARAM).map(|dir| socket_in(Path::new(dir), up.port));
+    let (server, password) = super::upstream_server(up, socket);
     let mut cfg = PgPoolConfig {
         name: p.name.clone(),
         database: p.client_database().to_owned(),
-        mode: match p.mode {
-            PoolMode::Transaction => maitred_pg::PoolMode::Transaction,
-            PoolMode::Session => maitred_pg::PoolMode::Session,
-            PoolMode::Statement => maitred_pg::PoolMode::Statement,
-        },
+        mode: p.mode,
         client_auth: match p.client_auth {
             ClientAuth::ScramSha256 => maitred_pg::ClientAuth::ScramSha256,
             ClientAuth::Md5 => maitred_pg::ClientAuth::Md5,
             ClientAuth::Trust => maitred_pg::ClientAuth::Trust,
         },
-        users: p
-            .users
-            .iter()
-            .map(|u| {
-                let pw = u.password.as_ref().map(|s| s.expose().to_owned());
-                (u.name.clone(), pw.unwrap_or_default())
-            })
-            .collect(),
+        users: super::listed_passwords(p),
         target: ServerTarget {
-            host: up.host.clone(),
-            port: up.port,
+            server,
             user: up.user.clone(),
-            password: up.password.as_ref().map(|s| s.expose().to_owned()),
+            password,
             passthrough: None,
             database: up.database.clone(),
             startup_params: up
@@ -262,11 +181,6 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
                 .cloned()
                 .collect(),
             tls: server_tls(p)?,
-            socket_dir: up
-                .params
-                .iter()
-                .find(|(k, _)| k == SOCKET_DIR_PARAM)
-                .map(|(_, v)| std::path::PathBuf::from(v)),
         },
         settings,
         prepared_statements_per_connection: p.prepared_statements,
@@ -285,7 +199,7 @@ fn auth_query_config(p: &PoolConfig, upstream: &ServerTarget) -> Option<AuthQuer
     let auth_user = p.auth_user.as_ref()?;
     let listed = p.users.iter().find(|u| &u.name == auth_user);
     let password = match listed {
-        Some(u) => u.password.as_ref().map(|s| s.expose().to_owned()),
+        Some(u) => u.password.as_ref().map(|s| s.expose().into()),
         None => upstream.password.clone(),
     };
     let mut target = upstream.clone();
@@ -309,10 +223,10 @@ struct UserPoolMetrics {
 impl UserPoolHooks for UserPoolMetrics {
     fn opened(&self, pool: &Arc<PgPool>) {
         if let Some(admin) = self.admin.upgrade() {
-            let mut facts = super::observed::PoolFacts::of(&self.config, pool.clients.clone());
+            let mut facts = PoolFacts::of(&self.config, pool.clients.clone());
             facts.server_user = pool.pool.manager().target().user.clone();
-            admin.register(Arc::new(PgObserver {
-                pool: pool.clone(),
+            admin.register(Arc::new(Observed {
+                handle: handle(pool),
                 listen: self.config.listen,
                 facts,
             }));
@@ -325,69 +239,46 @@ impl UserPoolHooks for UserPoolMetrics {
     }
 }
 
+fn handle(pool: &Arc<PgPool>) -> PoolHandle<PgPool, PgManager> {
+    PoolHandle {
+        pool: pool.clone(),
+        core: pool.pool.clone(),
+    }
+}
+
 /// Starts the PostgreSQL pools and their listeners (pools sharing an address share a
-/// listener and are told apart by the client's database name). Registers each pool with
-/// `admin`; returns the listener tasks, which the drain aborts to stop accepting.
-pub async fn start(
-    pools: &[&PoolConfig],
-    admin: &Arc<Admin>,
-    probe: bool,
-) -> Result<super::live::Started, DaemonError> {
-    let mut started = super::live::Started::default();
+/// listener and are told apart by the client's database name).
+pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), DaemonError> {
     let cancels = Arc::new(CancelRegistry::default());
-    let mut by_addr: BTreeMap<SocketAddr, Vec<Arc<PgPool>>> = BTreeMap::new();
-    let mut tls_by_addr: BTreeMap<SocketAddr, Option<ClientTls>> = BTreeMap::new();
+    let mut by_addr = ByAddress::new();
     for p in pools {
         let pool = PgPool::new(pg_pool_config(p)?).map_err(|source| DaemonError::Credentials {
             pool: p.name.clone(),
             source: Box::new(source),
         })?;
         pool.pool.start_maintenance();
-        tracing::info!(
-            pool = %p.name,
-            upstream = %p.upstream.redacted(),
-            mode = %p.mode,
-            size = p.size,
-            "pool ready"
-        );
+        pool_ready(p);
         if let Some(aq) = &pool.auth_query {
             aq.users.set_hooks(Arc::new(UserPoolMetrics {
-                admin: Arc::downgrade(admin),
+                admin: Arc::downgrade(to.admin),
                 config: (*p).clone(),
             }));
         }
         let pool = Arc::new(pool);
-        started.pools.push(Arc::new(PgLive { pool: pool.clone() }));
-        admin.register(Arc::new(PgObserver {
-            facts: super::observed::PoolFacts::of(p, pool.clients.clone()),
-            pool: pool.clone(),
-            listen: p.listen,
-        }));
-        if probe {
-            probe_server(pool.clone());
-        }
-        if let std::collections::btree_map::Entry::Vacant(e) = tls_by_addr.entry(p.listen) {
-            e.insert(client_tls(p)?);
-        }
-        by_addr.entry(p.listen).or_default().push(pool);
+        let facts = PoolFacts::of(p, pool.clients.clone());
+        to.serve_pool(handle(&pool), p.listen, facts);
+        by_addr.add(p, pool)?;
     }
-    for (addr, pools) in by_addr {
-        let listener =
-            super::listen::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?;
-        let databases: Vec<&str> = pools.iter().map(|p| p.database.as_str()).collect();
-        tracing::info!(%addr, ?databases, protocol = "postgres", "listening");
+    for (addr, tls, pools) in by_addr.into_addresses() {
+        let listener = to.bind(addr)?;
+        listening(addr, "postgres", pools.iter().map(|p| p.database.as_str()));
         let router = Arc::new(Router {
             pools,
-            console: Some(admin.clone()),
+            console: Some(to.admin.clone()),
             cancels: cancels.clone(),
-            tls: tls_by_addr.remove(&addr).flatten(),
+            tls,
         });
-        let task = tokio::spawn(async move {
-            if let Err(e) = maitred_pg::listener::serve(listener, router).await {
-                tracing::error!(%addr, error = %e, "listener stopped");
-            }
-        });
-        started.listeners.push((addr, task.abort_handle()));
+        to.serve(addr, maitred_pg::listener::serve(listener, router));
     }
-    Ok(started)
+    Ok(())
 }
