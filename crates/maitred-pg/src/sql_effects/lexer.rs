@@ -53,17 +53,15 @@ impl Token {
     }
 }
 
-/// The tokens of one statement. Most statements an application sends hold a few
-/// tokens, and every Query is scanned: they stay on the stack (no allocation per scan).
-pub type Tokens = SmallVec<[Token; 24]>;
+/// Statements an application sends hold a few tokens, and every Query is scanned: the
+/// tokens of the statement being lexed stay on the stack (no allocation, nothing moved).
+type TokenBuffer = SmallVec<[Token; 32]>;
 
-/// The statements of one query string; almost always one.
-pub type Statements = SmallVec<[Statement; 1]>;
-
-/// One statement of a query string: its tokens (never empty) and its text span.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
-    pub tokens: Tokens,
+/// One statement of a query string: its tokens (never empty, except for text that is only
+/// an unterminated comment or string) and its text span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Statement<'t> {
+    pub tokens: &'t [Token],
     /// The statement's text runs from the first token's start to the last token's end.
     pub start: usize,
     pub end: usize,
@@ -71,42 +69,78 @@ pub struct Statement {
     pub unterminated: bool,
 }
 
-/// Splits `sql` into statements (empty ones between `;` are dropped).
-pub fn statements(sql: &str) -> Statements {
-    let mut out = Statements::new();
+/// Calls `each` with the statements of `sql` in order (empty ones between `;` are
+/// dropped); returns how many there were. The one pass every classifier shares.
+pub fn each_statement(sql: &str, mut each: impl FnMut(&Statement<'_>)) -> usize {
     let mut lexer = Lexer::new(sql);
-    let mut current = Tokens::new();
-    while let Some(tok) = lexer.next_token() {
-        if tok.is_punct(b';') {
-            push_statement(&mut out, std::mem::take(&mut current), false);
-        } else {
-            current.push(tok);
+    let mut tokens = TokenBuffer::new();
+    let mut count = 0;
+    loop {
+        let tok = lexer.next_token();
+        if let Some(t) = tok.filter(|t| !t.is_punct(b';')) {
+            tokens.push(t);
+            continue;
+        }
+        let at_end = tok.is_none();
+        if let (Some(first), Some(last)) = (tokens.first(), tokens.last()) {
+            each(&Statement {
+                tokens: &tokens,
+                start: first.start,
+                end: last.end,
+                unterminated: at_end && lexer.unterminated,
+            });
+            count += 1;
+        }
+        tokens.clear();
+        if at_end {
+            break;
         }
     }
-    push_statement(&mut out, current, lexer.unterminated);
-    if lexer.unterminated && out.is_empty() {
+    if lexer.unterminated && count == 0 {
         // Only an unterminated comment or string: still report it.
-        out.push(Statement {
-            tokens: Tokens::new(),
+        each(&Statement {
+            tokens: &[],
             start: 0,
             end: sql.len(),
             unterminated: true,
         });
+        count = 1;
     }
-    out
+    count
 }
 
-fn push_statement(out: &mut Statements, tokens: Tokens, unterminated: bool) {
-    let (Some(first), Some(last)) = (tokens.first(), tokens.last()) else {
-        return;
-    };
-    let (start, end) = (first.start, last.end);
-    out.push(Statement {
-        tokens,
-        start,
-        end,
-        unterminated,
+/// A statement that owns its tokens (see [`statements`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedStatement {
+    pub tokens: Vec<Token>,
+    pub start: usize,
+    pub end: usize,
+    pub unterminated: bool,
+}
+
+impl OwnedStatement {
+    pub fn as_statement(&self) -> Statement<'_> {
+        Statement {
+            tokens: &self.tokens,
+            start: self.start,
+            end: self.end,
+            unterminated: self.unterminated,
+        }
+    }
+}
+
+/// The statements of `sql`, collected (for callers off the hot path, and tests).
+pub fn statements(sql: &str) -> Vec<OwnedStatement> {
+    let mut out = Vec::new();
+    each_statement(sql, |s| {
+        out.push(OwnedStatement {
+            tokens: s.tokens.to_vec(),
+            start: s.start,
+            end: s.end,
+            unterminated: s.unterminated,
+        })
     });
+    out
 }
 
 /// The token stream of one text.

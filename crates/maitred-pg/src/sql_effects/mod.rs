@@ -169,15 +169,12 @@ pub fn refusal_of(effects: &[Effect]) -> Option<Refusal> {
 
 /// Scans a query string once.
 pub fn scan(sql: &str) -> Scan {
-    let statements = lexer::statements(sql);
-    let mut out = Scan {
-        statements: statements.len(),
-        ..Scan::default()
-    };
-    for stmt in &statements {
-        let read_only = classify::statement(sql, stmt, &mut out.effects);
-        out.read_only = statements.len() == 1 && read_only;
-    }
+    let mut out = Scan::default();
+    let mut read_only = false;
+    out.statements = lexer::each_statement(sql, |stmt| {
+        read_only = classify::statement(sql, stmt, &mut out.effects);
+    });
+    out.read_only = out.statements == 1 && read_only;
     if out.unknown().is_some() {
         let names = custom_setting_names(sql);
         if !names.is_empty() {
