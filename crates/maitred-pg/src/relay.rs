@@ -153,8 +153,8 @@ pub struct Relay {
     /// Whether the leased connection's session state is accounted for (see
     /// `relay/isolation.rs`): a confirmation with the server runs before it serves others.
     isolation: Tracker,
-    /// The scan of the Query being leased for, made when it was offered to be sent ahead:
-    /// used when it is forwarded, so the text is scanned once.
+    /// The scan of the Query or unnamed Parse being leased for, made when it was offered
+    /// to be sent ahead: used when it is forwarded, so the text is scanned once.
     query_scan: Option<sql_effects::Scan>,
 }
 
@@ -781,8 +781,11 @@ impl Relay {
     fn forward_parse(&mut self, msg: &[u8]) -> Result<(), SessionError> {
         let parts = extended::split_parse(msg)?;
         if parts.name.is_empty() {
-            // Found at each unnamed Parse; the fast path keeps plain queries cheap.
-            let scan = sql_effects::scan_text(parse_query_text(parts.definition));
+            // Found at each unnamed Parse (once: an offer to send it ahead scanned it).
+            let scan = self
+                .query_scan
+                .take()
+                .unwrap_or_else(|| sql_effects::scan_text(parse_query_text(parts.definition)));
             if let Some(refusal) = scan.refusal() {
                 self.refuse_statement("42501", refusal_message(refusal));
                 return Ok(());

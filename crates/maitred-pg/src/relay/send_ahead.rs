@@ -104,7 +104,10 @@ impl Relay {
             out.bytes.extend_from_slice(msg);
             out.messages = 1;
         } else {
-            self.ahead_batch(msg, &mut out)?;
+            let mut first_scan = None;
+            let batch = self.ahead_batch(msg, &mut out, &mut first_scan);
+            self.query_scan = first_scan;
+            batch?;
         }
         Some(AheadOffer {
             messages: out.messages,
@@ -118,7 +121,13 @@ impl Relay {
 
     /// Fills `out` with the extended-protocol batch starting at `first`, if it is whole in
     /// the buffer and of the one shape that may be sent ahead.
-    fn ahead_batch(&self, first: &[u8], out: &mut AheadRequest) -> Option<()> {
+    /// `first_scan` receives the scan of `first` when it is an unnamed Parse.
+    fn ahead_batch(
+        &self,
+        first: &[u8],
+        out: &mut AheadRequest,
+        first_scan: &mut Option<sql_effects::Scan>,
+    ) -> Option<()> {
         let mut rest: &[u8] = &self.crbuf;
         let mut msg = first;
         let mut step = Step::Parse;
@@ -128,7 +137,15 @@ impl Relay {
                 (Step::Parse, tag::PARSE) => {
                     let parts = extended::split_parse(msg).ok()?;
                     let text = parse_query_text(parts.definition)?;
-                    if !parts.name.is_empty() || !sql_effects::may_send_ahead(text) {
+                    if !parts.name.is_empty() {
+                        return None;
+                    }
+                    // Scanned once: a Parse is only ever `first`, and the relay uses this
+                    // scan again when it forwards it.
+                    let scan = sql_effects::scan(text);
+                    let read_only = scan.read_only;
+                    *first_scan = Some(scan);
+                    if !read_only {
                         return None;
                     }
                     out.bytes.extend_from_slice(msg);
