@@ -20,6 +20,11 @@ const MAX_ENTRIES: usize = 1024;
 pub struct StartupValues {
     /// (lower-case name, value as the client sent it) → answer and its expiry.
     entries: Mutex<HashMap<(String, String), (Outcome, Instant)>>,
+    /// Held while the server is asked: one question at a time per pool, so that a burst of
+    /// logins with the same new value (serverless cold starts) asks once and the others
+    /// find the answer here, and a login storm never holds more than one server connection
+    /// for questions.
+    pub(super) asking: tokio::sync::Mutex<()>,
 }
 
 impl StartupValues {

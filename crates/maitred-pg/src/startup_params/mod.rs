@@ -121,10 +121,21 @@ pub async fn resolve(
             .count()
             > 1
     };
-    let mut outcomes: Vec<Option<Outcome>> = params
-        .iter()
-        .map(|(k, v)| if repeated(k) { None } else { known(k, v) })
-        .collect();
+    let lookup_all = || -> Vec<Option<Outcome>> {
+        params
+            .iter()
+            .map(|(k, v)| if repeated(k) { None } else { known(k, v) })
+            .collect()
+    };
+    let mut outcomes = lookup_all();
+    // Another login may be asking about the same values: wait for it, then look again.
+    let _turn = if outcomes.iter().any(Option::is_none) {
+        let turn = pool.startup_values.asking.lock().await;
+        outcomes = lookup_all();
+        Some(turn)
+    } else {
+        None
+    };
     let unknown: Vec<usize> = (0..params.len())
         .filter(|i| outcomes[*i].is_none())
         .collect();
