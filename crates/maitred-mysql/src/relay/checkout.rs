@@ -3,7 +3,7 @@
 //! variables, CLIENT_FOUND_ROWS), release in transaction mode, a lost server connection,
 //! and what the client leaves behind.
 
-use super::session_vars::Replay;
+use super::isolation::{self, Disposal, LeaseFacts, Verdict};
 use super::{Acquired, Inflight, Relay};
 use crate::backend::ServerConn;
 use crate::codec::packets::{self, ErrInfo};
@@ -99,41 +99,28 @@ impl Relay {
         if conn.tracking_stale {
             conn.enable_tracking().await?;
         }
-        let me = self.s.connection_id;
-        let (applied, replay) = match conn.session_owner {
-            Some(m) if m.client == me && m.sets <= self.session_sets.len() => {
-                (m.sets, self.vars.replay_from(m.vars_version))
-            }
-            Some(_) => (0, Replay::ResetFirst),
-            None if self.vars.is_empty() => (0, Replay::Nothing),
-            None => (0, Replay::All),
-        };
-        if replay == Replay::ResetFirst {
+        let landing = isolation::landing(conn.session_owner, mark, &self.vars);
+        if landing.reset_first {
             // Another client's session (or an older one of this client): back to
             // defaults first.
             if let Err(e) = conn.reset_session().await? {
                 return Ok(Err(e));
             }
         }
-        let applied = if replay == Replay::ResetFirst {
-            0
-        } else {
-            applied
-        };
-        for sql in self.session_sets.iter().skip(applied) {
+        for sql in self.session_sets.iter().skip(landing.sets_from) {
             let sql = String::from_utf8_lossy(sql);
             if let Err(e) = conn.query(&sql).await? {
                 return Ok(Err(e));
             }
         }
-        if replay != Replay::Nothing {
+        if landing.replay_vars {
             if let Some(sql) = self.vars.replay_sql() {
                 if let Err(e) = conn.query(&sql).await? {
                     return Ok(Err(e));
                 }
             }
         }
-        if !self.session_sets.is_empty() || !self.vars.is_empty() {
+        if landing.mark_owner {
             conn.session_owner = Some(mark);
         }
         if conn.database != self.s.database {
@@ -191,39 +178,46 @@ impl Relay {
 
     /// In transaction mode, gives the server connection back once the transaction is over.
     pub(super) fn release_if_done(&mut self) {
-        if self.s.pool.mode != PoolMode::Transaction
-            || self.pinned.is_some()
-            || self.hold
-            || self.successor.is_some()
-        {
+        let Some(facts) = self.lease_facts() else {
+            return;
+        };
+        let verdict = isolation::after_response(&facts);
+        if let Verdict::Keep(_) = verdict {
             return;
         }
-        let done = self.lease.as_deref().is_some_and(|c: &ServerConn| {
-            !c.scanner.is_busy()
-                && c.unread_body == 0
-                && c.rbuf.is_empty()
-                && c.status & status::IN_TRANS == 0
-        });
-        if done {
-            if let Some(mut lease) = self.lease.take() {
-                tracing::trace!(
-                    client = self.s.connection_id,
-                    status = lease.status,
-                    "server connection released"
-                );
-                if self.s.handle.clear_server() {
-                    // A KILL is on its way to this thread: nobody else may run on it.
-                    lease.discard();
-                } else if lease.needs_reset {
-                    lease.mark_dirty();
-                }
-                self.s
-                    .pool
-                    .counters
-                    .transactions
-                    .fetch_add(1, Ordering::Relaxed);
+        if let Some(mut lease) = self.lease.take() {
+            tracing::trace!(
+                client = self.s.connection_id,
+                status = lease.status,
+                "server connection released"
+            );
+            // A KILL on its way to this thread: nobody else may run on it.
+            match isolation::on_release(verdict, self.s.handle.clear_server()) {
+                Some(Disposal::Close) => lease.discard(),
+                Some(Disposal::Reset) => lease.mark_dirty(),
+                Some(Disposal::CheckIn) | None => {}
             }
+            self.s
+                .pool
+                .counters
+                .transactions
+                .fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// What the release decisions ([`isolation`]) need to know of the leased connection.
+    fn lease_facts(&self) -> Option<LeaseFacts> {
+        let c: &ServerConn = self.lease.as_deref()?;
+        Some(LeaseFacts {
+            mode: self.s.pool.mode,
+            pinned: self.pinned,
+            statement_open: self.hold,
+            load_data: self.infile,
+            sent_ahead: self.successor.is_some(),
+            response_complete: !c.scanner.is_busy() && c.unread_body == 0 && c.rbuf.is_empty(),
+            in_transaction: c.status & status::IN_TRANS != 0,
+            needs_reset: c.needs_reset,
+        })
     }
 
     /// The server connection failed. If the client had nothing in flight it goes on with
@@ -268,21 +262,22 @@ impl Relay {
     /// anyone else gets that connection.
     pub(super) fn finish(&mut self) {
         let kill_aimed = self.s.handle.clear_server();
+        let Some(facts) = self.lease_facts() else {
+            return;
+        };
         let Some(mut lease) = self.lease.take() else {
             return;
         };
-        if self.successor.take().is_some() || kill_aimed {
-            // Two responses owed, one of them another client's: not worth draining.
-            lease.discard();
-            return;
-        }
-        if self.s.pool.mode == PoolMode::Session
-            || self.pinned.is_some()
-            || self.hold
-            || !lease.is_clean()
-        {
-            lease.needs_reset = true;
-            lease.mark_dirty();
+        self.successor = None;
+        match isolation::client_gone(&facts, kill_aimed) {
+            // Two responses owed, one of them another client's, or a KILL on its way:
+            // not worth draining.
+            Disposal::Close => lease.discard(),
+            Disposal::Reset => {
+                lease.needs_reset = true;
+                lease.mark_dirty();
+            }
+            Disposal::CheckIn => {}
         }
     }
 }

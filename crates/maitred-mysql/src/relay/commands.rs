@@ -2,7 +2,8 @@
 //! COM_QUERY's text, pins, statements prepared), and those maitred answers itself
 //! (COM_PING, COM_CHANGE_USER, KILL with maitred's ids).
 
-use super::{send_ahead, Acquired, Flow, Inflight, Relay, MAX_SESSION_SETS};
+use super::isolation::{self, OnQuery};
+use super::{send_ahead, Acquired, Flow, Inflight, Relay};
 use crate::codec::packets::{self, OkInfo};
 use crate::codec::response::Expect;
 use crate::codec::{command, frame, status, stmt, CodecError};
@@ -108,21 +109,12 @@ impl Relay {
                 // With the server reporting variable changes, SETs need no scanning: what
                 // the server reports is recorded when the response is relayed.
                 let tracked = self.lease.as_deref().is_some_and(|c| c.tracks_variables);
-                let inflight = match effect {
-                    QueryEffect::None => Inflight::Forward,
-                    QueryEffect::Use(db) => Inflight::Database(db),
-                    QueryEffect::SessionSet | QueryEffect::SessionSetList if tracked => {
-                        Inflight::Forward
-                    }
-                    QueryEffect::SessionSet if self.session_sets.len() < MAX_SESSION_SETS => {
-                        Inflight::SessionSet(payload[1..].to_vec())
-                    }
-                    QueryEffect::SessionSet | QueryEffect::SessionSetList => {
-                        self.pin(PinReason::SessionVariable);
-                        Inflight::Forward
-                    }
-                    QueryEffect::Pin(r) => {
-                        self.pin(r);
+                let inflight = match isolation::on_query(effect, tracked, self.session_sets.len()) {
+                    OnQuery::Forward => Inflight::Forward,
+                    OnQuery::Database(db) => Inflight::Database(db),
+                    OnQuery::RecordSet => Inflight::SessionSet(payload[1..].to_vec()),
+                    OnQuery::Pin(reason) => {
+                        self.pin(reason);
                         Inflight::Forward
                     }
                 };

@@ -7,6 +7,22 @@
 //! is complete, SERVER_STATUS_IN_TRANS is clear, no cursor or long data is open and the
 //! client is not pinned.
 //!
+//! - `mod.rs`: the session loop, client framing, LOAD DATA LOCAL file packets, flushes.
+//! - `commands.rs`: each client command (the one scan of a COM_QUERY's text, pins,
+//!   COM_STMT_PREPARE), and the answers maitred gives itself (COM_PING, COM_CHANGE_USER,
+//!   KILL with maitred's ids).
+//! - `prepared.rs`: COM_STMT_EXECUTE and the other statement commands on whichever server
+//!   connection is leased.
+//! - `checkout.rs`: leasing, bringing a connection to the client's session, release, a
+//!   lost server connection, what a departing client leaves.
+//! - `isolation.rs`: the release, pin and session-state decisions, without I/O.
+//! - `session_effects.rs`: pins, the session a connection carries, the session-state
+//!   changes the server reports, what the end of a response records.
+//! - `session_vars.rs`: the client's variables as the server reported them.
+//! - `server_scan.rs`: the server's response, forwarded and followed to its end.
+//! - `send_ahead.rs`: a queued client's command written behind ours.
+//! - `time_limits.rs`: the client time limits.
+//!
 //! Spec: <https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_command_phase.html>.
 
 use crate::clients::{ClientHandle, ClientRegistry};
@@ -29,6 +45,7 @@ use tokio::io::AsyncReadExt;
 
 mod checkout;
 mod commands;
+mod isolation;
 mod prepared;
 mod send_ahead;
 mod server_scan;
@@ -38,8 +55,6 @@ mod time_limits;
 
 use session_vars::SessionVars;
 
-/// Session SETs replayed per client; beyond that the client is pinned instead.
-const MAX_SESSION_SETS: usize = 64;
 /// Server packets longer than this are forwarded as they arrive instead of whole.
 const WHOLE_PACKET_LIMIT: usize = 64 * 1024;
 

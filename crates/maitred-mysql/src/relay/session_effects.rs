@@ -2,15 +2,15 @@
 //! ([`SessionMark`]), the changes the server reports in OK packets (session tracking), and
 //! what the end of a response records (database, replayed SETs, reset, cursor).
 
-use super::{Inflight, Relay};
+use super::{isolation, Inflight, Relay};
 use crate::backend::SessionMark;
 use crate::codec::session_state::Change;
 use crate::codec::status;
-use crate::pool::{PinReason, PoolMode};
+use crate::pool::PinReason;
 
 impl Relay {
     pub(super) fn pin(&mut self, reason: PinReason) {
-        if self.s.pool.mode == PoolMode::Transaction && self.pinned.is_none() {
+        if let Some(reason) = isolation::new_pin(self.s.pool.mode, self.pinned, reason) {
             self.pinned = Some(reason);
             self.s.pool.counters.count_pin(reason);
             tracing::debug!(pool = %self.s.pool.name, reason = reason.as_str(), "client pinned to its server connection");
@@ -50,10 +50,11 @@ impl Relay {
                 Change::StateChanged | Change::Other => {}
             }
         }
-        if unknown {
-            self.pin(PinReason::SessionState);
+        let reported = isolation::on_reported(changed, unknown);
+        if let Some(reason) = reported.pin {
+            self.pin(reason);
         }
-        if changed {
+        if reported.mark_owner {
             let mark = self.session_mark();
             if let Some(conn) = self.lease.as_deref_mut() {
                 conn.session_owner = Some(mark);
