@@ -8,7 +8,7 @@ use crate::codec::response::{Expect, ResponseScanner, Step};
 use crate::codec::stmt::{self, PrepareOk};
 use crate::codec::{cap, command, frame, status};
 use crate::error::BackendError;
-use crate::stmt_cache::ServerStatements;
+use crate::statements::ServerStatements;
 use crate::target::ServerTarget;
 use crate::tls::Stream;
 use bytes::{Buf, BytesMut};

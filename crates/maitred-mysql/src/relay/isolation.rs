@@ -10,7 +10,7 @@
 use super::session_vars::{Replay, SessionVars};
 use crate::backend::SessionMark;
 use crate::pool::{PinReason, PoolMode};
-use crate::session_sql::QueryEffect;
+use crate::sql_effects::QueryEffect;
 
 /// Session SETs recorded (and replayed) per client when the server does not report
 /// variable changes; beyond that the client is pinned instead.

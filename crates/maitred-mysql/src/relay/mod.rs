@@ -30,9 +30,9 @@ use crate::codec::packets::{self, OkInfo};
 use crate::codec::{command, frame, status, CodecError};
 use crate::error::SessionError;
 use crate::errors_to_client::code;
-use crate::manager::MyManager;
-use crate::pool::{MyPool, PinReason};
-use crate::stmt_cache::{ClientStatements, StmtFacts};
+use crate::manager::MysqlManager;
+use crate::pool::{MysqlPool, PinReason};
+use crate::statements::{ClientStatements, StmtFacts};
 use crate::tls::Stream;
 use bytes::BytesMut;
 use maitred_admin::{ClientState, ClientTicket};
@@ -61,7 +61,7 @@ const WHOLE_PACKET_LIMIT: usize = 64 * 1024;
 /// A client after login.
 #[derive(Debug)]
 pub struct ClientSession {
-    pub pool: Arc<MyPool>,
+    pub pool: Arc<MysqlPool>,
     /// maitred's id for this client.
     pub connection_id: u32,
     pub capabilities: u32,
@@ -116,7 +116,7 @@ pub struct Relay {
     cwbuf: BytesMut,
     swbuf: BytesMut,
     s: ClientSession,
-    lease: Option<Lease<MyManager>>,
+    lease: Option<Lease<MysqlManager>>,
     /// autocommit as the client last saw it.
     autocommit: bool,
     pinned: Option<PinReason>,
@@ -143,7 +143,7 @@ pub struct Relay {
     clock: ClientClock,
     /// A queued client whose command was written behind ours (`send_ahead`): it gets the
     /// connection once our response is read.
-    successor: Option<Successor<MyManager>>,
+    successor: Option<Successor<MysqlManager>>,
     /// The command in flight on the lease may have a successor sent behind it.
     ahead_safe: bool,
     /// The lease came with server bytes already read (a command sent ahead): handle them

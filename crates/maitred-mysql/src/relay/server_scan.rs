@@ -11,7 +11,7 @@ use crate::codec::session_state::{self, Change};
 use crate::codec::{cap, frame, stmt};
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::code;
-use crate::stmt_cache::ClientStmt;
+use crate::statements::ClientStmt;
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 

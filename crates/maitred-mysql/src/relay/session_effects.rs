@@ -6,7 +6,7 @@ use super::{isolation, Inflight, Relay};
 use crate::backend::SessionMark;
 use crate::codec::session_state::Change;
 use crate::codec::status;
-use crate::pool::PinReason;
+use crate::sql_effects::PinReason;
 
 impl Relay {
     pub(super) fn pin(&mut self, reason: PinReason) {
