@@ -15,7 +15,7 @@
 //!   connection is leased.
 //! - `checkout.rs`: leasing, bringing a connection to the client's session, release, a
 //!   lost server connection, what a departing client leaves.
-//! - `isolation.rs`: the release, pin and session-state decisions, without I/O.
+//! - `isolation/`: the release, pin and session-state decisions, without I/O.
 //! - `session_effects.rs`: pins, the session a connection carries, the session-state
 //!   changes the server reports, what the end of a response records.
 //! - `session_vars.rs`: the client's variables as the server reported them.
