@@ -119,7 +119,7 @@ pub async fn connect(url: &str, protocol: Protocol) -> Result<Conn, ErrorKind> {
             let opts = mysql_async::Opts::from_url(url).map_err(|_| "bad mysql URL".to_owned())?;
             // TCP both ways: by default mysql_async moves a loopback connection to the
             // server's Unix socket, which would make "straight" a different transport
-            // (maitred hides the socket from its clients, see session_sql.rs).
+            // (maitred hides the socket from its clients, see sql_effects/rewrite.rs).
             let opts = mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false);
             let conn = mysql_async::Conn::new(opts)
                 .await

@@ -6,8 +6,11 @@
 //! - [`manager`]: the pool core's view of MongoDB (connect, check), and the server's hello facts.
 //! - [`pool`]: a configured pool (users, counters) around the pool core.
 //! - [`hello`]: hello / isMaster answered locally.
-//! - [`session`]: one client: local commands (hello, SASL), then [`relay`] for the rest.
-//! - [`relay`]: leasing, forwarding, pinning (transactions), cursor tracking and cleanup.
+//! - [`session`]: one client: local commands (hello, SASL: `session/local.rs`,
+//!   `session/sasl.rs`), then forwarding the rest (`session/forward.rs`: leasing, pinning
+//!   for transactions, cursor tracking and cleanup).
+//! - [`relay`]: what is read from a command and its reply, and the exchange with a server
+//!   connection (no session state: [`session`] depends on it, never the other way).
 //! - [`txn`]: transaction pins shared by a pool's sessions.
 //! - [`user_pools`]: server connections of client users with their own server login.
 //! - [`limits`]: the error replies of the client limits (`max_clients`, message size,

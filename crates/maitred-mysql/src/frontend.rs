@@ -14,7 +14,7 @@ use crate::codec::packets::{self, OkInfo};
 use crate::codec::{cap, frame, status, CodecError};
 use crate::error::SessionError;
 use crate::errors_to_client::{checkout_error, code};
-use crate::pool::MyPool;
+use crate::pool::MysqlPool;
 use crate::relay::{ClientSession, Relay};
 use crate::tls::{ClientTls, Stream};
 use bytes::{Buf, BytesMut};
@@ -52,7 +52,7 @@ fn next_connection_id() -> u32 {
 /// The pools served on one listen address, found by the client's database name.
 #[derive(Debug)]
 pub struct Router {
-    pub pools: Vec<Arc<MyPool>>,
+    pub pools: Vec<Arc<MysqlPool>>,
     /// Every client of the process (shared by all routers), for KILL.
     pub clients: Arc<ClientRegistry>,
     /// TLS for clients that ask (CLIENT_SSL), when the address has a certificate.
@@ -68,7 +68,7 @@ impl Router {
 
     /// The pool whose database the client asked for; with one pool, that pool (the
     /// client's database then becomes its current database).
-    pub fn find(&self, database: Option<&str>) -> Option<&Arc<MyPool>> {
+    pub fn find(&self, database: Option<&str>) -> Option<&Arc<MysqlPool>> {
         if let Some(db) = database {
             if let Some(p) = self
                 .pools
@@ -140,7 +140,7 @@ pub async fn serve_client(tcp: TcpStream, peer: SocketAddr, router: Arc<Router>)
 
 /// Learns what the server looks like (version, capabilities), opening a connection the
 /// first time.
-async fn server_info(pool: &MyPool) -> Result<Arc<ServerInfo>, BytesMut> {
+async fn server_info(pool: &MysqlPool) -> Result<Arc<ServerInfo>, BytesMut> {
     if let Some(info) = pool.pool.manager().server_info() {
         return Ok(info);
     }

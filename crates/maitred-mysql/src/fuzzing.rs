@@ -10,7 +10,7 @@ use crate::auth;
 use crate::codec::packets::{self, AUTH_MORE_DATA, EOF, ERR, OK};
 use crate::codec::response::{Expect, ResponseScanner, Step};
 use crate::codec::{cap, command, frame, stmt};
-use crate::session_sql;
+use crate::sql_effects;
 use bytes::BytesMut;
 
 /// The client packet bound the fuzz targets use (the pool's default `max_client_packet`
@@ -79,10 +79,10 @@ fn client_command(payload: &[u8]) {
     match cmd {
         command::QUERY => {
             let sql = &payload[1..];
-            let _ = session_sql::kill_target(sql);
-            let _ = session_sql::rewrite_connection_id(sql, 7);
-            let _ = session_sql::rewrite_last_insert_id(sql, 42);
-            let _ = session_sql::classify(sql);
+            let _ = sql_effects::kill_target(sql);
+            let _ = sql_effects::rewrite_connection_id(sql, 7);
+            let _ = sql_effects::rewrite_last_insert_id(sql, 42);
+            let _ = sql_effects::classify(sql);
             sql_text(payload);
         }
         command::CHANGE_USER => {
@@ -309,11 +309,11 @@ pub fn sql_text(data: &[u8]) {
     let Some((&flags, sql)) = data.split_first() else {
         return;
     };
-    let mode = crate::sql_lexer::LexMode {
+    let mode = crate::sql_effects::lexer::LexMode {
         backslash_escapes: flags & 1 == 0,
         ansi_quotes: flags & 2 != 0,
     };
-    let lexed = crate::sql_lexer::lex_with(sql, mode);
+    let lexed = crate::sql_effects::lexer::lex_with(sql, mode);
     let mut last_end = 0;
     for t in &lexed.tokens {
         assert!(t.start >= last_end && t.start < t.end && t.end <= sql.len());
@@ -322,10 +322,10 @@ pub fn sql_text(data: &[u8]) {
     for s in &lexed.statements {
         assert!(s.first < s.end && s.end <= lexed.tokens.len());
     }
-    let _ = session_sql::analyze_with(&lexed, mode);
-    let rewritten = session_sql::rewrite_query(&lexed, 7, 42);
+    let _ = sql_effects::analyze_with(&lexed, mode);
+    let rewritten = sql_effects::rewrite_query(&lexed, 7, 42);
     if !sql.windows(2).any(|w| w == b"@@") && !sql.contains(&b'(') {
         assert!(rewritten.is_none());
     }
-    let _ = session_sql::kill_target(sql);
+    let _ = sql_effects::kill_target(sql);
 }

@@ -9,12 +9,12 @@
 //! - [`clients`]: maitred's connection ids, for KILL and CONNECTION_ID().
 //! - [`frontend`]: a client from accept to the end of login, routing by database.
 //! - [`relay`]: the client's session after login: leasing, forwarding, releasing.
-//! - [`sql_lexer`]: the one MySQL lexer (comments, executable comments, quotes,
-//!   statement lists) every look at SQL text goes through.
-//! - [`session_sql`]: what a query does to session state (USE, SET, pins), KILL, rewrites.
-//! - [`send_ahead_sql`]: which statements may be sent ahead on another client's busy
-//!   connection (the relay's part is `relay/send_ahead.rs`).
-//! - [`stmt_cache`]: prepared statements across server connections.
+//! - [`sql_effects`]: what SQL text does to session state, read without a full parser:
+//!   the one MySQL lexer (`sql_effects::lexer`: comments, executable comments, quotes,
+//!   statement lists) every look at SQL text goes through; USE, SET, pins; KILL; which
+//!   statements may be sent ahead on another client's busy connection
+//!   (`sql_effects::send_ahead`; the relay's part is `relay/send_ahead.rs`); the rewrites.
+//! - [`statements`]: prepared statements across server connections.
 //! - [`limits`]: the ERR packets of the client limits (login, idle and query timeouts,
 //!   `max_clients`); the relay enforces the time limits in `relay/time_limits.rs`.
 //! - [`errors_to_client`]: the ERR packets maitred composes itself, and their codes.
@@ -35,14 +35,19 @@ pub mod listener;
 pub mod manager;
 pub mod pool;
 pub mod relay;
-pub mod send_ahead_sql;
-pub mod session_sql;
-pub mod sql_lexer;
-pub mod stmt_cache;
+pub mod sql_effects;
+pub mod statements;
 pub mod target;
 pub mod tls;
 
 pub use clients::ClientRegistry;
 pub use frontend::Router;
-pub use pool::{MyPool, MyPoolConfig, PinReason, PoolMode};
+pub use pool::{MysqlPool, MysqlPoolConfig, PinReason, PoolMode};
+
+/// The former name of [`MysqlPool`], kept while `crates/maitred/src/daemon/mysql.rs` still
+/// uses it (the daemon is being reworked on another branch); remove once it says
+/// `MysqlPool`.
+pub type MyPool = MysqlPool;
+/// The former name of [`MysqlPoolConfig`]; see [`MyPool`].
+pub type MyPoolConfig = MysqlPoolConfig;
 pub use target::ServerTarget;

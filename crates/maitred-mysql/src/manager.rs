@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// Opens server connections for one pool and remembers what the first one reported
 /// (version, capabilities, collation), which clients are shown in maitred's handshake.
 #[derive(Debug)]
-pub struct MyManager {
+pub struct MysqlManager {
     target: Upstream<ServerTarget>,
     max_statements: usize,
     info: Reported<Arc<ServerInfo>>,
@@ -20,9 +20,9 @@ pub struct MyManager {
     found_rows: AtomicBool,
 }
 
-impl MyManager {
-    pub fn new(target: ServerTarget, max_statements: usize) -> MyManager {
-        MyManager {
+impl MysqlManager {
+    pub fn new(target: ServerTarget, max_statements: usize) -> MysqlManager {
+        MysqlManager {
             target: Upstream::new(target),
             max_statements,
             info: Reported::default(),
@@ -53,7 +53,7 @@ impl MyManager {
     }
 }
 
-impl maitred_pool::Manager for MyManager {
+impl maitred_pool::Manager for MysqlManager {
     type Connection = ServerConn;
     type Error = BackendError;
 

@@ -1,7 +1,8 @@
 //! A MySQL pool as the front end sees it: the users who may log in, the pooling mode, the
 //! pins, and the protocol-agnostic pool of server connections.
 
-use crate::manager::MyManager;
+use crate::manager::MysqlManager;
+pub use crate::sql_effects::PinReason;
 use crate::target::ServerTarget;
 use arc_swap::ArcSwap;
 use maitred_admin::PoolClients;
@@ -15,72 +16,9 @@ use std::sync::Arc;
 /// refused for MySQL pools by the configuration's validation.
 pub use maitred_pool::PoolMode;
 
-/// Why a client in transaction mode was pinned to one server connection for the rest of
-/// its session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinReason {
-    /// `SET` of a session variable maitred does not carry over (everything but autocommit).
-    SessionVariable,
-    /// `@user` variables.
-    UserVariable,
-    /// `CREATE TEMPORARY TABLE`.
-    TemporaryTable,
-    /// `LOCK TABLES`.
-    LockTables,
-    /// `GET_LOCK()`.
-    GetLock,
-    /// SQL-level `PREPARE`.
-    SqlPrepare,
-    /// `COM_SET_OPTION` (multi-statements on/off).
-    SetOption,
-    /// `SQL_CALC_FOUND_ROWS` / `FOUND_ROWS()` / `LAST_INSERT_ID()`: answers tied to one
-    /// server connection.
-    ConnectionFunction,
-    /// The server reported a session-state change without saying what (e.g. a user
-    /// variable or temporary table created inside a stored procedure).
-    SessionState,
-    /// `HANDLER t OPEN`: an open handler belongs to its server connection.
-    Handler,
-    /// `XA START` ... `XA COMMIT`: an XA transaction, prepared or not, belongs to its
-    /// server connection.
-    XaTransaction,
-}
-
-impl PinReason {
-    pub const ALL: [PinReason; 11] = [
-        PinReason::SessionVariable,
-        PinReason::UserVariable,
-        PinReason::TemporaryTable,
-        PinReason::LockTables,
-        PinReason::GetLock,
-        PinReason::SqlPrepare,
-        PinReason::SetOption,
-        PinReason::ConnectionFunction,
-        PinReason::SessionState,
-        PinReason::Handler,
-        PinReason::XaTransaction,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PinReason::SessionVariable => "session_variable",
-            PinReason::UserVariable => "user_variable",
-            PinReason::TemporaryTable => "temporary_table",
-            PinReason::LockTables => "lock_tables",
-            PinReason::GetLock => "get_lock",
-            PinReason::SqlPrepare => "sql_prepare",
-            PinReason::SetOption => "set_option",
-            PinReason::ConnectionFunction => "connection_function",
-            PinReason::SessionState => "session_state",
-            PinReason::Handler => "handler",
-            PinReason::XaTransaction => "xa_transaction",
-        }
-    }
-}
-
-/// Everything needed to build a [`MyPool`].
+/// Everything needed to build a [`MysqlPool`].
 #[derive(Debug, Clone)]
-pub struct MyPoolConfig {
+pub struct MysqlPoolConfig {
     pub name: String,
     /// The database clients select by default (and route by, when pools share an address).
     pub database: Option<String>,
@@ -105,7 +43,7 @@ pub struct MyPoolConfig {
 
 /// Counters specific to MySQL sessions (the pool core keeps its own).
 #[derive(Debug, Default)]
-pub struct MyCounters {
+pub struct MysqlCounters {
     pub clients_accepted: AtomicU64,
     pub login_failures: AtomicU64,
     pub transactions: AtomicU64,
@@ -113,7 +51,7 @@ pub struct MyCounters {
     pins: [AtomicU64; PinReason::ALL.len()],
 }
 
-impl MyCounters {
+impl MysqlCounters {
     pub fn count_pin(&self, reason: PinReason) {
         let i = PinReason::ALL
             .iter()
@@ -134,15 +72,15 @@ impl MyCounters {
 
 /// One configured MySQL pool.
 #[derive(Debug)]
-pub struct MyPool {
+pub struct MysqlPool {
     pub name: String,
     pub database: Option<String>,
     pub mode: PoolMode,
     pub check_passwords: bool,
-    /// user -> plaintext password; swapped whole by a reload ([`MyPool::set_users`]).
+    /// user -> plaintext password; swapped whole by a reload ([`MysqlPool::set_users`]).
     users: ArcSwap<HashMap<String, Arc<str>>>,
-    pub pool: Pool<MyManager>,
-    pub counters: MyCounters,
+    pub pool: Pool<MysqlManager>,
+    pub counters: MysqlCounters,
     pub max_client_packet: usize,
     pub limits: ClientLimits,
     /// Clients logged in to this pool, bounded by `limits.max_clients`.
@@ -153,11 +91,11 @@ pub struct MyPool {
     send_ahead: AtomicBool,
 }
 
-impl MyPool {
-    pub fn new(cfg: MyPoolConfig) -> MyPool {
-        MyPool {
+impl MysqlPool {
+    pub fn new(cfg: MysqlPoolConfig) -> MysqlPool {
+        MysqlPool {
             pool: Pool::new(
-                MyManager::new(cfg.target, cfg.max_statements_per_connection),
+                MysqlManager::new(cfg.target, cfg.max_statements_per_connection),
                 cfg.settings,
             ),
             name: cfg.name,
@@ -165,7 +103,7 @@ impl MyPool {
             mode: cfg.mode,
             check_passwords: cfg.check_passwords,
             users: ArcSwap::from_pointee(users_of(&cfg.users)),
-            counters: MyCounters::default(),
+            counters: MysqlCounters::default(),
             max_client_packet: cfg.max_client_packet,
             client_count: ClientCount::new(cfg.limits.max_clients),
             limits: cfg.limits,
@@ -212,8 +150,8 @@ fn users_of(users: &[(String, String)]) -> HashMap<String, Arc<str>> {
 mod tests {
     use super::*;
 
-    fn config(users: &[(&str, &str)]) -> MyPoolConfig {
-        MyPoolConfig {
+    fn config(users: &[(&str, &str)]) -> MysqlPoolConfig {
+        MysqlPoolConfig {
             name: "app".into(),
             database: None,
             mode: PoolMode::Transaction,
@@ -239,7 +177,7 @@ mod tests {
 
     #[test]
     fn set_users_adds_and_removes_logins() {
-        let pool = MyPool::new(config(&[("app", "pw")]));
+        let pool = MysqlPool::new(config(&[("app", "pw")]));
         assert_eq!(pool.password("app").as_deref(), Some("pw"));
         pool.set_users(&[("app".into(), "new".into()), ("other".into(), "x".into())]);
         assert_eq!(pool.password("app").as_deref(), Some("new"));

@@ -60,9 +60,9 @@ proptest! {
         let _ = stmt::parse_prepare_ok(&bytes);
         let _ = stmt::execute_param_types(&bytes, usize::from(caps as u8));
         let _ = stmt::execute_with_types(&bytes, 2, b"\x03\x00\x03\x00");
-        let _ = crate::session_sql::classify(&bytes);
-        let _ = crate::session_sql::kill_target(&bytes);
-        let _ = crate::session_sql::rewrite_connection_id(&bytes, 7);
+        let _ = crate::sql_effects::classify(&bytes);
+        let _ = crate::sql_effects::kill_target(&bytes);
+        let _ = crate::sql_effects::rewrite_connection_id(&bytes, 7);
     }
 
     #[test]

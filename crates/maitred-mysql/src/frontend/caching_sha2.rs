@@ -12,13 +12,13 @@ use crate::auth::{self, sha2_cache, AuthError};
 use crate::codec::frame;
 use crate::codec::packets::AUTH_MORE_DATA;
 use crate::error::SessionError;
-use crate::pool::MyPool;
+use crate::pool::MysqlPool;
 use crate::tls::Stream;
 use bytes::BytesMut;
 
 /// What one caching_sha2_password login needs to know.
 pub(super) struct Sha2Login<'a> {
-    pub pool: &'a MyPool,
+    pub pool: &'a MysqlPool,
     pub user: &'a str,
     /// The configured password of `user`, if it is a configured user.
     pub password: Option<&'a [u8]>,

@@ -9,11 +9,11 @@
 //! decides when it is safe for MySQL:
 //!
 //! - The waiter offers only a COM_QUERY of a lone read-only SELECT, or a COM_STMT_EXECUTE
-//!   (no cursor) of a statement prepared from one ([`crate::send_ahead_sql::may_send_ahead`]), from a session the
+//!   (no cursor) of a statement prepared from one ([`crate::sql_effects::may_send_ahead`]), from a session the
 //!   server's defaults describe: transaction mode, autocommit on, not pinned, no SET
 //!   replayed or variable tracked. Its affinity is its current database: it only runs on a
 //!   connection that has that database selected. An execute names its statement by
-//!   [`sql_key`](crate::stmt_cache::sql_key) (`requires`): the holder's connection must
+//!   [`sql_key`](crate::statements::sql_key) (`requires`): the holder's connection must
 //!   have it prepared, and the holder writes that connection's statement id into it.
 //! - The holder claims only while the command in flight is itself such a command, sent on
 //!   a connection with the server's default session (no SET owner, no reset owed), outside
@@ -36,7 +36,7 @@ use crate::codec::response::Expect;
 use crate::codec::{command, frame, status};
 use crate::error::SessionError;
 use crate::pool::PoolMode;
-use crate::stmt_cache::ClientStmt;
+use crate::statements::ClientStmt;
 use bytes::BytesMut;
 use maitred_pool::Ahead;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -181,12 +181,12 @@ impl Relay {
 }
 
 /// Whether the command `payload` (`statement`: the prepared statement a COM_STMT_EXECUTE
-/// runs) is of a shape that may be sent ahead, and the [`sql_key`](crate::stmt_cache::sql_key)
+/// runs) is of a shape that may be sent ahead, and the [`sql_key`](crate::statements::sql_key)
 /// of the statement it needs prepared: `Some(None)` for a COM_QUERY (whose text the
-/// caller judged with [`crate::send_ahead_sql::may_send_ahead`]). `None` when the pool
+/// caller judged with [`crate::sql_effects::may_send_ahead`]). `None` when the pool
 /// does not send ahead.
 pub(super) fn ahead_shape(
-    pool: &crate::pool::MyPool,
+    pool: &crate::pool::MysqlPool,
     payload: &[u8],
     statement: Option<&ClientStmt>,
 ) -> Option<Option<u64>> {

@@ -45,12 +45,12 @@ impl SessionVars {
     }
 
     /// How the client's `sql_mode` (as the server reported it) lexes quotes.
-    pub fn lex_mode(&self) -> crate::sql_lexer::LexMode {
+    pub fn lex_mode(&self) -> crate::sql_effects::lexer::LexMode {
         self.vars
             .iter()
             .find(|(n, _)| n == "sql_mode")
-            .map_or_else(crate::sql_lexer::LexMode::default, |(_, v)| {
-                crate::sql_lexer::LexMode::from_sql_mode(v)
+            .map_or_else(crate::sql_effects::lexer::LexMode::default, |(_, v)| {
+                crate::sql_effects::lexer::LexMode::from_sql_mode(v)
             })
     }
 

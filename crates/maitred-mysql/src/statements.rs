@@ -37,7 +37,7 @@ pub struct ClientStmt {
     pub reads_last_insert_id: bool,
     /// Executing it takes state that cannot move (GET_LOCK, a user variable, ...): the
     /// client is pinned at its first execute.
-    pub pins: Option<crate::pool::PinReason>,
+    pub pins: Option<crate::sql_effects::PinReason>,
     /// It is a `CALL`: the connection is reset before another client gets it.
     pub calls_routine: bool,
 }
@@ -47,7 +47,7 @@ pub struct ClientStmt {
 pub struct StmtFacts {
     pub may_send_ahead: bool,
     pub reads_last_insert_id: bool,
-    pub pins: Option<crate::pool::PinReason>,
+    pub pins: Option<crate::sql_effects::PinReason>,
     pub calls_routine: bool,
     /// A `KILL`: refused (its number would name a server thread).
     pub kills: bool,
@@ -55,14 +55,14 @@ pub struct StmtFacts {
 
 impl StmtFacts {
     /// Reads `sql` as the client's `sql_mode` quotes it.
-    pub fn of(sql: &[u8], mode: crate::sql_lexer::LexMode) -> StmtFacts {
-        let lexed = crate::sql_lexer::lex_with(sql, mode);
-        let analysis = crate::session_sql::analyze_with(&lexed, mode);
+    pub fn of(sql: &[u8], mode: crate::sql_effects::lexer::LexMode) -> StmtFacts {
+        let lexed = crate::sql_effects::lexer::lex_with(sql, mode);
+        let analysis = crate::sql_effects::analyze_with(&lexed, mode);
         StmtFacts {
             may_send_ahead: analysis.may_send_ahead,
-            reads_last_insert_id: crate::session_sql::reads_last_insert_id(&lexed),
+            reads_last_insert_id: crate::sql_effects::reads_last_insert_id(&lexed),
             pins: match analysis.effect {
-                crate::session_sql::QueryEffect::Pin(r) => Some(r),
+                crate::sql_effects::QueryEffect::Pin(r) => Some(r),
                 _ => None,
             },
             calls_routine: analysis.calls_routine,
@@ -73,7 +73,7 @@ impl StmtFacts {
 
 impl ClientStmt {
     pub fn new(sql: Arc<[u8]>, params: u16, columns: u16) -> ClientStmt {
-        let facts = StmtFacts::of(&sql, crate::sql_lexer::LexMode::default());
+        let facts = StmtFacts::of(&sql, crate::sql_effects::lexer::LexMode::default());
         ClientStmt::with_facts(sql, params, columns, facts)
     }
 
@@ -271,8 +271,8 @@ mod tests {
 
     #[test]
     fn a_statement_is_read_once_at_prepare() {
-        use crate::pool::PinReason;
-        use crate::sql_lexer::LexMode;
+        use crate::sql_effects::lexer::LexMode;
+        use crate::sql_effects::PinReason;
         let f = StmtFacts::of(b"SELECT GET_LOCK(?, 0)", LexMode::default());
         assert_eq!(f.pins, Some(PinReason::GetLock));
         assert!(!f.may_send_ahead && !f.kills);

@@ -11,19 +11,17 @@
 //!
 //! Spec: <https://github.com/mongodb/specifications/blob/master/source/auth/auth.md>.
 
-use crate::auth::scram::{client_first_user, unknown_user_keys, Mechanism, ScramServer};
-use crate::backend::{next_request_id, ServerInfo};
+use crate::backend::next_request_id;
 use crate::codec::compressed::{self, Compressor};
 use crate::codec::header::decode_frame;
 use crate::codec::legacy::{encode_reply, parse_query};
 use crate::codec::{op_msg, Header, OpCode};
 use crate::error::SessionError;
-use crate::errors_to_client::{auth_failed, checkout_error, code, error_doc, unauthorized};
 use crate::hello;
 use crate::manager::MongoManager;
 use crate::pool::MongoPool;
 use crate::tls::Stream;
-use bson::{rawdoc, RawDocument, RawDocumentBuf};
+use bson::RawDocument;
 use bytes::BytesMut;
 use maitred_admin::{ClientIdentity, ClientTicket};
 use maitred_pool::{ClientClock, ClientSlot, Lease};
@@ -33,23 +31,16 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod awaitable;
+mod forward;
+mod local;
+mod sasl;
 mod time_limits;
 
+#[cfg(test)]
+pub(crate) use sasl::binary;
+use sasl::Conversation;
+
 static NEXT_CONNECTION_ID: AtomicI64 = AtomicI64::new(1);
-
-/// Commands answered (`{ok: 1}`, by maitred itself, never forwarded) before
-/// authentication, besides the handshake and SASL ones: what current MongoDB servers
-/// allow unauthenticated. `buildInfo` (the server's version and build) needs
-/// authentication on MongoDB 7+, and `getnonce` is gone since 6.0, so both get 13
-/// Unauthorized like every other command.
-const ANSWERED_BEFORE_AUTH: &[&str] = &["ping", "endSessions"];
-
-/// A SASL conversation in progress.
-struct Conversation {
-    server: ScramServer,
-    known_user: bool,
-    user: String,
-}
 
 /// How a reply goes back: OP_MSG, or OP_REPLY for a legacy OP_QUERY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,104 +352,6 @@ impl Session {
         }
     }
 
-    async fn on_msg(&mut self, h: Header, msg: BytesMut) -> Result<(), SessionError> {
-        let parsed = op_msg::parse(&msg)?;
-        let name = parsed
-            .command_name()
-            .ok_or(crate::codec::CodecError::Malformed("OP_MSG: empty command"))?;
-        let silent = parsed.more_to_come();
-        let local = if let Some(legacy) = hello::hello_kind(name) {
-            if let Some(wait) = hello::await_time(parsed.body).filter(|_| !silent) {
-                let exhaust = parsed.flags & op_msg::EXHAUST_ALLOWED != 0;
-                let body = parsed.body.to_raw_document_buf();
-                return self.awaitable_hello(h, &body, legacy, wait, exhaust).await;
-            }
-            Some(self.hello(parsed.body, legacy).await)
-        } else if name == "saslStart" {
-            Some(self.sasl_start(parsed.body))
-        } else if name == "saslContinue" {
-            Some(self.sasl_continue(parsed.body))
-        } else if name == "logout" {
-            // Never forwarded: it would log the shared server connection out.
-            let was_authenticated = self.authenticated;
-            self.authenticated = !self.pool.requires_auth();
-            self.user = None;
-            if was_authenticated && !self.authenticated {
-                // Logged out: a new login, in its own time (a client that never logged in
-                // keeps its deadline, however many logouts it sends).
-                self.login_deadline.restart(self.pool.limits.login_timeout);
-            }
-            Some(hello::ok())
-        } else if name == "authenticate" {
-            Some(error_doc(
-                334,
-                "MechanismUnavailable",
-                "maitred: authenticate (MONGODB-CR, X.509) is not supported; use SCRAM-SHA-256 or SCRAM-SHA-1",
-                &[],
-            ))
-        } else if !self.authenticated {
-            // Nothing before authentication reaches a server connection.
-            if ANSWERED_BEFORE_AUTH.contains(&name) {
-                Some(hello::ok())
-            } else {
-                Some(unauthorized(name))
-            }
-        } else {
-            None
-        };
-        match local {
-            Some(doc) => {
-                if !silent {
-                    self.reply(ReplyKind::Msg, h.request_id, &doc).await?;
-                }
-                Ok(())
-            }
-            None => {
-                let route = crate::relay::Route::of(name, parsed.body, parsed.flags);
-                drop(parsed);
-                self.forward(h, msg, route).await
-            }
-        }
-    }
-
-    async fn on_query(&mut self, h: Header, msg: &[u8]) -> Result<(), SessionError> {
-        let q = parse_query(msg)?;
-        let mut body = q.query;
-        if let Ok(inner) = body.get_document("$query") {
-            body = inner;
-        }
-        let name = body
-            .iter()
-            .next()
-            .and_then(|e| e.ok())
-            .map(|(k, _)| k)
-            .unwrap_or_default();
-        let doc = if !q.is_command() {
-            error_doc(
-                code::UNSUPPORTED_OP_QUERY,
-                "UnsupportedOpQueryCommand",
-                "maitred: legacy OP_QUERY reads are not supported; use OP_MSG",
-                &[],
-            )
-        } else if let Some(legacy) = hello::hello_kind(name) {
-            self.hello(body, legacy).await
-        } else if name == "saslStart" {
-            self.sasl_start(body)
-        } else if name == "saslContinue" {
-            self.sasl_continue(body)
-        } else {
-            error_doc(
-                code::UNSUPPORTED_OP_QUERY,
-                "UnsupportedOpQueryCommand",
-                &format!(
-                    "maitred: command {name} over legacy OP_QUERY is not supported; use OP_MSG"
-                ),
-                &[],
-            )
-        };
-        self.reply(ReplyKind::Legacy, h.request_id, &doc).await
-    }
-
     /// Writes a reply maitred composed.
     pub(crate) async fn reply(
         &mut self,
@@ -497,152 +390,9 @@ impl Session {
             .map_err(SessionError::ClientIo)
     }
 
-    /// The server's hello facts; opens a server connection to learn them the first time
-    /// (once in the pool's life, whoever asks: drivers' monitoring connections never
-    /// authenticate, and their hellos need these facts). The connection is not used for the
-    /// client's request and stays in the pool.
-    async fn server_info(&self) -> Result<ServerInfo, RawDocumentBuf> {
-        if let Some(info) = self.pool.pool.manager().server_info() {
-            return Ok(info);
-        }
-        match self.pool.pool.checkout().await {
-            Ok(_lease) => self.pool.pool.manager().server_info().ok_or_else(hello::ok),
-            Err(e) => Err(checkout_error(&e)),
-        }
-    }
-
-    async fn hello(&mut self, body: &RawDocument, legacy: bool) -> RawDocumentBuf {
-        let info = match self.server_info().await {
-            Ok(info) => info,
-            Err(err) => return err,
-        };
-        let mut d = hello::hello_reply(body, legacy, &info, self.connection_id);
-        if let Ok(mechs) = body.get_str("saslSupportedMechs") {
-            let user = mechs.split_once('.').map(|(_, u)| u).unwrap_or(mechs);
-            if self.pool.user(user).is_some() {
-                d.append("saslSupportedMechs", hello::mechanisms());
-            }
-        }
-        if let Ok(list) = body.get_array("compression") {
-            self.compressors = list
-                .into_iter()
-                .filter_map(|v| v.ok().and_then(|v| v.as_str()))
-                .filter_map(Compressor::from_name)
-                .collect();
-            if !self.compressors.is_empty() {
-                let mut a = bson::RawArrayBuf::new();
-                for c in &self.compressors {
-                    a.push(c.name());
-                }
-                d.append("compression", a);
-            }
-        }
-        if let Ok(spec) = body.get_document("speculativeAuthenticate") {
-            let first = self.sasl_start(spec);
-            tracing::debug!(
-                ok = crate::backend::is_ok(&first),
-                "speculative authentication in hello"
-            );
-            if crate::backend::is_ok(&first) {
-                let mut s = RawDocumentBuf::new();
-                for (k, v) in first.iter().filter_map(|e| e.ok()) {
-                    if k != "ok" {
-                        s.append(k, v.to_raw_bson());
-                    }
-                }
-                d.append("speculativeAuthenticate", s);
-            }
-        }
-        hello::finish(d)
-    }
-
-    fn sasl_start(&mut self, body: &RawDocument) -> RawDocumentBuf {
-        if !self.pool.requires_auth() {
-            return error_doc(
-                code::AUTHENTICATION_FAILED,
-                "AuthenticationFailed",
-                "maitred: this pool takes no client authentication; connect without credentials",
-                &[],
-            );
-        }
-        let mech = body.get_str("mechanism").unwrap_or_default();
-        let Some(mechanism) = Mechanism::from_name(mech) else {
-            return error_doc(
-                334,
-                "MechanismUnavailable",
-                &format!("Received authentication for mechanism {mech} which is unknown or not enabled; maitred supports SCRAM-SHA-256 and SCRAM-SHA-1"),
-                &[],
-            );
-        };
-        let Some(payload) = sasl_payload(body) else {
-            return auth_failed();
-        };
-        let user = match client_first_user(&payload) {
-            Ok(u) => u,
-            Err(_) => return auth_failed(),
-        };
-        let known = self
-            .pool
-            .user(&user)
-            .map(|k| k.for_mechanism(mechanism).clone());
-        let keys = known
-            .clone()
-            .unwrap_or_else(|| unknown_user_keys(mechanism, &user));
-        match ScramServer::start(keys, &payload) {
-            Ok((server, first)) => {
-                self.conversation = Some(Conversation {
-                    server,
-                    known_user: known.is_some(),
-                    user,
-                });
-                rawdoc! {
-                    "conversationId": 1,
-                    "done": false,
-                    "payload": binary(first.into_bytes()),
-                    "ok": 1.0,
-                }
-            }
-            Err(_) => self.failed_login(),
-        }
-    }
-
-    fn sasl_continue(&mut self, body: &RawDocument) -> RawDocumentBuf {
-        let Some(conv) = self.conversation.take() else {
-            if self.authenticated && self.pool.requires_auth() {
-                // An empty last step after a finished exchange.
-                return rawdoc! { "conversationId": 1, "done": true, "payload": binary(Vec::new()), "ok": 1.0 };
-            }
-            return self.failed_login();
-        };
-        let payload = sasl_payload(body).unwrap_or_default();
-        match conv.server.finish(&payload) {
-            Ok(fin) if conv.known_user => {
-                self.authenticated = true;
-                self.login_deadline.authenticated();
-                self.user = Some(conv.user);
-                rawdoc! {
-                    "conversationId": 1,
-                    "done": true,
-                    "payload": binary(fin.into_bytes()),
-                    "ok": 1.0,
-                }
-            }
-            _ => self.failed_login(),
-        }
-    }
-
     /// The server connections this client's requests run on.
     pub(crate) fn server_pool(&self) -> &maitred_pool::Pool<MongoManager> {
         self.pool.server_pool(self.user.as_deref())
-    }
-
-    fn failed_login(&mut self) -> RawDocumentBuf {
-        self.pool
-            .counters
-            .login_failures
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::info!(pool = %self.pool.name, "client authentication failed");
-        auth_failed()
     }
 }
 
@@ -664,19 +414,4 @@ fn plain_hello(op: OpCode, msg: &[u8]) -> bool {
         }),
         _ => false,
     }
-}
-
-fn sasl_payload(body: &RawDocument) -> Option<Vec<u8>> {
-    match body.get("payload") {
-        Ok(Some(bson::RawBsonRef::Binary(b))) => Some(b.bytes.to_vec()),
-        Ok(Some(bson::RawBsonRef::String(s))) => Some(s.as_bytes().to_vec()),
-        _ => None,
-    }
-}
-
-pub(crate) fn binary(bytes: Vec<u8>) -> bson::RawBson {
-    bson::RawBson::Binary(bson::Binary {
-        subtype: bson::spec::BinarySubtype::Generic,
-        bytes,
-    })
 }
