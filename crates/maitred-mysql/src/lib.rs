@@ -43,11 +43,4 @@ pub mod tls;
 pub use clients::ClientRegistry;
 pub use frontend::Router;
 pub use pool::{MysqlPool, MysqlPoolConfig, PinReason, PoolMode};
-
-/// The former name of [`MysqlPool`], kept while `crates/maitred/src/daemon/mysql.rs` still
-/// uses it (the daemon is being reworked on another branch); remove once it says
-/// `MysqlPool`.
-pub type MyPool = MysqlPool;
-/// The former name of [`MysqlPoolConfig`]; see [`MyPool`].
-pub type MyPoolConfig = MysqlPoolConfig;
 pub use target::ServerTarget;

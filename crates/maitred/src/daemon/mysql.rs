@@ -8,7 +8,7 @@ use super::protocol::{
 };
 use super::DaemonError;
 use maitred_config::model::{ClientAuth, PoolConfig, PoolMode};
-use maitred_mysql::{ClientRegistry, MyPool, MyPoolConfig, Router, ServerTarget};
+use maitred_mysql::{ClientRegistry, MysqlPool, MysqlPoolConfig, Router, ServerTarget};
 use std::sync::Arc;
 
 /// TLS towards the server, from the upstream URL's `ssl-mode` and `ssl-ca`.
@@ -24,7 +24,7 @@ fn server_tls(p: &PoolConfig) -> Result<maitred_mysql::tls::ServerTls, DaemonErr
 /// Maps a configured pool to the MySQL crate's pool description. TLS settings that do not
 /// load (checked at start; a reload may bring a broken `ssl-ca`) fail closed: no server
 /// connection opens.
-fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
+fn mysql_pool_config(p: &PoolConfig) -> MysqlPoolConfig {
     let tls = server_tls(p).unwrap_or_else(|e| {
         tracing::error!(pool = %p.name, error = %e, "upstream TLS settings do not load: no server connection will open");
         maitred_mysql::tls::ServerTls::refusing()
@@ -34,7 +34,7 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
     let socket = maitred_mysql::tls::server_socket(&up.params);
     let (server, password) = super::upstream_server(up, socket);
     let database = Some(p.client_database().to_owned()).filter(|d| !d.is_empty());
-    MyPoolConfig {
+    MysqlPoolConfig {
         name: p.name.clone(),
         database,
         mode: match p.mode {
@@ -65,7 +65,7 @@ fn my_pool_config(p: &PoolConfig) -> MyPoolConfig {
 /// a reload changes users and passwords (new logins and COM_CHANGE_USER see them at once),
 /// `send_ahead` and the upstream (new server connections go to the new one; open ones are
 /// retired as they come back) at once.
-impl ProtocolPool for MyPool {
+impl ProtocolPool for MysqlPool {
     const PROTOCOL: &'static str = "mysql";
 
     fn numbers(&self) -> ProtocolNumbers {
@@ -90,7 +90,7 @@ impl ProtocolPool for MyPool {
         if old.send_ahead != new.send_ahead {
             self.set_send_ahead(new.send_ahead);
         }
-        let cfg = my_pool_config(new);
+        let cfg = mysql_pool_config(new);
         if old.users != new.users {
             self.set_users(&cfg.users);
             tracing::info!(pool = %new.name, users = cfg.users.len(), "reload: users changed");
@@ -108,7 +108,7 @@ pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), D
     let mut by_addr = ByAddress::new();
     for p in pools {
         server_tls(p)?;
-        let pool = Arc::new(MyPool::new(my_pool_config(p)));
+        let pool = Arc::new(MysqlPool::new(mysql_pool_config(p)));
         // The address's client TLS loads (or fails) before the pool runs.
         by_addr.add(p, pool.clone())?;
         pool.pool.start_maintenance();
