@@ -44,6 +44,7 @@ mod event_loop;
 mod isolation;
 mod lease;
 mod rename;
+mod rules;
 mod send_ahead;
 mod server_side;
 mod time_limits;

@@ -3,6 +3,7 @@
 //! refusing what maitred does not allow, and forwarding the rest with the replies it is owed.
 
 use super::effects::worth_settling;
+use super::rules;
 use super::{Flow, Relay, LISTEN_TIMEOUT, RESERVE_STEP};
 use crate::codec::client_msgs::tag;
 use crate::codec::extended::{self, Target};
@@ -259,10 +260,7 @@ impl Relay {
                 self.refuse_transaction_block();
                 return Ok(());
             }
-            if let Some(reason) = found.iter().find_map(|e| match e {
-                Effect::Pin(r) => Some(*r),
-                _ => None,
-            }) {
+            if let Some(reason) = rules::pin_of(&found) {
                 if !self.pin(reason, false) {
                     return Ok(());
                 }

@@ -134,3 +134,148 @@ pub(super) fn forgets_statements(msg: &[u8]) -> bool {
     let tag = frame::body(msg);
     tag.starts_with(b"DEALLOCATE ALL\0") || tag.starts_with(b"DISCARD ALL\0")
 }
+
+#[cfg(test)]
+mod tests {
+    //! docs/postgres.md: "Transactions are respected: a SET inside a block that rolls back
+    //! does not stick; one that commits does; a query or extended-protocol batch that fails
+    //! changes nothing. RESET x returns to the client's startup value."
+    use super::*;
+    use crate::sql_effects::effects;
+
+    struct Session {
+        client: Settings,
+        server: Settings,
+        startup: Settings,
+        pending: Vec<Effect>,
+    }
+
+    impl Session {
+        fn new() -> Session {
+            let mut startup = Settings::default();
+            startup.set("application_name", "'startup'");
+            Session {
+                client: startup.clone(),
+                server: Settings::default(),
+                startup,
+                pending: Vec::new(),
+            }
+        }
+
+        /// `sql` ran (or `failed`) from status `in_block`, ending with status `status`.
+        fn ran(&mut self, sql: &str, in_block: bool, failed: bool, status: u8, commit: bool) {
+            let done = worth_settling(effects(sql), in_block).map(|mut q| {
+                q.failed = failed;
+                q
+            });
+            settle_effects(
+                done,
+                status,
+                commit,
+                &mut self.pending,
+                &mut self.client,
+                &self.startup,
+                &mut self.server,
+            );
+        }
+    }
+
+    #[test]
+    fn a_set_outside_a_block_is_followed_at_once() {
+        let mut s = Session::new();
+        s.ran("SET search_path TO app", false, false, b'I', false);
+        assert_eq!(s.client.get("search_path"), Some("app"));
+        assert_eq!(s.server.get("search_path"), Some("app"));
+    }
+
+    #[test]
+    fn a_set_in_a_block_that_commits_sticks() {
+        let mut s = Session::new();
+        s.ran(
+            "BEGIN; SET search_path TO app; COMMIT",
+            false,
+            false,
+            b'I',
+            true,
+        );
+        assert_eq!(s.client.get("search_path"), Some("app"));
+        // Across queries: kept pending until the block's end.
+        let mut s = Session::new();
+        s.ran("BEGIN", false, false, b'T', false);
+        s.ran("SET search_path TO app", true, false, b'T', false);
+        assert_eq!(s.client.get("search_path"), None, "not before COMMIT");
+        s.ran("COMMIT", true, false, b'I', true);
+        assert_eq!(s.client.get("search_path"), Some("app"));
+    }
+
+    #[test]
+    fn a_set_in_a_block_that_rolls_back_does_not_stick() {
+        let mut s = Session::new();
+        s.ran(
+            "BEGIN; SET search_path TO app; ROLLBACK",
+            false,
+            false,
+            b'I',
+            false,
+        );
+        assert_eq!(s.client.get("search_path"), None);
+        let mut s = Session::new();
+        s.ran("SET search_path TO app", true, false, b'T', false);
+        s.ran("ROLLBACK", true, false, b'I', false);
+        assert_eq!(s.client.get("search_path"), None);
+        assert!(s.pending.is_empty());
+    }
+
+    #[test]
+    fn a_block_ended_another_way_keeps_its_settings_only_after_commit() {
+        let mut s = Session::new();
+        s.ran("SET search_path TO app", true, false, b'T', false);
+        s.ran("SELECT 1", true, false, b'I', true);
+        assert_eq!(
+            s.client.get("search_path"),
+            Some("app"),
+            "last command COMMIT"
+        );
+        let mut s = Session::new();
+        s.ran("SET search_path TO app", true, false, b'T', false);
+        s.ran("SELECT 1", true, false, b'I', false);
+        assert_eq!(s.client.get("search_path"), None, "last command not COMMIT");
+    }
+
+    #[test]
+    fn a_failed_query_changes_nothing() {
+        let mut s = Session::new();
+        s.ran(
+            "SET search_path TO app; SELECT 1/0",
+            false,
+            true,
+            b'I',
+            false,
+        );
+        assert_eq!(s.client.get("search_path"), None);
+        assert_eq!(s.server.get("search_path"), None);
+    }
+
+    #[test]
+    fn reset_returns_to_the_startup_value_and_the_server_default() {
+        let mut s = Session::new();
+        s.ran("SET application_name = 'x'", false, false, b'I', false);
+        assert_eq!(s.client.get("application_name"), Some("'x'"));
+        s.ran("RESET application_name", false, false, b'I', false);
+        assert_eq!(s.client.get("application_name"), Some("'startup'"));
+        assert_eq!(s.server.get("application_name"), None);
+        s.ran("SET search_path TO app", false, false, b'I', false);
+        s.ran("DISCARD ALL", false, false, b'I', false);
+        assert_eq!(s.client, s.startup);
+    }
+
+    #[test]
+    fn only_set_and_reset_are_worth_settling() {
+        assert!(worth_settling(effects("BEGIN; SELECT 1; COMMIT"), false).is_none());
+        assert!(worth_settling(effects("SET LOCAL work_mem = '1MB'"), true).is_none());
+        assert!(worth_settling(effects("RESET ALL"), false).is_some());
+        assert!(forgets_statements(b"C\0\0\0\x10DEALLOCATE ALL\0"));
+        assert!(forgets_statements(b"C\0\0\0\x0eDISCARD ALL\0"));
+        assert!(!forgets_statements(b"C\0\0\0\x0fDEALLOCATE\0"));
+    }
+}

@@ -1,11 +1,12 @@
 //! The lease: checking a server connection out, pinning the client to it, confirming its
 //! session with the server, and giving it back (released, handed to a successor, or reset).
 
+use super::rules::{self, LeaseView, ReleaseDecision, SessionView};
 use super::{Flow, Relay};
+use crate::backend::ServerConn;
 use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::sqlstate;
-use crate::pool::PoolMode;
 use crate::replies::Request;
 use crate::settings::sync_settings;
 use crate::sql_effects::PinReason;
@@ -51,13 +52,8 @@ impl Relay {
     /// At the release point: a session whose state is not accounted for is confirmed with
     /// the server first (`relay/isolation.rs`); otherwise the connection is released.
     pub(super) async fn end_of_batch(&mut self) -> Result<(), SessionError> {
-        if self.isolation.needs_confirmation()
-            && self.successor.is_none()
-            && self.pool.mode != PoolMode::Session
-            && self.pinned.is_none()
-            && self.replies.is_empty()
-            && self.at_release_point()
-        {
+        let view = self.session_view();
+        if rules::end_of_batch(&view) == ReleaseDecision::Confirm {
             if let Some(server) = self.lease.as_deref_mut() {
                 let known = self.settings.iter().map(|(name, _)| name);
                 if let Some((cause, query)) = self.isolation.start_confirmation(known) {
@@ -71,19 +67,21 @@ impl Relay {
                 }
             }
         }
-        self.release_if_done();
+        self.release_if_done(&view);
         Ok(())
     }
 
-    /// Whether the leased connection owes nothing and is idle outside a transaction.
-    pub(super) fn at_release_point(&self) -> bool {
-        self.lease.as_deref().is_some_and(|s| {
-            s.pending_sync == 0
-                && !s.extended_open
-                && s.tx_status == b'I'
-                && s.unread_body == 0
-                && s.rbuf.is_empty()
-        })
+    /// The session as the rules see it (`relay/rules.rs`), copied out at a decision point.
+    pub(super) fn session_view(&self) -> SessionView {
+        SessionView {
+            mode: self.pool.mode,
+            pinned: self.pinned.is_some(),
+            successor: self.successor.is_some(),
+            replies_owed: !self.replies.is_empty(),
+            lease: self.lease.as_deref().map(lease_view),
+            needs_confirmation: self.isolation.needs_confirmation(),
+            state_unaccounted: self.isolation.state_unaccounted(),
+        }
     }
 
     /// Pins the client to its server connection for the rest of its session, if a place
@@ -161,37 +159,27 @@ impl Relay {
         Ok(Flow::ClientDone)
     }
 
-    /// In transaction mode, gives the server connection back once the transaction is over.
-    pub(super) fn release_if_done(&mut self) {
-        if self.successor.is_some() {
-            self.pass_to_successor();
-            return;
-        }
-        if self.pool.mode == PoolMode::Session || !self.replies.is_empty() || self.pinned.is_some()
-        {
-            tracing::trace!(replies = ?self.replies, "lease kept: replies owed");
-            return;
-        }
-        let done = self.lease.as_deref().is_some_and(|s| {
-            s.pending_sync == 0
-                && !s.extended_open
-                && s.tx_status == b'I'
-                && s.unread_body == 0
-                && s.rbuf.is_empty()
-        });
-        tracing::trace!(client = self.cancel.process_id, done, server = ?self.lease.as_deref(), "end of server batch");
-        if done {
-            if let Some(mut lease) = self.lease.take() {
-                if lease.needs_discard || self.isolation.state_unaccounted() {
-                    lease.needs_discard = true;
-                    lease.mark_dirty();
+    /// In transaction mode, gives the server connection back once the transaction is over
+    /// (`rules::release`).
+    pub(super) fn release_if_done(&mut self, view: &SessionView) {
+        match rules::release(view) {
+            ReleaseDecision::PassToSuccessor => self.pass_to_successor(),
+            ReleaseDecision::Release { discard } => {
+                if let Some(mut lease) = self.lease.take() {
+                    if discard {
+                        lease.needs_discard = true;
+                        lease.mark_dirty();
+                    }
+                    self.isolation.lease_ended();
+                    self.cancel.clear_server();
+                    self.pool
+                        .counters
+                        .transactions
+                        .fetch_add(1, Ordering::Relaxed);
                 }
-                self.isolation.lease_ended();
-                self.cancel.clear_server();
-                self.pool
-                    .counters
-                    .transactions
-                    .fetch_add(1, Ordering::Relaxed);
+            }
+            decision => {
+                tracing::trace!(client = self.cancel.process_id, ?decision, server = ?self.lease.as_deref(), "lease kept");
             }
         }
     }
@@ -205,25 +193,31 @@ impl Relay {
         if self.notifications.take().is_some() {
             self.pool.notifier.unlisten(self.cancel.process_id, None);
         }
+        let view = self.session_view();
         if self.pinned.take().is_some() {
             self.pool.unpin();
-            if let Some(lease) = self.lease.as_deref_mut() {
-                // DISCARD ALL drops temp tables, advisory locks, LISTENs, cursors, PREPAREs.
-                lease.needs_discard = true;
-            }
         }
         let Some(mut lease) = self.lease.take() else {
             return;
         };
-        if self.pool.mode == PoolMode::Session {
-            lease.needs_discard = true;
-        }
-        if self.isolation.state_unaccounted() {
-            // Rule 7: what the client left was never confirmed.
-            lease.needs_discard = true;
-        }
-        if !lease.is_clean() || !self.replies.is_empty() || lease.needs_discard {
+        // DISCARD ALL drops temp tables, advisory locks, LISTENs, cursors, PREPAREs; and
+        // what the client left unconfirmed (isolation rule 7).
+        let leave = rules::on_client_gone(&view, lease.is_clean());
+        lease.needs_discard = leave.discard;
+        if leave.dirty {
             lease.mark_dirty();
         }
+    }
+}
+
+/// A server connection as the rules see it.
+pub(super) fn lease_view(s: &ServerConn) -> LeaseView {
+    LeaseView {
+        pending_sync: s.pending_sync,
+        extended_open: s.extended_open,
+        tx_status: s.tx_status,
+        unread_body: s.unread_body,
+        buffered: !s.rbuf.is_empty(),
+        needs_discard: s.needs_discard,
     }
 }

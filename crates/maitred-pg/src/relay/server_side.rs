@@ -3,6 +3,7 @@
 //! confirmation's row), and a lost server connection.
 
 use super::effects::{forgets_statements, settle_effects};
+use super::rules::{self, Lost};
 use super::{Flow, Relay};
 use crate::backend::MAX_SERVER_MESSAGE;
 use crate::codec::frame;
@@ -10,7 +11,6 @@ use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::confirm::Verdict as Confirmed;
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::sqlstate;
-use crate::pool::PoolMode;
 use crate::replies::Verdict;
 use bytes::Buf;
 use std::sync::atomic::Ordering;
@@ -162,10 +162,11 @@ impl Relay {
             }
             self.replies.release_composed(&mut self.cwbuf);
         }
-        if self.pool.mode == PoolMode::Statement
-            && self.replies.is_empty()
-            && self.lease.as_deref().is_some_and(|s| s.tx_status != b'I')
-        {
+        if rules::statement_mode_block(
+            self.pool.mode,
+            !self.replies.is_empty(),
+            self.lease.as_deref().map(|s| s.tx_status),
+        ) {
             // A transaction block opened by other means (e.g. the extended protocol).
             let message = format!(
                 "maitred: pool \"{}\" is in statement mode, where transaction blocks are not allowed; the block was rolled back",
@@ -199,15 +200,17 @@ impl Relay {
     pub(super) async fn server_lost(&mut self, e: BackendError) -> Result<Flow, SessionError> {
         // A query sent ahead on this connection is lost with it.
         self.successor = None;
+        let view = self.session_view();
         let Some(lease) = self.lease.take() else {
             return Ok(Flow::Continue);
         };
         self.cancel.clear_server();
         // A confirmation in flight is maitred's own: its state goes with the connection.
-        let idle = (self.replies.is_empty() || self.replies.only_confirmation())
-            && lease.pending_sync <= u32::from(self.isolation.is_confirming())
-            && !lease.extended_open
-            && lease.tx_status == b'I';
+        let lost = rules::on_server_lost(
+            &view,
+            self.replies.only_confirmation(),
+            self.isolation.is_confirming(),
+        );
         self.replies.clear();
         self.query_effects.clear();
         self.batch_effects.clear();
@@ -215,7 +218,7 @@ impl Relay {
         self.isolation.lease_ended();
         lease.discard();
         tracing::warn!(pool = %self.pool.name, error = %e, "server connection lost");
-        if idle && self.pool.mode != PoolMode::Session && self.pinned.is_none() {
+        if lost == Lost::Continue {
             return Ok(Flow::Continue);
         }
         let message = format!(
