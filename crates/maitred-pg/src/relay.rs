@@ -38,6 +38,7 @@ use maitred_pool::{ClientClock, Lease, Successor};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+mod client_rules;
 mod client_side;
 mod effects;
 mod event_loop;

@@ -2,11 +2,11 @@
 //! connection (a named Parse, a Close, LISTEN, a DEALLOCATE of the client's own statement),
 //! refusing what maitred does not allow, and forwarding the rest with the replies it is owed.
 
+use super::client_rules::{self, AfterRefusal, WithoutServer};
 use super::effects::worth_settling;
 use super::rules;
 use super::{Flow, Relay, LISTEN_TIMEOUT, RESERVE_STEP};
 use crate::codec::client_msgs::tag;
-use crate::codec::extended::{self, Target};
 use crate::codec::frame;
 use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::error::{BackendError, SessionError};
@@ -114,13 +114,10 @@ impl Relay {
         t: u8,
         msg: &[u8],
     ) -> Result<bool, SessionError> {
-        if self.pool.mode == PoolMode::Session {
-            return Ok(false);
-        }
-        match t {
-            tag::SYNC => out::ready_for_query(&mut self.cwbuf, b'I'),
-            tag::FLUSH => {}
-            tag::QUERY => {
+        match client_rules::without_server(self.pool.mode, t, msg)? {
+            WithoutServer::ReadyForQuery => out::ready_for_query(&mut self.cwbuf, b'I'),
+            WithoutServer::Nothing => {}
+            WithoutServer::Query => {
                 let text = query_text(msg);
                 if self.deallocate_locally(text) {
                     out::command_complete(&mut self.cwbuf, "DEALLOCATE");
@@ -132,11 +129,7 @@ impl Relay {
                 };
                 self.listen(cmd).await;
             }
-            tag::PARSE => {
-                let parts = extended::split_parse(msg)?;
-                if parts.name.is_empty() {
-                    return Ok(false);
-                }
+            WithoutServer::NamedParse(parts) => {
                 let stmt = self.pool.statements.intern(parts.definition);
                 if let Some(refusal) = sql_effects::refusal_of(&stmt.effects) {
                     self.refuse_statement("42501", refusal_message(refusal));
@@ -147,14 +140,11 @@ impl Relay {
                     self.refuse_statement("42P05", &m);
                 }
             }
-            tag::CLOSE => match extended::describe_or_close_target(msg)? {
-                Target::Statement(name) if !name.is_empty() => {
-                    self.statements.remove(name);
-                    out::close_complete(&mut self.cwbuf);
-                }
-                _ => return Ok(false),
-            },
-            _ => return Ok(false),
+            WithoutServer::CloseStatement(name) => {
+                self.statements.remove(name);
+                out::close_complete(&mut self.cwbuf);
+            }
+            WithoutServer::Server => return Ok(false),
         }
         Ok(true)
     }
@@ -213,11 +203,9 @@ impl Relay {
     pub(super) fn refuse_message(&mut self, t: u8, e: &CheckoutError<BackendError>) {
         tracing::info!(pool = %self.pool.name, error = %e, "checkout failed");
         checkout_error(&mut self.cwbuf, e, Severity::Error);
-        match t {
-            tag::QUERY | tag::SYNC | tag::FUNCTION_CALL => {
-                out::ready_for_query(&mut self.cwbuf, b'I')
-            }
-            _ => self.skip_until_sync = true,
+        match client_rules::after_refusal(t) {
+            AfterRefusal::ReadyForQuery => out::ready_for_query(&mut self.cwbuf, b'I'),
+            AfterRefusal::SkipToSync => self.skip_until_sync = true,
         }
     }
 
