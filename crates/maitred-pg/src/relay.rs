@@ -17,6 +17,13 @@
 //! is not accounted for is confirmed with the server before release (`relay/isolation.rs`,
 //! [`crate::confirm`]).
 //!
+//! This file holds the session's state; the work is split by job: `event_loop` (the
+//! select), `client_side` (framing, local answers, forwarding), `rename` (statement names),
+//! `effects` (session-effect bookkeeping), `server_side` (the scan of server replies),
+//! `lease` (checkout, pins, confirmation, release), `send_ahead`, `time_limits`. The
+//! decisions are made without I/O in `rules` (release, pins, confirm, hand-over),
+//! `client_rules` (local answers) and `isolation` (the tracker), and tested there.
+//!
 //! Spec: <https://www.postgresql.org/docs/15/protocol-flow.html>.
 
 use crate::cancel::CancelHandle;
