@@ -30,6 +30,8 @@
 //! The cost, documented in docs/postgres.md: the successor waits for this connection's
 //! current query, not for the first connection to come free.
 
+use super::lease::lease_view;
+use super::rules::{self, HandOver};
 use super::{query_text, Relay};
 use crate::codec::client_msgs::tag;
 use crate::codec::extended::{self, parse_query_text, Target};
@@ -244,12 +246,13 @@ impl Relay {
     /// Claims the oldest queued client and writes its query behind ours, when the lease
     /// carries exactly one query that leaves the connection as the successor needs it.
     pub(super) fn claim_successor(&mut self) {
-        if self.successor.is_some()
-            || !self.lease_request_safe
-            || self.ahead_messages_left > 0
-            || self.pinned.is_some()
-            || self.isolation.state_unaccounted()
-            || !self.crbuf.is_empty()
+        if !self.lease_request_safe
+            || !rules::may_claim_successor(
+                &self.session_view(),
+                self.lease_request_safe,
+                self.ahead_messages_left,
+                !self.crbuf.is_empty(),
+            )
             || !self.pool.send_ahead()
             || !self.pool.pool.has_waiters()
         {
@@ -259,14 +262,6 @@ impl Relay {
             return;
         };
         let server: &crate::backend::ServerConn = lease;
-        if server.pending_sync != 1
-            || server.extended_open
-            || server.tx_status != b'I'
-            || server.needs_discard
-            || server.unread_body != 0
-        {
-            return;
-        }
         let affinity = settings_affinity(&server.applied);
         let Some(successor) = lease.claim_successor(affinity, |id| server.prepared.contains(id))
         else {
@@ -299,26 +294,22 @@ impl Relay {
             .transactions
             .fetch_add(1, Ordering::Relaxed);
         // The server's replies may still say our session is not what was predicted
-        // (`relay/isolation.rs`): then it is confirmed, never handed over as it is.
-        let as_expected = lease.pending_sync == 1
-            && !lease.extended_open
-            && lease.tx_status == b'I'
-            && lease.unread_body == 0
-            && !lease.needs_discard
-            && !self.isolation.state_unaccounted();
-        if !as_expected {
-            lease.needs_discard |= self.isolation.state_unaccounted();
-        }
+        // (`relay/isolation.rs`): then it is reset, never handed over as it is.
+        let decision = rules::hand_over(&lease_view(&lease), self.isolation.state_unaccounted());
         self.isolation.lease_ended();
-        if as_expected {
-            if let Err(mut back) = successor.hand_over(lease) {
-                // The successor left: the reset drains its reply.
-                back.mark_dirty();
+        match decision {
+            HandOver::Pass => {
+                if let Err(mut back) = successor.hand_over(lease) {
+                    // The successor left: the reset drains its reply.
+                    back.mark_dirty();
+                }
             }
-        } else {
-            tracing::warn!(pool = %self.pool.name, "connection not idle after a query sent ahead was queued; the queued client is told to retry");
-            drop(successor);
-            lease.mark_dirty();
+            HandOver::Reset { discard } => {
+                tracing::warn!(pool = %self.pool.name, "connection not idle after a query sent ahead was queued; the queued client is told to retry");
+                lease.needs_discard = discard;
+                drop(successor);
+                lease.mark_dirty();
+            }
         }
         if !self.crbuf.is_empty() {
             self.client_bytes_pending = true;
