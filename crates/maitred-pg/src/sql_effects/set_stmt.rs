@@ -15,9 +15,15 @@ pub(super) fn set(sql: &str, stmt: &Statement) -> Effect {
     let t = &stmt.tokens;
     let word = |i: usize, w: &str| t.get(i).is_some_and(|x| x.is_word(sql, w));
     let mut i = 1;
-    if word(1, "local") || word(1, "transaction") || word(1, "constraints") {
-        // Ends with the transaction.
+    if word(1, "constraints") {
+        // Ends with the transaction; its tag is `SET CONSTRAINTS`.
         return Effect::None;
+    }
+    if word(1, "local") || word(1, "transaction") {
+        // Ends with the transaction, yet the server's tag is `SET`: expected, so that an
+        // application that runs `SET LOCAL app.tenant = ...` in every transaction pays no
+        // confirmation.
+        return Effect::Tracked;
     }
     if word(1, "session") {
         if word(2, "characteristics") {

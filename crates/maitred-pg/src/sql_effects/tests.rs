@@ -91,10 +91,15 @@ fn set_forms() {
         effects("SET NAMES 'LATIN1'"),
         vec![set("client_encoding", "'LATIN1'")]
     );
-    assert_eq!(effects("SET LOCAL work_mem = '1MB'"), vec![]);
+    // They end with the transaction; the server's `SET` tag is expected (Tracked).
+    assert_eq!(effects("SET LOCAL work_mem = '1MB'"), vec![Effect::Tracked]);
+    assert_eq!(
+        effects("/* tag */ set local app.tenant = '42'"),
+        vec![Effect::Tracked]
+    );
     assert_eq!(
         effects("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
-        vec![]
+        vec![Effect::Tracked]
     );
     assert_eq!(effects("SET CONSTRAINTS ALL DEFERRED"), vec![]);
     assert_eq!(effects("SET transaction_read_only = on"), vec![]);

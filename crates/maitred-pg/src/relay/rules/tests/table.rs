@@ -102,19 +102,31 @@ fn row_set_local_set_transaction_set_constraints_and_local_set_config_follow_not
     }
 }
 
-/// Differs from the docs table ("SET LOCAL, SET TRANSACTION: nothing"): these predict
-/// no effect, so the server's `SET` tag is one nobody predicted (isolation rule 3) and
-/// the transaction is confirmed before release (then followed, with DISCARD ALL). Safe,
-/// but a round trip more; pinned here so that changing it is deliberate.
+/// SET LOCAL and SET TRANSACTION end with their transaction: nothing to follow, and the
+/// server's `SET` tag is the one they predict, so no confirmation (an application that sets
+/// `app.tenant` LOCAL in every transaction pays nothing). A `SET` tag nobody predicted still
+/// is confirmed (rule 3).
 #[test]
-fn set_local_and_set_transaction_are_confirmed_by_their_unpredicted_set_tag() {
+fn row_set_local_and_set_transaction_are_released_without_confirmation() {
     for sql in [
         "BEGIN; SET LOCAL search_path TO app; COMMIT",
+        "BEGIN; /* tenant */ SET LOCAL app.tenant = '42'; SELECT 1; COMMIT",
         "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; COMMIT",
     ] {
-        let t = ran(sql, &["BEGIN", "SET", "COMMIT"]);
-        assert_eq!(end_of_batch(&view(&t)), ReleaseDecision::Confirm, "{sql}");
+        let tags: &[&str] = if sql.contains("SELECT") {
+            &["BEGIN", "SET", "SELECT 1", "COMMIT"]
+        } else {
+            &["BEGIN", "SET", "COMMIT"]
+        };
+        let t = ran(sql, tags);
+        assert_eq!(
+            end_of_batch(&view(&t)),
+            ReleaseDecision::Release { discard: false },
+            "{sql}"
+        );
     }
+    let t = ran("BEGIN; SELECT 1; COMMIT", &["BEGIN", "SET", "COMMIT"]);
+    assert_eq!(end_of_batch(&view(&t)), ReleaseDecision::Confirm);
 }
 
 #[test]
