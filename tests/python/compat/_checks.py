@@ -44,3 +44,27 @@ def must(check: str, fn) -> None:
 def expect(cond: bool, what: str) -> None:
     if not cond:
         raise AssertionError(what)
+
+
+def mysql_parts(url: str = URL) -> dict:
+    """host, port, user, password, database of a mysql:// URL."""
+    import urllib.parse
+
+    u = urllib.parse.urlsplit(url)
+    return {
+        "host": u.hostname,
+        "port": u.port,
+        "user": urllib.parse.unquote(u.username or ""),
+        "password": urllib.parse.unquote(u.password or ""),
+        "database": u.path.lstrip("/"),
+    }
+
+
+# 50000 rows from MariaDB without a table (its recursive CTEs stop at 1000 by default).
+LARGE_SQL = (
+    "WITH d AS (SELECT 0 n UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 "
+    "UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 "
+    "UNION ALL SELECT 8 UNION ALL SELECT 9) "
+    "SELECT a.n + 10 * b.n + 100 * c.n + 1000 * e.n + 10000 * f.n AS n, REPEAT('x', 20) "
+    "FROM d a, d b, d c, d e, d f WHERE f.n < 5"
+)
