@@ -36,6 +36,9 @@ public class MariadbJ {
         return ok;
     }
 
+    // Daemon threads: a check that fails half-way never keeps the JVM alive.
+    static ThreadFactory DAEMON = r -> { Thread t = new Thread(r); t.setDaemon(true); return t; };
+
     static void expect(boolean cond, String what) { if (!cond) throw new AssertionError(what); }
 
     static Connection open() throws SQLException { return DriverManager.getConnection(JDBC); }
@@ -64,7 +67,7 @@ public class MariadbJ {
         Connection c = conn[0];
 
         run("pool", () -> {
-            ExecutorService ex = Executors.newFixedThreadPool(3);
+            ExecutorService ex = Executors.newFixedThreadPool(3, DAEMON);
             BlockingQueue<Connection> pool = new LinkedBlockingQueue<>();
             for (int i = 0; i < 3; i++) pool.add(open());
             List<Future<Long>> fs = new ArrayList<>();
@@ -114,7 +117,7 @@ public class MariadbJ {
         run("cancel", () -> {
             try (Connection cc = open(); Statement s = cc.createStatement()) {
                 long t0 = System.nanoTime();
-                ScheduledExecutorService ex = Executors.newSingleThreadScheduledExecutor();
+                ScheduledExecutorService ex = Executors.newSingleThreadScheduledExecutor(DAEMON);
                 ex.schedule(() -> { try { s.cancel(); } catch (SQLException e) { } }, 500, TimeUnit.MILLISECONDS);
                 try (ResultSet r = s.executeQuery("SELECT SLEEP(10)")) {
                     r.next();
@@ -158,5 +161,6 @@ public class MariadbJ {
 
         exec(c, "DROP TABLE IF EXISTS " + T);
         c.close();
+        System.exit(0);
     }
 }

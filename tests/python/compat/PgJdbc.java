@@ -34,6 +34,9 @@ public class PgJdbc {
         return ok;
     }
 
+    // Daemon threads: a check that fails half-way never keeps the JVM alive.
+    static ThreadFactory DAEMON = r -> { Thread t = new Thread(r); t.setDaemon(true); return t; };
+
     static void expect(boolean cond, String what) { if (!cond) throw new AssertionError(what); }
 
     static Connection open() throws SQLException { return DriverManager.getConnection(JDBC, PROPS); }
@@ -63,7 +66,7 @@ public class PgJdbc {
         Connection c = conn[0];
 
         run("pool", () -> {
-            ExecutorService ex = Executors.newFixedThreadPool(3);
+            ExecutorService ex = Executors.newFixedThreadPool(3, DAEMON);
             BlockingQueue<Connection> pool = new LinkedBlockingQueue<>();
             for (int i = 0; i < 3; i++) pool.add(open());
             List<Future<Long>> fs = new ArrayList<>();
@@ -128,7 +131,7 @@ public class PgJdbc {
         run("cancel", () -> {
             try (Connection cc = open(); Statement s = cc.createStatement()) {
                 long t0 = System.nanoTime();
-                ScheduledExecutorService ex = Executors.newSingleThreadScheduledExecutor();
+                ScheduledExecutorService ex = Executors.newSingleThreadScheduledExecutor(DAEMON);
                 ex.schedule(() -> { try { s.cancel(); } catch (SQLException e) { } }, 500, TimeUnit.MILLISECONDS);
                 try { s.execute("SELECT pg_sleep(10)"); throw new AssertionError("pg_sleep(10) was not cancelled"); }
                 catch (SQLException e) { expect("57014".equals(e.getSQLState()), "pg_sleep ended with " + e.getSQLState()); }
@@ -171,5 +174,6 @@ public class PgJdbc {
 
         try (Statement s = c.createStatement()) { s.execute("DROP TABLE IF EXISTS " + T); }
         c.close();
+        System.exit(0);
     }
 }
