@@ -32,7 +32,7 @@ import time
 
 import pytest
 
-from conftest import REPO, Maitred, free_port, is_ci, port_open, swap_host_port
+from conftest import REPO, Maitred, free_port, is_ci, maitred_bin, port_open, swap_host_port
 
 COMPAT = pathlib.Path(__file__).resolve().parent / "compat"
 DOC = REPO / "docs" / "compatibility.md"
@@ -111,7 +111,7 @@ class Client:
     name: str
     protocol: str
     checks: tuple
-    kind: str  # python, node, java
+    kind: str  # python, node, java, rust
     script: str
     java_cp: pathlib.Path | None = None
     module: str | None = None  # Python: the import that must work
@@ -139,6 +139,8 @@ CLIENTS = [
     Client("mariadb-j", "mysql", MY_ALL, "java", "MariadbJ.java", java_cp=MARIADB_JAR, label="MariaDB Connector/J"),
     Client("pymongo", "mongo", MONGO_ALL, "python", "mongo_pymongo.py", module="pymongo", label="pymongo"),
     Client("node-mongodb", "mongo", MONGO_ALL, "node", "mongo_node.js", node_module="mongodb", label="Node.js mongodb driver"),
+    # tests/python/compat/mongo_rust.rs, the example compat_mongo of maitred-e2e.
+    Client("rust-mongodb", "mongo", MONGO_ALL, "rust", "compat_mongo", label="Rust mongodb driver"),
 ]
 
 # client name -> {"skipped": reason} or {"paths": {path: {"checks": {check: (ok, detail)},
@@ -163,6 +165,10 @@ def _versions() -> dict[str, str]:
             out[name] = md.version(dist)
         except md.PackageNotFoundError:
             pass
+    lock = (REPO / "Cargo.lock").read_text()
+    marker = 'name = "mongodb"\nversion = "'
+    if marker in lock:
+        out["rust-mongodb"] = lock.split(marker, 1)[1].split('"', 1)[0]
     for name, pkg in [("node-pg", "pg"), ("mysql2", "mysql2"), ("node-mongodb", "mongodb")]:
         try:
             out[name] = json.loads((NODE_MODULES / pkg / "package.json").read_text())["version"]
@@ -276,6 +282,13 @@ def command(client: Client, state) -> list[str] | str:
         if not (NODE_MODULES / client.node_module).is_dir():
             return f"npm module {client.node_module} is not installed in {NODE_MODULES}"
         return [node, str(COMPAT / client.script)]
+    if client.kind == "rust":
+        # Beside the maitred binary the tests use: cargo build --workspace --all-targets
+        # (the build stage) builds the examples too.
+        exe = maitred_bin().parent / "examples" / client.script
+        if not exe.is_file():
+            return f"{exe} is not built (cargo build -p maitred-e2e --example {client.script})"
+        return [str(exe)]
     if not client.java_cp.exists():
         return f"{client.java_cp} is missing (Debian libpostgresql-jdbc-java / libmariadb-java)"
     d = java_classes(state)
