@@ -450,6 +450,13 @@ def render(seconds: float) -> str:
         "transaction, and a large cursor. maitred pools MongoDB per request whatever the mode, "
         "so its two maitred columns run the same way.",
         "",
+        "Through maitred, MySQL clients see maitred's connection ids in the handshake, and "
+        "`CONNECTION_ID()` and `KILL QUERY <id>` are rewritten to match (docs/mysql.md), so "
+        "`thread_id` and `cancel` pass; PostgreSQL clients get maitred's own BackendKeyData "
+        "(the known `pid` difference below). PgBouncer's failures with prepared statements "
+        "(pgjdbc, asyncpg, psycopg's automatic preparation) depend on which server connection "
+        "each statement lands on, so that column can change from one run to the next.",
+        "",
         "## Differences",
         "",
     ]
