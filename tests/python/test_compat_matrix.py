@@ -99,6 +99,17 @@ KNOWN_DIFFERENCES = {
     # another server connection. PgBouncer behaves the same.
     ("*", "transaction", "pid"): "transaction mode: each transaction may run on another server "
     "connection, so no pid can equal pg_backend_pid() every time (PgBouncer: the same)",
+    # Seen once in three runs of the pytest stage (load average ~7, other builds running),
+    # never in 8 runs of node-postgres alone: the 50000-row query that follows the cancel
+    # check (and the pid check) failed 0.1 s in with 57014 "canceling statement due to user
+    # request". node-postgres sends its CancelRequest on a connection of its own and does not
+    # wait for it; the cancel seemingly reached a server connection after that had passed to
+    # the next query (another client of the script). A maitred bug to investigate, not fixed
+    # here (docs/postgres.md, "Cancel requests").
+    ("node-pg", "transaction", "large"): "intermittent (1 run in 3, under load): 57014 "
+    "'canceling statement due to user request' 0.1 s into the query after the cancel check: "
+    "a CancelRequest seemingly reaching the server connection after it passed to another "
+    "client's query; to investigate",
 }
 
 
@@ -430,7 +441,7 @@ def render(seconds: float) -> str:
                     if path == "pgbouncer":
                         reason = "PgBouncer (for comparison, not asserted)"
                     diffs.append((c.label, PATHS[path], check, detail, reason or "**new: not a known difference**"))
-                elif reason and path in ("session", "transaction"):
+                elif reason and path in ("session", "transaction") and not reason.startswith("intermittent"):
                     stale.append((c.label, PATHS[path], check))
             n = len(c.checks)
             text = f"{n - len(failed)}/{n}"
