@@ -107,7 +107,7 @@ trap 'warn "terminated"; exit 143' TERM
 # Hang guards per stage, in seconds (a normal run needs far less: see the
 # per-stage times printed below). timeout(1) signals the whole process group,
 # so a hung test binary under cargo dies too.
-declare -A STAGE_LIMIT=([fmt]=120 [clippy]=900 [build]=900 [test]=900 [pytest]=300)
+declare -A STAGE_LIMIT=([fmt]=120 [clippy]=900 [build]=900 [test]=900 [pytest]=600)
 
 # run_stage <name> <cmd...>
 run_stage() {
@@ -138,7 +138,7 @@ skip_stage() {
 deps=(client)
 needs_pg && deps+=(pg)
 needs_pg && deps+=(python)
-wants pytest && deps+=(node)
+wants pytest && deps+=(node java pgbouncer)
 needs_pg && deps+=(mariadb)
 log "checking dependencies: ${deps[*]}"
 ensure_deps "${deps[@]}" || die "ensure_deps failed"

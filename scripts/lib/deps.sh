@@ -6,7 +6,10 @@
 #   client     psql
 #   pgbouncer  the pgbouncer binary (its packaged service is never started)
 #   python     the repo's .venv with tests/python/requirements.txt installed
-#   node       Node.js and npm (apt, when missing), and the mongodb and pg drivers in .venv/node
+#   node       Node.js and npm (apt, when missing), and the mongodb, pg (+ pg-copy-streams)
+#              and mysql2 drivers in .venv/node
+#   java       a JDK (java, javac) and the JDBC drivers pgjdbc and MariaDB Connector/J
+#              (Debian packages; the compatibility matrix, tests/python/test_compat_matrix.py)
 #
 # Each check is a file/command lookup first, so a re-run on a ready machine
 # costs nothing. apt-get update runs at most once per script run, and only
@@ -98,20 +101,28 @@ ensure_venv() {
 NODE_DRIVER_DIR="$VENV_DIR/node"
 NODE_MONGODB_VERSION="6.22.0"
 NODE_PG_VERSION="8.16.3"
+NODE_PG_COPY_STREAMS_VERSION="7.0.0"
+NODE_MYSQL2_VERSION="3.24.5"
 
-# ensure_node_driver: the Node.js mongodb and pg drivers for tests/python/test_mongo_node.py
-# and test_pg_node.py. Without npm those tests skip; nothing is installed system-wide.
+_node_module_is() { # <module> <version>
+    [[ -f "$NODE_DRIVER_DIR/node_modules/$1/package.json" ]] &&
+        grep -q "\"version\": \"$2\"" "$NODE_DRIVER_DIR/node_modules/$1/package.json"
+}
+
+# ensure_node_driver: the Node.js drivers for tests/python/test_mongo_node.py, test_pg_node.py
+# and the compatibility matrix (test_compat_matrix.py). Without npm those tests skip (the
+# matrix marks the Node.js clients skipped); nothing is installed system-wide.
 ensure_node_driver() {
     command -v npm >/dev/null 2>&1 || return 0
-    [[ -f "$NODE_DRIVER_DIR/node_modules/mongodb/package.json" ]] &&
-        grep -q "\"version\": \"$NODE_MONGODB_VERSION\"" "$NODE_DRIVER_DIR/node_modules/mongodb/package.json" &&
-        [[ -f "$NODE_DRIVER_DIR/node_modules/pg/package.json" ]] &&
-        grep -q "\"version\": \"$NODE_PG_VERSION\"" "$NODE_DRIVER_DIR/node_modules/pg/package.json" &&
-        return 0
-    log "installing the Node.js drivers (mongodb $NODE_MONGODB_VERSION, pg $NODE_PG_VERSION) into $NODE_DRIVER_DIR"
+    _node_module_is mongodb "$NODE_MONGODB_VERSION" && _node_module_is pg "$NODE_PG_VERSION" &&
+        _node_module_is pg-copy-streams "$NODE_PG_COPY_STREAMS_VERSION" &&
+        _node_module_is mysql2 "$NODE_MYSQL2_VERSION" && return 0
+    log "installing the Node.js drivers (mongodb $NODE_MONGODB_VERSION, pg $NODE_PG_VERSION," \
+        "pg-copy-streams $NODE_PG_COPY_STREAMS_VERSION, mysql2 $NODE_MYSQL2_VERSION) into $NODE_DRIVER_DIR"
     mkdir -p "$NODE_DRIVER_DIR"
     npm install --silent --no-audit --no-fund --prefix "$NODE_DRIVER_DIR" \
-        "mongodb@$NODE_MONGODB_VERSION" "pg@$NODE_PG_VERSION" >/dev/null ||
+        "mongodb@$NODE_MONGODB_VERSION" "pg@$NODE_PG_VERSION" \
+        "pg-copy-streams@$NODE_PG_COPY_STREAMS_VERSION" "mysql2@$NODE_MYSQL2_VERSION" >/dev/null ||
         warn "npm install of the Node.js drivers failed; the Node.js tests will skip"
 }
 
@@ -143,6 +154,12 @@ ensure_deps() {
         python) ;;
         node)
             command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+            ;;
+        java)
+            { command -v javac >/dev/null 2>&1 && command -v java >/dev/null 2>&1; } ||
+                missing+=(default-jdk-headless)
+            [[ -f /usr/share/java/postgresql.jar ]] || missing+=(libpostgresql-jdbc-java)
+            [[ -f /usr/share/java/mariadb-java-client.jar ]] || missing+=(libmariadb-java)
             ;;
         *) die "ensure_deps: unknown component '$c'" ;;
         esac
