@@ -18,7 +18,7 @@ const AT_ONCE: Duration = Duration::from_secs(5);
 /// "ok" or its SQLSTATE.
 async fn pipelined(client: &Client, sqls: &[&str]) -> Vec<String> {
     let futures = sqls.iter().map(|sql| async move {
-        match client.query(*sql, &[]).await {
+        match client.query_typed(sql, &[]).await {
             Ok(_) => "ok".to_owned(),
             Err(e) => e
                 .as_db_error()
