@@ -2,8 +2,9 @@
 //! processes with `--fleet NAME --budget N` in front of the test server, many clients on
 //! each, and an independent observer (a superuser connection, which uses the server's
 //! reserved slots) that counts maitred's server connections in `pg_stat_activity` every
-//! 50 ms. maitred's server connections are told apart by the `application_name` of the
-//! upstream URL.
+//! 50 ms. maitred's server connections are those of the upstream URL's user (the test's
+//! clients reach the server only through maitred; `application_name` would not do: a
+//! client's own setting is applied to the server connection it leases).
 //!
 //! Asserted: the count never exceeds the budget; no client sees an error; after `kill -9`
 //! of one replica the others take its tokens (the server frees them when the killed
@@ -25,6 +26,10 @@ const APP: &str = "maitred_fleet_e2e";
 fn with_app_name(url: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}application_name={APP}")
+}
+
+fn app_user(url: &str) -> String {
+    kit::pg_url_parts(url).user.clone().unwrap_or_default()
 }
 
 fn load_secs() -> u64 {
@@ -76,49 +81,65 @@ fn replica(
     (m, admin)
 }
 
-/// Samples maitred's server connections every 50 ms until `stop`; keeps the peak.
+/// Samples maitred's server connections every 50 ms until `stop`; keeps the peak. Runs on
+/// a thread and runtime of its own, so that the clients' load does not slow it down.
 struct Observer {
     peak: Arc<AtomicUsize>,
     samples: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
-async fn observe(superuser_url: &str) -> Observer {
-    let client = connect(superuser_url).await;
+async fn observe(superuser_url: &str, user: String) -> Observer {
     let peak = Arc::new(AtomicUsize::new(0));
     let samples = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let task = tokio::spawn({
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn({
         let (peak, samples, stop) = (peak.clone(), samples.clone(), stop.clone());
-        async move {
-            while !stop.load(SeqCst) {
-                let row = client
-                    .query_one(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                        &[&APP],
-                    )
-                    .await
-                    .expect("observer query");
-                let n: i64 = row.get(0);
-                peak.fetch_max(n as usize, SeqCst);
-                samples.fetch_add(1, SeqCst);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        let url = superuser_url.to_owned();
+        move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("observer runtime");
+            rt.block_on(async move {
+                let client = connect(&url).await;
+                let _ = ready_tx.send(());
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                while !stop.load(SeqCst) {
+                    tick.tick().await;
+                    let row = client
+                        .query_one(
+                            "SELECT count(*) FROM pg_stat_activity \
+                             WHERE usename = $1 AND backend_type = 'client backend'",
+                            &[&user],
+                        )
+                        .await
+                        .expect("observer query");
+                    let n: i64 = row.get(0);
+                    peak.fetch_max(n as usize, SeqCst);
+                    samples.fetch_add(1, SeqCst);
+                }
+            });
         }
     });
+    ready_rx.await.expect("observer connected");
     Observer {
         peak,
         samples,
         stop,
-        task,
+        thread,
     }
 }
 
 impl Observer {
     async fn finish(self) -> (usize, u64) {
         self.stop.store(true, SeqCst);
-        self.task.await.expect("observer");
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join().expect("observer"))
+            .await
+            .expect("join");
         (self.peak.load(SeqCst), self.samples.load(SeqCst))
     }
     fn peak(&self) -> usize {
@@ -176,7 +197,7 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<(u64, Vec<String>)>>) -> (u6
 }
 
 fn held(admin: SocketAddr) -> f64 {
-    kit::metric_sum(admin, "maitred_fleet_tokens_held")
+    kit::admin_http::metric_sum(admin, "maitred_fleet_tokens_held")
 }
 
 async fn held_now(admin: SocketAddr) -> f64 {
@@ -198,7 +219,7 @@ async fn five_replicas_never_exceed_the_budget_and_survive_a_kill() {
     let mut replicas: Vec<(Maitred, SocketAddr)> = (0..5)
         .map(|_| replica(&url, "e2e-budget", BUDGET, 10, "2s"))
         .collect();
-    let observer = observe(&superuser).await;
+    let observer = observe(&superuser, app_user(&url)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -278,7 +299,7 @@ async fn tokens_move_to_the_busy_replica_and_back() {
     let replicas: Vec<(Maitred, SocketAddr)> = (0..3)
         .map(|_| replica(&url, "e2e-moves", BUDGET, 10, "1s"))
         .collect();
-    let observer = observe(&superuser).await;
+    let observer = observe(&superuser, app_user(&url)).await;
     let stop_hard = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let hard = drive(replicas[0].0.url_for(&url), 40, stop_hard.clone());
@@ -320,4 +341,37 @@ async fn tokens_move_to_the_busy_replica_and_back() {
     assert!(errors.is_empty(), "{errors:?}");
     assert!(moved.is_some(), "the busy replica never got most tokens");
     assert!(back.is_some(), "the tokens never flowed back");
+}
+
+/// A scale-up from 2 to 6 replicas under load never takes the total over the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_up_from_two_to_six_replicas_stays_within_the_budget() {
+    let _serial = kit::serial().await;
+    let Some(url) = kit::require_pg() else { return };
+    let Some(superuser) = kit::require_pg_superuser() else {
+        return;
+    };
+    const BUDGET: usize = 15;
+    let observer = observe(&superuser, app_user(&url)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut replicas = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let r = replica(&url, "e2e-scale", BUDGET, 10, "2s");
+        tasks.push(drive(r.0.url_for(&url), 20, stop.clone()));
+        replicas.push(r);
+        if i >= 1 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, SeqCst);
+    let mut errors = Vec::new();
+    for t in tasks {
+        errors.extend(collect(t).await.1);
+    }
+    let (peak, samples) = observer.finish().await;
+    println!("FLEET scale-up 2 -> 6: peak={peak} budget={BUDGET} samples={samples}");
+    assert!(peak <= BUDGET, "peak {peak} above budget {BUDGET}");
+    assert!(errors.is_empty(), "{errors:?}");
 }
