@@ -180,12 +180,6 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
     if pool.fleet.is_some() && pool.upstream.protocol != crate::upstream::Protocol::Postgres {
         problem("fleet is only supported for PostgreSQL pools so far".to_owned());
     }
-    if pool.fleet.is_some() && pool.min_idle > 0 {
-        problem(
-            "min_idle must be 0 in a fleet: the fleet decides which replica keeps connections"
-                .to_owned(),
-        );
-    }
     if pool.mode == crate::model::PoolMode::Statement
         && pool.upstream.protocol != crate::upstream::Protocol::Postgres
     {
