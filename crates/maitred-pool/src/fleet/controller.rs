@@ -133,6 +133,7 @@ async fn run<M: Manager, C: Coordinator>(
             budget: b,
             own,
             data: Vec::new(),
+            returning: Vec::new(),
             last_demand: Instant::now(),
             last_replicas: 0,
         };
@@ -167,10 +168,15 @@ struct Round<'a, C: Coordinator> {
     /// Tokens held for server connections (as many as `granted`, or more while some are
     /// being given back).
     data: Vec<u32>,
+    /// Tokens no longer granted, given back to the server once RETURN_DELAY has passed.
+    returning: Vec<(Instant, Vec<u32>)>,
     last_demand: Instant,
     /// Live replicas at the last survey.
     last_replicas: usize,
 }
+
+/// How long a token that stopped covering a connection is kept before it goes back.
+const RETURN_DELAY: Duration = Duration::from_millis(200);
 
 /// Tokens left free for a joining replica's coordination connection.
 const DOOR: usize = 1;
@@ -194,7 +200,12 @@ pub(crate) fn fair_share(budget: usize, replicas: usize, min_keep: usize) -> usi
 
 impl<C: Coordinator> Round<'_, C> {
     fn held(&self) -> Vec<u32> {
-        self.own.iter().chain(&self.data).copied().collect()
+        self.own
+            .iter()
+            .chain(&self.data)
+            .chain(self.returning.iter().flat_map(|(_, t)| t))
+            .copied()
+            .collect()
     }
 
     async fn acquire(&mut self, session: &mut C::Session, n: usize) -> Result<usize, String> {
@@ -322,19 +333,32 @@ impl<C: Coordinator> Round<'_, C> {
                 let k = share.take_back(granted - keep);
                 if k > 0 {
                     let back: Vec<u32> = self.data.split_off(self.data.len().saturating_sub(k));
-                    timed(
-                        settings.call_timeout,
-                        self.coordinator.release(session, &back),
-                    )
-                    .await?;
+                    self.returning.push((now, back));
                 }
+            }
+            // Tokens go back to the server only RETURN_DELAY after they stopped covering a
+            // connection: the server process of a connection closed just now may still be
+            // ending (it notices the closed socket and exits on its own time).
+            let due: Vec<u32> = {
+                let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.returning)
+                    .into_iter()
+                    .partition(|(at, _)| now.saturating_duration_since(*at) >= RETURN_DELAY);
+                self.returning = later;
+                due.into_iter().flat_map(|(_, t)| t).collect()
+            };
+            if !due.is_empty() {
+                timed(
+                    settings.call_timeout,
+                    self.coordinator.release(session, &due),
+                )
+                .await?;
             }
             if let Some(shared) = pool.upgrade() {
                 shared.fleet_reap(share);
             }
             let (_, used) = share.counts();
             share.set_gauges(
-                self.own.len() + self.data.len(),
+                self.held().len(),
                 1 + (used + waiting).min(max),
                 survey.replicas,
                 self.budget,
