@@ -153,7 +153,7 @@ fn write<T>(lock: &RwLock<T>, value: T) {
 /// maitred's version, as SHOW VERSION says it.
 pub const VERSION: &str = concat!("maitred ", env!("CARGO_PKG_VERSION"));
 
-const HELP: &str = "SHOW POOLS|CLIENTS|SERVERS|STATS|CONFIG|VERSION; PAUSE [pool]; RESUME [pool]; RECONNECT [pool]; KILL pool; RELOAD; SHUTDOWN";
+const HELP: &str = "SHOW POOLS|CLIENTS|SERVERS|STATS|FLEETS|CONFIG|VERSION; PAUSE [pool]; RESUME [pool]; RECONNECT [pool]; KILL pool; RELOAD; SHUTDOWN";
 
 impl Console {
     /// What SHOW CONFIG shows; the daemon sets it at start and after each reload.
@@ -218,6 +218,7 @@ impl Ctx<'_> {
             ["SHOW", "CLIENTS"] => Ok(Reply::Rows(self.clients())),
             ["SHOW", "SERVERS"] => Ok(Reply::Rows(self.servers())),
             ["SHOW", "STATS"] => Ok(Reply::Rows(self.stats())),
+            ["SHOW", "FLEETS"] => Ok(Reply::Rows(self.fleets())),
             ["SHOW", "CONFIG"] => Ok(Reply::Rows(self.show_config())),
             ["SHOW", "VERSION"] => Ok(Reply::Rows(Table {
                 columns: vec![text("version")],
@@ -461,6 +462,41 @@ impl Ctx<'_> {
                     Value::text(o.protocol()),
                 ]);
             }
+        }
+        Table { columns, rows }
+    }
+
+    /// One row per pool in a fleet: its tokens (held, wanted, used by server
+    /// connections), the fleet's live replicas and budget, whether coordination is lost.
+    fn fleets(&self) -> Table {
+        const KEYS: [&str; 6] = [
+            "fleet_tokens_held",
+            "fleet_tokens_wanted",
+            "fleet_tokens_used",
+            "fleet_replicas",
+            "fleet_budget",
+            "fleet_coordination_lost",
+        ];
+        let mut columns = vec![text("database"), text("protocol")];
+        columns.extend(
+            KEYS.iter()
+                .map(|&k| int(k.strip_prefix("fleet_").unwrap_or(k))),
+        );
+        let mut rows = Vec::new();
+        for o in self.admin.observers() {
+            let gauges = o.extra_gauges();
+            if !gauges.iter().any(|(k, _)| *k == "fleet_budget") {
+                continue;
+            }
+            let mut row = vec![Value::text(o.name()), Value::text(o.protocol())];
+            for key in KEYS {
+                let v = gauges
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map_or(0.0, |(_, v)| *v);
+                row.push(Value::int(v as u64));
+            }
+            rows.push(row);
         }
         Table { columns, rows }
     }

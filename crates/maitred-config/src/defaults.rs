@@ -56,6 +56,9 @@ pub fn max_message_size(protocol: Protocol) -> usize {
     }
 }
 
+/// `pools.fleet_idle_release`.
+pub const FLEET_IDLE_RELEASE: Duration = Duration::from_secs(10);
+
 /// `pools.client_auth`.
 pub const CLIENT_AUTH: ClientAuth = ClientAuth::ScramSha256;
 /// `pools.auth_query` when `auth_user` is set (PgBouncer's default).
@@ -113,4 +116,8 @@ pub(crate) fn auth_cache_ttl() -> Duration {
 
 pub(crate) fn send_ahead() -> bool {
     SEND_AHEAD
+}
+
+pub(crate) fn fleet_idle_release() -> Duration {
+    FLEET_IDLE_RELEASE
 }

@@ -240,6 +240,85 @@ pub struct PoolConfig {
     /// How long a secret fetched by `auth_query` is used before it is fetched again.
     #[serde(default = "defaults::auth_cache_ttl", with = "humantime_serde")]
     pub auth_cache_ttl: Duration,
+    /// The fleet this pool belongs to: every maitred replica with the same fleet name in
+    /// front of the same upstream (PostgreSQL: the same database) holds at most `budget`
+    /// server connections together. See docs/operations.md, "Fleets".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<String>,
+    /// The fleet's budget: server connections of all its replicas together, their
+    /// coordination connections (one per replica) included. A number, or `"auto"`: the
+    /// server's max_connections less its reserved slots, read at start. Needs `fleet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+    /// In a fleet: a server connection idle this long is closed and its token given back
+    /// to the fleet (the replica keeps one).
+    #[serde(default = "defaults::fleet_idle_release", with = "humantime_serde")]
+    pub fleet_idle_release: Duration,
+}
+
+/// A fleet's budget: a number of server connections, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// The server's max_connections less its reserved slots, read when the replica starts.
+    Auto,
+    /// This many server connections.
+    Count(usize),
+}
+
+impl Budget {
+    /// The number, or `None` for `auto`.
+    pub fn count(self) -> Option<usize> {
+        match self {
+            Budget::Auto => None,
+            Budget::Count(n) => Some(n),
+        }
+    }
+}
+
+impl fmt::Display for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Budget::Auto => f.write_str("auto"),
+            Budget::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Budget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(Budget::Auto);
+        }
+        s.parse::<usize>()
+            .map(Budget::Count)
+            .map_err(|_| format!("budget must be a number or \"auto\", not {s:?}"))
+    }
+}
+
+impl Serialize for Budget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Budget::Auto => s.serialize_str("auto"),
+            Budget::Count(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Budget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u64),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Count(n) => Ok(Budget::Count(n as usize)),
+            Raw::Word(w) => w.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 impl PoolConfig {
@@ -275,6 +354,9 @@ impl PoolConfig {
             auth_user: None,
             auth_query: None,
             auth_cache_ttl: defaults::AUTH_CACHE_TTL,
+            fleet: None,
+            budget: None,
+            fleet_idle_release: defaults::FLEET_IDLE_RELEASE,
         }
     }
 
@@ -358,4 +440,33 @@ pub struct UserConfig {
     /// Plaintext password of `server_user`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_password: Option<Secret>,
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::Budget;
+
+    #[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
+    struct T {
+        budget: Budget,
+    }
+
+    #[test]
+    fn budget_is_a_number_or_auto() {
+        let t: T = toml::from_str("budget = 80").expect("number");
+        assert_eq!(t.budget, Budget::Count(80));
+        let t: T = toml::from_str("budget = \"auto\"").expect("auto");
+        assert_eq!(t.budget, Budget::Auto);
+        assert!(toml::from_str::<T>("budget = \"lots\"").is_err());
+        assert_eq!("12".parse::<Budget>(), Ok(Budget::Count(12)));
+        assert_eq!("AUTO".parse::<Budget>(), Ok(Budget::Auto));
+        assert_eq!(
+            toml::to_string(&T {
+                budget: Budget::Auto
+            })
+            .expect("ser"),
+            "budget = \"auto\"\n"
+        );
+        assert_eq!(Budget::Count(3).to_string(), "3");
+    }
 }

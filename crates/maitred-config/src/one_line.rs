@@ -37,6 +37,10 @@ pub struct OneLine {
     pub log_format: LogFormat,
     /// Tokio worker threads; 0 lets the daemon choose.
     pub workers: usize,
+    /// The fleet the pool belongs to, with its budget.
+    pub fleet: Option<String>,
+    /// The fleet's budget.
+    pub budget: Option<crate::model::Budget>,
 }
 
 impl OneLine {
@@ -53,6 +57,8 @@ impl OneLine {
             admin: None,
             log_format: defaults::LOG_FORMAT,
             workers: defaults::WORKERS,
+            fleet: None,
+            budget: None,
         }
     }
 
@@ -84,6 +90,8 @@ impl OneLine {
         pool.send_ahead = self.send_ahead;
         pool.queue_timeout = self.queue_timeout;
         pool.max_waiting = self.max_waiting;
+        pool.fleet = self.fleet;
+        pool.budget = self.budget;
         if users.is_empty() {
             pool.client_auth = crate::model::ClientAuth::Trust;
         }

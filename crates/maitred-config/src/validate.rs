@@ -165,6 +165,21 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
             pool.size
         ));
     }
+    match (&pool.fleet, pool.budget) {
+        (Some(f), _) if f.trim().is_empty() => problem("fleet must not be empty".to_owned()),
+        (Some(_), None) => problem(
+            "fleet needs a budget (a number of server connections for the whole fleet, or \"auto\")"
+                .to_owned(),
+        ),
+        (None, Some(_)) => problem("budget needs fleet (the name the replicas share)".to_owned()),
+        (Some(_), Some(crate::model::Budget::Count(n))) if n < 2 => problem(format!(
+            "budget ({n}) must be at least 2: each replica's coordination connection takes one"
+        )),
+        _ => {}
+    }
+    if pool.fleet.is_some() && pool.upstream.protocol != crate::upstream::Protocol::Postgres {
+        problem("fleet is only supported for PostgreSQL pools so far".to_owned());
+    }
     if pool.mode == crate::model::PoolMode::Statement
         && pool.upstream.protocol != crate::upstream::Protocol::Postgres
     {
@@ -190,13 +205,14 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
             ));
         }
     }
-    let durations: [(&str, Duration); 6] = [
+    let durations: [(&str, Duration); 7] = [
         ("queue_timeout", pool.queue_timeout),
         ("idle_timeout", pool.idle_timeout),
         ("max_lifetime", pool.max_lifetime),
         ("server_connect_timeout", pool.server_connect_timeout),
         ("client_login_timeout", pool.client_login_timeout),
         ("auth_cache_ttl", pool.auth_cache_ttl),
+        ("fleet_idle_release", pool.fleet_idle_release),
     ];
     for (key, value) in durations {
         if value.is_zero() {

@@ -79,6 +79,9 @@ fn fully_populated() -> Config {
                 auth_user: Some("app".to_owned()),
                 auth_query: Some("SELECT usename, passwd FROM maitred.user_secret($1)".to_owned()),
                 auth_cache_ttl: Duration::from_secs(10),
+                fleet: Some("web".to_owned()),
+                budget: Some(maitred_config::model::Budget::Count(80)),
+                fleet_idle_release: Duration::from_secs(10),
             },
             mongo_pool_with_server_logins(),
         ],
@@ -146,7 +149,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 46, "{paths:#?}");
+    assert_eq!(paths.len(), 49, "{paths:#?}");
 }
 
 #[test]
@@ -231,6 +234,8 @@ fn docs_name_every_cli_environment_variable() {
         "MAITRED_CONFIG",
         "MAITRED_LOG_FORMAT",
         "MAITRED_WORKERS",
+        "MAITRED_FLEET",
+        "MAITRED_BUDGET",
     ] {
         assert!(DOCS.contains(name), "docs/configuration.md lacks {name}");
     }

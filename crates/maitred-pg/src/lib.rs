@@ -35,6 +35,7 @@ pub mod codec;
 pub mod confirm;
 pub mod error;
 pub mod errors_to_client;
+pub mod fleet;
 pub mod frontend;
 pub mod fuzzing;
 pub mod limits;

@@ -177,6 +177,10 @@ async fn wait<M: Manager>(
     // waiting, or this dispatch sees what they freed.
     fence(SeqCst);
     shared.dispatch();
+    if let Some(share) = shared.fleet.get() {
+        // Clients wait: the fleet controller looks for tokens now, not at its next tick.
+        share.wake.notify_one();
+    }
 
     let outcome = (&mut guard.ticket.rx).await;
     guard.done = true;

@@ -25,6 +25,8 @@
 //! - `saturation.rs`: rate-limited warnings when clients queue, time out or wait long.
 //! - `gate.rs`: connect backoff (one probe at a time while the server fails).
 //! - `error.rs`: [`CheckoutError`].
+//! - `fleet/`: replicas sharing one budget of server connections through tokens held on
+//!   the server ([`fleet::Coordinator`], [`fleet::FleetShare`], the controller).
 //! - `shutdown.rs`: the process-wide drain notice every protocol's sessions watch, and
 //!   the count of logins in progress the drain waits for.
 //! - `client_limits.rs`: [`ClientLimits`] (login, idle, query timeouts, `max_clients`,
@@ -53,6 +55,7 @@ mod ahead;
 mod checkout;
 mod client_limits;
 mod error;
+pub mod fleet;
 mod gate;
 mod idle;
 mod lease;

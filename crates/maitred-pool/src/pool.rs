@@ -150,6 +150,15 @@ impl<M: Manager> Pool<M> {
         self.shared.is_closed()
     }
 
+    /// The fleet's numbers when the pool is in one (see [`crate::fleet::start`]).
+    pub fn fleet(&self) -> Option<crate::fleet::FleetStatus> {
+        self.shared.fleet.get().map(|share| share.status())
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared<M>> {
+        &self.shared
+    }
+
     #[cfg(test)]
     pub(crate) fn shared_for_tests(&self) -> Arc<Shared<M>> {
         Arc::clone(&self.shared)

@@ -16,9 +16,12 @@
 //!   surplus is closed as it comes back, and no slot is reserved meanwhile.
 //! - A connection of an older `generation` (before [`Shared::reconnect`]) is
 //!   never handed out again: closed when idle or when it comes back.
+//! - In a fleet (`fleet` set), a slot is reserved only with a granted token
+//!   ([`FleetShare::try_use`]) and every freed slot gives its token back
+//!   ([`FleetShare::unuse`]), so `total` never exceeds the tokens the replica holds.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -26,6 +29,7 @@ use arc_swap::ArcSwap;
 use crate::idle::IdleQueue;
 use tokio::time::Instant;
 
+use crate::fleet::FleetShare;
 use crate::gate::ConnectGate;
 use crate::manager::Manager;
 use crate::saturation::SaturationLog;
@@ -129,6 +133,8 @@ pub(crate) struct Shared<M: Manager> {
     /// While set, nothing is handed out: checkouts wait (see [`Shared::pause`]).
     paused: AtomicBool,
     generation: AtomicU64,
+    /// The replica's tokens when the pool is in a fleet (set once, before serving).
+    pub(crate) fleet: OnceLock<Arc<FleetShare>>,
 }
 
 impl<M: Manager> Shared<M> {
@@ -148,6 +154,7 @@ impl<M: Manager> Shared<M> {
             closed: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            fleet: OnceLock::new(),
         }
     }
 
@@ -240,11 +247,21 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Reserves one slot of `total` if that stays within `max_size`.
+    /// In a fleet, also takes a granted token (or fails without one).
     pub(crate) fn try_reserve(&self) -> bool {
+        let fleet = self.fleet.get();
+        if let Some(share) = fleet {
+            if !share.try_use() {
+                return false;
+            }
+        }
         let max = self.settings.load().max_size;
         let mut current = self.total.load(SeqCst);
         loop {
             if current >= max {
+                if let Some(share) = fleet {
+                    share.unuse();
+                }
                 return false;
             }
             match self
@@ -260,7 +277,7 @@ impl<M: Manager> Shared<M> {
     /// Frees one slot (its connection must already be dropped) and offers it
     /// to the queue.
     pub(crate) fn release_slot(&self) {
-        self.total.fetch_sub(1, SeqCst);
+        self.unreserve();
         fence(SeqCst);
         if self.waiters.waiting() > 0 {
             self.dispatch();
@@ -333,8 +350,14 @@ impl<M: Manager> Shared<M> {
             return Reuse::Close;
         }
         let settings = self.settings.load();
-        if self.total.load(SeqCst) > settings.max_size {
+        let total = self.total.load(SeqCst);
+        if total > settings.max_size {
             return Reuse::Close;
+        }
+        if let Some(share) = self.fleet.get() {
+            if share.over(total) {
+                return Reuse::Close;
+            }
         }
         let retired = pooled.generation < self.generation();
         let too_old = settings
@@ -417,9 +440,7 @@ impl<M: Manager> Shared<M> {
             // dispatches after us and sees this.
             |grant| match grant {
                 Grant::Conn(pooled) => self.idle.push(pooled),
-                Grant::Slot => {
-                    self.total.fetch_sub(1, SeqCst);
-                }
+                Grant::Slot => self.unreserve(),
                 // dispatch only hands out idle connections and slots.
                 Grant::Sent(pooled) => self.close_conn(pooled),
             },
@@ -464,7 +485,52 @@ impl<M: Manager> Shared<M> {
     fn drain_idle(&self) {
         while let Some(pooled) = self.idle.pop() {
             drop(pooled);
-            self.total.fetch_sub(1, SeqCst);
+            self.unreserve();
+        }
+    }
+
+    /// Frees one slot of `total` (and its fleet token) without offering it to waiters.
+    fn unreserve(&self) {
+        self.total.fetch_sub(1, SeqCst);
+        if let Some(share) = self.fleet.get() {
+            share.unuse();
+        }
+    }
+
+    /// Offers newly granted fleet tokens to the waiters.
+    pub(crate) fn fleet_dispatch(&self) {
+        fence(SeqCst);
+        if self.waiters.waiting() > 0 {
+            self.dispatch();
+        }
+    }
+
+    /// The fleet controller's pass over the idle connections: closes those above the
+    /// replica's target (or all, with the coordination connection lost), and those idle
+    /// for `idle_release` while nobody waits, down to the guaranteed minimum.
+    pub(crate) fn fleet_reap(&self, share: &FleetShare) {
+        let idle = self.idle_len();
+        if idle == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut kept = Vec::new();
+        for _ in 0..idle {
+            let Some(pooled) = self.idle.pop() else { break };
+            let total = self.total.load(SeqCst);
+            let idle_long = now.saturating_duration_since(pooled.idle_since) >= share.idle_release
+                && total > share.min_keep
+                && self.waiters.waiting() == 0;
+            if share.over(total) || idle_long {
+                bump(&self.counters.closed_expired);
+                tracing::debug!(pool = %self.name(), "fleet: closing an idle server connection, its token goes back");
+                self.close_conn(pooled);
+            } else {
+                kept.push(pooled);
+            }
+        }
+        for pooled in kept.into_iter().rev() {
+            self.push_idle(pooled);
         }
     }
 }

@@ -77,6 +77,16 @@ pub struct Cli {
     #[arg(long, env = "MAITRED_SEND_AHEAD", value_name = "BOOL")]
     pub send_ahead: Option<bool>,
 
+    /// The fleet this replica belongs to: replicas with the same name in front of the same
+    /// upstream hold at most --budget server connections together (needs --budget).
+    #[arg(long, env = "MAITRED_FLEET", value_name = "NAME")]
+    pub fleet: Option<String>,
+
+    /// The fleet's budget: server connections of all replicas together, a number or
+    /// `auto` (the server's max_connections less its reserved slots).
+    #[arg(long, env = "MAITRED_BUDGET", value_name = "N|auto")]
+    pub budget: Option<maitred_config::model::Budget>,
+
     /// Address of the admin endpoint (overrides the file's admin.listen).
     #[arg(long, env = "MAITRED_ADMIN", value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
@@ -165,7 +175,7 @@ struct PoolFlag {
 /// The flags that describe the one-line pool; with `--config` they are an
 /// error on the command line and ignored (with a warning) from the
 /// environment.
-static POOL_FLAGS: [PoolFlag; 7] = [
+static POOL_FLAGS: [PoolFlag; 9] = [
     PoolFlag {
         id: "listen",
         flag: "--listen",
@@ -200,6 +210,16 @@ static POOL_FLAGS: [PoolFlag; 7] = [
         id: "send_ahead",
         flag: "--send-ahead",
         env: "MAITRED_SEND_AHEAD",
+    },
+    PoolFlag {
+        id: "fleet",
+        flag: "--fleet",
+        env: "MAITRED_FLEET",
+    },
+    PoolFlag {
+        id: "budget",
+        flag: "--budget",
+        env: "MAITRED_BUDGET",
     },
 ];
 
@@ -240,6 +260,8 @@ impl Cli {
             self.queue_timeout.is_some(),
             self.max_waiting.is_some(),
             self.send_ahead.is_some(),
+            self.fleet.is_some(),
+            self.budget.is_some(),
         ];
         POOL_FLAGS
             .iter()
@@ -281,6 +303,8 @@ impl Cli {
         if let Some(send_ahead) = self.send_ahead {
             one.send_ahead = send_ahead;
         }
+        one.fleet.clone_from(&self.fleet);
+        one.budget = self.budget;
         Ok(one)
     }
 

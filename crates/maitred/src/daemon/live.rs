@@ -104,6 +104,12 @@ pub(super) fn restart_keys(old: &PoolConfig, new: &PoolConfig) -> Vec<&'static s
     );
     check(old.query_timeout != new.query_timeout, "query_timeout");
     check(old.max_clients != new.max_clients, "max_clients");
+    check(old.fleet != new.fleet, "fleet");
+    check(old.budget != new.budget, "budget");
+    check(
+        old.fleet_idle_release != new.fleet_idle_release,
+        "fleet_idle_release",
+    );
     check(
         old.max_message_size != new.max_message_size,
         "max_message_size",

@@ -2,6 +2,7 @@
 //! runs them until a signal.
 
 mod console;
+mod fleet;
 mod lifecycle;
 mod listen;
 mod live;

@@ -63,7 +63,11 @@ impl<P: ProtocolPool, M: Manager> PoolObserver for Observed<P, M> {
         self.handle.pool.numbers().labeled
     }
     fn extra_gauges(&self) -> Vec<(&'static str, f64)> {
-        self.handle.pool.numbers().gauges
+        let mut gauges = self.handle.pool.numbers().gauges;
+        if let Some(fleet) = self.handle.core.fleet() {
+            gauges.extend(super::fleet::gauges(&fleet));
+        }
+        gauges
     }
     fn clients(&self) -> Option<Arc<PoolClients>> {
         Some(self.facts.clients.clone())

@@ -257,6 +257,10 @@ pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), D
             source: Box::new(source),
         })?;
         pool.pool.start_maintenance();
+        if let Some(fleet) = &p.fleet {
+            let coordinator = maitred_pg::fleet::PgCoordinator::new(&pool.pool, fleet);
+            maitred_pool::fleet::start(&pool.pool, coordinator, super::fleet::settings(p));
+        }
         pool_ready(p);
         if let Some(aq) = &pool.auth_query {
             aq.users.set_hooks(Arc::new(UserPoolMetrics {
