@@ -19,27 +19,39 @@ pub struct CancelHandle {
     target: Arc<ServerTarget>,
     /// The server's (process_id << 32 | secret_key) while the client holds a lease; 0 if none.
     current: AtomicU64,
+    /// CancelRequests of this client forwarded to a server that has not acted on them yet.
+    /// A connection released while one is in flight is closed, never reused: the signal
+    /// could otherwise land in the next client's query (57014).
+    in_flight: AtomicU32,
 }
 
 impl CancelHandle {
     /// Records the server connection now serving the client.
     pub fn set_server(&self, process_id: i32, secret_key: i32) {
         let packed = (u64::from(process_id as u32) << 32) | u64::from(secret_key as u32);
-        self.current.store(packed, Ordering::Release);
+        self.current.store(packed, Ordering::SeqCst);
     }
 
-    /// The client no longer holds a server connection.
-    pub fn clear_server(&self) {
-        self.current.store(0, Ordering::Release);
+    /// The client no longer holds a server connection. True when a CancelRequest of the
+    /// client may still reach the connection it held: the caller must not let anyone else
+    /// have that connection. (SeqCst with [`CancelRegistry::cancel`]: either the cancel
+    /// counted itself before this store, and this sees it, or it reads no server after.)
+    #[must_use = "a connection with a cancel in flight must be closed, not reused"]
+    pub fn clear_server(&self) -> bool {
+        self.current.store(0, Ordering::SeqCst);
+        self.in_flight.load(Ordering::SeqCst) > 0
     }
 
     fn server_key(&self) -> Option<(i32, i32)> {
-        match self.current.load(Ordering::Acquire) {
+        match self.current.load(Ordering::SeqCst) {
             0 => None,
             p => Some(((p >> 32) as u32 as i32, p as u32 as i32)),
         }
     }
 }
+
+/// How long a forwarded CancelRequest may take before maitred stops waiting for the server.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Every logged-in client's cancel key, shared by all listeners.
 #[derive(Debug, Default)]
@@ -61,6 +73,7 @@ impl CancelRegistry {
             secret_key: rand::random(),
             target,
             current: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
         });
         clients.insert(id, handle.clone());
         handle
@@ -82,11 +95,20 @@ impl CancelRegistry {
         if !bool::from(handle.secret_key.ct_eq(&secret_key)) {
             return;
         }
+        handle.in_flight.fetch_add(1, Ordering::SeqCst);
         if let Some((pid, key)) = handle.server_key() {
-            if let Err(e) = send_cancel(&handle.target, pid, key).await {
-                tracing::warn!(error = %e, "could not forward a cancel request to the server");
+            // Counted until the server closed the cancel connection (it has signalled the
+            // backend by then), or for at most CANCEL_WAIT.
+            let sent = tokio::time::timeout(CANCEL_WAIT, cancel_and_wait(&handle.target, pid, key));
+            match sent.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not forward a cancel request to the server")
+                }
+                Err(_) => tracing::warn!("the server did not act on a cancel request in time"),
             }
         }
+        handle.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -200,7 +222,7 @@ mod tests {
         assert_eq!(a.server_key(), None);
         a.set_server(-5, i32::MIN);
         assert_eq!(a.server_key(), Some((-5, i32::MIN)));
-        a.clear_server();
+        assert!(!a.clear_server(), "no cancel in flight");
         assert_eq!(a.server_key(), None);
         reg.unregister(&a);
         assert!(reg
@@ -209,5 +231,51 @@ mod tests {
             .expect("lock")
             .get(&a.process_id)
             .is_none());
+    }
+
+    /// A client's CancelRequest is forwarded and the server is slow to act on it: a release
+    /// meanwhile learns that the connection must not serve anyone else; once the server has
+    /// acted, releases are plain again. (node-postgres sends its cancel and moves on: a late
+    /// one used to cancel the next client's query.)
+    #[tokio::test]
+    async fn a_release_while_a_cancel_is_in_flight_is_told_so() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let target = Arc::new(ServerTarget {
+            server: maitred_frontend::ServerAddr::tcp("127.0.0.1", port),
+            ..(*target()).clone()
+        });
+        let (got_tx, got_rx) = tokio::sync::oneshot::channel::<()>();
+        let (act_tx, act_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let mut packet = [0u8; 16];
+            sock.read_exact(&mut packet).await.expect("cancel packet");
+            let _ = got_tx.send(());
+            // The postmaster acts when told to.
+            let _ = act_rx.await;
+            drop(sock);
+        });
+        let reg = Arc::new(CancelRegistry::default());
+        let h = reg.register(target);
+        h.set_server(42, 7);
+        let cancel = tokio::spawn({
+            let reg = reg.clone();
+            let (pid, key) = (h.process_id, h.secret_key);
+            async move { reg.cancel(pid, key).await }
+        });
+        got_rx.await.expect("the cancel reached the server");
+        assert!(
+            h.clear_server(),
+            "released while the server had not acted on the cancel"
+        );
+        h.set_server(43, 8);
+        assert!(h.clear_server(), "still in flight for the next lease too");
+        act_tx.send(()).expect("act");
+        cancel.await.expect("cancel task");
+        h.set_server(44, 9);
+        assert!(!h.clear_server(), "the cancel was acted on");
     }
 }

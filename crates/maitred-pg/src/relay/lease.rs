@@ -171,11 +171,15 @@ impl Relay {
                         lease.mark_dirty();
                     }
                     self.isolation.lease_ended();
-                    self.cancel.clear_server();
+                    let cancel_in_flight = self.cancel.clear_server();
                     self.pool
                         .counters
                         .transactions
                         .fetch_add(1, Ordering::Relaxed);
+                    if cancel_in_flight {
+                        // The client's CancelRequest may still reach this backend.
+                        lease.discard();
+                    }
                 }
             }
             decision => {
@@ -189,7 +193,7 @@ impl Relay {
     pub(super) fn finish(&mut self) {
         // The successor's query owes its reply on our connection, which is reset now.
         self.successor = None;
-        self.cancel.clear_server();
+        let cancel_in_flight = self.cancel.clear_server();
         if self.notifications.take().is_some() {
             self.pool.notifier.unlisten(self.cancel.process_id, None);
         }
@@ -200,6 +204,11 @@ impl Relay {
         let Some(mut lease) = self.lease.take() else {
             return;
         };
+        if cancel_in_flight {
+            // The client's CancelRequest may still reach this backend.
+            lease.discard();
+            return;
+        }
         // DISCARD ALL drops temp tables, advisory locks, LISTENs, cursors, PREPAREs; and
         // what the client left unconfirmed (isolation rule 7).
         let leave = rules::on_client_gone(&view, lease.is_clean());

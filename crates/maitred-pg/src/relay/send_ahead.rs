@@ -287,7 +287,7 @@ impl Relay {
         let Some(mut lease) = self.lease.take() else {
             return;
         };
-        self.cancel.clear_server();
+        let cancel_in_flight = self.cancel.clear_server();
         self.lease_request_safe = false;
         self.pool
             .counters
@@ -297,18 +297,24 @@ impl Relay {
         // (`relay/isolation.rs`): then it is reset, never handed over as it is.
         let decision = rules::hand_over(&lease_view(&lease), self.isolation.state_unaccounted());
         self.isolation.lease_ended();
-        match decision {
-            HandOver::Pass => {
-                if let Err(mut back) = successor.hand_over(lease) {
-                    // The successor left: the reset drains its reply.
-                    back.mark_dirty();
+        if cancel_in_flight {
+            // Our CancelRequest may still reach this backend: it serves no one else.
+            drop(successor);
+            lease.discard();
+        } else {
+            match decision {
+                HandOver::Pass => {
+                    if let Err(mut back) = successor.hand_over(lease) {
+                        // The successor left: the reset drains its reply.
+                        back.mark_dirty();
+                    }
                 }
-            }
-            HandOver::Reset { discard } => {
-                tracing::warn!(pool = %self.pool.name, "connection not idle after a query sent ahead was queued; the queued client is told to retry");
-                lease.needs_discard = discard;
-                drop(successor);
-                lease.mark_dirty();
+                HandOver::Reset { discard } => {
+                    tracing::warn!(pool = %self.pool.name, "connection not idle after a query sent ahead was queued; the queued client is told to retry");
+                    lease.needs_discard = discard;
+                    drop(successor);
+                    lease.mark_dirty();
+                }
             }
         }
         if !self.crbuf.is_empty() {

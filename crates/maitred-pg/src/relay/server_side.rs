@@ -204,7 +204,8 @@ impl Relay {
         let Some(lease) = self.lease.take() else {
             return Ok(Flow::Continue);
         };
-        self.cancel.clear_server();
+        // The connection is lost: no one gets it, cancel or not.
+        let _ = self.cancel.clear_server();
         // A confirmation in flight is maitred's own: its state goes with the connection.
         let lost = rules::on_server_lost(
             &view,

@@ -57,7 +57,8 @@ impl Relay {
                 let cancel = crate::cancel::send_cancel(&target, pid, key);
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cancel).await;
             });
-            self.cancel.clear_server();
+            // The connection is discarded below, cancel or not.
+            let _ = self.cancel.clear_server();
             self.replies.clear();
             self.query_effects.clear();
             lease.discard();
