@@ -7,3 +7,4 @@ pub use maitred_testkit as testkit;
 
 pub mod mysql_client;
 pub mod pg_client;
+pub mod pg_raw;

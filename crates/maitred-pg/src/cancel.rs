@@ -1,5 +1,11 @@
-//! Cancel requests: maitred hands clients its own BackendKeyData and forwards a client's
-//! CancelRequest to the server connection serving that client at that moment, if any.
+//! Cancel requests: maitred hands clients BackendKeyData with a secret of its own and
+//! forwards a client's CancelRequest to the server connection serving that client at that
+//! moment, if any.
+//!
+//! The process id a client is told is the server's in session mode (the client holds one
+//! server connection from login to the end, so `pg_backend_pid()`, `pg_stat_activity` and
+//! its notifications all agree with it), and maitred's own otherwise ([`FIRST_OWN_ID`] and
+//! up, above any Linux pid, so it is never mistaken for a server process).
 //!
 //! Spec: <https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.9>.
 
@@ -11,9 +17,16 @@ use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// maitred's own process ids start here: above Linux's largest pid (2^22), so a client can
+/// tell its own id from a server's, and below 2^31 (clients read it as a signed int32).
+pub const FIRST_OWN_ID: u32 = 1 << 24;
+
 /// One client's cancel key and the server connection it is using right now.
 #[derive(Debug)]
 pub struct CancelHandle {
+    /// maitred's id of the client, unique while it is connected (registries, logs).
+    pub id: u32,
+    /// The process id the client was told: the server's in session mode, else `id`.
     pub process_id: u32,
     pub secret_key: u32,
     target: Arc<ServerTarget>,
@@ -57,31 +70,62 @@ const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct CancelRegistry {
     next_id: AtomicU32,
-    clients: Mutex<HashMap<u32, Arc<CancelHandle>>>,
+    /// By the process id each client was told. Server pids of different servers may be
+    /// equal: a process id may have several clients, told apart by their secrets.
+    clients: Mutex<HashMap<u32, Vec<Arc<CancelHandle>>>>,
+    /// The maitred ids in use.
+    ids: Mutex<std::collections::HashSet<u32>>,
 }
 
 impl CancelRegistry {
-    /// Issues a fresh key for a client that just logged in.
-    pub fn register(&self, target: Arc<ServerTarget>) -> Arc<CancelHandle> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        let mut id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        while id == 0 || clients.contains_key(&id) {
-            id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        }
+    /// Issues a fresh key for a client that just logged in. `server_pid`: the process id of
+    /// the server connection the client holds for its whole session (session mode), told
+    /// to the client instead of maitred's id.
+    pub fn register(
+        &self,
+        target: Arc<ServerTarget>,
+        server_pid: Option<i32>,
+    ) -> Arc<CancelHandle> {
+        let id = self.fresh_id();
         let handle = Arc::new(CancelHandle {
-            process_id: id,
+            id,
+            process_id: server_pid.map_or(id, |p| p as u32),
             secret_key: rand::random(),
             target,
             current: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
         });
-        clients.insert(id, handle.clone());
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(handle.process_id)
+            .or_default()
+            .push(handle.clone());
         handle
+    }
+
+    /// An id in `FIRST_OWN_ID..=i32::MAX` no connected client has.
+    fn fresh_id(&self) -> u32 {
+        const SPAN: u32 = i32::MAX as u32 - FIRST_OWN_ID + 1;
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let id = FIRST_OWN_ID + self.next_id.fetch_add(1, Ordering::Relaxed) % SPAN;
+            if ids.insert(id) {
+                return id;
+            }
+        }
     }
 
     pub fn unregister(&self, handle: &CancelHandle) {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients.remove(&handle.process_id);
+        if let Some(same_pid) = clients.get_mut(&handle.process_id) {
+            same_pid.retain(|h| h.id != handle.id);
+            if same_pid.is_empty() {
+                clients.remove(&handle.process_id);
+            }
+        }
+        drop(clients);
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.remove(&handle.id);
     }
 
     /// Handles a CancelRequest: forwards it when the key matches and the client is being
@@ -89,12 +133,19 @@ impl CancelRegistry {
     pub async fn cancel(&self, process_id: u32, secret_key: u32) {
         let handle = {
             let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-            clients.get(&process_id).cloned()
+            // Every candidate's secret is compared, in constant time each.
+            clients.get(&process_id).and_then(|same_pid| {
+                same_pid.iter().fold(None, |found, h| {
+                    let matches = bool::from(h.secret_key.ct_eq(&secret_key));
+                    if matches {
+                        Some(h.clone())
+                    } else {
+                        found
+                    }
+                })
+            })
         };
         let Some(handle) = handle else { return };
-        if !bool::from(handle.secret_key.ct_eq(&secret_key)) {
-            return;
-        }
         handle.in_flight.fetch_add(1, Ordering::SeqCst);
         if let Some((pid, key)) = handle.server_key() {
             // Counted until the server closed the cancel connection (it has signalled the
@@ -216,9 +267,14 @@ mod tests {
     #[test]
     fn keys_are_unique_and_packing_round_trips() {
         let reg = CancelRegistry::default();
-        let a = reg.register(target());
-        let b = reg.register(target());
+        let a = reg.register(target(), None);
+        let b = reg.register(target(), None);
         assert_ne!(a.process_id, b.process_id);
+        assert!(a.process_id >= FIRST_OWN_ID && a.process_id <= i32::MAX as u32);
+        assert_eq!(
+            a.id, a.process_id,
+            "maitred's own id is told outside session mode"
+        );
         assert_eq!(a.server_key(), None);
         a.set_server(-5, i32::MIN);
         assert_eq!(a.server_key(), Some((-5, i32::MIN)));
@@ -231,6 +287,62 @@ mod tests {
             .expect("lock")
             .get(&a.process_id)
             .is_none());
+        assert!(!reg.ids.lock().expect("lock").contains(&a.id));
+    }
+
+    /// Session-mode clients are told their server's pid, and two servers may have used the
+    /// same one: the secret picks the client, and a wrong secret reaches no one.
+    #[tokio::test]
+    async fn clients_told_the_same_server_pid_are_told_apart_by_their_secrets() {
+        async fn server() -> (Arc<ServerTarget>, tokio::net::TcpListener) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let target = Arc::new(ServerTarget {
+                server: maitred_frontend::ServerAddr::tcp("127.0.0.1", port),
+                ..(*target()).clone()
+            });
+            (target, listener)
+        }
+        async fn reached(listener: &tokio::net::TcpListener) -> Option<[u8; 16]> {
+            let wait = std::time::Duration::from_millis(300);
+            let (mut sock, _) = tokio::time::timeout(wait, listener.accept())
+                .await
+                .ok()?
+                .ok()?;
+            let mut packet = [0u8; 16];
+            sock.read_exact(&mut packet).await.ok()?;
+            Some(packet)
+        }
+        let (target_a, server_a) = server().await;
+        let (target_b, server_b) = server().await;
+        let reg = Arc::new(CancelRegistry::default());
+        let a = reg.register(target_a, Some(77));
+        let b = reg.register(target_b, Some(77));
+        assert_eq!((a.process_id, b.process_id), (77, 77));
+        assert_ne!(a.id, b.id);
+        a.set_server(77, 1);
+        b.set_server(77, 2);
+        let wrong = a.secret_key ^ b.secret_key ^ 1;
+        let (reg2, key) = (reg.clone(), b.secret_key);
+        let sent = tokio::spawn(async move { reg2.cancel(77, key).await });
+        let packet = reached(&server_b).await.expect("b's server got the cancel");
+        assert_eq!(&packet[12..], &2i32.to_be_bytes(), "b's server key");
+        sent.await.expect("cancel");
+        assert!(reached(&server_a).await.is_none(), "a's server got nothing");
+        if wrong != a.secret_key && wrong != b.secret_key {
+            reg.cancel(77, wrong).await;
+            assert!(reached(&server_a).await.is_none());
+            assert!(reached(&server_b).await.is_none());
+        }
+        reg.unregister(&b);
+        reg.cancel(77, key).await;
+        assert!(
+            reached(&server_b).await.is_none(),
+            "b left: its key is gone"
+        );
+        assert_eq!(reg.clients.lock().expect("lock")[&77].len(), 1, "a stays");
     }
 
     /// A client's CancelRequest is forwarded and the server is slow to act on it: a release
@@ -259,7 +371,7 @@ mod tests {
             drop(sock);
         });
         let reg = Arc::new(CancelRegistry::default());
-        let h = reg.register(target);
+        let h = reg.register(target, None);
         h.set_server(42, 7);
         let cancel = tokio::spawn({
             let reg = reg.clone();

@@ -15,7 +15,7 @@ use crate::codec::startup::{decode_startup, StartupPacket, StartupParams};
 use crate::codec::{frame, CodecError};
 use crate::error::SessionError;
 use crate::errors_to_client::{checkout_error, sqlstate};
-use crate::pool::{ClientAuth, PgPool};
+use crate::pool::{ClientAuth, PgPool, PoolMode};
 use crate::relay::Relay;
 use crate::startup_params::{self, options::OptionsError, ResolveError};
 use crate::tls::{ClientTls, Stream};
@@ -131,10 +131,26 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
             return;
         }
     };
-    let cancel = router
-        .cancels
-        .register(pool.pool.manager().target().clone());
-    tracing::Span::current().record("id", cancel.process_id);
+    // Session mode: the client's server connection for its whole session, leased now so
+    // that the client is told the server's own process id.
+    let session_lease = if pool.mode == PoolMode::Session {
+        match pool.pool.checkout().await {
+            Ok(lease) => Some(lease),
+            Err(e) => {
+                let mut o = BytesMut::new();
+                checkout_error(&mut o, &e, Severity::Fatal);
+                let _ = stream.write_all(&o).await;
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let cancel = router.cancels.register(
+        pool.pool.manager().target().clone(),
+        session_lease.as_ref().map(|l| l.process_id),
+    );
+    tracing::Span::current().record("id", cancel.id);
     let mut greeting = BytesMut::new();
     let server_params = pool.pool.manager().server_params();
     for (k, v) in server_params.iter().flat_map(|p| p.iter()) {
@@ -158,7 +174,15 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
             addr: peer,
             tls: stream.is_tls(),
         });
-        let relay = Relay::new(stream, buf, pool.clone(), params, cancel.clone(), ticket);
+        let relay = Relay::new(
+            stream,
+            buf,
+            pool.clone(),
+            params,
+            cancel.clone(),
+            ticket,
+            session_lease,
+        );
         if let Err(e) = Box::pin(relay.run()).await {
             tracing::debug!(pool = %pool.name, error = %e, "client session ended with an error");
         }

@@ -51,6 +51,7 @@ mod effects;
 mod event_loop;
 mod isolation;
 mod lease;
+mod own_notifications;
 mod rename;
 mod rules;
 mod send_ahead;
@@ -155,6 +156,8 @@ pub struct Relay {
     /// The scan of the Query or unnamed Parse being leased for, made when it was offered
     /// to be sent ahead: used when it is forwarded, so the text is scanned once.
     query_scan: Option<sql_effects::Scan>,
+    /// The NOTIFYs the client committed, to recognise when they come back.
+    own_notifications: own_notifications::OwnNotifications,
 }
 
 impl Relay {
@@ -165,9 +168,10 @@ impl Relay {
         startup_params: Vec<(String, String)>,
         cancel: Arc<CancelHandle>,
         ticket: ClientTicket,
+        lease: Option<Lease<PgManager>>,
     ) -> Relay {
         let startup = Settings::from_startup(&startup_params);
-        Relay {
+        let mut relay = Relay {
             client,
             crbuf,
             cwbuf: BytesMut::new(),
@@ -201,7 +205,13 @@ impl Relay {
             client_bytes_pending: false,
             isolation: Tracker::default(),
             query_scan: None,
+            own_notifications: Default::default(),
+        };
+        if let Some(lease) = lease {
+            // Its settings sync, if any, goes out with the client's first message.
+            relay.take_lease(lease);
         }
+        relay
     }
 
     /// Runs the session until the client leaves; the lease it holds, if any, is released,

@@ -152,7 +152,7 @@ impl Relay {
     /// Registers a LISTEN/UNLISTEN with the pool's notifier and answers it (a LISTEN once the
     /// shared connection listens on the channel).
     pub(super) async fn listen(&mut self, cmd: ListenCommand) {
-        let client = self.cancel.process_id;
+        let client = self.cancel.id;
         let tag = match cmd {
             ListenCommand::Listen(channel) => {
                 let (tx, _) = self

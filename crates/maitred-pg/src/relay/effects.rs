@@ -63,11 +63,12 @@ impl Relay {
 }
 
 /// The effects of a query or batch that must be settled at its ReadyForQuery: those with a
-/// SET or RESET (transaction control alone is followed through the transaction status).
+/// SET, RESET or NOTIFY (transaction control alone is followed through the transaction
+/// status).
 pub(super) fn worth_settling(effects: Vec<Effect>, in_block: bool) -> Option<QueryEffects> {
     effects
         .iter()
-        .any(changes_settings)
+        .any(|e| changes_settings(e) || matches!(e, Effect::Notify { .. }))
         .then_some(QueryEffects {
             effects,
             failed: false,
@@ -86,7 +87,9 @@ pub(super) fn changes_settings(e: &Effect) -> bool {
 /// control: SET/RESET outside a transaction block apply at once, inside one at COMMIT, and
 /// never when rolled back or when the query failed. A block ended by other means (the
 /// extended protocol) keeps its settings if its last command was COMMIT. The server
-/// connection's record follows what actually happened on it.
+/// connection's record follows what actually happened on it. Returns the NOTIFYs committed
+/// now, as (channel, payload).
+#[must_use]
 pub(super) fn settle_effects(
     done: Option<QueryEffects>,
     status: u8,
@@ -95,9 +98,13 @@ pub(super) fn settle_effects(
     client: &mut Settings,
     startup: &Settings,
     server: &mut Settings,
-) {
+) -> Vec<(String, String)> {
+    let mut notified = Vec::new();
     let mut apply = |effects: &[Effect]| {
         for e in effects {
+            if let Effect::Notify { channel, payload } = e {
+                notified.push((channel.clone(), payload.clone()));
+            }
             client.apply_client(e, startup);
             server.apply_server(e);
         }
@@ -127,6 +134,7 @@ pub(super) fn settle_effects(
         }
         pending.clear();
     }
+    notified
 }
 
 /// Whether a CommandComplete says every prepared statement of the session is gone.
@@ -162,8 +170,16 @@ mod tests {
             }
         }
 
-        /// `sql` ran (or `failed`) from status `in_block`, ending with status `status`.
-        fn ran(&mut self, sql: &str, in_block: bool, failed: bool, status: u8, commit: bool) {
+        /// `sql` ran (or `failed`) from status `in_block`, ending with status `status`;
+        /// the NOTIFYs committed by it.
+        fn ran(
+            &mut self,
+            sql: &str,
+            in_block: bool,
+            failed: bool,
+            status: u8,
+            commit: bool,
+        ) -> Vec<(String, String)> {
             let done = worth_settling(effects(sql), in_block).map(|mut q| {
                 q.failed = failed;
                 q
@@ -176,7 +192,7 @@ mod tests {
                 &mut self.client,
                 &self.startup,
                 &mut self.server,
-            );
+            )
         }
     }
 
@@ -277,5 +293,39 @@ mod tests {
         assert!(forgets_statements(b"C\0\0\0\x10DEALLOCATE ALL\0"));
         assert!(forgets_statements(b"C\0\0\0\x0eDISCARD ALL\0"));
         assert!(!forgets_statements(b"C\0\0\0\x0fDEALLOCATE\0"));
+    }
+
+    /// docs/postgres.md, "Notifications": a NOTIFY counts as the client's own once its
+    /// transaction committed, exactly as the server sends it only then.
+    #[test]
+    fn a_notify_is_the_clients_own_once_committed() {
+        let n = |c: &str, p: &str| vec![(c.to_owned(), p.to_owned())];
+        let mut s = Session::new();
+        assert_eq!(
+            s.ran("NOTIFY a, 'x'", false, false, b'I', false),
+            n("a", "x")
+        );
+        assert_eq!(
+            s.ran("NOTIFY a; SELECT 1/0", false, true, b'I', false),
+            vec![]
+        );
+        assert_eq!(
+            s.ran("BEGIN; NOTIFY b; ROLLBACK", false, false, b'I', false),
+            vec![]
+        );
+        assert_eq!(
+            s.ran("BEGIN; NOTIFY b; COMMIT", false, false, b'I', true),
+            n("b", "")
+        );
+        // Across queries: only at the COMMIT.
+        assert_eq!(s.ran("BEGIN", false, false, b'T', false), vec![]);
+        assert_eq!(s.ran("NOTIFY c", true, false, b'T', false), vec![]);
+        assert_eq!(s.ran("COMMIT", true, false, b'I', true), n("c", ""));
+        assert_eq!(s.ran("BEGIN", false, false, b'T', false), vec![]);
+        assert_eq!(s.ran("NOTIFY c", true, false, b'T', false), vec![]);
+        assert_eq!(s.ran("SELECT 1/0", true, true, b'E', false), vec![]);
+        // COMMIT of a failed block is answered ROLLBACK.
+        assert_eq!(s.ran("COMMIT", true, false, b'I', false), vec![]);
+        assert!(s.pending.is_empty());
     }
 }

@@ -2,7 +2,7 @@
 //! connection's socket, notifications, the daemon's drain and the client's time limits,
 //! each event handed to the side that deals with it.
 
-use super::{Flow, Relay, IDLE_BUFFER_MAX, MIN_READ, READ_SIZE};
+use super::{own_notifications, Flow, Relay, IDLE_BUFFER_MAX, MIN_READ, READ_SIZE};
 use crate::backend::ServerConn;
 use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::error::SessionError;
@@ -114,7 +114,15 @@ impl Relay {
                     Flow::ClientDone
                 }
                 Event::Notification(n) => {
+                    let start = self.cwbuf.len();
                     self.cwbuf.extend_from_slice(&n);
+                    if let Some((pid, channel, payload)) = own_notifications::parse(&n) {
+                        let now = std::time::Instant::now();
+                        if self.own_notifications.claim(pid, channel, payload, now) {
+                            let told = self.cancel.process_id;
+                            own_notifications::set_pid(&mut self.cwbuf[start..], told);
+                        }
+                    }
                     self.flush_client().await?;
                     // Fell behind (notify.rs): what was just written is its FATAL.
                     match &self.notifications {

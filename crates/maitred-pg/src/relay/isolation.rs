@@ -113,6 +113,7 @@ impl Tracker {
                 | Effect::Commit
                 | Effect::Rollback
                 | Effect::Refused(_)
+                | Effect::Notify { .. }
                 | Effect::None => {}
             }
         }

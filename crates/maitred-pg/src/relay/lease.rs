@@ -7,12 +7,13 @@ use crate::backend::ServerConn;
 use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::sqlstate;
+use crate::manager::PgManager;
 use crate::replies::Request;
 use crate::settings::sync_settings;
 use crate::sql_effects::PinReason;
 use bytes::BytesMut;
 use maitred_admin::ClientState;
-use maitred_pool::{Ahead, CheckoutError};
+use maitred_pool::{Ahead, CheckoutError, Lease};
 use std::sync::atomic::Ordering;
 
 impl Relay {
@@ -22,7 +23,7 @@ impl Relay {
         &mut self,
         ahead: Option<Ahead>,
     ) -> Result<bool, CheckoutError<BackendError>> {
-        tracing::trace!(client = self.cancel.process_id, state = ?self.pool.pool.state(), "checkout");
+        tracing::trace!(client = self.cancel.id, state = ?self.pool.pool.state(), "checkout");
         self.ticket.set_state(ClientState::Waiting);
         let checkout = match ahead {
             Some(ahead) => self.pool.pool.checkout_ahead(ahead).await,
@@ -33,8 +34,13 @@ impl Relay {
         } else {
             ClientState::Idle
         });
-        let mut lease = checkout?;
-        tracing::trace!(client = self.cancel.process_id, "leased");
+        Ok(self.take_lease(checkout?))
+    }
+
+    /// Makes `lease` the client's server connection: its settings are brought to the
+    /// client's. True if it came with the client's query sent ahead.
+    pub(super) fn take_lease(&mut self, mut lease: Lease<PgManager>) -> bool {
+        tracing::trace!(client = self.cancel.id, "leased");
         self.cancel.set_server(lease.process_id, lease.secret_key);
         let sent = lease.request_sent();
         // A query sent ahead was claimed for the settings this connection has (same
@@ -46,7 +52,7 @@ impl Relay {
         }
         self.lease = Some(lease);
         self.server_bytes_pending = sent;
-        Ok(sent)
+        sent
     }
 
     /// At the release point: a session whose state is not accounted for is confirmed with
@@ -183,7 +189,7 @@ impl Relay {
                 }
             }
             decision => {
-                tracing::trace!(client = self.cancel.process_id, ?decision, server = ?self.lease.as_deref(), "lease kept");
+                tracing::trace!(client = self.cancel.id, ?decision, server = ?self.lease.as_deref(), "lease kept");
             }
         }
     }
@@ -195,7 +201,7 @@ impl Relay {
         self.successor = None;
         let cancel_in_flight = self.cancel.clear_server();
         if self.notifications.take().is_some() {
-            self.pool.notifier.unlisten(self.cancel.process_id, None);
+            self.pool.notifier.unlisten(self.cancel.id, None);
         }
         let view = self.session_view();
         if self.pinned.take().is_some() {

@@ -11,6 +11,7 @@ use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::confirm::Verdict as Confirmed;
 use crate::error::{BackendError, SessionError};
 use crate::errors_to_client::sqlstate;
+use crate::pool::PoolMode;
 use crate::replies::Verdict;
 use bytes::Buf;
 use std::sync::atomic::Ordering;
@@ -107,7 +108,7 @@ impl Relay {
                         server.pending_sync = server.pending_sync.saturating_sub(1);
                         if forward {
                             let done = self.query_effects.pop_front().flatten();
-                            settle_effects(
+                            let notified = settle_effects(
                                 done,
                                 server.tx_status,
                                 self.last_was_commit,
@@ -116,6 +117,15 @@ impl Relay {
                                 &self.startup,
                                 &mut server.applied,
                             );
+                            // Session mode: notifications come on this connection, with
+                            // the pid the client was told.
+                            if !notified.is_empty() && self.pool.mode != PoolMode::Session {
+                                self.own_notifications.committed(
+                                    server.process_id,
+                                    notified,
+                                    std::time::Instant::now(),
+                                );
+                            }
                         }
                     }
                     b'E' if forward => match self.query_effects.front_mut() {

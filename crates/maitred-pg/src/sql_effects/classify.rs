@@ -22,7 +22,6 @@ const STATELESS_COMMANDS: &[&str] = &[
     "grant",
     "lock",
     "move",
-    "notify",
     "reindex",
     "release",
     "revoke",
@@ -67,6 +66,7 @@ pub(super) fn statement(sql: &str, stmt: &Statement, out: &mut Vec<Effect>) -> b
             calls(sql, t, out);
             Effect::None
         }
+        "notify" => notify(sql, t).unwrap_or(Effect::None),
         "begin" => Effect::Begin,
         "start" if word(1, "transaction") => Effect::Begin,
         "commit" | "end" if word(1, "prepared") => Effect::None,
@@ -97,6 +97,22 @@ pub(super) fn statement(sql: &str, stmt: &Statement, out: &mut Vec<Effect>) -> b
         out.push(effect);
     }
     false
+}
+
+/// `NOTIFY channel [, 'payload']` (the payload is a plain string constant: the grammar
+/// takes nothing else). `None` for any other spelling: the notification then simply is not
+/// recognised as the client's own.
+fn notify(sql: &str, t: &[Token]) -> Option<Effect> {
+    let (channel, _) = identifier(sql, t.get(1)?)?;
+    let payload = match &t[2..] {
+        [] => String::new(),
+        [comma, s] if comma.is_punct(b',') && s.kind == Kind::Str => {
+            let inner = s.text(sql).strip_prefix('\'')?.strip_suffix('\'')?;
+            inner.replace("''", "'")
+        }
+        _ => return None,
+    };
+    Some(Effect::Notify { channel, payload })
 }
 
 /// Longer than any command word classified here.

@@ -52,6 +52,10 @@ pub enum Effect {
     /// is unknown, in strings too (a DO block's body, `set_config('app.x', $1, false)`):
     /// the confirmation reads them, since the server lists no custom setting.
     CustomNames(Vec<String>),
+    /// `NOTIFY channel [, 'payload']`: no session effect, but the notification comes back
+    /// through the pool's listening connection, where the relay recognises it as the
+    /// client's own once the transaction committed (`relay/own_notifications.rs`).
+    Notify { channel: String, payload: String },
     /// No session effect (plain DML, SET LOCAL, SET TRANSACTION, ...).
     None,
 }

@@ -581,3 +581,32 @@ fn scan_cost() {
         t.elapsed() / n
     );
 }
+
+/// NOTIFY changes no session state; its channel and payload are kept so the relay can
+/// recognise the notification as the client's own when it comes back.
+#[test]
+fn notify_names_its_channel_and_payload() {
+    let n = |c: &str, p: &str| Effect::Notify {
+        channel: c.into(),
+        payload: p.into(),
+    };
+    assert_eq!(effects("NOTIFY Jobs"), vec![n("jobs", "")]);
+    assert_eq!(
+        effects("notify \"Jobs\", 'it''s done';"),
+        vec![n("Jobs", "it's done")]
+    );
+    assert_eq!(
+        effects("/* c */ NOTIFY a, 'x'; NOTIFY b"),
+        vec![n("a", "x"), n("b", "")]
+    );
+    // Spellings whose payload maitred does not decode are simply not recognised.
+    assert_eq!(effects("NOTIFY a, E'x\\n'"), vec![]);
+    assert_eq!(effects("NOTIFY a, $$x$$"), vec![]);
+    assert_eq!(effects("NOTIFY a, 'x' 'y'"), vec![]);
+    // pg_notify() is a function call like any other.
+    let call = effects("SELECT pg_notify('a', 'x')");
+    assert!(
+        !call.iter().any(|e| matches!(e, Effect::Notify { .. })),
+        "{call:?}"
+    );
+}
