@@ -206,4 +206,14 @@ fn transaction_mode_gives_the_clients_own_notifications_its_pid() {
         .expect("NOTIFY in block");
     a.query("COMMIT").expect("COMMIT");
     assert_eq!(a.next_notification(WAIT).expect("a's").0, told);
+    drop((a, b));
+
+    // A LISTEN maitred does not answer itself (here: with another statement) pins the
+    // client to a connection of its own, where its notifications arrive.
+    let mut c = login(m.addr(), &url, &[]).expect("login c");
+    c.query("LISTEN identity_pinned; SELECT 1")
+        .expect("LISTEN, pinned");
+    c.query("NOTIFY identity_pinned, 'mine'").expect("NOTIFY");
+    let own = c.next_notification(WAIT).expect("c's own");
+    assert_eq!(own, (c.key.0, "identity_pinned".into(), "mine".into()));
 }

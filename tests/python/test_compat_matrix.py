@@ -71,7 +71,8 @@ CHECKS = {
     "simple": "a query without parameters (PostgreSQL: two statements in one simple Query)",
     "transaction": "a transaction with an error (1/0, a duplicate key), rolled back; "
     "nothing committed, the connection usable",
-    "notify": "LISTEN on one connection, NOTIFY from another, delivered within 5 s",
+    "notify": "LISTEN on one connection, NOTIFY from another, delivered within 5 s; the "
+    "listener's own NOTIFY comes back with the pid it was told",
     "cancel": "pg_sleep(10) / SLEEP(10) cancelled after 0.5 s by the client's cancel "
     "(PostgreSQL CancelRequest; MySQL KILL QUERY of the id the handshake gave), usable after",
     "pid": "the backend pid the client was told (BackendKeyData) = SELECT pg_backend_pid()",
@@ -89,16 +90,14 @@ MONGO_ALL = ("connect", "pool", "crud", "transaction", "large")
 # (client or "*", path, check). A cell that fails and is not here fails the test; an entry
 # that no longer fails is reported in docs/compatibility.md, so it can be removed.
 KNOWN_DIFFERENCES = {
-    # maitred greets every client with a BackendKeyData of its own (the key routes the
-    # client's CancelRequest to whichever server connection it holds), so the pid the
-    # client was told is maitred's number, not the server connection's pg_backend_pid().
-    # To be fixed by another item of issue 22 (hand out the server's pid in session mode).
-    ("*", "session", "pid"): "maitred's own BackendKeyData: the pid the client was told is "
-    "maitred's number, not the server connection's pg_backend_pid() (to be fixed: issue 22)",
     # In transaction mode there is no one backend to name: each transaction may run on
     # another server connection. PgBouncer behaves the same.
+    # In session mode the client is told its server connection's pid (docs/postgres.md,
+    # "Process ids"); its own notifications carry the pid it was told in every mode.
     ("*", "transaction", "pid"): "transaction mode: each transaction may run on another server "
-    "connection, so no pid can equal pg_backend_pid() every time (PgBouncer: the same)",
+    "connection, so no pid can equal pg_backend_pid() every time; the client is told maitred's "
+    "own id, which its own notifications carry (PgBouncer: its own id, notifications carry the "
+    "server's pid)",
     # Seen once in three runs of the pytest stage (load average ~7): the 50000-row query after
     # the cancel check failed with 57014. node-postgres sends its CancelRequest and does not
     # wait; the cancel reached the server connection after it had passed to another client.
@@ -460,8 +459,9 @@ def render(seconds: float) -> str:
         "",
         "Through maitred, MySQL clients see maitred's connection ids in the handshake, and "
         "`CONNECTION_ID()` and `KILL QUERY <id>` are rewritten to match (docs/mysql.md), so "
-        "`thread_id` and `cancel` pass; PostgreSQL clients get maitred's own BackendKeyData "
-        "(the known `pid` difference below). PgBouncer's failures with prepared statements "
+        "`thread_id` and `cancel` pass; PostgreSQL clients are told their server connection's pid "
+        "in session mode and maitred's own id in transaction mode (the known `pid` difference "
+        "below), and their own notifications carry the pid they were told. PgBouncer's failures with prepared statements "
         "(pgjdbc, asyncpg, psycopg's automatic preparation) depend on which server connection "
         "each statement lands on, so that column can change from one run to the next.",
         "",

@@ -122,10 +122,16 @@ public class PgJdbc {
             try (Connection l = open()) {
                 try (Statement s = l.createStatement()) { s.execute("LISTEN ch_" + TAG); }
                 try (Statement s = c.createStatement()) { s.execute("NOTIFY ch_" + TAG + ", 'hello'"); }
-                PGNotification[] ns = l.unwrap(PGConnection.class).getNotifications(5000);
+                PGConnection pl = l.unwrap(PGConnection.class);
+                PGNotification[] ns = pl.getNotifications(5000);
                 expect(ns != null && ns.length == 1 && ns[0].getParameter().equals("hello"), "no notification within 5s");
+                // Its own notification carries the pid it was told (how applications skip their own).
+                try (Statement s = l.createStatement()) { s.execute("NOTIFY ch_" + TAG + ", 'own'"); }
+                PGNotification[] own = pl.getNotifications(5000);
+                expect(own != null && own.length == 1 && own[0].getParameter().equals("own"), "no own notification within 5s");
+                expect(own[0].getPID() == pl.getBackendPID(), "own notification from pid " + own[0].getPID() + ", told pid " + pl.getBackendPID());
             }
-            return "one notification";
+            return "one notification; its own with its pid";
         });
 
         run("cancel", () -> {

@@ -72,13 +72,19 @@ async def main():
 
     async def notify():
         listener = await asyncpg.connect(URL, timeout=10)
-        got = asyncio.get_running_loop().create_future()
-        await listener.add_listener(f"ch_{TAG}", lambda *a: got.done() or got.set_result(a[3]))
+        got = asyncio.Queue()
+        # The callback's arguments: connection, pid, channel, payload.
+        await listener.add_listener(f"ch_{TAG}", lambda *a: got.put_nowait((a[3], a[1])))
         await conn.execute(f"NOTIFY ch_{TAG}, 'hello'")
-        payload = await asyncio.wait_for(got, 5)
-        await listener.close()
+        payload, _ = await asyncio.wait_for(got.get(), 5)
         expect(payload == "hello", f"got {payload!r}")
-        return "one notification"
+        # Its own notification carries the pid it was told (how applications skip their own).
+        await listener.execute(f"NOTIFY ch_{TAG}, 'own'")
+        own = await asyncio.wait_for(got.get(), 5)
+        told = listener.get_server_pid()
+        await listener.close()
+        expect(own == ("own", told), f"own notification {own}, told pid {told}")
+        return "one notification; its own with its pid"
 
     async def cancel():
         c = await asyncpg.connect(URL, timeout=10)

@@ -60,13 +60,25 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
   await run('notify', async () => {
     const listener = new Client({ connectionString: URL });
     await listener.connect();
-    const got = new Promise(resolve => listener.on('notification', m => resolve(m.payload)));
+    const seen = [];
+    let wake = () => {};
+    listener.on('notification', m => { seen.push(m); wake(); });
+    const next = async () => {
+      if (!seen.length) await Promise.race([new Promise(r => { wake = r; }), sleep(5000)]);
+      return seen.shift();
+    };
     await listener.query(`LISTEN ch_${TAG}`);
     await conn.query(`NOTIFY ch_${TAG}, 'hello'`);
-    const payload = await Promise.race([got, sleep(5000).then(() => 'nothing within 5s')]);
+    const first = await next();
+    expect(first && first.payload === 'hello', `got ${first && first.payload}`);
+    // Its own notification carries the pid it was told (how applications skip their own).
+    await listener.query(`NOTIFY ch_${TAG}, 'own'`);
+    const own = await next();
+    const told = listener.processID;
     await listener.end();
-    expect(payload === 'hello', `got ${payload}`);
-    return 'one notification';
+    expect(own && own.payload === 'own' && own.processId === told,
+      `own notification ${own && own.payload} from ${own && own.processId}, told pid ${told}`);
+    return 'one notification; its own with its pid';
   });
 
   await run('cancel', async () => {

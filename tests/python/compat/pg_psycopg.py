@@ -78,9 +78,14 @@ def notify():
     listener.execute(f"LISTEN ch_{TAG}")
     conn.execute(f"NOTIFY ch_{TAG}, 'hello'")
     got = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
-    listener.close()
     expect(got == ["hello"], f"got {got}")
-    return "one notification"
+    # Its own notification carries the pid it was told (how applications skip their own).
+    listener.execute(f"NOTIFY ch_{TAG}, 'own'")
+    own = [(n.payload, n.pid) for n in listener.notifies(timeout=5, stop_after=1)]
+    told = listener.info.backend_pid
+    listener.close()
+    expect(own == [("own", told)], f"own notification {own}, told pid {told}")
+    return "one notification; its own with its pid"
 
 
 def cancel():

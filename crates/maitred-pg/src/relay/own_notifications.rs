@@ -8,7 +8,9 @@
 //! (`effects::settle_effects`), recorded with the server pid it ran on. A notification
 //! that arrives with the same pid, channel and payload is claimed, oldest record first:
 //! one server connection's notifications arrive in commit order, and it served this client
-//! before anyone else who could have sent the same notification on it. (What is not
+//! before anyone else who could have sent the same notification on it. A client pinned
+//! by a LISTEN it sent to the server gets notifications on its own connection: those sent
+//! by that connection's process are its own. (What is not
 //! recognised keeps the server's pid: `pg_notify()` calls, NOTIFYs undone by ROLLBACK TO
 //! SAVEPOINT may mislabel one later identical notification from the same connection.)
 
@@ -84,6 +86,11 @@ pub(super) fn parse(msg: &[u8]) -> Option<(i32, &[u8], &[u8])> {
     Some((pid, channel, &rest[..end]))
 }
 
+/// Whether a whole message is a NotificationResponse sent by the server process `pid`.
+pub(super) fn sent_by(msg: &[u8], pid: i32) -> bool {
+    parse(msg).is_some_and(|(p, ..)| p == pid)
+}
+
 /// Writes `pid` over the pid of a whole NotificationResponse message.
 pub(super) fn set_pid(msg: &mut [u8], pid: u32) {
     if let Some(field) = msg.get_mut(5..9) {
@@ -117,6 +124,7 @@ mod tests {
         assert_eq!(parse(&m), Some((42, &b"jobs"[..], &b"x"[..])));
         set_pid(&mut m, 1 << 24);
         assert_eq!(parse(&m), Some((1 << 24, &b"jobs"[..], &b"x"[..])));
+        assert!(sent_by(&m, 1 << 24) && !sent_by(&m, 42));
         assert_eq!(parse(&m[..7]), None);
         m[0] = b'E';
         assert_eq!(parse(&m), None, "only a NotificationResponse");

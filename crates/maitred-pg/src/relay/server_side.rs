@@ -3,6 +3,7 @@
 //! confirmation's row), and a lost server connection.
 
 use super::effects::{forgets_statements, settle_effects};
+use super::own_notifications;
 use super::rules::{self, Lost};
 use super::{Flow, Relay};
 use crate::backend::MAX_SERVER_MESSAGE;
@@ -47,7 +48,10 @@ impl Relay {
                 break;
             };
             let confirming = self.replies.front_is_confirmation();
-            let whole_needed = matches!(t, b'Z' | b'E' | b'C') || confirming;
+            // A NotificationResponse on the leased connection (a client pinned by a LISTEN it
+            // sent itself, outside session mode) may need the client's pid.
+            let own_pid_needed = t == b'A' && self.pool.mode != PoolMode::Session;
+            let whole_needed = matches!(t, b'Z' | b'E' | b'C') || confirming || own_pid_needed;
             if whole_needed && server.rbuf.len() < len {
                 break;
             }
@@ -158,7 +162,16 @@ impl Relay {
                     _ => {}
                 }
                 if forward {
+                    let start = self.cwbuf.len();
                     self.cwbuf.extend_from_slice(msg);
+                    // Only this client uses a connection pinned since its LISTEN: a
+                    // notification sent by that very process is the client's own.
+                    if own_pid_needed && own_notifications::sent_by(msg, server.process_id) {
+                        own_notifications::set_pid(
+                            &mut self.cwbuf[start..],
+                            self.cancel.process_id,
+                        );
+                    }
                 }
                 server.rbuf.advance(len);
             } else {
