@@ -589,3 +589,62 @@ async fn kill_query_never_reaches_the_next_holder_of_the_connection() {
     }
     drop(m);
 }
+
+/// docs/mysql.md, "Connection ids": maitred's ids are far above the server's thread ids, and
+/// a KILL QUERY of a thread id read from the processlist reaches the client of the pool that
+/// holds that thread; a thread no client holds (an idle pool connection) is not killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_query_of_a_processlist_thread_id_reaches_its_holder() {
+    let Some(url) = require_mysql() else { return };
+    let _g = kit::serial().await;
+    let m = Maitred::spawn(&["--upstream", &url, "--pool-size", "3"]);
+    let through = MysqlUrl::parse(&url).with_addr(m.addr());
+    let mut v = must_connect(&through).await;
+    let mut k = must_connect(&through).await;
+    let Seen::Value(Some(k_id)) = q(&mut k, "SELECT CONNECTION_ID()").await else {
+        panic!("no connection id");
+    };
+    let k_id: u64 = k_id.parse().expect("a number");
+    assert!(k_id >= 1 << 30, "maitred's ids start at 2^30: {k_id}");
+    let victim = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let r = q(&mut v, "SELECT SLEEP(5) AS processlist_kill_e2e").await;
+        (v, r, started.elapsed())
+    });
+    let mut thread = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Seen::Value(Some(id)) = q(
+            &mut k,
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(5) AS processlist_kill_e2e%'",
+        )
+        .await
+        {
+            thread = Some(id);
+            break;
+        }
+    }
+    let thread = thread.expect("the victim's thread in the processlist");
+    assert!(thread.parse::<u64>().expect("a number") < 1 << 30);
+    assert_eq!(
+        q(&mut k, &format!("KILL QUERY {thread}")).await,
+        Seen::Value(None),
+        "KILL QUERY of the holder's thread is OK"
+    );
+    let (v, slept, took) = within(30, "victim", victim).await.expect("victim task");
+    // MySQL's SLEEP returns 1 when interrupted; MariaDB's query fails with 1317.
+    assert!(
+        slept == val("1") || slept == Seen::Error(1317),
+        "SLEEP(5) interrupted: {slept:?}"
+    );
+    assert!(took < Duration::from_secs(4), "interrupted after {took:?}");
+    // The victim's thread is idle in the pool now: no client holds it.
+    assert_eq!(
+        q(&mut k, &format!("KILL QUERY {thread}")).await,
+        Seen::Error(1094)
+    );
+    for c in [v, k] {
+        bye(c).await;
+    }
+    drop(m);
+}

@@ -52,6 +52,12 @@ impl ClientHandle {
         self.owner == other.owner
     }
 
+    /// Whether `other` logged in to the same pool (the same server: its thread ids are
+    /// comparable with this client's).
+    pub fn same_pool(&self, other: &ClientHandle) -> bool {
+        self.owner.0 == other.owner.0
+    }
+
     pub fn set_server(&self, thread_id: u32) {
         self.server_thread.store(thread_id, Ordering::SeqCst);
     }
@@ -68,6 +74,12 @@ impl ClientHandle {
     /// The server thread running this client's commands now, if any.
     pub fn server_thread(&self) -> Option<u32> {
         Some(self.server_thread.load(Ordering::SeqCst)).filter(|t| *t != 0)
+    }
+
+    /// Like [`aim_kill`](Self::aim_kill), but only while the client holds server thread
+    /// `thread` (a KILL that named the thread, not the client).
+    pub fn aim_kill_at(self: &Arc<Self>, thread: u32) -> Option<KillAim> {
+        self.aim_kill().filter(|aim| aim.thread == thread)
     }
 
     /// Aims a KILL at the server thread this client holds now: `None` if it holds none.
@@ -137,6 +149,15 @@ impl ClientRegistry {
         self.lock().get(&id).cloned()
     }
 
+    /// The client of `asker`'s pool that holds server thread `thread` now (the ids
+    /// `SHOW PROCESSLIST` shows). KILL is rare: a scan of the clients is fine.
+    pub fn holding_thread(&self, asker: &ClientHandle, thread: u32) -> Option<Arc<ClientHandle>> {
+        self.lock()
+            .values()
+            .find(|h| h.same_pool(asker) && h.server_thread() == Some(thread))
+            .cloned()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<ClientHandle>>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -186,6 +207,29 @@ mod tests {
         drop(aim);
         h.set_server(10);
         assert!(!h.clear_server(), "answered: reuse is fine again");
+    }
+
+    #[test]
+    fn a_server_thread_names_the_client_of_the_same_pool_holding_it_now() {
+        let r = ClientRegistry::default();
+        let asker = r.register(1, "p", "app");
+        let holder = r.register(2, "p", "app");
+        let elsewhere = r.register(3, "q", "app");
+        holder.set_server(40);
+        elsewhere.set_server(41);
+        assert_eq!(r.holding_thread(&asker, 40).map(|h| h.id), Some(2));
+        assert!(
+            r.holding_thread(&asker, 41).is_none(),
+            "another pool's server"
+        );
+        let aim = holder.aim_kill_at(40).expect("holds 40");
+        drop(aim);
+        assert!(holder.aim_kill_at(39).is_none(), "moved on: not aimed");
+        assert!(
+            !holder.clear_server(),
+            "an aim not taken leaves nothing in flight"
+        );
+        assert!(r.holding_thread(&asker, 40).is_none(), "let go");
     }
 
     #[test]

@@ -37,16 +37,16 @@ const MAX_LOGIN_PACKET: usize = 64 * 1024;
 /// Shown as the server version until a server connection reported the real one.
 const FALLBACK_VERSION: &str = "5.5.5-10.11.0-maitred";
 
-/// maitred's own connection ids, shown to clients (never the server's).
-static NEXT_CONNECTION_ID: AtomicU32 = AtomicU32::new(1);
+/// maitred's own connection ids, shown to clients (never the server's), start here: far
+/// above the thread ids a server hands out (from 1), so that `KILL <id>` can tell a
+/// maitred id from a server thread id seen in `SHOW PROCESSLIST`; below 2^31 for clients
+/// that read the id as a signed int32.
+pub const FIRST_CONNECTION_ID: u32 = 1 << 30;
+static NEXT_CONNECTION_ID: AtomicU32 = AtomicU32::new(0);
 
 fn next_connection_id() -> u32 {
-    loop {
-        let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
-        if id != 0 {
-            return id;
-        }
-    }
+    const SPAN: u32 = i32::MAX as u32 - FIRST_CONNECTION_ID + 1;
+    FIRST_CONNECTION_ID + NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed) % SPAN
 }
 
 /// The pools served on one listen address, found by the client's database name.

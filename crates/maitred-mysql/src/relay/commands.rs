@@ -258,13 +258,21 @@ impl Relay {
     /// `KILL QUERY` (sent over this client's own server connection, only while the target
     /// still holds that thread: [`ClientHandle::aim_kill`]); KILL CONNECTION also
     /// ends the target's session with maitred. Only the same user of the same pool may
-    /// kill a client (MySQL's rule for users without PROCESS/SUPER).
+    /// kill a client (MySQL's rule for users without PROCESS/SUPER). An id that is not
+    /// maitred's may be a server thread id (from `SHOW PROCESSLIST`): it names the client
+    /// of this pool holding that thread, as long as it holds it.
     pub(super) async fn kill(
         &mut self,
         query_only: bool,
         target: u32,
     ) -> Result<Flow, SessionError> {
-        let Some(h) = self.s.clients.get(target) else {
+        let by_id = self.s.clients.get(target);
+        let by_thread = by_id
+            .is_none()
+            .then(|| self.s.clients.holding_thread(&self.s.handle, target))
+            .flatten();
+        let named_thread = by_thread.is_some().then_some(target);
+        let Some(h) = by_id.or(by_thread) else {
             self.err_locally(
                 code::NO_SUCH_THREAD,
                 "HY000",
@@ -281,7 +289,7 @@ impl Relay {
             return Ok(Flow::Continue);
         }
         if !query_only {
-            if target == self.s.connection_id {
+            if h.id == self.s.connection_id {
                 self.err_locally(code::CONNECTION_KILLED, "70100", "Connection was killed");
                 return Ok(Flow::ClientDone);
             }
@@ -299,8 +307,13 @@ impl Relay {
         if !self.acquire().await? {
             return Ok(Flow::Continue);
         }
-        let Some(aim) = h.aim_kill() else {
-            // The target holds no server connection: nothing runs for it.
+        let aimed = match named_thread {
+            Some(thread) => h.aim_kill_at(thread),
+            None => h.aim_kill(),
+        };
+        let Some(aim) = aimed else {
+            // The target holds no server connection (or no longer the thread named):
+            // nothing runs for it.
             self.ok_locally();
             return Ok(Flow::Continue);
         };
