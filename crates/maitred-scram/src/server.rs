@@ -49,25 +49,6 @@ impl ScramServer {
         Ok((server, server_first))
     }
 
-    /// The same exchange checked against other keys (a secret looked up again after the
-    /// proof failed), if the client's proof can be checked against them: only keys with
-    /// the hash, salt and iteration count the client was sent in server-first can be.
-    pub fn with_keys(mut self, keys: ScramKeys) -> Option<ScramServer> {
-        let same_challenge = keys.hash == self.keys.hash
-            && keys.salt == self.keys.salt
-            && keys.iterations == self.keys.iterations;
-        if !same_challenge {
-            return None;
-        }
-        self.keys = keys;
-        Some(self)
-    }
-
-    /// The keys the proof is checked against.
-    pub fn keys(&self) -> &ScramKeys {
-        &self.keys
-    }
-
     /// Checks client-final; on success returns server-final (`v=<ServerSignature>`).
     pub fn finish(self, client_final: &[u8]) -> Result<String, ScramError> {
         self.finish_revealing_client_key(client_final)

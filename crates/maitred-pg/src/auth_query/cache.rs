@@ -13,10 +13,6 @@ use tokio::time::Instant;
 const MAX_ENTRIES: usize = 10_000;
 /// "No such user" is kept at most this long, so a role created on the server can log in soon.
 pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(5);
-/// A proof that fails against a cached secret has the secret fetched again (the password
-/// may have changed on the server), but at most once per user in this time: a client
-/// guessing passwords costs the server one lookup per user per 5 s, not one per guess.
-pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What the server said about a user: its secret, or that it has none maitred can use.
 pub type Answer = Option<Arc<Credentials>>;
@@ -24,6 +20,7 @@ pub type Answer = Option<Arc<Credentials>>;
 #[derive(Debug)]
 struct Entry {
     answer: Answer,
+    fetched: Instant,
     expires: Instant,
 }
 
@@ -31,8 +28,6 @@ struct Entry {
 pub struct SecretCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, Entry>>,
-    /// When each user's secret was last fetched again after a failed proof.
-    refreshed: Mutex<HashMap<String, Instant>>,
 }
 
 impl SecretCache {
@@ -40,7 +35,6 @@ impl SecretCache {
         SecretCache {
             ttl,
             entries: Mutex::new(HashMap::new()),
-            refreshed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -50,6 +44,16 @@ impl SecretCache {
         entries
             .get(user)
             .filter(|e| e.expires > Instant::now())
+            .map(|e| e.answer.clone())
+    }
+
+    /// The answer for `user` if it was fetched at or after `since` (and has not expired):
+    /// logins waiting for the lookup connection together share one lookup.
+    pub fn fetched_since(&self, user: &str, since: Instant) -> Option<Answer> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(user)
+            .filter(|e| e.fetched >= since && e.expires > Instant::now())
             .map(|e| e.answer.clone())
     }
 
@@ -71,30 +75,10 @@ impl SecretCache {
             user.to_owned(),
             Entry {
                 answer,
+                fetched: now,
                 expires: now + ttl,
             },
         );
-    }
-
-    /// Whether `user`'s secret may be fetched again after a failed proof now (then the
-    /// time is taken): not within [`REFRESH_INTERVAL`] of the last such fetch. When
-    /// [`MAX_ENTRIES`] users were refreshed within the interval, no other is until some
-    /// age out.
-    pub fn may_refresh(&self, user: &str) -> bool {
-        let now = Instant::now();
-        let mut refreshed = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(last) = refreshed.get(user) {
-            if now.duration_since(*last) < REFRESH_INTERVAL {
-                return false;
-            }
-        } else if refreshed.len() >= MAX_ENTRIES {
-            refreshed.retain(|_, last| now.duration_since(*last) < REFRESH_INTERVAL);
-            if refreshed.len() >= MAX_ENTRIES {
-                return false;
-            }
-        }
-        refreshed.insert(user.to_owned(), now);
-        true
     }
 
     /// Forgets every answer (a reload changed the query or the lookup user).
@@ -132,15 +116,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_user_is_refreshed_at_most_once_per_interval() {
+    async fn only_an_answer_fetched_since_a_login_began_stands_for_its_lookup() {
         let cache = SecretCache::new(Duration::from_secs(60));
-        assert!(cache.may_refresh("alice"));
-        assert!(!cache.may_refresh("alice"), "again at once");
-        assert!(cache.may_refresh("bob"), "each user on its own");
-        tokio::time::advance(REFRESH_INTERVAL - Duration::from_millis(1)).await;
-        assert!(!cache.may_refresh("alice"));
-        tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(cache.may_refresh("alice"));
+        cache.put("alice", creds("alice"));
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let began = Instant::now();
+        assert!(
+            cache.fetched_since("alice", began).is_none(),
+            "fetched before"
+        );
+        tokio::time::advance(Duration::from_millis(10)).await;
+        cache.put("alice", creds("alice"));
+        assert!(matches!(cache.fetched_since("alice", began), Some(Some(_))));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(cache.fetched_since("alice", began).is_none(), "expired");
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,8 +4,9 @@
 //! to the server as that same user (with the SCRAM ClientKey the client's proof revealed, or
 //! the md5 hash), in a pool of that user's own ([`user_pools`]).
 //!
-//! - [`cache`]: fetched secrets with expiry ("no such user" too, briefly), and how often a
-//!   failed proof may have a cached secret fetched again.
+//! - [`cache`]: fetched secrets with expiry ("no such user" too, briefly): they pick the
+//!   exchange, and stand in when a lookup fails; a cached secret is checked with the server
+//!   at every login, during the client's first round trip ([`login`]).
 //! - [`lookup`]: the query on the lookup connection.
 //! - [`login`]: the client's exchange, chosen by the secret's kind.
 //! - [`user_pools`]: per-user pools, opened on demand and closed after idling.
@@ -76,25 +77,19 @@ impl AuthQuery {
         Ok((self.fetch_and_keep(&mut conn, user).await?, false))
     }
 
-    /// After a client's proof failed against a cached secret of `user`: the secret as the
-    /// server has it now (cached in its place), unless `user` was refreshed so within
-    /// [`cache::REFRESH_INTERVAL`] or the lookup failed (`None`: the cached secret stands).
-    pub async fn refresh_after_failure(&self, user: &str) -> Option<Answer> {
-        if !self.cache.may_refresh(user) {
-            tracing::debug!(
-                user,
-                "failed proof: secret refreshed recently, not fetched again"
-            );
-            return None;
-        }
+    /// The secret the server has for `user` now, for a login that began at `began` with a
+    /// cached secret: the password may have changed since. A lookup finished by another
+    /// login since `began` stands for this one (a burst of logins of one user costs about
+    /// one lookup). `None`: the lookup failed (logged), and the cached secret stands in.
+    pub async fn revalidate(&self, user: &str, began: tokio::time::Instant) -> Option<Answer> {
         let mut conn = self.conn.lock().await;
+        if let Some(answer) = self.cache.fetched_since(user, began) {
+            return Some(answer);
+        }
         match self.fetch_and_keep(&mut conn, user).await {
-            Ok(answer) => {
-                tracing::debug!(user, "failed proof: secret fetched again");
-                Some(answer)
-            }
+            Ok(answer) => Some(answer),
             Err(e) => {
-                tracing::warn!(user, error = %e, "auth_query lookup after a failed proof failed");
+                tracing::warn!(user, error = %e, "auth_query lookup failed: the cached secret stands in");
                 None
             }
         }
