@@ -237,7 +237,8 @@ pub struct PoolConfig {
     /// auth_user; a SECURITY DEFINER function is the better way, see docs/postgres.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_query: Option<String>,
-    /// How long a secret fetched by `auth_query` is used before it is fetched again.
+    /// How long a secret fetched by `auth_query` may stand in when a lookup fails (every
+    /// login checks it with the server).
     #[serde(default = "defaults::auth_cache_ttl", with = "humantime_serde")]
     pub auth_cache_ttl: Duration,
     /// The fleet this pool belongs to: every maitred replica with the same fleet name in
