@@ -190,3 +190,74 @@ tls_required = true
     assert!(err.to_string().contains("requires TLS"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// docs/mongodb.md, "Errors maitred composes": a request maitred could not run (no server
+/// connection within queue_timeout) carries the labels a mongos gives it for its kind, so
+/// the driver's own retry logic works: a retryable write is retried (and succeeds once the
+/// connection frees), a statement of a transaction is labelled TransientTransactionError.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_driver_retries_what_maitred_could_not_run() {
+    let Some(upstream) = require_mongo() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let m = start_maitred(&upstream, &["--pool-size", "1", "--queue-timeout", "1s"]);
+    let url = with_addr(&upstream, m.addr());
+    let holder = client(&url).await;
+    let other = client(&url).await;
+    let held = holder
+        .database("app")
+        .collection::<Document>("retry_labels_e2e");
+    let coll = other
+        .database("app")
+        .collection::<Document>("retry_labels_e2e");
+    coll.drop().await.expect("drop");
+    coll.insert_one(doc! { "_id": "setup" })
+        .await
+        .expect("setup");
+
+    // The holder's transaction pins the pool's only server connection.
+    let mut hs = holder.start_session().await.expect("session");
+    hs.start_transaction().await.expect("start");
+    held.insert_one(doc! { "_id": "held" })
+        .session(&mut hs)
+        .await
+        .expect("insert in txn");
+
+    // A statement of another transaction cannot run: TransientTransactionError.
+    let mut os = other.start_session().await.expect("session");
+    os.start_transaction().await.expect("start");
+    let err = coll
+        .insert_one(doc! { "_id": "in_txn" })
+        .session(&mut os)
+        .await
+        .expect_err("no connection for the transaction");
+    assert!(
+        err.contains_label("TransientTransactionError"),
+        "labels of {err}"
+    );
+    let _ = os.abort_transaction().await;
+
+    // A retryable write: the first attempt waits 1 s and fails with RetryableWriteError,
+    // the driver retries, and the holder commits during the retry's wait.
+    let commit = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        hs.commit_transaction().await.expect("commit");
+    });
+    let started = std::time::Instant::now();
+    coll.insert_one(doc! { "_id": "retried" })
+        .await
+        .expect("the driver retried the write once the connection was free");
+    let took = started.elapsed();
+    commit.await.expect("commit task");
+    assert!(
+        took >= Duration::from_millis(1400),
+        "it waited for the holder: {took:?}"
+    );
+    assert!(coll
+        .find_one(doc! { "_id": "retried" })
+        .await
+        .expect("find")
+        .is_some());
+    drop((holder, other, m));
+}

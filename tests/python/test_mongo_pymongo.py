@@ -418,3 +418,67 @@ queue_timeout = "300ms"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# What a server (or a failCommand fail point) says about an error reaches the driver as it
+# would through a mongos: maitred forwards replies untouched, so pymongo's retryable writes,
+# retryable reads and with_transaction's retries behave through maitred exactly as they do
+# straight to the server (docs/mongodb.md, "What a driver sees").
+FAIL_POINT_CASES = [
+    ("retryable insert, NetworkTimeout", ["insert"], {"errorCode": 89}, "insert"),
+    ("retryable insert, closed connection", ["insert"], {"closeConnection": True}, "insert"),
+    (
+        "transaction statement, WriteConflict labelled transient",
+        ["insert"],
+        {"errorCode": 112, "errorLabels": ["TransientTransactionError"]},
+        "txn",
+    ),
+    ("commit, NetworkTimeout", ["commitTransaction"], {"errorCode": 89}, "txn"),
+    ("commit, closed connection", ["commitTransaction"], {"closeConnection": True}, "txn"),
+    ("retryable read, NetworkTimeout", ["find"], {"errorCode": 89}, "find"),
+    ("retryable read, closed connection", ["find"], {"closeConnection": True}, "find"),
+    ("non-retryable error", ["insert"], {"errorCode": 2}, "insert"),
+]
+
+
+def fail_point_outcomes(url: str) -> list[tuple[str, str]]:
+    """Runs every case once through `url`: what the application saw."""
+    outcomes = []
+    with client(url) as c:
+        coll = c.get_database("app")["fail_point_e2e"]
+        coll.drop()
+        for i, (name, commands, data, op) in enumerate(FAIL_POINT_CASES):
+            c.admin.command(
+                {
+                    "configureFailPoint": "failCommand",
+                    "mode": {"times": 1},
+                    "data": {"failCommands": commands, **data},
+                }
+            )
+            try:
+                if op == "insert":
+                    coll.insert_one({"_id": i})
+                elif op == "find":
+                    coll.find_one({"_id": 0})
+                else:
+                    with c.start_session() as s:
+                        s.with_transaction(lambda s: coll.insert_one({"_id": i}, session=s))
+                outcome = "ok"
+            except PyMongoError as e:
+                labels = sorted(getattr(e, "_error_labels", ()) or ())
+                outcome = f"{type(e).__name__} {getattr(e, 'code', None)} {labels}"
+            finally:
+                c.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+            outcomes.append((name, outcome))
+        outcomes.append(("documents", str(coll.count_documents({}))))
+    return outcomes
+
+
+def test_fail_point_errors_and_retries_as_straight_to_the_server(start_maitred, mongo_url):
+    m = start_maitred("--pool-size", "3")
+    straight = fail_point_outcomes(mongo_url)
+    through = fail_point_outcomes(m.url)
+    assert through == straight
+    # The cases are not vacuous: retries happened and the non-retryable one failed.
+    assert dict(straight)["retryable insert, closed connection"] == "ok"
+    assert dict(straight)["non-retryable error"].startswith("OperationFailure 2")

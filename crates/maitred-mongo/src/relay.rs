@@ -29,6 +29,8 @@ pub struct Route {
     pub lsid: Option<Vec<u8>>,
     pub txn_number: Option<i64>,
     pub start_transaction: bool,
+    /// `autocommit: false`: a statement of a multi-document transaction.
+    pub in_transaction: bool,
     pub more_to_come: bool,
     pub exhaust_allowed: bool,
     /// The database the command runs in (`$db`).
@@ -53,6 +55,7 @@ impl Route {
         }
         r.txn_number = body.get_i64("txnNumber").ok();
         r.start_transaction = body.get_bool("startTransaction").unwrap_or(false);
+        r.in_transaction = body.get_bool("autocommit") == Ok(false);
         match command {
             "getMore" => r.get_more = body.get_i64("getMore").ok(),
             "killCursors" => {
@@ -70,6 +73,48 @@ impl Route {
 
     pub(crate) fn ends_transaction(&self) -> bool {
         self.command == "commitTransaction" || self.command == "abortTransaction"
+    }
+
+    /// What the request is to a driver's retry logic (the labels of maitred's own errors
+    /// follow it).
+    pub fn retry_kind(&self) -> RetryKind {
+        if self.ends_transaction() {
+            RetryKind::TransactionEnd
+        } else if self.in_transaction {
+            RetryKind::TransactionStatement
+        } else if self.txn_number.is_some() {
+            RetryKind::Write
+        } else {
+            RetryKind::Other
+        }
+    }
+}
+
+/// How a driver may retry a request that failed without running (transactions and
+/// retryable-writes specifications): by the error's labels, which a mongos (like a
+/// replica set member) sets for the request's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryKind {
+    /// A read or a write without `txnNumber`: retried (reads) by code, not by label.
+    Other,
+    /// A retryable write (`txnNumber`, not in a transaction): retried on
+    /// `RetryableWriteError`.
+    Write,
+    /// A statement of a multi-document transaction: the whole transaction is retried on
+    /// `TransientTransactionError`.
+    TransactionStatement,
+    /// commitTransaction / abortTransaction: retried once on `RetryableWriteError`.
+    TransactionEnd,
+}
+
+impl RetryKind {
+    /// The labels a mongos gives an error of a request of this kind that did not run.
+    pub fn labels(self) -> &'static [&'static str] {
+        match self {
+            RetryKind::Other => &[],
+            RetryKind::Write | RetryKind::TransactionEnd => &["RetryableWriteError"],
+            RetryKind::TransactionStatement => &["TransientTransactionError"],
+        }
     }
 }
 

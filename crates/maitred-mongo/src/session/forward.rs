@@ -52,8 +52,12 @@ impl Session {
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(pool = %self.pool.name, error = %e, "checkout failed");
                     if !route.more_to_come {
-                        self.reply(ReplyKind::Msg, h.request_id, &checkout_error(&e))
-                            .await?;
+                        self.reply(
+                            ReplyKind::Msg,
+                            h.request_id,
+                            &checkout_error(&e, route.retry_kind()),
+                        )
+                        .await?;
                     }
                     return Ok(());
                 }

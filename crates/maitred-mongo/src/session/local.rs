@@ -129,7 +129,7 @@ impl Session {
         }
         match self.pool.pool.checkout().await {
             Ok(_lease) => self.pool.pool.manager().server_info().ok_or_else(hello::ok),
-            Err(e) => Err(checkout_error(&e)),
+            Err(e) => Err(checkout_error(&e, crate::relay::RetryKind::Other)),
         }
     }
 

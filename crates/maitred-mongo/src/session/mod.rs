@@ -284,11 +284,23 @@ impl Session {
         } else {
             ReplyKind::Msg
         };
-        let silent = h.op_code == OpCode::Msg && op_msg::parse(msg).is_ok_and(|m| m.more_to_come());
+        let parsed = (h.op_code == OpCode::Msg)
+            .then(|| op_msg::parse(msg).ok())
+            .flatten();
+        let silent = parsed.as_ref().is_some_and(|m| m.more_to_come());
+        // Labelled for what the request is (a retryable write: RetryableWriteError).
+        let retry = parsed.as_ref().map_or(crate::relay::RetryKind::Other, |m| {
+            let name = m.command_name().unwrap_or_default();
+            crate::relay::Route::of(name, m.body, m.flags).retry_kind()
+        });
         tracing::debug!(pool = %self.pool.name, "drain: request refused, client closed");
         if !silent {
             let _ = self
-                .reply(kind, h.request_id, &crate::errors_to_client::draining())
+                .reply(
+                    kind,
+                    h.request_id,
+                    &crate::errors_to_client::draining(retry),
+                )
                 .await;
         }
         Ok(())
