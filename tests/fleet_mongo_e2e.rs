@@ -1,0 +1,282 @@
+//! End-to-end tests of a fleet sharing one budget (issue 21), MongoDB: several maitred
+//! processes with `fleet` and `budget` in front of the test SecantusDB (capped at 20
+//! connections), many clients on each, and an independent observer (a direct client) that
+//! counts maitred's server connections every 50 ms with `currentOp {$all: true}`: those
+//! whose hello named the driver `maitred` (the coordination connections included).
+//!
+//! Tokens are lease documents here: a replica killed gives its tokens back when their
+//! leases run out (`server_connect_timeout` 2 s and tick 100 ms: a lease of 6.6 s), not at
+//! once. Asserted: the count never exceeds the budget; no client of a surviving replica
+//! sees an error; after `kill -9` of one replica the others take its tokens within the
+//! lease and a margin.
+//!
+//! Figures are printed (`FLEET ...` lines); `FLEET_SECS` sets the load phase (default 4 s).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use maitred_testkit::mongo::require_mongo;
+use maitred_testkit::{self as kit, Maitred};
+use mongodb::bson::{doc, Document};
+use mongodb::options::ClientOptions;
+use mongodb::Client;
+
+/// The lease of these replicas: 3 x server_connect_timeout (2 s) + tick + 500 ms.
+const LEASE: Duration = Duration::from_millis(6600);
+
+fn load_secs() -> u64 {
+    std::env::var("FLEET_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4)
+}
+
+async fn client(url: &str, pool: u32) -> Client {
+    let mut opts = ClientOptions::parse(url).await.expect("client options");
+    opts.server_selection_timeout = Some(Duration::from_secs(10));
+    opts.max_pool_size = Some(pool);
+    Client::with_options(opts).expect("client")
+}
+
+/// A replica in fleet `fleet` with `budget` and pool size `size`, clients trusted: its
+/// client URL and its admin address.
+fn replica(
+    upstream: &str,
+    fleet: &str,
+    budget: usize,
+    size: usize,
+) -> (Maitred, String, SocketAddr) {
+    let listen: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
+        .parse()
+        .expect("addr");
+    let admin: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
+        .parse()
+        .expect("addr");
+    let dir = std::env::temp_dir().join(format!(
+        "maitred-fleet-mongo-{}-{}",
+        std::process::id(),
+        listen.port()
+    ));
+    std::fs::create_dir_all(&dir).expect("config dir");
+    let path = dir.join("maitred.toml");
+    let toml = format!(
+        "[admin]\nlisten = \"{admin}\"\n\n[[pools]]\nname = \"fleet\"\nlisten = \"{listen}\"\n\
+         upstream = \"{upstream}\"\nsize = {size}\nqueue_timeout = \"20s\"\n\
+         server_connect_timeout = \"2s\"\nclient_auth = \"trust\"\n\
+         fleet = \"{fleet}\"\nbudget = {budget}\nfleet_idle_release = \"2s\"\n",
+    );
+    std::fs::write(&path, toml).expect("write config");
+    let arg = path.display().to_string();
+    let m = Maitred::spawn_at(listen, &["--config", arg.as_str()]);
+    assert!(
+        kit::wait_for_port(admin, Duration::from_secs(10)),
+        "admin never listened\n{}",
+        m.log()
+    );
+    let url = format!("mongodb://{listen}/app?directConnection=true");
+    (m, url, admin)
+}
+
+/// Samples maitred's server connections every 50 ms until `stop`; keeps the peak. Runs on
+/// a thread and runtime of its own, so that the clients' load does not slow it down.
+struct Observer {
+    peak: Arc<AtomicUsize>,
+    samples: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+async fn observe(upstream: &str) -> Observer {
+    let peak = Arc::new(AtomicUsize::new(0));
+    let samples = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn({
+        let (peak, samples, stop) = (peak.clone(), samples.clone(), stop.clone());
+        let url = upstream.to_owned();
+        move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("observer runtime");
+            rt.block_on(async move {
+                let c = client(&url, 1).await;
+                let admin = c.database("admin");
+                admin
+                    .run_command(doc! { "ping": 1 })
+                    .await
+                    .expect("observer ping");
+                let _ = ready_tx.send(());
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                while !stop.load(SeqCst) {
+                    tick.tick().await;
+                    let r = admin
+                        .run_command(doc! { "currentOp": 1, "$all": true })
+                        .await
+                        .expect("observer currentOp");
+                    let n = r
+                        .get_array("inprog")
+                        .map(|ops| {
+                            ops.iter()
+                                .filter(|op| {
+                                    op.as_document()
+                                        .and_then(|d| d.get_document("clientMetadata").ok())
+                                        .and_then(|m| m.get_document("driver").ok())
+                                        .and_then(|d| d.get_str("name").ok())
+                                        == Some("maitred")
+                                })
+                                .count()
+                        })
+                        .unwrap_or(0);
+                    peak.fetch_max(n, SeqCst);
+                    samples.fetch_add(1, SeqCst);
+                }
+            });
+        }
+    });
+    ready_rx.await.expect("observer connected");
+    Observer {
+        peak,
+        samples,
+        stop,
+        thread,
+    }
+}
+
+impl Observer {
+    async fn finish(self) -> (usize, u64) {
+        self.stop.store(true, SeqCst);
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join().expect("observer"))
+            .await
+            .expect("join");
+        (self.peak.load(SeqCst), self.samples.load(SeqCst))
+    }
+    fn peak(&self) -> usize {
+        self.peak.load(SeqCst)
+    }
+}
+
+type Tasks = Vec<tokio::task::JoinHandle<(u64, Vec<String>)>>;
+
+/// `clients` concurrent clients through one driver on `url`, each running a short query
+/// in a loop until `stop`.
+async fn drive(url: &str, clients: u32, stop: Arc<AtomicBool>) -> Tasks {
+    let c = client(url, clients).await;
+    (0..clients)
+        .map(|_| {
+            let coll = c.database("app").collection::<Document>("fleet_e2e");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut done = 0;
+                while !stop.load(SeqCst) {
+                    match coll.find_one(doc! { "_id": 1 }).await {
+                        Ok(_) => done += 1,
+                        Err(e) => return (done, vec![e.to_string()]),
+                    }
+                }
+                (done, Vec::new())
+            })
+        })
+        .collect()
+}
+
+async fn collect(tasks: Tasks) -> (u64, Vec<String>) {
+    let mut done = 0;
+    let mut errors = Vec::new();
+    for t in tasks {
+        let (d, e) = t.await.expect("client task");
+        done += d;
+        errors.extend(e);
+    }
+    (done, errors)
+}
+
+async fn held_now(admin: SocketAddr) -> f64 {
+    tokio::task::spawn_blocking(move || {
+        kit::admin_http::metric_sum(admin, "maitred_fleet_tokens_held")
+    })
+    .await
+    .expect("metrics")
+}
+
+/// 3 replicas, budget 10, 15 clients each: never above 10, no client error. Then kill -9
+/// of one replica under load: the others' clients see no error, and they take its tokens
+/// once its leases ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_never_exceed_the_budget_and_take_over_after_a_kill() {
+    let _serial = kit::serial().await;
+    let Some(upstream) = require_mongo() else {
+        return;
+    };
+    const BUDGET: usize = 10;
+    let mut replicas: Vec<_> = (0..3)
+        .map(|_| replica(&upstream, "e2e-mongo-budget", BUDGET, 8))
+        .collect();
+    let observer = observe(&upstream).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (_, url, _) in &replicas {
+        tasks.push(drive(url, 15, stop.clone()).await);
+    }
+    tokio::time::sleep(Duration::from_secs(load_secs())).await;
+    let peak_load = observer.peak();
+    let mut held_at = Vec::new();
+    for (_, _, admin) in &replicas {
+        held_at.push(held_now(*admin).await);
+    }
+
+    // kill -9 of replica 0 while the others keep going.
+    let survivors_before: f64 = held_at[1..].iter().sum();
+    let (mut killed, _, _) = replicas.remove(0);
+    let victim_tasks = tasks.remove(0);
+    let killed_at = Instant::now();
+    killed.kill();
+    let mut recovered = None;
+    while killed_at.elapsed() < LEASE + Duration::from_secs(5) {
+        let mut sum = 0.0;
+        for (_, _, admin) in &replicas {
+            sum += held_now(*admin).await;
+        }
+        if sum > survivors_before {
+            recovered = Some(killed_at.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, SeqCst);
+    let mut done = 0;
+    let mut errors = Vec::new();
+    for t in tasks {
+        let (d, e) = collect(t).await;
+        done += d;
+        errors.extend(e);
+    }
+    let (victim_done, _victim_errors) = collect(victim_tasks).await;
+    let (peak, samples) = observer.finish().await;
+    println!(
+        "FLEET mongo peak={peak} budget={BUDGET} samples={samples} peak_during_load={peak_load} \
+         queries={} held={held_at:?} secs={} lease={LEASE:?} recovered_after_kill={recovered:?}",
+        done + victim_done,
+        started.elapsed().as_secs()
+    );
+    assert!(samples > 20, "the observer sampled only {samples} times");
+    assert!(
+        peak <= BUDGET,
+        "the server counted {peak} connections from the fleet, budget {BUDGET}"
+    );
+    assert!(
+        errors.is_empty(),
+        "clients of surviving replicas saw errors: {errors:?}"
+    );
+    assert!(done > 0);
+    assert!(
+        recovered.is_some(),
+        "the survivors never took the killed replica's tokens (held {held_at:?})"
+    );
+    drop(killed);
+}
