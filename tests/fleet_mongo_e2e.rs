@@ -212,8 +212,11 @@ async fn replicas_never_exceed_the_budget_and_take_over_after_a_kill() {
         return;
     };
     const BUDGET: usize = 10;
+    // A fleet name of its own: the leases of an earlier run's replicas (killed at its end)
+    // would hold the tokens for up to a lease.
+    let fleet = format!("e2e-mongo-budget-{}", std::process::id());
     let mut replicas: Vec<_> = (0..3)
-        .map(|_| replica(&upstream, "e2e-mongo-budget", BUDGET, 8))
+        .map(|_| replica(&upstream, &fleet, BUDGET, 8))
         .collect();
     let observer = observe(&upstream).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -258,6 +261,11 @@ async fn replicas_never_exceed_the_budget_and_take_over_after_a_kill() {
     }
     let (victim_done, _victim_errors) = collect(victim_tasks).await;
     let (peak, samples) = observer.finish().await;
+    if std::env::var_os("FLEET_LOGS").is_some() {
+        for (m, _, _) in &replicas {
+            println!("--- survivor's log ---\n{}", m.log());
+        }
+    }
     println!(
         "FLEET mongo peak={peak} budget={BUDGET} samples={samples} peak_during_load={peak_load} \
          queries={} held={held_at:?} secs={} lease={LEASE:?} recovered_after_kill={recovered:?}",

@@ -260,21 +260,23 @@ async fn replicas_never_exceed_the_budget_and_survive_a_kill() {
     drop(killed);
 }
 
-/// A scale-up from 1 to 4 replicas under load never takes the total over the budget. (A
-/// replica that joins once every token is held, the door token included, waits until
-/// another gives one back: the shared controller's documented limit, not asserted here.)
+/// A scale-up from 1 to 4 replicas (pool size 2 each) under load never takes the total
+/// over the budget. The replicas' demand (1 + 2 tokens each) fits the budget: when every
+/// token is held, a replica that joins opens its coordination connection, finds no token
+/// and closes it, over the budget by one for a round trip, until another gives a token
+/// back (the shared controller's documented limit, docs/operations.md "Fleets").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_up_stays_within_the_budget() {
     let _serial = kit::serial().await;
     let Some(url) = require_mysql() else { return };
     let url = MysqlUrl::parse(&url);
-    const BUDGET: usize = 10;
+    const BUDGET: usize = 12;
     let observer = observe(&url).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut replicas = Vec::new();
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        let r = replica(&url, "e2e-my-scale", BUDGET, 10);
+        let r = replica(&url, "e2e-my-scale", BUDGET, 2);
         tasks.push(drive(r.1.clone(), 15, stop.clone()));
         replicas.push(r);
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -297,7 +299,7 @@ async fn scaling_up_stays_within_the_budget() {
     assert!(peak <= BUDGET, "peak {peak} above budget {BUDGET}");
     assert!(errors.is_empty(), "{errors:?}");
     assert!(
-        held_at[0] >= 2.0,
-        "the first replica holds its coordination token and one more: {held_at:?}"
+        held_at.iter().all(|h| *h >= 2.0),
+        "every replica holds its coordination token and one more: {held_at:?}"
     );
 }

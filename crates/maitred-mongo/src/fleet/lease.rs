@@ -218,6 +218,7 @@ pub fn tally(live: &[Live], budget: usize) -> (usize, usize, usize) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -84,6 +84,7 @@ pub fn parse_text_row(row: &[u8], columns: u64) -> Result<Vec<Option<String>>, C
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
