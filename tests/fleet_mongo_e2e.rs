@@ -288,3 +288,71 @@ async fn replicas_never_exceed_the_budget_and_take_over_after_a_kill() {
     );
     drop(killed);
 }
+
+/// A replica's lease documents deleted behind its back (as if its leases had run out and
+/// gone to another replica): its next renewal finds fewer tokens than it holds, it counts
+/// that as a lost coordination connection, and takes tokens again for the connections it
+/// still has; its clients see no error and the fleet stays within the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_is_a_lost_coordination_connection() {
+    let _serial = kit::serial().await;
+    let Some(upstream) = require_mongo() else {
+        return;
+    };
+    const BUDGET: usize = 8;
+    let fleet = format!("e2e-mongo-lost-{}", std::process::id());
+    let (m, url, admin) = replica(&upstream, &fleet, BUDGET, 6);
+    let observer = observe(&upstream).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = drive(&url, 12, stop.clone()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = held_now(admin).await;
+    let direct = client(&upstream, 1).await;
+    let leases = direct
+        .database("app")
+        .collection::<Document>("maitred_fleet");
+    let deleted = leases
+        .delete_many(doc! { "fleet": &fleet, "kind": "token" })
+        .await
+        .expect("delete the leases")
+        .deleted_count;
+    let at = Instant::now();
+    let lost = |admin| {
+        tokio::task::spawn_blocking(move || {
+            kit::admin_http::metric_sum(admin, "maitred_fleet_coordination_lost")
+        })
+    };
+    let mut seen_lost = false;
+    let mut back = None;
+    while at.elapsed() < Duration::from_secs(10) {
+        seen_lost |= lost(admin).await.expect("metrics") > 0.0;
+        let live = leases
+            .count_documents(doc! { "fleet": &fleet, "kind": "token" })
+            .await
+            .expect("count");
+        if live >= 2 && held_now(admin).await >= 2.0 {
+            back = Some(at.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = held_now(admin).await;
+    stop.store(true, SeqCst);
+    let (done, errors) = collect(tasks).await;
+    let (peak, samples) = observer.finish().await;
+    println!(
+        "FLEET mongo leases deleted: {deleted} documents, held before={before} after={after} \
+         lost_seen={seen_lost} back_after={back:?} peak={peak} budget={BUDGET} samples={samples} \
+         queries={done}"
+    );
+    assert!(deleted >= 2, "the replica held no lease documents");
+    assert!(peak <= BUDGET, "peak {peak} above budget {BUDGET}");
+    assert!(errors.is_empty(), "{errors:?}\n{}", m.log());
+    assert!(back.is_some(), "no tokens taken again\n{}", m.log());
+    assert!(
+        m.log().contains("lease"),
+        "the replica did not report the lost lease\n{}",
+        m.log()
+    );
+}

@@ -303,3 +303,73 @@ async fn scaling_up_stays_within_the_budget() {
         "every replica holds its coordination token and one more: {held_at:?}"
     );
 }
+
+/// The coordination connection killed on the server (`KILL`) under load: the replica
+/// opens a new one and takes tokens again for the connections it still has; its clients
+/// see no error and the fleet stays within the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_coordination_connection_is_replaced() {
+    let _serial = kit::serial().await;
+    let Some(url) = require_mysql() else { return };
+    let url = MysqlUrl::parse(&url);
+    const BUDGET: usize = 8;
+    let fleet = "e2e-my-kill-coordination";
+    let (m, client_url, admin) = replica(&url, fleet, BUDGET, 10);
+    let observer = observe(&url).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = drive(client_url, 20, stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = held_now(admin).await;
+
+    // Every token lock is held by the coordination connection: the holder of one is it.
+    let names = maitred_mysql::fleet::LockNames::new(fleet);
+    let mut direct = must_connect(&url.url()).await;
+    let mut holder: Option<u64> = None;
+    for i in 0..BUDGET as u32 {
+        holder = direct
+            .exec_first("SELECT IS_USED_LOCK(?)", (names.token(i),))
+            .await
+            .expect("IS_USED_LOCK")
+            .flatten();
+        if holder.is_some() {
+            break;
+        }
+    }
+    let holder = holder.expect("a token lock is held");
+    let killed_at = Instant::now();
+    direct
+        .query_drop(format!("KILL {holder}"))
+        .await
+        .expect("KILL the coordination connection");
+    // Back when the replica holds tokens through a new coordination connection.
+    let mut back = None;
+    while killed_at.elapsed() < Duration::from_secs(10) {
+        let h: Option<u64> = direct
+            .exec_first("SELECT IS_USED_LOCK(?)", (names.token(0),))
+            .await
+            .expect("IS_USED_LOCK")
+            .flatten();
+        if h.is_some_and(|h| h != holder) && held_now(admin).await >= 2.0 {
+            back = Some(killed_at.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = held_now(admin).await;
+    stop.store(true, SeqCst);
+    let (done, errors) = collect(tasks).await;
+    let _ = direct.disconnect().await;
+    let (peak, samples) = observer.finish().await;
+    println!(
+        "FLEET mysql coordination killed: held before={before} after={after} back_after={back:?} \
+         peak={peak} budget={BUDGET} samples={samples} queries={done}"
+    );
+    assert!(peak <= BUDGET, "peak {peak} above budget {BUDGET}");
+    assert!(errors.is_empty(), "{errors:?}\n{}", m.log());
+    assert!(
+        back.is_some(),
+        "no new coordination connection\n{}",
+        m.log()
+    );
+}

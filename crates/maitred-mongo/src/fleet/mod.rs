@@ -260,3 +260,65 @@ impl Coordinator for MongoCoordinator {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use bson::rawdoc;
+
+    #[test]
+    fn duplicate_keys_are_taken_tokens_other_write_errors_fail() {
+        let reply = rawdoc! {
+            "n": 1,
+            "writeErrors": [
+                { "index": 0, "code": 11000, "errmsg": "E11000 duplicate key" },
+                { "index": 2_i64, "code": 11000, "errmsg": "E11000 duplicate key" },
+            ],
+            "ok": 1.0,
+        };
+        assert_eq!(write_errors(&reply), (vec![0, 2], None));
+        let reply = rawdoc! {
+            "writeErrors": [ { "index": 1, "code": 13, "errmsg": "not authorized" } ],
+            "ok": 1.0,
+        };
+        assert_eq!(
+            write_errors(&reply),
+            (vec![1], Some("not authorized".to_owned()))
+        );
+        assert_eq!(write_errors(&rawdoc! { "n": 2, "ok": 1 }), (vec![], None));
+    }
+
+    #[test]
+    fn live_documents_parse_by_kind() {
+        let t = rawdoc! { "_id": "web:3", "kind": "token", "i": 3_i64, "holder": "r1" };
+        assert_eq!(
+            Live::parse(&t),
+            Some(Live::Token {
+                i: 3,
+                holder: "r1".into()
+            })
+        );
+        let w = rawdoc! { "_id": "web:want:r1", "kind": "want", "holder": "r1", "wanting": true };
+        assert_eq!(
+            Live::parse(&w),
+            Some(Live::Want {
+                holder: "r1".into(),
+                wanting: true
+            })
+        );
+        assert_eq!(
+            Live::parse(&rawdoc! { "kind": "token", "holder": "r1" }),
+            None
+        );
+        assert_eq!(
+            Live::parse(&rawdoc! { "kind": "other", "holder": "r1" }),
+            None
+        );
+    }
+
+    #[test]
+    fn replica_ids_differ() {
+        assert_ne!(replica_id(), replica_id());
+    }
+}
