@@ -373,3 +373,58 @@ async fn a_killed_coordination_connection_is_replaced() {
         m.log()
     );
 }
+
+/// One replica driven hard while the others idle ends up with most tokens; they flow back
+/// when the others get busy (their wanting locks are seen in the survey).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_move_to_the_busy_replica_and_back() {
+    let _serial = kit::serial().await;
+    let Some(url) = require_mysql() else { return };
+    let url = MysqlUrl::parse(&url);
+    const BUDGET: usize = 12;
+    let replicas: Vec<_> = (0..3)
+        .map(|_| replica(&url, "e2e-my-moves", BUDGET, 10))
+        .collect();
+    let observer = observe(&url).await;
+    let stop_hard = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let hard = drive(replicas[0].1.clone(), 25, stop_hard.clone());
+    // 3 coordination tokens, the 2 idle replicas keep their one: 12 - 3 - 2 = 7 for it.
+    let mut moved = None;
+    while t0.elapsed() < Duration::from_secs(10) {
+        if held_now(replicas[0].2).await >= 7.0 {
+            moved = Some(t0.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The others get busy: replica 0 comes down to its fair share, ceil(9 / 3) = 3 (+1).
+    let stop_others = Arc::new(AtomicBool::new(false));
+    let t1 = Instant::now();
+    let others: Vec<Tasks> = replicas[1..]
+        .iter()
+        .map(|(_, client_url, _)| drive(client_url.clone(), 25, stop_others.clone()))
+        .collect();
+    let mut back = None;
+    while t1.elapsed() < Duration::from_secs(10) {
+        let a = held_now(replicas[1].2).await;
+        let b = held_now(replicas[2].2).await;
+        if a >= 3.0 && b >= 3.0 {
+            back = Some(t1.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_hard.store(true, SeqCst);
+    stop_others.store(true, SeqCst);
+    let (_, mut errors) = collect(hard).await;
+    for t in others {
+        errors.extend(collect(t).await.1);
+    }
+    let (peak, _) = observer.finish().await;
+    println!("FLEET mysql moves: to the busy replica after {moved:?}, back to the others after {back:?}, peak={peak} budget={BUDGET}");
+    assert!(peak <= BUDGET, "peak {peak} above budget {BUDGET}");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(moved.is_some(), "the busy replica never got most tokens");
+    assert!(back.is_some(), "the tokens never flowed back");
+}
