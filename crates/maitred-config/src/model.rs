@@ -242,13 +242,14 @@ pub struct PoolConfig {
     #[serde(default = "defaults::auth_cache_ttl", with = "humantime_serde")]
     pub auth_cache_ttl: Duration,
     /// The fleet this pool belongs to: every maitred replica with the same fleet name in
-    /// front of the same upstream (PostgreSQL: the same database) holds at most `budget`
+    /// front of the same upstream (PostgreSQL: the same database; MySQL: the same server;
+    /// MongoDB: the same database of the URL, which holds the leases) holds at most `budget`
     /// server connections together. See docs/operations.md, "Fleets".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<String>,
     /// The fleet's budget: server connections of all its replicas together, their
     /// coordination connections (one per replica) included. A number, or `"auto"`: the
-    /// server's max_connections less its reserved slots, read at start. Needs `fleet`.
+    /// server's connection limit less its reserved slots, read at start. Needs `fleet`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
     /// In a fleet: a server connection idle this long is closed and its token given back
@@ -260,7 +261,7 @@ pub struct PoolConfig {
 /// A fleet's budget: a number of server connections, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Budget {
-    /// The server's max_connections less its reserved slots, read when the replica starts.
+    /// The server's connection limit less its reserved slots, read when the replica starts.
     Auto,
     /// This many server connections.
     Count(usize),

@@ -177,9 +177,6 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
         )),
         _ => {}
     }
-    if pool.fleet.is_some() && pool.upstream.protocol != crate::upstream::Protocol::Postgres {
-        problem("fleet is only supported for PostgreSQL pools so far".to_owned());
-    }
     if pool.mode == crate::model::PoolMode::Statement
         && pool.upstream.protocol != crate::upstream::Protocol::Postgres
     {

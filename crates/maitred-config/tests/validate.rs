@@ -339,3 +339,37 @@ fn admin_detail_token_must_be_long_and_never_shown() {
     assert_eq!(config.validate(), Ok(()));
     assert!(!format!("{config:?}").contains("0123456789abcdef"));
 }
+
+#[test]
+fn fleet_needs_a_budget_and_works_for_every_protocol() {
+    let fleet_pool = |upstream: &str, extra: &str| {
+        format!(
+            "[[pools]]\nname = \"a\"\nlisten = \"127.0.0.1:6432\"\nupstream = \"{upstream}\"\n{extra}\n\
+             [[pools.users]]\nname = \"app\"\npassword = \"pw\"\n"
+        )
+    };
+    for upstream in [
+        "postgres://app:pw@db/app",
+        "mysql://app:pw@db/app",
+        "mongodb://app:pw@db/app",
+    ] {
+        let ok: Config = parse_str_with_env(
+            &fleet_pool(upstream, "fleet = \"web\"\nbudget = 10"),
+            NO_ENV,
+        )
+        .unwrap();
+        assert_eq!(ok.validate(), Ok(()), "{upstream}");
+        let auto: Config = parse_str_with_env(
+            &fleet_pool(upstream, "fleet = \"web\"\nbudget = \"auto\""),
+            NO_ENV,
+        )
+        .unwrap();
+        assert_eq!(auto.validate(), Ok(()), "{upstream}");
+        let found = problems(&fleet_pool(upstream, "fleet = \"web\""));
+        assert!(has(&found, &["fleet needs a budget"]), "{found:#?}");
+        let found = problems(&fleet_pool(upstream, "budget = 10"));
+        assert!(has(&found, &["budget needs fleet"]), "{found:#?}");
+        let found = problems(&fleet_pool(upstream, "fleet = \"web\"\nbudget = 1"));
+        assert!(has(&found, &["must be at least 2"]), "{found:#?}");
+    }
+}

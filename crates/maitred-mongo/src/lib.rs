@@ -26,6 +26,7 @@ pub mod backend;
 pub mod codec;
 pub mod error;
 pub mod errors_to_client;
+pub mod fleet;
 pub mod fuzzing;
 pub mod hello;
 pub mod limits;

@@ -28,6 +28,7 @@ pub mod clients;
 pub mod codec;
 pub mod error;
 pub mod errors_to_client;
+pub mod fleet;
 pub mod frontend;
 pub mod fuzzing;
 pub mod limits;

@@ -83,7 +83,7 @@ pub struct Cli {
     pub fleet: Option<String>,
 
     /// The fleet's budget: server connections of all replicas together, a number or
-    /// `auto` (the server's max_connections less its reserved slots).
+    /// `auto` (the server's connection limit less its reserved slots).
     #[arg(long, env = "MAITRED_BUDGET", value_name = "N|auto")]
     pub budget: Option<maitred_config::model::Budget>,
 

@@ -18,9 +18,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 mod login;
 mod reset;
+mod rows;
 
 pub use login::{full_auth, FullAuth};
 use login::{negotiate_tls, read_greeting};
+pub use rows::{parse_text_row, TextRows};
 
 /// Largest packet accepted from the server (its own limit is 1 GB; larger payloads are
 /// split into 16 MB packets anyway).

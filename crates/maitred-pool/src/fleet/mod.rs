@@ -5,7 +5,7 @@
 //! MongoDB lease documents), and opens one server connection per token it holds. The
 //! coordination connection holds a token of its own, so it counts against the budget.
 //! A replica that dies loses its coordination connection, and the server frees its
-//! tokens.
+//! tokens (MongoDB's leases run out instead: see `maitred-mongo/src/fleet`).
 //!
 //! The pool plugs in at two points only, both off the idle fast path: reserving a slot
 //! for a new connection takes a granted token ([`FleetShare::try_use`], one CAS), and
@@ -76,7 +76,8 @@ pub struct Survey {
 
 /// The protocol side of a fleet: one coordination session on the server through which
 /// tokens are held. Every token a session holds is freed by the server when the session
-/// ends.
+/// ends, or (leases) runs out unless a survey renews it in time; a renewal that finds a
+/// token gone fails the call, which ends the session.
 pub trait Coordinator: Send + Sync + 'static {
     /// One coordination connection.
     type Session: Send + 'static;

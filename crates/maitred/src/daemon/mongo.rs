@@ -172,6 +172,17 @@ pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), D
             })?;
         pool.pool.start_maintenance();
         pool.user_pools.start_maintenance();
+        if let Some(fleet) = &p.fleet {
+            let settings = super::fleet::settings(p);
+            let lease = maitred_mongo::fleet::lease::lease(settings.call_timeout, settings.tick);
+            let coordinator = maitred_mongo::fleet::MongoCoordinator::new(
+                &pool.pool,
+                fleet,
+                &p.upstream.database,
+                lease,
+            );
+            maitred_pool::fleet::start(&pool.pool, coordinator, settings);
+        }
         let client_tls = client_tls(p)?;
         let facts = PoolFacts::of(p, pool.clients.clone());
         let pool = Arc::new(pool);

@@ -112,6 +112,10 @@ pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), D
         // The address's client TLS loads (or fails) before the pool runs.
         by_addr.add(p, pool.clone())?;
         pool.pool.start_maintenance();
+        if let Some(fleet) = &p.fleet {
+            let coordinator = maitred_mysql::fleet::MysqlCoordinator::new(&pool.pool, fleet);
+            maitred_pool::fleet::start(&pool.pool, coordinator, super::fleet::settings(p));
+        }
         let facts = PoolFacts::of(p, pool.clients.clone());
         let handle = PoolHandle {
             pool: pool.clone(),
