@@ -11,6 +11,7 @@
 //! - [`refusal`]: why a client got no server connection ([`Refusal`]), worded once and
 //!   classified for each protocol to map to its own error code.
 //! - [`flush`]: writing out what a relay gathered for its client or server.
+//! - [`buffers`]: buffers lent to busy sessions (an idle client keeps none).
 //!
 //! Towards servers:
 //! - [`server`]: where a pool's server is ([`ServerAddr`]: host and port or a Unix socket,
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod buffers;
 pub mod duration;
 pub mod error;
 pub mod flush;

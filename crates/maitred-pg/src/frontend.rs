@@ -57,8 +57,40 @@ impl Router {
     }
 }
 
-/// Serves one client connection to the end.
+/// Serves one client connection to the end. The task keeps little while its client is
+/// idle: the login runs in a future of its own on the heap, freed once the client is
+/// greeted, and the relay keeps its large futures boxed while the client is busy.
 pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
+    let Some(greeted) = Box::pin(log_in(tcp, &router)).await else {
+        return;
+    };
+    let Greeted {
+        relay,
+        cancel,
+        slot,
+        user_pool,
+    } = greeted;
+    if let Err(e) = relay.run().await {
+        tracing::debug!(error = %e, "client session ended with an error");
+    }
+    router.cancels.unregister(&cancel);
+    drop((slot, user_pool));
+}
+
+/// A client logged in and greeted: its session, and what it holds until it leaves.
+struct Greeted {
+    relay: Relay,
+    cancel: Arc<crate::cancel::CancelHandle>,
+    /// Its place under its pool's max_clients.
+    slot: Option<maitred_pool::ClientSlot>,
+    /// For an auth_query user, its place in its user pool.
+    user_pool: Option<crate::auth_query::user_pools::UserPoolGuard>,
+}
+
+/// From accept to the greeting: startup, routing, authentication, the session-mode lease,
+/// the greeting. `None`: the client is gone or was told why not (or was a cancel request,
+/// or the admin console's, served here).
+async fn log_in(tcp: TcpStream, router: &Arc<Router>) -> Option<Greeted> {
     let _ = tcp.set_nodelay(true);
     // Until the greeting is out: a draining process waits for it (shutdown.rs).
     let logging_in = crate::shutdown::LoginInProgress::new();
@@ -70,12 +102,7 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     // (a stalled TLS handshake).
     let start = tokio::time::timeout_at(
         deadline + LOGIN_GRACE,
-        Box::pin(read_startup(
-            Stream::Plain(tcp),
-            &mut buf,
-            &router,
-            deadline,
-        )),
+        Box::pin(read_startup(Stream::Plain(tcp), &mut buf, router, deadline)),
     )
     .await;
     let (mut stream, startup) = match start {
@@ -96,39 +123,39 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
                 ))
                 .await;
             }
-            return;
+            return None;
         }
         Ok(Ok(Some(started))) => started,
-        Ok(Ok(None)) => return,
+        Ok(Ok(None)) => return None,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "client startup failed");
-            return;
+            return None;
         }
         Err(_) => {
             tracing::debug!("client startup timed out");
-            return;
+            return None;
         }
     };
     // This client's place under its pool's max_clients, held until it leaves.
     let mut slot = None;
     let login = tokio::time::timeout_at(
         deadline,
-        Box::pin(login(&mut stream, &mut buf, &router, startup, &mut slot)),
+        Box::pin(login(&mut stream, &mut buf, router, startup, &mut slot)),
     )
     .await;
-    let (pool, params, user, _user_pool_guard) = match login {
+    let (pool, params, user, user_pool) = match login {
         Ok(Ok(Some(done))) => done,
-        Ok(Ok(None)) => return,
+        Ok(Ok(None)) => return None,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "client login failed");
-            return;
+            return None;
         }
         Err(_) => {
             tracing::debug!("client login timed out");
             let mut o = BytesMut::new();
             crate::limits::login_timeout(&mut o, login_timeout);
             let _ = tokio::time::timeout(LOGIN_GRACE, stream.write_all(&o)).await;
-            return;
+            return None;
         }
     };
     // Session mode: the client's server connection for its whole session, leased now so
@@ -140,7 +167,7 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
                 let mut o = BytesMut::new();
                 checkout_error(&mut o, &e, Severity::Fatal);
                 let _ = stream.write_all(&o).await;
-                return;
+                return None;
             }
         }
     } else {
@@ -167,27 +194,31 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     out::ready_for_query(&mut greeting, b'I');
     let greeted = stream.write_all(&greeting).await.is_ok();
     drop(logging_in);
-    if greeted {
-        let ticket = pool.clients.register(ClientIdentity {
-            user,
-            database: pool.database.clone(),
-            addr: peer,
-            tls: stream.is_tls(),
-        });
-        let relay = Relay::new(
-            stream,
-            buf,
-            pool.clone(),
-            params,
-            cancel.clone(),
-            ticket,
-            session_lease,
-        );
-        if let Err(e) = Box::pin(relay.run()).await {
-            tracing::debug!(pool = %pool.name, error = %e, "client session ended with an error");
-        }
+    if !greeted {
+        router.cancels.unregister(&cancel);
+        return None;
     }
-    router.cancels.unregister(&cancel);
+    let ticket = pool.clients.register(ClientIdentity {
+        user,
+        database: pool.database.clone(),
+        addr: peer,
+        tls: stream.is_tls(),
+    });
+    let relay = Relay::new(
+        stream,
+        buf,
+        pool.clone(),
+        params,
+        cancel.clone(),
+        ticket,
+        session_lease,
+    );
+    Some(Greeted {
+        relay,
+        cancel,
+        slot,
+        user_pool,
+    })
 }
 
 /// The client's pool, startup settings and user name; for an auth_query user, its place in

@@ -69,8 +69,6 @@ pub const MAX_CLIENT_MESSAGE: usize = 256 << 20;
 /// Read size for client and server sockets, and the spare room below which it is restored.
 const READ_SIZE: usize = 2048;
 const MIN_READ: usize = 256;
-/// A buffer larger than this is freed when its client goes idle.
-const IDLE_BUFFER_MAX: usize = 16 * 1024;
 /// How long a client's LISTEN waits for the pool's listening connection.
 const LISTEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// At most this much is reserved ahead for a message still arriving.

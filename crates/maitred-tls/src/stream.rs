@@ -1,5 +1,6 @@
 //! A socket with or without TLS, read and written the same way.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -37,6 +38,33 @@ impl Stream {
             Stream::FromClient(s) => s.get_ref().0.try_read(&mut probe),
         };
         matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Waits until the socket has something for a reader, holding no buffer: how an idle
+    /// session waits (an idle client then costs its socket, not a read buffer). For TLS,
+    /// plaintext rustls already decrypted counts at once. The next read may still find
+    /// nothing (a partial TLS record): see [`Stream::read_now`].
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.readable().await,
+            Stream::Unix(s) => s.readable().await,
+            Stream::ToServer(s) if !s.get_ref().1.wants_read() => Ok(()),
+            Stream::FromClient(s) if !s.get_ref().1.wants_read() => Ok(()),
+            Stream::ToServer(s) => s.get_ref().0.readable().await,
+            Stream::FromClient(s) => s.get_ref().0.readable().await,
+        }
+    }
+
+    /// Reads what is there now into `buf`, without waiting: `None` when nothing is (the
+    /// socket is then waited on again with [`Stream::readable`]).
+    pub fn read_now<B: bytes::BufMut>(&mut self, buf: &mut B) -> Option<io::Result<usize>> {
+        use tokio::io::AsyncReadExt;
+        let read = std::pin::pin!(self.read_buf(buf));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match read.poll(&mut cx) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        }
     }
 
     pub fn is_tls(&self) -> bool {

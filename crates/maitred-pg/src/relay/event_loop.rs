@@ -1,30 +1,45 @@
-//! The session's event loop: one `select!` over the client's socket, the leased server
-//! connection's socket, notifications, the daemon's drain and the client's time limits,
-//! each event handed to the side that deals with it.
+//! The session's event loop. Idle, the session waits in a small future for the client's
+//! socket to become readable, a notification, the daemon's drain or a time limit, holding
+//! no buffer; busy, it runs an activation (boxed: its future is large, and exists only
+//! while the client is busy) that selects over the client's and the leased server
+//! connection's sockets and hands each event to the side that deals with it.
 
-use super::{own_notifications, Flow, Relay, IDLE_BUFFER_MAX, MIN_READ, READ_SIZE};
+use super::{own_notifications, Flow, Relay, MIN_READ, READ_SIZE};
 use crate::backend::ServerConn;
 use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::error::SessionError;
 use crate::errors_to_client::sqlstate;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use maitred_admin::ClientState;
+use maitred_frontend::buffers;
 use maitred_frontend::LinkError;
 use tokio::io::AsyncReadExt;
 
 enum Event {
     Client(std::io::Result<usize>),
     Server(std::io::Result<usize>),
-    Notification(Bytes),
-    /// The daemon drains: say goodbye while no server connection is held.
-    Shutdown,
     /// A client time limit ran out (see `time_limits`).
     Limit,
 }
 
+/// What ended an idle wait.
+enum Wake {
+    /// The client sent something (or closed).
+    Client(std::io::Result<()>),
+    Notification(Bytes),
+    /// The daemon drains: say goodbye while no server connection is held.
+    Shutdown,
+    /// A client time limit ran out.
+    Limit,
+}
+
 impl Relay {
+    /// The session: idle waits, each in a small future that holds no buffer (an idle
+    /// client costs its socket and its session state, nothing else), and activations, each
+    /// in a future of its own on the heap while the client is busy (`activation`).
     pub(super) async fn run_loop(&mut self) -> Result<(), SessionError> {
-        if self.handle_client_bytes().await? == Flow::ClientDone {
+        // What the client sent behind its login comes first.
+        if Box::pin(self.activation(false)).await? == Flow::ClientDone {
             return Ok(());
         }
         // One drain subscription for the whole session, not one per wait: a new one joins
@@ -33,57 +48,94 @@ impl Relay {
         let shutdown = crate::shutdown::wait();
         tokio::pin!(shutdown);
         loop {
+            self.ticket.set_state(ClientState::Idle);
+            self.park_buffers();
+            let deadline = self.limit_deadline();
+            let wake = match self.notifications.as_mut() {
+                // Notifications are delivered between transactions, as PostgreSQL does.
+                Some((_, rx)) => tokio::select! {
+                    r = self.client.readable() => Wake::Client(r),
+                    Some(n) = rx.recv() => Wake::Notification(n),
+                    () = &mut shutdown => Wake::Shutdown,
+                    () = maitred_pool::sleep_until(deadline) => Wake::Limit,
+                },
+                None => tokio::select! {
+                    r = self.client.readable() => Wake::Client(r),
+                    () = &mut shutdown => Wake::Shutdown,
+                    () = maitred_pool::sleep_until(deadline) => Wake::Limit,
+                },
+            };
+            let flow = match wake {
+                Wake::Client(Ok(())) => Box::pin(self.activation(true)).await?,
+                Wake::Client(Err(e)) => return Err(SessionError::ClientIo(e)),
+                Wake::Limit => Box::pin(self.limit_reached()).await,
+                Wake::Shutdown => {
+                    Box::pin(self.say_shutting_down()).await;
+                    Flow::ClientDone
+                }
+                Wake::Notification(n) => Box::pin(self.deliver_notification(n)).await?,
+            };
+            if flow == Flow::ClientDone {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The client is busy: from what it sent (`read`: read it first, the idle wait saw the
+    /// socket readable) until it holds no server connection and nothing is pending.
+    async fn activation(&mut self, read: bool) -> Result<Flow, SessionError> {
+        self.lend_buffers();
+        if read {
+            match self.client.read_now(&mut self.crbuf) {
+                // Readable, yet nothing to read (a partial TLS record): wait again.
+                None => return Ok(Flow::Continue),
+                Some(Ok(0)) => return Ok(Flow::ClientDone),
+                Some(Ok(n)) => {
+                    self.clock.client_active();
+                    self.ticket.traffic().received(n);
+                }
+                Some(Err(e)) => return Err(SessionError::ClientIo(e)),
+            }
+        }
+        if self.handle_client_bytes().await? == Flow::ClientDone {
+            return Ok(Flow::ClientDone);
+        }
+        loop {
             if std::mem::take(&mut self.server_bytes_pending) && self.lease.is_some() {
                 if self.handle_server_bytes().await? == Flow::ClientDone {
-                    return Ok(());
+                    return Ok(Flow::ClientDone);
                 }
                 continue;
             }
             if std::mem::take(&mut self.client_bytes_pending) {
                 if self.handle_client_bytes().await? == Flow::ClientDone {
-                    return Ok(());
+                    return Ok(Flow::ClientDone);
                 }
                 continue;
             }
             if self.lease.is_none() {
-                self.ticket.set_state(ClientState::Idle);
-                self.shrink_idle_buffers();
-            } else {
-                self.ticket.set_state(ClientState::Active);
+                // Idle again.
+                return Ok(Flow::Continue);
             }
+            self.ticket.set_state(ClientState::Active);
             // Reading into a buffer whose front was consumed shrinks its spare room; reserve
             // reclaims the front of an emptied buffer, so reads stay large without reallocating.
             if self.crbuf.capacity() - self.crbuf.len() < MIN_READ {
                 self.crbuf.reserve(READ_SIZE);
             }
             let deadline = self.limit_deadline();
-            let event = match self.lease.as_mut() {
-                Some(lease) => {
-                    let server: &mut ServerConn = lease;
-                    if server.rbuf.capacity() - server.rbuf.len() < MIN_READ {
-                        server.rbuf.reserve(READ_SIZE);
-                    }
-                    tokio::select! {
-                        biased;
-                        r = server.stream.read_buf(&mut server.rbuf) => Event::Server(r),
-                        r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
-                        () = maitred_pool::sleep_until(deadline) => Event::Limit,
-                    }
-                }
-                None => match self.notifications.as_mut() {
-                    // Notifications are delivered between transactions, as PostgreSQL does.
-                    Some((_, rx)) => tokio::select! {
-                        r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
-                        Some(n) = rx.recv() => Event::Notification(n),
-                        () = &mut shutdown => Event::Shutdown,
-                        () = maitred_pool::sleep_until(deadline) => Event::Limit,
-                    },
-                    None => tokio::select! {
-                        r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
-                        () = &mut shutdown => Event::Shutdown,
-                        () = maitred_pool::sleep_until(deadline) => Event::Limit,
-                    },
-                },
+            let Some(lease) = self.lease.as_mut() else {
+                return Ok(Flow::Continue);
+            };
+            let server: &mut ServerConn = lease;
+            if server.rbuf.capacity() - server.rbuf.len() < MIN_READ {
+                server.rbuf.reserve(READ_SIZE);
+            }
+            let event = tokio::select! {
+                biased;
+                r = server.stream.read_buf(&mut server.rbuf) => Event::Server(r),
+                r = self.client.read_buf(&mut self.crbuf) => Event::Client(r),
+                () = maitred_pool::sleep_until(deadline) => Event::Limit,
             };
             if matches!(event, Event::Client(Ok(_))) {
                 self.clock.client_active();
@@ -99,52 +151,61 @@ impl Relay {
                 Event::Server(Ok(0)) => self.server_lost(LinkError::Closed.into()).await?,
                 Event::Server(Ok(_)) => self.handle_server_bytes().await?,
                 Event::Server(Err(e)) => self.server_lost(e.into()).await?,
-                Event::Shutdown => {
-                    out::error_response(
-                        &mut self.cwbuf,
-                        &ErrorFields {
-                            severity: Severity::Fatal,
-                            code: sqlstate::ADMIN_SHUTDOWN,
-                            message: "terminating connection: maitred is shutting down",
-                            detail: None,
-                            hint: Some("Reconnect; another maitred instance, or this one once restarted, will serve you."),
-                        },
-                    );
-                    let _ = self.flush_client().await;
-                    Flow::ClientDone
-                }
-                Event::Notification(n) => {
-                    let start = self.cwbuf.len();
-                    self.cwbuf.extend_from_slice(&n);
-                    if let Some((pid, channel, payload)) = own_notifications::parse(&n) {
-                        let now = std::time::Instant::now();
-                        if self.own_notifications.claim(pid, channel, payload, now) {
-                            let told = self.cancel.process_id;
-                            own_notifications::set_pid(&mut self.cwbuf[start..], told);
-                        }
-                    }
-                    self.flush_client().await?;
-                    // Fell behind (notify.rs): what was just written is its FATAL.
-                    match &self.notifications {
-                        Some((_, rx)) if rx.ended() => Flow::ClientDone,
-                        _ => Flow::Continue,
-                    }
-                }
             };
             if flow == Flow::ClientDone {
-                return Ok(());
+                return Ok(Flow::ClientDone);
             }
         }
     }
 
-    /// Between transactions a client keeps only small buffers: one that grew for a large
-    /// message or result is given back, so idle clients cost little memory. (Freeing every
-    /// buffer on every idle wait costs throughput: measured, see docs/benchmarks.md.)
-    pub(super) fn shrink_idle_buffers(&mut self) {
-        for buf in [&mut self.crbuf, &mut self.cwbuf, &mut self.swbuf] {
-            if buf.is_empty() && buf.capacity() > IDLE_BUFFER_MAX {
-                *buf = BytesMut::new();
+    async fn say_shutting_down(&mut self) {
+        self.lend_buffers();
+        out::error_response(
+            &mut self.cwbuf,
+            &ErrorFields {
+                severity: Severity::Fatal,
+                code: sqlstate::ADMIN_SHUTDOWN,
+                message: "terminating connection: maitred is shutting down",
+                detail: None,
+                hint: Some("Reconnect; another maitred instance, or this one once restarted, will serve you."),
+            },
+        );
+        let _ = self.flush_client().await;
+    }
+
+    /// A notification for the client, between its transactions (its own get back the pid
+    /// it was told: `own_notifications`).
+    async fn deliver_notification(&mut self, n: Bytes) -> Result<Flow, SessionError> {
+        self.lend_buffers();
+        let start = self.cwbuf.len();
+        self.cwbuf.extend_from_slice(&n);
+        if let Some((pid, channel, payload)) = own_notifications::parse(&n) {
+            let now = std::time::Instant::now();
+            if self.own_notifications.claim(pid, channel, payload, now) {
+                let told = self.cancel.process_id;
+                own_notifications::set_pid(&mut self.cwbuf[start..], told);
             }
+        }
+        self.flush_client().await?;
+        // Fell behind (notify.rs): what was just written is its FATAL.
+        Ok(match &self.notifications {
+            Some((_, rx)) if rx.ended() => Flow::ClientDone,
+            _ => Flow::Continue,
+        })
+    }
+
+    /// Going idle: the session's empty buffers go back to the worker's spares
+    /// (`maitred_frontend::buffers`); one holding part of a message stays.
+    fn park_buffers(&mut self) {
+        for buf in [&mut self.crbuf, &mut self.cwbuf, &mut self.swbuf] {
+            buffers::give_back(buf);
+        }
+    }
+
+    /// Going busy: buffers from the worker's spares.
+    fn lend_buffers(&mut self) {
+        for buf in [&mut self.crbuf, &mut self.cwbuf, &mut self.swbuf] {
+            buffers::ensure(buf);
         }
     }
 }
