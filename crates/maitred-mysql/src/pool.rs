@@ -39,6 +39,8 @@ pub struct MysqlPoolConfig {
     /// Send a queued client's read-only SELECT ahead on a busy connection (transaction
     /// mode; see `relay/send_ahead.rs`).
     pub send_ahead: bool,
+    /// `database = "*"`: the pool of its address for databases no other pool is named for.
+    pub any_database: bool,
 }
 
 /// Counters specific to MySQL sessions (the pool core keeps its own).
@@ -75,6 +77,8 @@ impl MysqlCounters {
 pub struct MysqlPool {
     pub name: String,
     pub database: Option<String>,
+    /// `database = "*"`: serves the databases no other pool of its address is named for.
+    pub any_database: bool,
     pub mode: PoolMode,
     pub check_passwords: bool,
     /// user -> plaintext password; swapped whole by a reload ([`MysqlPool::set_users`]).
@@ -100,6 +104,7 @@ impl MysqlPool {
             ),
             name: cfg.name,
             database: cfg.database,
+            any_database: cfg.any_database,
             mode: cfg.mode,
             check_passwords: cfg.check_passwords,
             users: ArcSwap::from_pointee(users_of(&cfg.users)),
@@ -172,6 +177,7 @@ mod tests {
             max_client_packet: 1 << 20,
             limits: ClientLimits::new(1 << 20),
             send_ahead: true,
+            any_database: false,
         }
     }
 
