@@ -74,7 +74,10 @@ async fn pg_any_database_routes_creates_refuses_and_bounds() {
             url.user.clone().expect("user in MAITRED_TEST_PG_URL")
         ),
     ] {
-        admin_db.batch_execute(&sql).await.expect("create the test database");
+        admin_db
+            .batch_execute(&sql)
+            .await
+            .expect("create the test database");
     }
 
     let (m, admin) = spawn_with_admin(
@@ -84,7 +87,9 @@ async fn pg_any_database_routes_creates_refuses_and_bounds() {
     let through = url.clone().with_addr(m.addr());
 
     // The URL's database: the pool itself; `postgres`: a pool created for it.
-    let (c_own, db) = current_database(&through, &own).await.expect("own database");
+    let (c_own, db) = current_database(&through, &own)
+        .await
+        .expect("own database");
     assert_eq!(db, own);
     let (c_postgres, db) = current_database(&through, "postgres")
         .await
@@ -124,7 +129,10 @@ async fn pg_any_database_routes_creates_refuses_and_bounds() {
         .expect("write in the made database");
     // Each client still lands on its own database.
     for (c, want) in [(&c_own, &own), (&c_postgres, &"postgres".to_owned())] {
-        let row = c.query_one("SELECT current_database()", &[]).await.expect("query");
+        let row = c
+            .query_one("SELECT current_database()", &[])
+            .await
+            .expect("query");
         assert_eq!(&row.get::<_, String>(0), want);
     }
 
@@ -201,6 +209,106 @@ async fn mysql_handshake_schema_is_checked_with_the_server() {
     straight.database = "mtd_nope".to_owned();
     let expected = refusal(mysql_client::connect(&straight.url()).await);
     assert!([1044, 1049].contains(&expected.0), "{expected:?}");
-    assert_eq!(refusal(mysql_client::connect(&with_db("mtd_nope")).await), expected);
+    assert_eq!(
+        refusal(mysql_client::connect(&with_db("mtd_nope")).await),
+        expected
+    );
     drop((c, own));
+}
+
+/// The `size` of each pool `/pools` lists, by name.
+fn pool_sizes(admin: SocketAddr) -> std::collections::BTreeMap<String, u64> {
+    let pools: serde_json::Value =
+        serde_json::from_str(&http_body(admin, "/pools")).expect("/pools is JSON");
+    pools
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|p| Some((p["name"].as_str()?.to_owned(), p["size"].as_u64()?)))
+        .collect()
+}
+
+/// Polls until `check` holds (10 s at most).
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what}: never happened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_reload_applies_to_created_pools_and_a_new_upstream_closes_them() {
+    let Some(pg) = kit::require_pg() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let url = kit::pg_url_parts(&pg);
+    let (user, password) = (url.user.clone().expect("user"), url.password.clone());
+    let listen: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
+        .parse()
+        .expect("addr");
+    let admin: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
+        .parse()
+        .expect("addr");
+    let dir = std::env::temp_dir().join(format!("mtd-any-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("maitred.toml");
+    let write = |size: usize, upstream: &str| {
+        let text = format!(
+            "[admin]\nlisten = \"{admin}\"\n\n[[pools]]\nname = \"any\"\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\ndatabase = \"*\"\nsize = {size}\n  [[pools.users]]\n  name = \"{user}\"\n  password = \"{}\"\n",
+            password.clone().unwrap_or_default()
+        );
+        std::fs::write(&path, text).expect("write config");
+    };
+    write(2, &pg);
+    let config = path.to_string_lossy().into_owned();
+    let m = kit::Maitred::spawn_at(listen, &["--config", config.as_str()]);
+    let through = url.clone().with_addr(listen);
+    let (c, db) = current_database(&through, "postgres")
+        .await
+        .expect("postgres");
+    assert_eq!(db, "postgres");
+    assert_eq!(pool_sizes(admin).get("any/postgres"), Some(&2));
+
+    // A new size: the `*` pool and the pool it created both take it; the client stays.
+    write(3, &pg);
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &m.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    eventually("size 3 everywhere", || {
+        let sizes = pool_sizes(admin);
+        sizes.get("any") == Some(&3) && sizes.get("any/postgres") == Some(&3)
+    })
+    .await;
+    c.query_one("SELECT 1", &[])
+        .await
+        .expect("the client stays");
+
+    // A new upstream (another application_name): the created pools close; a new login
+    // gets a pool for the new upstream.
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    write(3, &format!("{pg}{sep}application_name=mtd_reloaded"));
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &m.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    eventually("the created pool closed", || {
+        !pool_sizes(admin).contains_key("any/postgres")
+    })
+    .await;
+    let (c2, db) = current_database(&through, "postgres").await.expect("again");
+    assert_eq!(db, "postgres");
+    let row = c2
+        .query_one("SELECT current_setting('application_name')", &[])
+        .await
+        .expect("query");
+    assert_eq!(row.get::<_, String>(0), "mtd_reloaded");
+    drop((c, c2, m));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -384,14 +384,23 @@ fn any_database_pools() {
     assert_eq!(config.pools[0].max_databases(), 5);
 
     let found = problems(&pool("a", "127.0.0.1:6432", "max_databases = 5"));
-    assert!(has(&found, &["max_databases needs database = \"*\""]), "{found:#?}");
+    assert!(
+        has(&found, &["max_databases needs database = \"*\""]),
+        "{found:#?}"
+    );
     let found = problems(&pool(
         "a",
         "127.0.0.1:6432",
         "database = \"*\"\nmax_databases = 0\nfleet = \"f\"\nbudget = 10",
     ));
-    assert!(has(&found, &["max_databases must be at least 1"]), "{found:#?}");
-    assert!(has(&found, &["fleet cannot be used with database = \"*\""]), "{found:#?}");
+    assert!(
+        has(&found, &["max_databases must be at least 1"]),
+        "{found:#?}"
+    );
+    assert!(
+        has(&found, &["fleet cannot be used with database = \"*\""]),
+        "{found:#?}"
+    );
     let mongo = "[[pools]]\nname = \"m\"\nlisten = \"127.0.0.1:27100\"\nupstream = \"mongodb://db/app\"\ndatabase = \"*\"\nclient_auth = \"trust\"\n";
     let found = problems(mongo);
     assert!(has(&found, &["not needed for MongoDB"]), "{found:#?}");

@@ -62,7 +62,11 @@ impl Drop for DatabaseGuard {
         if self.entry.active.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
-        *self.entry.idle_since.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *self
+            .entry
+            .idle_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Instant::now();
         if !self.entry.connected() {
             if let Some(owner) = self.owner.upgrade() {
                 owner.forget_unconnected(&self.entry);
@@ -367,7 +371,11 @@ mod tests {
         let r = router(vec![pool("any", "app", Some(10))]);
         assert_eq!(route(&r, "app"), Some(("any".into(), false)));
         let r = router(vec![pool("app", "app", None)]);
-        assert_eq!(route(&r, "postgres"), None, "no `*` pool: unknown names refused");
+        assert_eq!(
+            route(&r, "postgres"),
+            None,
+            "no `*` pool: unknown names refused"
+        );
     }
 
     #[tokio::test]
@@ -377,7 +385,11 @@ mod tests {
         assert_eq!(a.name, "any/alpha");
         assert_eq!(a.database, "alpha");
         assert_eq!(a.pool.manager().target().database, "alpha");
-        assert_eq!(a.pool.settings().max_size, 2, "the template's size, per database");
+        assert_eq!(
+            a.pool.settings().max_size,
+            2,
+            "the template's size, per database"
+        );
         assert!(a.databases.is_none(), "a created pool creates none itself");
         let (again, guard_a2) = pools.enter("alpha").expect("alpha again");
         assert!(Arc::ptr_eq(&a, &again), "same database, same pool");
@@ -402,7 +414,10 @@ mod tests {
         let pools = Arc::new(DatabasePools::new(config("any", "app", Some(5)), 5));
         for i in 0..20 {
             let (p, guard) = pools.enter(&format!("nope{i}")).expect("enter");
-            assert!(p.pool.checkout().await.is_err(), "nothing listens on port 1");
+            assert!(
+                p.pool.checkout().await.is_err(),
+                "nothing listens on port 1"
+            );
             drop(guard);
             assert!(pools.is_empty(), "attempt {i} left its pool");
         }
