@@ -192,4 +192,38 @@ mod tests {
         assert_eq!(pool.password("app"), None);
         assert!(!pool.has_users());
     }
+
+    #[test]
+    fn routing_named_pools_then_the_any_database_pool() {
+        let pool = |name: &str, database: Option<&str>, any_database: bool| {
+            let mut cfg = config(&[]);
+            cfg.name = name.into();
+            cfg.database = database.map(str::to_owned);
+            cfg.any_database = any_database;
+            Arc::new(MysqlPool::new(cfg))
+        };
+        let router = |pools: Vec<Arc<MysqlPool>>| crate::frontend::Router {
+            pools,
+            clients: Arc::default(),
+            tls: None,
+        };
+        let found =
+            |r: &crate::frontend::Router, db: Option<&str>| r.find(db).map(|p| p.name.clone());
+        let r = router(vec![
+            pool("any", Some("app"), true),
+            pool("reports", Some("reports"), false),
+        ]);
+        assert_eq!(found(&r, Some("reports")).as_deref(), Some("reports"));
+        assert_eq!(found(&r, Some("app")).as_deref(), Some("any"));
+        assert_eq!(found(&r, Some("other")).as_deref(), Some("any"));
+        let r = router(vec![
+            pool("app", Some("app"), false),
+            pool("reports", Some("reports"), false),
+        ]);
+        assert_eq!(
+            found(&r, Some("other")),
+            None,
+            "no * pool: unknown schemas refused"
+        );
+    }
 }
