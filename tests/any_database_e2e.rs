@@ -99,6 +99,21 @@ async fn pg_any_database_routes_creates_refuses_and_bounds() {
         .batch_execute("BEGIN; SELECT 1; COMMIT")
         .await
         .expect("a transaction in postgres");
+    // psql, as for admin work, on the same created pool.
+    let out = tokio::task::block_in_place(|| {
+        kit::output_with_timeout(
+            std::process::Command::new("psql")
+                .args(["-X", "-A", "-t", "-c", "SELECT current_database()"])
+                .arg(through.clone().with_database("postgres").to_string()),
+            std::time::Duration::from_secs(30),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "postgres");
     let pools = pool_names(admin);
     assert!(
         pools.contains(&format!("{own}/postgres")),
