@@ -287,7 +287,9 @@ pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), D
     }
     for (addr, tls, pools) in by_addr.into_addresses() {
         let listener = to.bind(addr)?;
-        listening(addr, "postgres", pools.iter().map(|p| p.database.as_str()));
+        let any = pools.iter().any(|p| p.databases.is_some()).then_some("*");
+        let databases = pools.iter().map(|p| p.database.as_str()).chain(any);
+        listening(addr, "postgres", databases);
         let router = Arc::new(Router {
             pools,
             console: Some(to.admin.clone()),
