@@ -327,3 +327,44 @@ async fn pg_reload_applies_to_created_pools_and_a_new_upstream_closes_them() {
     drop((c, c2, m));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_a_created_pool_closes_after_idle_timeout_without_clients() {
+    let Some(pg) = kit::require_pg() else {
+        return;
+    };
+    let _serial = kit::serial().await;
+    let url = kit::pg_url_parts(&pg);
+    let listen: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
+        .parse()
+        .expect("addr");
+    let admin: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
+        .parse()
+        .expect("addr");
+    let dir = std::env::temp_dir().join(format!("mtd-any-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("maitred.toml");
+    let text = format!(
+        "[admin]\nlisten = \"{admin}\"\n\n[[pools]]\nname = \"any\"\nlisten = \"{listen}\"\nupstream = \"{pg}\"\ndatabase = \"*\"\nidle_timeout = \"1s\"\n  [[pools.users]]\n  name = \"{}\"\n  password = \"{}\"\n",
+        url.user.clone().expect("user"),
+        url.password.clone().unwrap_or_default()
+    );
+    std::fs::write(&path, text).expect("write config");
+    let config = path.to_string_lossy().into_owned();
+    let _m = kit::Maitred::spawn_at(listen, &["--config", config.as_str()]);
+    let through = url.clone().with_addr(listen);
+    let (c, _) = current_database(&through, "postgres")
+        .await
+        .expect("postgres");
+    // In use: kept past idle_timeout.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(pool_sizes(admin).contains_key("any/postgres"));
+    c.query_one("SELECT 1", &[]).await.expect("still served");
+    drop(c);
+    eventually("the idle created pool closed", || {
+        !pool_sizes(admin).contains_key("any/postgres")
+    })
+    .await;
+    assert!(pool_sizes(admin).contains_key("any"), "the * pool stays");
+    let _ = std::fs::remove_dir_all(&dir);
+}
