@@ -327,8 +327,8 @@ fn auth_query_problems(pool: &PoolConfig) -> Vec<String> {
 }
 
 /// `database = "*"` and `max_databases`: PostgreSQL and MySQL only (MongoDB clients name
-/// the database in each command); not in a fleet (one budget for pools created on demand
-/// is not supported).
+/// the database in each command); PostgreSQL not in a fleet (one budget for pools created
+/// on demand is not supported).
 fn any_database_problems(pool: &PoolConfig) -> Vec<String> {
     let mut problems = Vec::new();
     if !pool.any_database() {
@@ -343,7 +343,8 @@ fn any_database_problems(pool: &PoolConfig) -> Vec<String> {
     if pool.max_databases == Some(0) {
         problems.push("max_databases must be at least 1".to_owned());
     }
-    if pool.fleet.is_some() {
+    // MySQL creates no pools per schema: its `*` pool is one pool, in a fleet or not.
+    if pool.fleet.is_some() && pool.upstream.protocol == crate::upstream::Protocol::Postgres {
         problems.push("fleet cannot be used with database = \"*\": the pools created for each database would need one budget between them, which fleets do not support yet; give each database its own pool with fleet instead".to_owned());
     }
     problems

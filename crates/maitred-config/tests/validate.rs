@@ -401,6 +401,10 @@ fn any_database_pools() {
         has(&found, &["fleet cannot be used with database = \"*\""]),
         "{found:#?}"
     );
+    // MySQL creates no pools per schema: a `*` pool may be in a fleet.
+    let mysql = "[[pools]]\nname = \"m\"\nlisten = \"127.0.0.1:3307\"\nupstream = \"mysql://app:pw@db/app\"\ndatabase = \"*\"\nfleet = \"f\"\nbudget = 10\nclient_auth = \"trust\"\n";
+    let config = parse_str_with_env(mysql, NO_ENV).unwrap();
+    assert_eq!(config.validate(), Ok(()));
     let mongo = "[[pools]]\nname = \"m\"\nlisten = \"127.0.0.1:27100\"\nupstream = \"mongodb://db/app\"\ndatabase = \"*\"\nclient_auth = \"trust\"\n";
     let found = problems(mongo);
     assert!(has(&found, &["not needed for MongoDB"]), "{found:#?}");
