@@ -621,3 +621,45 @@ async fn an_unknown_auth_query_user_sees_the_same_salt_every_time() {
     let again = tokio::task::block_in_place(|| scram_salt(addr, "mtd_aq_nobody"));
     assert_eq!(salts[0], again);
 }
+
+/// `database = "*"` with auth_query: a looked-up user naming another database is checked
+/// by the `*` pool's lookup, and served by that database's pool, logged in as itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_query_users_reach_any_database() {
+    let Some(superuser) = kit::require_pg_superuser() else {
+        return;
+    };
+    let pg_url = kit::require_pg().expect("app URL");
+    let _serial = kit::serial().await;
+    let f = tokio::task::block_in_place(|| Fixture::create(&superuser));
+    let (listen, admin) = (free_addr(), free_addr());
+    let lookup = f.lookup_role();
+    let text = format!(
+        "[admin]\nlisten = \"{admin}\"\n\n[[pools]]\nname = \"any\"\nlisten = \"{listen}\"\nupstream = \"{}\"\ndatabase = \"*\"\nsize = 2\nauth_user = \"{lookup}\"\nauth_query = \"SELECT usename, passwd FROM {}.user_secret($1)\"\n  [[pools.users]]\n  name = \"{lookup}\"\n  password = \"lookup-pw\"\n",
+        kit::pg_url_parts(&pg_url),
+        f.schema()
+    );
+    let dir = std::env::temp_dir().join(format!("maitred-aq-any-{}", f.tag));
+    std::fs::create_dir_all(&dir).expect("config dir");
+    let config = dir.join("maitred.toml");
+    std::fs::write(&config, text).expect("write config");
+    let config = config.display().to_string();
+    let _m = Maitred::spawn_at(listen, &["--config", config.as_str()]);
+    let scram = f.scram_role();
+    let client = connect(&url(listen, "postgres", &scram, "scram-pw-1"))
+        .await
+        .expect("the SCRAM role reaches postgres");
+    assert_eq!(
+        scalar(&client, "SELECT current_user || ',' || current_database()").await,
+        format!("{scram},postgres")
+    );
+    let (code, _) = refused(listen, "postgres", &scram, "wrong").await;
+    assert_eq!(code, SqlState::INVALID_PASSWORD.code());
+    let pools = tokio::task::block_in_place(|| http_body(admin, "/pools"));
+    assert!(
+        pools.contains(&format!("\"any/postgres/{scram}\"")),
+        "the user's pool of the created database is listed: {pools}"
+    );
+    drop(client);
+    let _ = std::fs::remove_dir_all(&dir);
+}

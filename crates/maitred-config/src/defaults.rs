@@ -36,6 +36,8 @@ pub const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CLIENT_LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// `pools.max_clients`.
 pub const MAX_CLIENTS: usize = 10_000;
+/// `pools.max_databases`: databases a `database = "*"` pool may create pools for at once.
+pub const MAX_DATABASES: usize = 100;
 /// Whether PostgreSQL pools send a queued client's SELECT ahead on a busy connection.
 pub const SEND_AHEAD: bool = true;
 /// `pools.max_message_size` of PostgreSQL pools: 256 MiB.

@@ -144,9 +144,15 @@ pub struct PoolConfig {
     pub listen: SocketAddr,
     /// Server URL: `postgres://user:password@host:port/database`.
     pub upstream: UpstreamUrl,
-    /// The database name clients ask for; defaults to the upstream's.
+    /// The database name clients ask for; defaults to the upstream's. `"*"`: any name
+    /// (PostgreSQL and MySQL): the upstream's database is served by this pool, every other
+    /// name by a pool created on first use from this one (see [`ANY_DATABASE`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// With `database = "*"`: how many databases may have a pool created at once (default
+    /// [`defaults::MAX_DATABASES`]); a client naming one more is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_databases: Option<usize>,
     /// When a server connection goes back to the pool.
     #[serde(default)]
     pub mode: PoolMode,
@@ -331,6 +337,7 @@ impl PoolConfig {
             listen,
             upstream,
             database: None,
+            max_databases: None,
             mode: defaults::POOL_MODE,
             size: defaults::POOL_SIZE,
             min_idle: defaults::MIN_IDLE,
@@ -384,7 +391,31 @@ impl PoolConfig {
     pub fn client_database(&self) -> &str {
         self.database.as_deref().unwrap_or(&self.upstream.database)
     }
+
+    /// `database = "*"`: clients may name any database of the server.
+    pub fn any_database(&self) -> bool {
+        self.database.as_deref() == Some(ANY_DATABASE)
+    }
+
+    /// The database this pool's own server connections use and that clients name to reach
+    /// it: the upstream's with `database = "*"`, else [`PoolConfig::client_database`].
+    pub fn own_database(&self) -> &str {
+        if self.any_database() {
+            &self.upstream.database
+        } else {
+            self.client_database()
+        }
+    }
+
+    /// `max_databases`, or its default.
+    pub fn max_databases(&self) -> usize {
+        self.max_databases.unwrap_or(defaults::MAX_DATABASES)
+    }
 }
+
+/// `database = "*"`: PgBouncer's fallback entry. Clients may name any database of the
+/// pool's server; names without a pool of their own get one created from this pool.
+pub const ANY_DATABASE: &str = "*";
 
 /// When a server connection is handed back to the pool (defined with the pool core, so
 /// that the protocols share it).

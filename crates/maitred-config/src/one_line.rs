@@ -41,6 +41,10 @@ pub struct OneLine {
     pub fleet: Option<String>,
     /// The fleet's budget.
     pub budget: Option<crate::model::Budget>,
+    /// Clients may name any database of the server (`database = "*"`).
+    pub any_database: bool,
+    /// With `any_database`: `max_databases`.
+    pub max_databases: Option<usize>,
 }
 
 impl OneLine {
@@ -59,6 +63,8 @@ impl OneLine {
             workers: defaults::WORKERS,
             fleet: None,
             budget: None,
+            any_database: false,
+            max_databases: None,
         }
     }
 
@@ -92,6 +98,10 @@ impl OneLine {
         pool.max_waiting = self.max_waiting;
         pool.fleet = self.fleet;
         pool.budget = self.budget;
+        if self.any_database {
+            pool.database = Some(crate::model::ANY_DATABASE.to_owned());
+        }
+        pool.max_databases = self.max_databases;
         if users.is_empty() {
             pool.client_auth = crate::model::ClientAuth::Trust;
         }

@@ -35,11 +35,19 @@ impl PoolConfig {
             1 => "1 user".to_owned(),
             n => format!("{n} users"),
         };
+        let database = match (self.any_database(), self.upstream.protocol) {
+            (true, crate::upstream::Protocol::Postgres) => format!(
+                "any database (\"{}\", and pools for up to {} others)",
+                self.own_database(),
+                self.max_databases()
+            ),
+            (true, _) => format!("any database (\"{}\" by default)", self.own_database()),
+            (false, _) => format!("database \"{}\"", self.client_database()),
+        };
         format!(
-            "pool \"{}\": {} database \"{}\" -> {} ({} mode, size {}, client_auth {}, {users})",
+            "pool \"{}\": {} {database} -> {} ({} mode, size {}, client_auth {}, {users})",
             self.name,
             self.listen,
-            self.client_database(),
             self.upstream.redacted(),
             self.mode,
             self.size,

@@ -146,6 +146,9 @@ fn validate_pool(index: usize, pool: &PoolConfig, problems: &mut Vec<String>) {
     if pool.database.as_deref() == Some("") {
         problem("database must not be empty (leave it out to use the upstream's)".to_owned());
     }
+    for message in any_database_problems(pool) {
+        problem(message);
+    }
     if pool.size == 0 {
         problem("size must be at least 1".to_owned());
     }
@@ -319,6 +322,30 @@ fn auth_query_problems(pool: &PoolConfig) -> Vec<String> {
         problems.push(format!(
             "auth_user \"{auth_user}\" needs a plaintext password: use the upstream URL's user (with its password) or list it in [[pools.users]] with a plaintext password"
         ));
+    }
+    problems
+}
+
+/// `database = "*"` and `max_databases`: PostgreSQL and MySQL only (MongoDB clients name
+/// the database in each command); PostgreSQL not in a fleet (one budget for pools created
+/// on demand is not supported).
+fn any_database_problems(pool: &PoolConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !pool.any_database() {
+        if pool.max_databases.is_some() {
+            problems.push("max_databases needs database = \"*\"".to_owned());
+        }
+        return problems;
+    }
+    if pool.upstream.protocol == crate::upstream::Protocol::Mongodb {
+        problems.push("database = \"*\" is not needed for MongoDB pools: clients name the database in each command, and every database of the server is served already".to_owned());
+    }
+    if pool.max_databases == Some(0) {
+        problems.push("max_databases must be at least 1".to_owned());
+    }
+    // MySQL creates no pools per schema: its `*` pool is one pool, in a fleet or not.
+    if pool.fleet.is_some() && pool.upstream.protocol == crate::upstream::Protocol::Postgres {
+        problems.push("fleet cannot be used with database = \"*\": the pools created for each database would need one budget between them, which fleets do not support yet; give each database its own pool with fleet instead".to_owned());
     }
     problems
 }

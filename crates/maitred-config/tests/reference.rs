@@ -49,6 +49,7 @@ fn fully_populated() -> Config {
                 listen: "127.0.0.1:6432".parse().unwrap(),
                 upstream,
                 database: Some("app".to_owned()),
+                max_databases: None,
                 mode: PoolMode::Session,
                 size: 3,
                 min_idle: 1,
@@ -84,6 +85,7 @@ fn fully_populated() -> Config {
                 fleet_idle_release: Duration::from_secs(10),
             },
             mongo_pool_with_server_logins(),
+            any_database_pool(),
         ],
     }
 }
@@ -98,6 +100,16 @@ fn mongo_pool_with_server_logins() -> PoolConfig {
         server_user: Some("reporting_ro".to_owned()),
         server_password: Some(Secret::new("server-pw")),
     }];
+    pool
+}
+
+/// The keys only a `database = "*"` pool may set.
+fn any_database_pool() -> PoolConfig {
+    let upstream = UpstreamUrl::parse("postgres://app:pw@db:5432/app").unwrap();
+    let mut pool = PoolConfig::new("any", "127.0.0.1:6433".parse().unwrap(), upstream);
+    pool.database = Some("*".to_owned());
+    pool.max_databases = Some(20);
+    pool.client_auth = ClientAuth::Trust;
     pool
 }
 
@@ -149,7 +161,7 @@ fn the_model_has_the_expected_shape() {
     ] {
         assert!(paths.contains(path), "{path} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 49, "{paths:#?}");
+    assert_eq!(paths.len(), 50, "{paths:#?}");
 }
 
 #[test]
@@ -236,6 +248,8 @@ fn docs_name_every_cli_environment_variable() {
         "MAITRED_WORKERS",
         "MAITRED_FLEET",
         "MAITRED_BUDGET",
+        "MAITRED_ANY_DATABASE",
+        "MAITRED_MAX_DATABASES",
     ] {
         assert!(DOCS.contains(name), "docs/configuration.md lacks {name}");
     }

@@ -373,3 +373,46 @@ fn fleet_needs_a_budget_and_works_for_every_protocol() {
         assert!(has(&found, &["must be at least 2"]), "{found:#?}");
     }
 }
+
+#[test]
+fn any_database_pools() {
+    let text = pool("a", "127.0.0.1:6432", "database = \"*\"\nmax_databases = 5");
+    let config = parse_str_with_env(&text, NO_ENV).unwrap();
+    assert_eq!(config.validate(), Ok(()));
+    assert!(config.pools[0].any_database());
+    assert_eq!(config.pools[0].own_database(), "app");
+    assert_eq!(config.pools[0].max_databases(), 5);
+
+    let found = problems(&pool("a", "127.0.0.1:6432", "max_databases = 5"));
+    assert!(
+        has(&found, &["max_databases needs database = \"*\""]),
+        "{found:#?}"
+    );
+    let found = problems(&pool(
+        "a",
+        "127.0.0.1:6432",
+        "database = \"*\"\nmax_databases = 0\nfleet = \"f\"\nbudget = 10",
+    ));
+    assert!(
+        has(&found, &["max_databases must be at least 1"]),
+        "{found:#?}"
+    );
+    assert!(
+        has(&found, &["fleet cannot be used with database = \"*\""]),
+        "{found:#?}"
+    );
+    // MySQL creates no pools per schema: a `*` pool may be in a fleet.
+    let mysql = "[[pools]]\nname = \"m\"\nlisten = \"127.0.0.1:3307\"\nupstream = \"mysql://app:pw@db/app\"\ndatabase = \"*\"\nfleet = \"f\"\nbudget = 10\nclient_auth = \"trust\"\n";
+    let config = parse_str_with_env(mysql, NO_ENV).unwrap();
+    assert_eq!(config.validate(), Ok(()));
+    let mongo = "[[pools]]\nname = \"m\"\nlisten = \"127.0.0.1:27100\"\nupstream = \"mongodb://db/app\"\ndatabase = \"*\"\nclient_auth = \"trust\"\n";
+    let found = problems(mongo);
+    assert!(has(&found, &["not needed for MongoDB"]), "{found:#?}");
+    // Two wildcard pools on one address cannot be told apart.
+    let two = format!(
+        "{}{}",
+        pool("a", "127.0.0.1:6432", "database = \"*\""),
+        pool("b", "127.0.0.1:6432", "database = \"*\"")
+    );
+    assert!(has(&problems(&two), &["database \"*\""]));
+}

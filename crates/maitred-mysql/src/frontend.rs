@@ -66,8 +66,9 @@ impl Router {
         admission::login_timeout(self.pools.iter().map(|p| &p.limits))
     }
 
-    /// The pool whose database the client asked for; with one pool, that pool (the
-    /// client's database then becomes its current database).
+    /// The pool whose database the client asked for; else the `database = "*"` pool, or
+    /// with one pool that pool (the client's database then becomes its current database,
+    /// once the server has let it select it: [`check_database`]).
     pub fn find(&self, database: Option<&str>) -> Option<&Arc<MysqlPool>> {
         if let Some(db) = database {
             if let Some(p) = self
@@ -75,6 +76,9 @@ impl Router {
                 .iter()
                 .find(|p| p.database.as_deref() == Some(db))
             {
+                return Some(p);
+            }
+            if let Some(p) = self.pools.iter().find(|p| p.any_database) {
                 return Some(p);
             }
         }
@@ -343,6 +347,21 @@ async fn login(
         );
         return reject(stream, next, code::ACCESS_DENIED, "28000", &msg).await;
     }
+    if let Some(db) = hello.database.as_deref() {
+        if pool.database.as_deref() != Some(db) {
+            if let Some(refused) = check_database(&pool, db).await {
+                let mut o = BytesMut::new();
+                match refused {
+                    Refused::Server(e) => {
+                        packets::write_err(&mut o, next, e.code, &e.sqlstate, &e.message)
+                    }
+                    Refused::Checkout(e) => checkout_error(&mut o, next, &e),
+                }
+                let _ = stream.write_all(&o).await;
+                return Ok(None);
+            }
+        }
+    }
     let database = hello.database.clone().or_else(|| pool.database.clone());
     let mut o = BytesMut::new();
     packets::write_ok(
@@ -375,6 +394,39 @@ async fn login(
         handle,
         clients: router.clients.clone(),
     }))
+}
+
+/// Why a client's database was refused at login.
+enum Refused {
+    /// The server's ERR (1049 Unknown database, 1044 access denied...).
+    Server(packets::ErrInfo),
+    Checkout(maitred_pool::CheckoutError<crate::error::BackendError>),
+}
+
+/// As the server does at login: a database the client names must exist and be open to
+/// it. Asked of the server (COM_INIT_DB on a pool connection, which keeps it selected:
+/// the relay selects each client's database on the connection it leases anyway); the
+/// pool's own database needs no asking. `None`: selected.
+async fn check_database(pool: &MysqlPool, db: &str) -> Option<Refused> {
+    let mut lease = match pool.pool.checkout().await {
+        Ok(lease) => lease,
+        Err(e) => return Some(Refused::Checkout(e)),
+    };
+    match lease.init_db(db).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(Refused::Server(e)),
+        Err(e) => {
+            lease.discard();
+            Some(Refused::Server(packets::ErrInfo {
+                code: code::UNKNOWN_ERROR,
+                sqlstate: "HY000".to_owned(),
+                message: format!(
+                    "maitred: pool \"{}\" lost its server connection while selecting the database: {e}",
+                    pool.name
+                ),
+            }))
+        }
+    }
 }
 
 /// Reads the client's first packet (sequence id 1) and not a byte more: after an SSL

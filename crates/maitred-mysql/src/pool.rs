@@ -39,6 +39,8 @@ pub struct MysqlPoolConfig {
     /// Send a queued client's read-only SELECT ahead on a busy connection (transaction
     /// mode; see `relay/send_ahead.rs`).
     pub send_ahead: bool,
+    /// `database = "*"`: the pool of its address for databases no other pool is named for.
+    pub any_database: bool,
 }
 
 /// Counters specific to MySQL sessions (the pool core keeps its own).
@@ -75,6 +77,8 @@ impl MysqlCounters {
 pub struct MysqlPool {
     pub name: String,
     pub database: Option<String>,
+    /// `database = "*"`: serves the databases no other pool of its address is named for.
+    pub any_database: bool,
     pub mode: PoolMode,
     pub check_passwords: bool,
     /// user -> plaintext password; swapped whole by a reload ([`MysqlPool::set_users`]).
@@ -100,6 +104,7 @@ impl MysqlPool {
             ),
             name: cfg.name,
             database: cfg.database,
+            any_database: cfg.any_database,
             mode: cfg.mode,
             check_passwords: cfg.check_passwords,
             users: ArcSwap::from_pointee(users_of(&cfg.users)),
@@ -172,6 +177,7 @@ mod tests {
             max_client_packet: 1 << 20,
             limits: ClientLimits::new(1 << 20),
             send_ahead: true,
+            any_database: false,
         }
     }
 
@@ -185,5 +191,39 @@ mod tests {
         pool.set_users(&[]);
         assert_eq!(pool.password("app"), None);
         assert!(!pool.has_users());
+    }
+
+    #[test]
+    fn routing_named_pools_then_the_any_database_pool() {
+        let pool = |name: &str, database: Option<&str>, any_database: bool| {
+            let mut cfg = config(&[]);
+            cfg.name = name.into();
+            cfg.database = database.map(str::to_owned);
+            cfg.any_database = any_database;
+            Arc::new(MysqlPool::new(cfg))
+        };
+        let router = |pools: Vec<Arc<MysqlPool>>| crate::frontend::Router {
+            pools,
+            clients: Arc::default(),
+            tls: None,
+        };
+        let found =
+            |r: &crate::frontend::Router, db: Option<&str>| r.find(db).map(|p| p.name.clone());
+        let r = router(vec![
+            pool("any", Some("app"), true),
+            pool("reports", Some("reports"), false),
+        ]);
+        assert_eq!(found(&r, Some("reports")).as_deref(), Some("reports"));
+        assert_eq!(found(&r, Some("app")).as_deref(), Some("any"));
+        assert_eq!(found(&r, Some("other")).as_deref(), Some("any"));
+        let r = router(vec![
+            pool("app", Some("app"), false),
+            pool("reports", Some("reports"), false),
+        ]);
+        assert_eq!(
+            found(&r, Some("other")),
+            None,
+            "no * pool: unknown schemas refused"
+        );
     }
 }

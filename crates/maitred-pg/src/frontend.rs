@@ -13,7 +13,7 @@ use crate::codec::client_msgs::{self, tag};
 use crate::codec::server_msgs::{self as out, ErrorFields, Severity};
 use crate::codec::startup::{decode_startup, StartupPacket, StartupParams};
 use crate::codec::{frame, CodecError};
-use crate::error::SessionError;
+use crate::error::{BackendError, ServerErrorFields, SessionError};
 use crate::errors_to_client::{checkout_error, sqlstate};
 use crate::pool::{ClientAuth, PgPool, PoolMode};
 use crate::relay::Relay;
@@ -22,6 +22,7 @@ use crate::tls::{ClientTls, Stream};
 use bytes::BytesMut;
 use maitred_admin::{Admin, ClientIdentity};
 use maitred_frontend::admission;
+use maitred_pool::CheckoutError;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,9 +53,31 @@ impl Router {
         admission::login_timeout(self.pools.iter().map(|p| &p.limits))
     }
 
-    fn find(&self, database: &str) -> Option<&Arc<PgPool>> {
-        self.pools.iter().find(|p| p.database == database)
+    /// The pool of `database`: a pool named for it (one of a `database = "*"` pool's own
+    /// database last), else the address's `*` pool, [`Route::Create`].
+    pub fn find(&self, database: &str) -> Option<Route> {
+        let named = |wildcard: bool| {
+            self.pools
+                .iter()
+                .find(|p| p.databases.is_some() == wildcard && p.database == database)
+        };
+        if let Some(pool) = named(false).or_else(|| named(true)) {
+            return Some(Route::Pool(pool.clone()));
+        }
+        let wildcard = self.pools.iter().find(|p| p.databases.is_some())?;
+        Some(Route::Create(wildcard.clone()))
     }
+}
+
+/// Where a client's database name leads.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// A configured pool.
+    Pool(Arc<PgPool>),
+    /// A database of this `*` pool's server without a configured pool: its login is
+    /// checked by this pool, then it is served by a pool of its own
+    /// ([`crate::databases`]).
+    Create(Arc<PgPool>),
 }
 
 /// Serves one client connection to the end. The task keeps little while its client is
@@ -68,13 +91,13 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
         relay,
         cancel,
         slot,
-        user_pool,
+        guards,
     } = greeted;
     if let Err(e) = relay.run().await {
         tracing::debug!(error = %e, "client session ended with an error");
     }
     router.cancels.unregister(&cancel);
-    drop((slot, user_pool));
+    drop((slot, guards));
 }
 
 /// A client logged in and greeted: its session, and what it holds until it leaves.
@@ -83,8 +106,8 @@ struct Greeted {
     cancel: Arc<crate::cancel::CancelHandle>,
     /// Its place under its pool's max_clients.
     slot: Option<maitred_pool::ClientSlot>,
-    /// For an auth_query user, its place in its user pool.
-    user_pool: Option<crate::auth_query::user_pools::UserPoolGuard>,
+    /// Its places in pools created for it (its database's, its auth_query user's).
+    guards: Guards,
 }
 
 /// From accept to the greeting: startup, routing, authentication, the session-mode lease,
@@ -143,7 +166,7 @@ async fn log_in(tcp: TcpStream, router: &Arc<Router>) -> Option<Greeted> {
         Box::pin(login(&mut stream, &mut buf, router, startup, &mut slot)),
     )
     .await;
-    let (pool, params, user, user_pool) = match login {
+    let (pool, params, user, guards) = match login {
         Ok(Ok(Some(done))) => done,
         Ok(Ok(None)) => return None,
         Ok(Err(e)) => {
@@ -217,18 +240,19 @@ async fn log_in(tcp: TcpStream, router: &Arc<Router>) -> Option<Greeted> {
         relay,
         cancel,
         slot,
-        user_pool,
+        guards,
     })
 }
 
-/// The client's pool, startup settings and user name; for an auth_query user, its place in
-/// its user pool (held for the whole session).
-type LoggedIn = (
-    Arc<PgPool>,
-    Vec<(String, String)>,
-    String,
-    Option<crate::auth_query::user_pools::UserPoolGuard>,
-);
+/// The client's pool, startup settings and user name, and its places (held for the whole
+/// session) in the pool created for its database and in its auth_query user's pool.
+type LoggedIn = (Arc<PgPool>, Vec<(String, String)>, String, Guards);
+
+#[derive(Debug, Default)]
+struct Guards {
+    _database: Option<crate::databases::DatabaseGuard>,
+    _user: Option<crate::auth_query::user_pools::UserPoolGuard>,
+}
 
 /// Runs the startup phase. `Ok(None)`: the connection was only a cancel request or the client
 /// went away; an error was already sent to the client where one is due.
@@ -326,13 +350,17 @@ async fn login(
         .await;
     };
     let database = startup.database().unwrap_or_default().to_owned();
-    let Some(pool) = router.find(&database).cloned() else {
-        return reject(
-            stream,
-            sqlstate::INVALID_CATALOG_NAME,
-            &format!("database \"{database}\" does not exist"),
-        )
-        .await;
+    let (pool, create) = match router.find(&database) {
+        Some(Route::Pool(pool)) => (pool, false),
+        Some(Route::Create(pool)) => (pool, true),
+        None => {
+            return reject(
+                stream,
+                sqlstate::INVALID_CATALOG_NAME,
+                &format!("database \"{database}\" does not exist"),
+            )
+            .await;
+        }
     };
     tracing::Span::current().record("pool", pool.name.as_str());
     let Some(admitted) = admission::admit(&pool.client_count, &pool.name, &pool.limits) else {
@@ -345,14 +373,14 @@ async fn login(
     pool.counters
         .clients_accepted
         .fetch_add(1, Ordering::Relaxed);
-    let mut user_pool = None;
+    let mut passthrough = None;
     let authenticated = match (&pool.auth_query, pool.credentials(&user)) {
         (Some(aq), None) => {
             match crate::auth_query::login::authenticate(stream, buf, pool.client_auth, aq, &user)
                 .await
             {
-                Ok(Ok(logged_in)) => {
-                    user_pool = Some(logged_in);
+                Ok(Ok(login)) => {
+                    passthrough = Some(login);
                     Ok(())
                 }
                 Ok(Err(e)) => {
@@ -377,16 +405,40 @@ async fn login(
         }
         return Err(e);
     }
+    let mut guards = Guards::default();
+    // A database of a `*` pool without a pool of its own: its pool, created on first use.
+    let pool = match pool.databases.as_ref().filter(|_| create) {
+        Some(databases) => match databases.enter(&database) {
+            Ok((created, guard)) => {
+                guards._database = Some(guard);
+                created
+            }
+            Err(e) => {
+                tracing::warn!(pool = %pool.name, error = %e, "no pool for a client's database");
+                return reject(stream, sqlstate::TOO_MANY_CONNECTIONS, &e.to_string()).await;
+            }
+        },
+        None => pool,
+    };
     // An auth_query user is served by its own pool, logged in to the server as that user.
-    let (pool, user_guard) = match user_pool {
-        Some((user_pool, guard)) => (user_pool, Some(guard)),
-        None => (pool, None),
+    let pool = match (passthrough, &pool.auth_query) {
+        (Some(login), Some(aq)) => {
+            let (user_pool, guard) = aq.users.enter(&user, login)?;
+            guards._user = Some(guard);
+            user_pool
+        }
+        _ => pool,
     };
     // Clients are shown the settings of a real server connection: open one if none was yet.
     if pool.pool.manager().server_params().is_none() {
         if let Err(e) = pool.pool.checkout().await {
             let mut o = BytesMut::new();
-            checkout_error(&mut o, &e, Severity::Fatal);
+            match server_refusal(&e).filter(|_| create) {
+                // A created pool's database: the server's own words ("database \"x\" does
+                // not exist", 3D000; no CONNECT privilege, 42501), as straight to it.
+                Some(f) => fatal(&mut o, &f.code, &f.message, None),
+                None => checkout_error(&mut o, &e, Severity::Fatal),
+            }
             let _ = stream.write_all(&o).await;
             return Ok(None);
         }
@@ -430,7 +482,18 @@ async fn login(
             return reject(stream, sqlstate::CONNECTION_FAILURE, &msg).await;
         }
     };
-    Ok(Some((pool, settings, user, user_guard)))
+    Ok(Some((pool, settings, user, guards)))
+}
+
+/// The server's ErrorResponse, when opening a server connection failed on one.
+fn server_refusal(e: &CheckoutError<BackendError>) -> Option<&ServerErrorFields> {
+    match e {
+        CheckoutError::Connect {
+            source: BackendError::Server(fields),
+            ..
+        } => Some(fields),
+        _ => None,
+    }
 }
 
 /// Answers a 3.x startup with a minor version we do not speak, or `_pq_.` options, with

@@ -33,6 +33,7 @@ pub mod backend;
 pub mod cancel;
 pub mod codec;
 pub mod confirm;
+pub mod databases;
 pub mod error;
 pub mod errors_to_client;
 pub mod fleet;

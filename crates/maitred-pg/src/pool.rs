@@ -5,6 +5,7 @@ use crate::auth::secret::Credentials;
 use crate::auth::AuthError;
 use crate::auth_query::user_pools::UserPools;
 use crate::auth_query::{AuthQuery, AuthQueryConfig};
+use crate::databases::DatabasePools;
 use crate::manager::PgManager;
 use crate::notify::Notifier;
 use crate::sql_effects::PinReason;
@@ -54,6 +55,9 @@ pub struct PgPoolConfig {
     pub limits: ClientLimits,
     /// Users not in `users` are looked up on the server (auth_query), if set.
     pub auth_query: Option<AuthQueryConfig>,
+    /// `database = "*"`: clients naming a database no pool of the address serves get a
+    /// pool created for it from this one, at most this many at once (`max_databases`).
+    pub any_database: Option<usize>,
 }
 
 /// Counters specific to PostgreSQL sessions (the pool core keeps its own).
@@ -119,6 +123,8 @@ pub struct PgPool {
     pub auth_query: Option<AuthQuery>,
     /// What the server said of the startup parameters clients sent.
     pub startup_values: StartupValues,
+    /// With `database = "*"`: the pools created for the other databases of the server.
+    pub databases: Option<Arc<DatabasePools>>,
 }
 
 impl PgPool {
@@ -129,10 +135,14 @@ impl PgPool {
             let template = PgPoolConfig {
                 users: Vec::new(),
                 auth_query: None,
+                any_database: None,
                 ..cfg.clone()
             };
             AuthQuery::new(aq, UserPools::new(template))
         });
+        let databases = cfg
+            .any_database
+            .map(|max| Arc::new(DatabasePools::new(cfg.clone(), max)));
         let manager = PgManager::new(cfg.target, cfg.prepared_statements_per_connection);
         let notifier = Notifier::new(manager.target().clone());
         Ok(PgPool {
@@ -153,6 +163,7 @@ impl PgPool {
             clients: PoolClients::new(),
             auth_query,
             startup_values: StartupValues::default(),
+            databases,
         })
     }
 

@@ -87,6 +87,16 @@ pub struct Cli {
     #[arg(long, env = "MAITRED_BUDGET", value_name = "N|auto")]
     pub budget: Option<maitred_config::model::Budget>,
 
+    /// PostgreSQL and MySQL: clients may name any database of the upstream server, not only
+    /// the URL's (PgBouncer's `*` entry; the file's `database = "*"`). PostgreSQL: each
+    /// other database gets a pool of its own, created on first use [default: false].
+    #[arg(long, env = "MAITRED_ANY_DATABASE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub any_database: Option<bool>,
+
+    /// With --any-database: databases that may have a pool at once [default: 100].
+    #[arg(long, env = "MAITRED_MAX_DATABASES", value_name = "N")]
+    pub max_databases: Option<usize>,
+
     /// Address of the admin endpoint (overrides the file's admin.listen).
     #[arg(long, env = "MAITRED_ADMIN", value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
@@ -175,7 +185,7 @@ struct PoolFlag {
 /// The flags that describe the one-line pool; with `--config` they are an
 /// error on the command line and ignored (with a warning) from the
 /// environment.
-static POOL_FLAGS: [PoolFlag; 9] = [
+static POOL_FLAGS: [PoolFlag; 11] = [
     PoolFlag {
         id: "listen",
         flag: "--listen",
@@ -221,6 +231,16 @@ static POOL_FLAGS: [PoolFlag; 9] = [
         flag: "--budget",
         env: "MAITRED_BUDGET",
     },
+    PoolFlag {
+        id: "any_database",
+        flag: "--any-database",
+        env: "MAITRED_ANY_DATABASE",
+    },
+    PoolFlag {
+        id: "max_databases",
+        flag: "--max-databases",
+        env: "MAITRED_MAX_DATABASES",
+    },
 ];
 
 impl Cli {
@@ -262,6 +282,8 @@ impl Cli {
             self.send_ahead.is_some(),
             self.fleet.is_some(),
             self.budget.is_some(),
+            self.any_database.is_some(),
+            self.max_databases.is_some(),
         ];
         POOL_FLAGS
             .iter()
@@ -305,6 +327,8 @@ impl Cli {
         }
         one.fleet.clone_from(&self.fleet);
         one.budget = self.budget;
+        one.any_database = self.any_database.unwrap_or(false);
+        one.max_databases = self.max_databases;
         Ok(one)
     }
 
@@ -556,6 +580,22 @@ upstream = "postgres://svc:pw@db/svc"
         assert_eq!(config.admin, None);
         assert_eq!(config.log.format, LogFormat::Human);
         assert_eq!(config.runtime.workers, 0);
+    }
+
+    #[test]
+    fn any_database_flag() {
+        let _env = Env::new(&[]);
+        let base = ["--listen", "127.0.0.1:6432", "--upstream", UPSTREAM];
+        let pool = |extra: &[&str]| {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            load(&parse(&args).unwrap()).unwrap().config.pools.remove(0)
+        };
+        assert!(!pool(&[]).any_database());
+        let any = pool(&["--any-database", "--max-databases", "7"]);
+        assert!(any.any_database());
+        assert_eq!((any.name.as_str(), any.own_database()), ("appdb", "appdb"));
+        assert_eq!(any.max_databases(), 7);
+        assert!(!pool(&["--any-database", "false"]).any_database());
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use super::cache::Answer;
 use super::lookup::LookupError;
-use super::user_pools::UserPoolGuard;
 use super::AuthQuery;
 use crate::auth::passthrough::PassthroughLogin;
 use crate::auth::scram::{ScramServer, MECHANISM};
@@ -15,15 +14,13 @@ use crate::codec::client_msgs;
 use crate::codec::server_msgs as out;
 use crate::error::SessionError;
 use crate::frontend::{read_login_message, write};
-use crate::pool::{ClientAuth, PgPool};
+use crate::pool::ClientAuth;
 use crate::tls::Stream;
 use bytes::BytesMut;
-use std::sync::Arc;
 
-/// A client of an auth_query user, logged in: its user's pool and its place in it.
-pub type UserLogin = (Arc<PgPool>, UserPoolGuard);
-
-/// Looks `user` up and runs the exchange. `Ok(Err(_))`: the lookup failed (the client gets
+/// Looks `user` up and runs the exchange; returns how maitred logs in to the server as
+/// `user` (the caller enters the user's pool with it, in the pool of the client's
+/// database). `Ok(Err(_))`: the lookup failed (the client gets
 /// 08006); `Err(SessionError::Auth(_))`: wrong password or no such user (28P01).
 ///
 /// A secret found in the cache is looked up again while the client answers the first
@@ -38,7 +35,7 @@ pub async fn authenticate(
     client_auth: ClientAuth,
     aq: &AuthQuery,
     user: &str,
-) -> Result<Result<UserLogin, LookupError>, SessionError> {
+) -> Result<Result<PassthroughLogin, LookupError>, SessionError> {
     let began = tokio::time::Instant::now();
     let (secret, cached) = match aq.secret_of(user).await {
         Ok(found) => found,
@@ -57,7 +54,7 @@ pub async fn authenticate(
         }
         (None, None) => scram_exchange(stream, buf, user, None, None).await?,
     };
-    Ok(Ok(aq.users.enter(user, login)?))
+    Ok(Ok(login))
 }
 
 /// A cached secret to check with the server during the login.

@@ -233,6 +233,7 @@ mod tests {
             send_ahead: true,
             limits: maitred_pool::ClientLimits::new(1 << 20),
             auth_query: None,
+            any_database: None,
         }
     }
 

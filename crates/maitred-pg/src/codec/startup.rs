@@ -40,7 +40,10 @@ impl StartupParams {
     }
     /// The database; PostgreSQL defaults it to the user name.
     pub fn database(&self) -> Option<&str> {
-        self.get("database").or_else(|| self.user())
+        // As the server: an empty database name means the user's.
+        self.get("database")
+            .filter(|d| !d.is_empty())
+            .or_else(|| self.user())
     }
 }
 
@@ -137,6 +140,15 @@ mod tests {
         assert_eq!(p.database(), Some("app"));
         assert_eq!(p.get("application_name"), Some("psql"));
         assert!(buf.is_empty());
+        let mut buf = startup_bytes(&[("user", "app"), ("database", "")]);
+        let Some(StartupPacket::Startup(p)) = decode_startup(&mut buf).expect("valid") else {
+            panic!("not a startup")
+        };
+        assert_eq!(
+            p.database(),
+            Some("app"),
+            "an empty name is the user's, as the server"
+        );
     }
 
     #[test]

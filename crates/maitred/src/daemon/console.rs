@@ -122,6 +122,12 @@ fn pool_entries(p: &PoolConfig) -> Vec<ConfigEntry> {
             d.client_database().to_owned(),
             false,
         ),
+        row(
+            &key("max_databases"),
+            p.max_databases().to_string(),
+            d.max_databases().to_string(),
+            true,
+        ),
         row(&key("mode"), p.mode.to_string(), d.mode.to_string(), false),
         row(&key("size"), p.size.to_string(), d.size.to_string(), true),
         row(

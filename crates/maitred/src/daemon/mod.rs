@@ -1,6 +1,7 @@
 //! Builds the pools and listeners a configuration describes, one module per protocol, and
 //! runs them until a signal.
 
+mod any_database;
 mod console;
 mod fleet;
 mod lifecycle;

@@ -33,7 +33,7 @@ fn mysql_pool_config(p: &PoolConfig) -> MysqlPoolConfig {
     let settings = super::pool_settings(p);
     let socket = maitred_mysql::tls::server_socket(&up.params);
     let (server, password) = super::upstream_server(up, socket);
-    let database = Some(p.client_database().to_owned()).filter(|d| !d.is_empty());
+    let database = Some(p.own_database().to_owned()).filter(|d| !d.is_empty());
     MysqlPoolConfig {
         name: p.name.clone(),
         database,
@@ -58,6 +58,7 @@ fn mysql_pool_config(p: &PoolConfig) -> MysqlPoolConfig {
         max_client_packet: p.max_message_size(),
         limits: super::client_limits(p),
         send_ahead: p.send_ahead,
+        any_database: p.any_database(),
     }
 }
 

@@ -107,6 +107,9 @@ impl ProtocolPool for PgPool {
                 waiting.push("users");
             }
         }
+        if let Some(databases) = &self.databases {
+            super::any_database::apply(databases, old, new, &cfg);
+        }
         if old.upstream != new.upstream {
             new_upstream(&self.pool, new, |m| m.set_target(cfg.target));
         }
@@ -115,6 +118,9 @@ impl ProtocolPool for PgPool {
     fn retire(&self) {
         if let Some(aq) = &self.auth_query {
             aq.users.close_all();
+        }
+        if let Some(databases) = &self.databases {
+            databases.close_all();
         }
     }
 }
@@ -153,14 +159,14 @@ fn param<'a>(p: &'a PoolConfig, name: &str) -> Option<&'a str> {
 const SOCKET_DIR_PARAM: &str = "host";
 
 /// Maps a configured pool to the PostgreSQL crate's pool description.
-fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
+pub(super) fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
     let up = &p.upstream;
     let settings = super::pool_settings(p);
     let socket = param(p, SOCKET_DIR_PARAM).map(|dir| socket_in(Path::new(dir), up.port));
     let (server, password) = super::upstream_server(up, socket);
     let mut cfg = PgPoolConfig {
         name: p.name.clone(),
-        database: p.client_database().to_owned(),
+        database: p.own_database().to_owned(),
         mode: p.mode,
         client_auth: match p.client_auth {
             ClientAuth::ScramSha256 => maitred_pg::ClientAuth::ScramSha256,
@@ -188,6 +194,7 @@ fn pg_pool_config(p: &PoolConfig) -> Result<PgPoolConfig, DaemonError> {
         send_ahead: p.send_ahead,
         limits: super::client_limits(p),
         auth_query: None,
+        any_database: p.any_database().then(|| p.max_databases()),
     };
     cfg.auth_query = auth_query_config(p, &cfg.target);
     Ok(cfg)
@@ -215,9 +222,9 @@ fn auth_query_config(p: &PoolConfig, upstream: &ServerTarget) -> Option<AuthQuer
 
 /// Registers each auth_query user's pool with the admin endpoint while it is open, as
 /// `<pool>/<user>`.
-struct UserPoolMetrics {
-    admin: std::sync::Weak<Admin>,
-    config: PoolConfig,
+pub(super) struct UserPoolMetrics {
+    pub(super) admin: std::sync::Weak<Admin>,
+    pub(super) config: PoolConfig,
 }
 
 impl UserPoolHooks for UserPoolMetrics {
@@ -225,6 +232,7 @@ impl UserPoolHooks for UserPoolMetrics {
         if let Some(admin) = self.admin.upgrade() {
             let mut facts = PoolFacts::of(&self.config, pool.clients.clone());
             facts.server_user = pool.pool.manager().target().user.clone();
+            facts.database = pool.database.clone();
             admin.register(Arc::new(Observed {
                 handle: handle(pool),
                 listen: self.config.listen,
@@ -239,7 +247,7 @@ impl UserPoolHooks for UserPoolMetrics {
     }
 }
 
-fn handle(pool: &Arc<PgPool>) -> PoolHandle<PgPool, PgManager> {
+pub(super) fn handle(pool: &Arc<PgPool>) -> PoolHandle<PgPool, PgManager> {
     PoolHandle {
         pool: pool.clone(),
         core: pool.pool.clone(),
@@ -268,14 +276,20 @@ pub async fn start(pools: &[&PoolConfig], to: &mut Starting<'_>) -> Result<(), D
                 config: (*p).clone(),
             }));
         }
+        if let Some(databases) = &pool.databases {
+            databases.set_hooks(super::any_database::metrics(to.admin, p));
+        }
         let pool = Arc::new(pool);
-        let facts = PoolFacts::of(p, pool.clients.clone());
+        let mut facts = PoolFacts::of(p, pool.clients.clone());
+        facts.database = pool.database.clone();
         to.serve_pool(handle(&pool), p.listen, facts);
         by_addr.add(p, pool)?;
     }
     for (addr, tls, pools) in by_addr.into_addresses() {
         let listener = to.bind(addr)?;
-        listening(addr, "postgres", pools.iter().map(|p| p.database.as_str()));
+        let any = pools.iter().any(|p| p.databases.is_some()).then_some("*");
+        let databases = pools.iter().map(|p| p.database.as_str()).chain(any);
+        listening(addr, "postgres", databases);
         let router = Arc::new(Router {
             pools,
             console: Some(to.admin.clone()),
