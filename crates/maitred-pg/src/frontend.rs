@@ -84,7 +84,8 @@ pub enum Route {
 /// idle: the login runs in a future of its own on the heap, freed once the client is
 /// greeted, and the relay keeps its large futures boxed while the client is busy.
 pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
-    let Some(greeted) = Box::pin(log_in(tcp, &router)).await else {
+    let login = boxed_log_in(tcp, &router);
+    let Some(greeted) = login.await else {
         return;
     };
     let Greeted {
@@ -100,9 +101,18 @@ pub async fn serve_client(tcp: TcpStream, router: Arc<Router>) {
     drop((slot, guards));
 }
 
+/// [`log_in`] on the heap. (A plain function: a future boxed inside an `.await`
+/// expression still takes room in the caller's future, as a temporary of that statement.)
+fn boxed_log_in<'a>(
+    tcp: TcpStream,
+    router: &'a Arc<Router>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Greeted>> + Send + 'a>> {
+    Box::pin(log_in(tcp, router))
+}
+
 /// A client logged in and greeted: its session, and what it holds until it leaves.
 struct Greeted {
-    relay: Relay,
+    relay: Box<Relay>,
     cancel: Arc<crate::cancel::CancelHandle>,
     /// Its place under its pool's max_clients.
     slot: Option<maitred_pool::ClientSlot>,
@@ -227,7 +237,7 @@ async fn log_in(tcp: TcpStream, router: &Arc<Router>) -> Option<Greeted> {
         addr: peer,
         tls: stream.is_tls(),
     });
-    let relay = Relay::new(
+    let relay = Box::new(Relay::new(
         stream,
         buf,
         pool.clone(),
@@ -235,7 +245,7 @@ async fn log_in(tcp: TcpStream, router: &Arc<Router>) -> Option<Greeted> {
         cancel.clone(),
         ticket,
         session_lease,
-    );
+    ));
     Some(Greeted {
         relay,
         cancel,
@@ -650,4 +660,34 @@ async fn reject(
     fatal(&mut o, code, message, None);
     let _ = stream.write_all(&o).await;
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle client costs its task's future and its boxed session (docs/benchmarks.md,
+    /// "Memory per idle client"). The future holds the login only as a pointer, and the
+    /// session only boxed: a future inlined by mistake (an async fn keeps its arguments
+    /// twice; a future boxed inside an `.await` expression stays a temporary of it) would
+    /// multiply what every idle client costs.
+    #[tokio::test]
+    async fn a_client_task_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let tcp = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let router = Arc::new(Router {
+            pools: vec![],
+            console: None,
+            cancels: Default::default(),
+            tls: None,
+        });
+        let task = serve_client(tcp, router);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1024, "the client task's future is {size} bytes");
+        assert!(std::mem::size_of::<Relay>() <= 1024);
+    }
 }

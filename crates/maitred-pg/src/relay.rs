@@ -213,8 +213,9 @@ impl Relay {
     }
 
     /// Runs the session until the client leaves; the lease it holds, if any, is released,
-    /// reset or closed on the way out.
-    pub async fn run(mut self) -> Result<(), SessionError> {
+    /// reset or closed on the way out. (Boxed: an async fn keeps its argument twice, and
+    /// the session's state is most of what an idle client costs.)
+    pub async fn run(mut self: Box<Self>) -> Result<(), SessionError> {
         let kill = self.ticket.kill_signal();
         let result = tokio::select! {
             r = self.run_loop() => r,

@@ -22,6 +22,20 @@ enum Event {
     Limit,
 }
 
+/// What an idle session wakes up to do.
+enum Busy {
+    /// The client sent something (`read`: read it first).
+    Activation {
+        read: bool,
+    },
+    Limit,
+    Shutdown,
+    Notification(Bytes),
+}
+
+type BusyFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Flow, SessionError>> + Send + 'a>>;
+
 /// What ended an idle wait.
 enum Wake {
     /// The client sent something (or closed).
@@ -39,7 +53,8 @@ impl Relay {
     /// in a future of its own on the heap while the client is busy (`activation`).
     pub(super) async fn run_loop(&mut self) -> Result<(), SessionError> {
         // What the client sent behind its login comes first.
-        if Box::pin(self.activation(false)).await? == Flow::ClientDone {
+        let first = self.boxed(Busy::Activation { read: false });
+        if first.await? == Flow::ClientDone {
             return Ok(());
         }
         // One drain subscription for the whole session, not one per wait: a new one joins
@@ -65,20 +80,35 @@ impl Relay {
                     () = maitred_pool::sleep_until(deadline) => Wake::Limit,
                 },
             };
-            let flow = match wake {
-                Wake::Client(Ok(())) => Box::pin(self.activation(true)).await?,
+            let busy = match wake {
+                Wake::Client(Ok(())) => Busy::Activation { read: true },
                 Wake::Client(Err(e)) => return Err(SessionError::ClientIo(e)),
-                Wake::Limit => Box::pin(self.limit_reached()).await,
-                Wake::Shutdown => {
-                    Box::pin(self.say_shutting_down()).await;
-                    Flow::ClientDone
-                }
-                Wake::Notification(n) => Box::pin(self.deliver_notification(n)).await?,
+                Wake::Limit => Busy::Limit,
+                Wake::Shutdown => Busy::Shutdown,
+                Wake::Notification(n) => Busy::Notification(n),
             };
-            if flow == Flow::ClientDone {
+            let work = self.boxed(busy);
+            if work.await? == Flow::ClientDone {
                 return Ok(());
             }
         }
+    }
+
+    /// The work of a wake-up, in a future on the heap: freed once the client is idle again,
+    /// so an idle session's future stays small. (A plain function: a future boxed inside an
+    /// `.await` expression still takes room in the caller's future.)
+    fn boxed(&mut self, busy: Busy) -> BusyFuture<'_> {
+        Box::pin(async move {
+            match busy {
+                Busy::Activation { read } => self.activation(read).await,
+                Busy::Limit => Ok(self.limit_reached().await),
+                Busy::Shutdown => {
+                    self.say_shutting_down().await;
+                    Ok(Flow::ClientDone)
+                }
+                Busy::Notification(n) => self.deliver_notification(n).await,
+            }
+        })
     }
 
     /// The client is busy: from what it sent (`read`: read it first, the idle wait saw the
