@@ -24,10 +24,8 @@ enum Event {
 
 /// What an idle session wakes up to do.
 enum Busy {
-    /// The client sent something (`read`: read it first).
-    Activation {
-        read: bool,
-    },
+    /// The client sent something (read into the session's buffer).
+    Activation,
     Limit,
     Shutdown,
     Notification(Bytes),
@@ -53,7 +51,7 @@ impl Relay {
     /// in a future of its own on the heap while the client is busy (`activation`).
     pub(super) async fn run_loop(&mut self) -> Result<(), SessionError> {
         // What the client sent behind its login comes first.
-        let first = self.boxed(Busy::Activation { read: false });
+        let first = self.boxed(Busy::Activation);
         if first.await? == Flow::ClientDone {
             return Ok(());
         }
@@ -81,7 +79,21 @@ impl Relay {
                 },
             };
             let busy = match wake {
-                Wake::Client(Ok(())) => Busy::Activation { read: true },
+                Wake::Client(Ok(())) => {
+                    // Read before anything is allocated for the work: a wake-up may find
+                    // nothing (the readiness left from the last read, a partial TLS record).
+                    buffers::ensure(&mut self.crbuf);
+                    match self.client.read_now(&mut self.crbuf) {
+                        None => continue,
+                        Some(Ok(0)) => return Ok(()),
+                        Some(Ok(n)) => {
+                            self.clock.client_active();
+                            self.ticket.traffic().received(n);
+                            Busy::Activation
+                        }
+                        Some(Err(e)) => return Err(SessionError::ClientIo(e)),
+                    }
+                }
                 Wake::Client(Err(e)) => return Err(SessionError::ClientIo(e)),
                 Wake::Limit => Busy::Limit,
                 Wake::Shutdown => Busy::Shutdown,
@@ -100,7 +112,7 @@ impl Relay {
     fn boxed(&mut self, busy: Busy) -> BusyFuture<'_> {
         Box::pin(async move {
             match busy {
-                Busy::Activation { read } => self.activation(read).await,
+                Busy::Activation => self.activation().await,
                 Busy::Limit => Ok(self.limit_reached().await),
                 Busy::Shutdown => {
                     self.say_shutting_down().await;
@@ -111,22 +123,10 @@ impl Relay {
         })
     }
 
-    /// The client is busy: from what it sent (`read`: read it first, the idle wait saw the
-    /// socket readable) until it holds no server connection and nothing is pending.
-    async fn activation(&mut self, read: bool) -> Result<Flow, SessionError> {
+    /// The client is busy: from what it sent until it holds no server connection and
+    /// nothing is pending.
+    async fn activation(&mut self) -> Result<Flow, SessionError> {
         self.lend_buffers();
-        if read {
-            match self.client.read_now(&mut self.crbuf) {
-                // Readable, yet nothing to read (a partial TLS record): wait again.
-                None => return Ok(Flow::Continue),
-                Some(Ok(0)) => return Ok(Flow::ClientDone),
-                Some(Ok(n)) => {
-                    self.clock.client_active();
-                    self.ticket.traffic().received(n);
-                }
-                Some(Err(e)) => return Err(SessionError::ClientIo(e)),
-            }
-        }
         if self.handle_client_bytes().await? == Flow::ClientDone {
             return Ok(Flow::ClientDone);
         }
