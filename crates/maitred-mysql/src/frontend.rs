@@ -89,38 +89,64 @@ impl Router {
     }
 }
 
-/// Serves one client connection to the end.
+/// Serves one client connection to the end. The task keeps little while its client is
+/// idle: the login runs in a future of its own on the heap, freed once the client is in,
+/// and the relay keeps its large futures boxed while the client is busy.
 pub async fn serve_client(tcp: TcpStream, peer: SocketAddr, router: Arc<Router>) {
+    let connection_id = next_connection_id();
+    tracing::Span::current().record("id", connection_id);
+    // This client's place under its pool's max_clients, held until it leaves.
+    let mut slot = None;
+    let login = boxed_log_in(tcp, peer, &router, connection_id, &mut slot);
+    if let Some(relay) = login.await {
+        if let Err(e) = relay.run().await {
+            tracing::debug!(error = %e, "client session ended with an error");
+        }
+    }
+    router.clients.unregister(connection_id);
+    drop(slot);
+}
+
+/// [`log_in`] on the heap. (A plain function: a future boxed inside an `.await`
+/// expression still takes room in the caller's future, as a temporary of that statement.)
+fn boxed_log_in<'a>(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    router: &'a Arc<Router>,
+    connection_id: u32,
+    slot: &'a mut Option<maitred_pool::ClientSlot>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Box<Relay>>> + Send + 'a>> {
+    Box::pin(log_in(tcp, peer, router, connection_id, slot))
+}
+
+/// From accept to the client's session: the handshake, TLS, authentication. `None`: the
+/// client is gone or was told why not.
+async fn log_in(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    router: &Arc<Router>,
+    connection_id: u32,
+    slot: &mut Option<maitred_pool::ClientSlot>,
+) -> Option<Box<Relay>> {
     let _ = tcp.set_nodelay(true);
     // `None` only while (or after a failed) TLS handshake replaces the plain socket.
     let mut stream = Some(Stream::Plain(tcp));
-    let connection_id = next_connection_id();
-    tracing::Span::current().record("id", connection_id);
     let mut buf = BytesMut::with_capacity(1024);
-    // This client's place under its pool's max_clients, held until it leaves.
-    let mut slot = None;
     let login_timeout = router.login_timeout();
     // The drain lets a login under way finish rather than cut it.
     let logging_in = maitred_pool::shutdown::LoginInProgress::new();
     let login = tokio::time::timeout(
         login_timeout,
-        login(
-            &mut stream,
-            &mut buf,
-            &router,
-            connection_id,
-            peer,
-            &mut slot,
-        ),
+        login(&mut stream, &mut buf, router, connection_id, peer, slot),
     )
     .await;
     drop(logging_in);
     let session = match login {
         Ok(Ok(Some(s))) => s,
-        Ok(Ok(None)) => return,
+        Ok(Ok(None)) => return None,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "client login failed");
-            return;
+            return None;
         }
         Err(_) => {
             let mut o = BytesMut::new();
@@ -128,18 +154,11 @@ pub async fn serve_client(tcp: TcpStream, peer: SocketAddr, router: Arc<Router>)
             if let Some(stream) = stream.as_mut() {
                 let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&o)).await;
             }
-            return;
+            return None;
         }
     };
-    let Some(stream) = stream else {
-        return;
-    };
-    let pool_name = session.pool.name.clone();
-    let relay = Relay::new(stream, buf, session);
-    if let Err(e) = relay.run().await {
-        tracing::debug!(pool = %pool_name, error = %e, "client session ended with an error");
-    }
-    router.clients.unregister(connection_id);
+    let stream = stream?;
+    Some(Box::new(Relay::new(stream, buf, session)))
 }
 
 /// Learns what the server looks like (version, capabilities), opening a connection the

@@ -35,16 +35,15 @@ use crate::pool::{MysqlPool, PinReason};
 use crate::statements::{ClientStatements, StmtFacts};
 use crate::tls::Stream;
 use bytes::BytesMut;
-use maitred_admin::{ClientState, ClientTicket};
+use maitred_admin::ClientTicket;
 use maitred_frontend::flush::{flush, flush_to_server};
-use maitred_frontend::LinkError;
 use maitred_pool::{ClientClock, Lease, Successor};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
 
 mod checkout;
 mod commands;
+mod event_loop;
 mod isolation;
 mod prepared;
 mod send_ahead;
@@ -182,7 +181,9 @@ impl Relay {
 
     /// Runs the session until the client leaves; the lease it holds, if any, is released,
     /// reset or closed on the way out.
-    pub async fn run(mut self) -> Result<(), SessionError> {
+    /// (Boxed: an async fn keeps its argument twice, and the session's state is most of
+    /// what an idle client costs.)
+    pub async fn run(mut self: Box<Self>) -> Result<(), SessionError> {
         let kill = self.s.ticket.kill_signal();
         let result = tokio::select! {
             r = self.run_loop() => r,
@@ -230,103 +231,10 @@ impl Relay {
         result
     }
 
-    fn busy(&self) -> bool {
+    pub(super) fn busy(&self) -> bool {
         self.lease
             .as_deref()
             .is_some_and(|c| c.scanner.is_busy() || c.unread_body > 0)
-    }
-
-    async fn run_loop(&mut self) -> Result<(), SessionError> {
-        // One drain subscription for the session, not one per wait (each would join and
-        // leave the process-wide waiter list); never polled again once it fired.
-        let shutdown = maitred_pool::shutdown::wait();
-        tokio::pin!(shutdown);
-        loop {
-            self.s.ticket.set_state(if self.lease.is_some() {
-                ClientState::Active
-            } else {
-                ClientState::Idle
-            });
-            if !self.busy() && self.handle_client_commands().await? == Flow::ClientDone {
-                return Ok(());
-            }
-            let handle = self.s.handle.clone();
-            if self.infile {
-                let n = self
-                    .client
-                    .read_buf(&mut self.crbuf)
-                    .await
-                    .map_err(SessionError::ClientIo)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                self.s.ticket.traffic().received(n);
-                self.relay_file_packets().await?;
-                continue;
-            }
-            if self.busy() && std::mem::take(&mut self.server_bytes_pending) {
-                self.handle_server_bytes().await?;
-                continue;
-            }
-            if self.busy() {
-                let deadline = self.limit_deadline();
-                let Some(server) = self.lease.as_deref_mut() else {
-                    continue;
-                };
-                let r = tokio::select! {
-                    r = server.stream.read_buf(&mut server.rbuf) => Some(r),
-                    () = maitred_pool::sleep_until(deadline) => None,
-                };
-                let Some(r) = r else {
-                    if self.limit_reached().await == Flow::ClientDone {
-                        return Ok(());
-                    }
-                    continue;
-                };
-                match r {
-                    Ok(0) => self.server_lost(LinkError::Closed.into()).await?,
-                    Ok(_) => self.handle_server_bytes().await?,
-                    Err(e) => self.server_lost(e.into()).await?,
-                }
-            } else {
-                let deadline = self.limit_deadline();
-                // Only a client between transactions (no lease) is let go by the drain.
-                let idle = self.lease.is_none();
-                let n = tokio::select! {
-                    () = &mut shutdown, if idle => {
-                        // MySQL clients expect no unsolicited packet: an idle one is simply
-                        // closed, as a server that shuts down does (drivers reconnect).
-                        tracing::debug!(pool = %self.s.pool.name, "drain: idle client closed");
-                        return Ok(());
-                    }
-                    () = maitred_pool::sleep_until(deadline) => {
-                        if self.limit_reached().await == Flow::ClientDone {
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                    r = self.client.read_buf(&mut self.crbuf) => {
-                        let n = r.map_err(SessionError::ClientIo)?;
-                        self.s.ticket.traffic().received(n);
-                        n
-                    }
-                    () = handle.killed() => {
-                        self.err_locally(code::CONNECTION_KILLED, "70100", "Connection was killed");
-                        let _ = self.flush_client().await;
-                        return Ok(());
-                    }
-                };
-                if n == 0 {
-                    return Ok(());
-                }
-                self.clock.client_active();
-            }
-            if self.s.handle.is_killed() && !self.busy() {
-                self.err_locally(code::CONNECTION_KILLED, "70100", "Connection was killed");
-                let _ = self.flush_client().await;
-                return Ok(());
-            }
-        }
     }
 
     /// LOAD DATA LOCAL: forwards the client's file packets as they are (their sequence ids
