@@ -10,7 +10,7 @@
 //!   (reload, shutdown).
 //! - `clients.rs`: [`PoolClients`], every client of a pool (state, identity, KILL) for
 //!   `maitred_clients{state}`, the console's SHOW CLIENTS and KILL.
-//! - `console.rs`: [`console::Console`], the admin console's commands (SHOW POOLS, KILL,
+//! - `console/`: [`console::Console`], the admin console's commands (SHOW POOLS, KILL,
 //!   PAUSE...), answered as tables any protocol's front end can put on the wire.
 //! - `traffic.rs`: [`Traffic`], bytes and queries relayed per pool.
 //! - `reach.rs`: whether a pool's server is currently reachable, from its counters.
