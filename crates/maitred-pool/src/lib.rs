@@ -12,6 +12,8 @@
 //! - `checkout.rs`: the checkout path (lock-free fast path, wait queue, connect).
 //! - `shared.rs`: state shared by handles, leases and maintenance: slot
 //!   accounting, the lock-free idle queue, hand-off to waiters, close.
+//! - `pooled.rs`: a pooled connection (boxed once, with its times) and the verdicts on it
+//!   (reuse, health, why opening failed).
 //! - `idle.rs`: idle connections, most recently returned first (lock-free).
 //! - `waiters.rs`: the FIFO queue of parked checkouts (the pool's only lock).
 //! - `sweeper.rs`: the one task per pool that times out parked checkouts
@@ -63,6 +65,7 @@ mod maintenance;
 mod manager;
 mod mode;
 mod pool;
+mod pooled;
 mod reset;
 mod saturation;
 mod settings;
