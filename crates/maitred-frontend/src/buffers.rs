@@ -53,6 +53,20 @@ pub fn give_back(buf: &mut BytesMut) {
     });
 }
 
+/// A session going idle gives back each of its empty buffers ([`give_back`]).
+pub fn park_all<const N: usize>(bufs: [&mut BytesMut; N]) {
+    for buf in bufs {
+        give_back(buf);
+    }
+}
+
+/// A session going busy gets a buffer wherever it has none ([`ensure`]).
+pub fn lend_all<const N: usize>(bufs: [&mut BytesMut; N]) {
+    for buf in bufs {
+        ensure(buf);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -195,15 +195,11 @@ impl Relay {
     /// Going idle: the session's empty buffers go back to the worker's spares
     /// (`maitred_frontend::buffers`); one holding part of a packet stays.
     fn park_buffers(&mut self) {
-        for buf in [&mut self.crbuf, &mut self.cwbuf, &mut self.swbuf] {
-            buffers::give_back(buf);
-        }
+        buffers::park_all([&mut self.crbuf, &mut self.cwbuf, &mut self.swbuf]);
     }
 
     /// Going busy: buffers from the worker's spares.
     fn lend_buffers(&mut self) {
-        for buf in [&mut self.crbuf, &mut self.cwbuf, &mut self.swbuf] {
-            buffers::ensure(buf);
-        }
+        buffers::lend_all([&mut self.crbuf, &mut self.cwbuf, &mut self.swbuf]);
     }
 }
