@@ -42,5 +42,6 @@ async fn serve_client(stream: TcpStream, pool: Arc<MongoPool>, tls: Option<Clien
         }
     };
     let required = tls.as_ref().is_some_and(|t| t.required);
-    Session::new(client, pool).require_tls(required).run().await;
+    let session = Box::new(Session::new(client, pool).require_tls(required));
+    session.run().await;
 }

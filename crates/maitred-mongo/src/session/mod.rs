@@ -24,11 +24,12 @@ use crate::tls::Stream;
 use bson::RawDocument;
 use bytes::BytesMut;
 use maitred_admin::{ClientIdentity, ClientTicket};
+use maitred_frontend::buffers;
 use maitred_pool::{ClientClock, ClientSlot, Lease};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 mod awaitable;
 mod forward;
@@ -41,6 +42,9 @@ pub(crate) use sasl::binary;
 use sasl::Conversation;
 
 static NEXT_CONNECTION_ID: AtomicI64 = AtomicI64::new(1);
+
+type RequestFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, SessionError>> + Send + 'a>>;
 
 /// How a reply goes back: OP_MSG, or OP_REPLY for a legacy OP_QUERY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,8 +128,10 @@ impl Session {
         self
     }
 
-    /// Serves the client to the end, then cleans up what it left on the server.
-    pub async fn run(mut self) {
+    /// Serves the client to the end, then cleans up what it left on the server. (Boxed: an
+    /// async fn keeps its argument twice, and the session is most of what an idle client
+    /// costs.)
+    pub async fn run(mut self: Box<Self>) {
         let kill = self.ticket.kill_signal();
         let served = tokio::select! {
             r = self.serve() => r,
@@ -166,12 +172,15 @@ impl Session {
                 if let Some(frame) = self.decode_request(max).await? {
                     break frame;
                 }
+                // Waiting for the client: no buffer is held unless part of a message is
+                // in (an idle client costs its socket and its session state).
+                buffers::give_back(&mut self.crbuf);
                 let deadline = self.limit_deadline();
                 // While pinned, also wake when the transaction ends through another
                 // client connection, to release the server connection at once.
-                let n = match self.pin.clone() {
+                match self.pin.clone() {
                     Some(pin) => tokio::select! {
-                        r = self.client.read_buf(&mut self.crbuf) => r,
+                        r = self.client.readable() => r,
                         _ = pin.notify.notified() => {
                             self.release_ended_pin();
                             continue;
@@ -182,7 +191,7 @@ impl Session {
                         }
                     },
                     None => tokio::select! {
-                        r = self.client.read_buf(&mut self.crbuf) => r,
+                        r = self.client.readable() => r,
                         () = maitred_pool::sleep_until(deadline) => {
                             self.limit_reached();
                             return Ok(());
@@ -190,61 +199,77 @@ impl Session {
                     },
                 }
                 .map_err(SessionError::ClientIo)?;
-                if n == 0 {
-                    return Ok(());
+                buffers::ensure(&mut self.crbuf);
+                match self.client.read_now(&mut self.crbuf) {
+                    // Readable, yet nothing to read (a partial TLS record): wait again.
+                    None => continue,
+                    Some(Ok(0)) => return Ok(()),
+                    Some(Ok(n)) => self.ticket.traffic().received(n),
+                    Some(Err(e)) => return Err(SessionError::ClientIo(e)),
                 }
-                self.ticket.traffic().received(n);
             };
-            let kind = if h.op_code == OpCode::Query {
-                ReplyKind::Legacy
-            } else {
-                ReplyKind::Msg
-            };
-            if self.refuse_plain {
-                tracing::info!(pool = %self.pool.name, "client refused: tls_required and the client did not use TLS");
-                let doc = crate::tls::plain_refused(&self.pool.name);
-                self.reply(kind, h.request_id, &doc).await?;
+            let work = self.boxed_request(h, msg);
+            if !work.await? {
                 return Ok(());
-            }
-            if self.slot.is_none() {
-                let max_clients = self.pool.limits.max_clients;
-                tracing::warn!(pool = %self.pool.name, max_clients, "client refused: max_clients reached");
-                let doc = crate::limits::too_many_clients(&self.pool.name, max_clients);
-                self.reply(kind, h.request_id, &doc).await?;
-                return Ok(());
-            }
-            self.reply_compressor = None;
-            let (h, msg) = if h.op_code == OpCode::Compressed {
-                let Some((c, inner)) = self.decompress_request(h, &msg, max).await? else {
-                    return Ok(());
-                };
-                self.reply_compressor = Some(c);
-                let h = Header::peek(&inner, max)?
-                    .ok_or(crate::codec::CodecError::Malformed("OP_COMPRESSED"))?;
-                (h, inner)
-            } else {
-                (h, msg)
-            };
-            let plain_hello = !self.authenticated && plain_hello(h.op_code, &msg);
-            if self.request_received(plain_hello) {
-                // Out of time to log in, however many handshake messages keep coming.
-                self.limit_reached();
-                return Ok(());
-            }
-            if maitred_pool::shutdown::started() && !self.allowed_while_draining(h.op_code, &msg) {
-                return self.refuse_while_draining(h, &msg).await;
-            }
-            match h.op_code {
-                OpCode::Msg => self.on_msg(h, msg).await?,
-                OpCode::Query => self.on_query(h, &msg).await?,
-                other => {
-                    return Err(crate::codec::CodecError::UnsupportedOpCode(other.as_i32()).into())
-                }
-            }
-            if self.crbuf.is_empty() && self.crbuf.capacity() > 64 * 1024 {
-                self.crbuf = BytesMut::with_capacity(1024);
             }
         }
+    }
+
+    /// Serves one request, in a future on the heap that exists only while it is served.
+    /// (A plain function: a future boxed inside an `.await` expression still takes room
+    /// in the caller's future.) `Ok(false)`: the session ends.
+    fn boxed_request(&mut self, h: Header, msg: BytesMut) -> RequestFuture<'_> {
+        Box::pin(self.request(h, msg))
+    }
+
+    async fn request(&mut self, h: Header, msg: BytesMut) -> Result<bool, SessionError> {
+        let max = self.max_message();
+        let kind = if h.op_code == OpCode::Query {
+            ReplyKind::Legacy
+        } else {
+            ReplyKind::Msg
+        };
+        if self.refuse_plain {
+            tracing::info!(pool = %self.pool.name, "client refused: tls_required and the client did not use TLS");
+            let doc = crate::tls::plain_refused(&self.pool.name);
+            self.reply(kind, h.request_id, &doc).await?;
+            return Ok(false);
+        }
+        if self.slot.is_none() {
+            let max_clients = self.pool.limits.max_clients;
+            tracing::warn!(pool = %self.pool.name, max_clients, "client refused: max_clients reached");
+            let doc = crate::limits::too_many_clients(&self.pool.name, max_clients);
+            self.reply(kind, h.request_id, &doc).await?;
+            return Ok(false);
+        }
+        self.reply_compressor = None;
+        let (h, msg) = if h.op_code == OpCode::Compressed {
+            let Some((c, inner)) = self.decompress_request(h, &msg, max).await? else {
+                return Ok(false);
+            };
+            self.reply_compressor = Some(c);
+            let h = Header::peek(&inner, max)?
+                .ok_or(crate::codec::CodecError::Malformed("OP_COMPRESSED"))?;
+            (h, inner)
+        } else {
+            (h, msg)
+        };
+        let plain_hello = !self.authenticated && plain_hello(h.op_code, &msg);
+        if self.request_received(plain_hello) {
+            // Out of time to log in, however many handshake messages keep coming.
+            self.limit_reached();
+            return Ok(false);
+        }
+        if maitred_pool::shutdown::started() && !self.allowed_while_draining(h.op_code, &msg) {
+            self.refuse_while_draining(h, &msg).await?;
+            return Ok(false);
+        }
+        match h.op_code {
+            OpCode::Msg => self.on_msg(h, msg).await?,
+            OpCode::Query => self.on_query(h, &msg).await?,
+            other => return Err(crate::codec::CodecError::UnsupportedOpCode(other.as_i32()).into()),
+        }
+        Ok(true)
     }
 
     /// Whether the drain lets this request through: one of a transaction still running
